@@ -1,0 +1,143 @@
+"""The command line: `python -m bot [--config PATH] COMMAND`.
+
+A thin layer: each command parses its arguments, calls library functions, prints, and returns
+an exit code. Exit 0 success, 1 invalid input (config or content), 2 usage error, 3 runtime
+failure. Heavy imports happen inside the commands, so `--help` and `check` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bot.errors import InputError
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate config.yaml and every content queue; print a summary per queue."""
+    raise NotImplementedError
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Show the coming slots with the exact payload per platform and account."""
+    raise NotImplementedError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon."""
+    raise NotImplementedError
+
+
+def cmd_post(args: argparse.Namespace) -> int:
+    """Send a queue's next post now, or one post to every target it has not reached."""
+    raise NotImplementedError
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    """Delete every copy of a post that we published."""
+    raise NotImplementedError
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per queue and per account: what was posted, what is next, what is wrong."""
+    raise NotImplementedError
+
+
+def cmd_mentions(args: argparse.Namespace) -> int:
+    """Replies, mentions and hashtag posts tracked so far."""
+    raise NotImplementedError
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
+    raise NotImplementedError
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Lift a pause."""
+    raise NotImplementedError
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Run the three platform emulators; print their URLs and credentials as one JSON line."""
+    raise NotImplementedError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="campaign-bot", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=(func.__doc__ or "").splitlines()[0], description=func.__doc__)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("check", cmd_check)
+    p.add_argument("--online", action="store_true", help="also verify each account with one read-only call")
+
+    p = add("preview", cmd_preview)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--queue")
+    p.add_argument("--platform", choices=["x", "bluesky", "mastodon"])
+    p.add_argument("--json", action="store_true")
+
+    p = add("run", cmd_run)
+    p.add_argument("--sandbox", action="store_true", help="start the emulators in-process and post to them")
+    p.add_argument("--once", action="store_true", help="fire every due slot, monitor once, exit")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        metavar="DURATION",
+        help="run this long, then stop (30s, 5m, 2h, 1d)",
+    )
+
+    p = add("post", cmd_post)
+    p.add_argument("queue")
+    p.add_argument("item_id", nargs="?")
+    p.add_argument("--platform", action="append", choices=["x", "bluesky", "mastodon"])
+    p.add_argument("--dry-run", action="store_true")
+
+    p = add("retract", cmd_retract)
+    p.add_argument("queue")
+    p.add_argument("item_id")
+    p.add_argument("--platform", action="append", choices=["x", "bluesky", "mastodon"])
+
+    p = add("status", cmd_status)
+    p.add_argument("--json", action="store_true")
+
+    p = add("mentions", cmd_mentions)
+    p.add_argument("--since", metavar="DURATION")
+    p.add_argument("--follow", action="store_true")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+
+    p = add("pause", cmd_pause)
+    p.add_argument("--reason")
+    add("resume", cmd_resume)
+
+    p = add("sandbox", cmd_sandbox)
+    p.add_argument("--port", type=int, help="X on N, Bluesky on N+1, Mastodon on N+2 (default: free ports)")
+    p.add_argument("--accounts", type=int, default=2)
+    p.add_argument("--limits", default="none", choices=["none", "free", "basic", "pro"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return EXIT_RUNTIME
+    return code
