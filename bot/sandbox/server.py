@@ -310,7 +310,7 @@ class SandboxServer(ThreadingHTTPServer):
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
-            target=self.serve_forever, name=f"sandbox-{self.emulator.name}", daemon=True
+            target=self.serve_forever, args=(0.05,), name=f"sandbox-{self.emulator.name}", daemon=True
         )
         self._thread.start()
         return self
