@@ -38,6 +38,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def account_names(count: int) -> list[str]:
+    """The sandbox accounts of every platform: `main` (as in the shipped config.yaml), then account2, ..."""
+    return ["main", *(f"account{i}" for i in range(2, count + 1))]
+
+
 @dataclass(frozen=True)
 class FilePart:
     """One part of a multipart/form-data body."""
