@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.ledger import DELIVERY_LEASE, DeliveryKey, Ledger
+from bot.ledger import DELIVERY_LEASE, Delivery, DeliveryKey, Ledger
 from bot.platforms import Outgoing, PlatformClient, Published
 
 log = logging.getLogger("bot.delivery")
@@ -149,8 +149,9 @@ class Courier:
         root: Published | None = None
         previous: Published | None = None
         fresh = False
+        held: dict[DeliveryKey, Delivery] = {}  # the next part, claimed before this one is confirmed
         for index, template in enumerate(job.parts):
-            step = self._deliver_part(job, index, template, client, reply_to=previous, root=root)
+            step = self._deliver_part(job, index, template, client, held, reply_to=previous, root=root)
             if isinstance(step, Result):
                 return step
             published, sent_now = step
@@ -168,23 +169,33 @@ class Courier:
         index: int,
         template: Outgoing,
         client: PlatformClient,
+        held: dict[DeliveryKey, Delivery],
         *,
         reply_to: Published | None,
         root: Published | None,
     ) -> tuple[Published, bool] | Result:
         key = job.key(index)
+        claim = held.pop(key, None)
         halted = self.gate.halted()
         if halted:
+            if claim is not None:
+                self._release(key)
             return Result(job, "deferred", error=halted)
-        claim = self.ledger.claim_delivery(
-            key,
-            self.worker,
-            self.now(),
-            nonce_factory=lambda: new_tid(self.now()),
-            retry_failed=self.retry_failed,
-        )
+        if claim is None:
+            claim = self._claim(key)
         if claim is None:
             return self._not_ours(job, key)
+        # Claim the next part before confirming this one: a crash in between then leaves a
+        # claim to recover, never a thread that silently stops halfway.
+        next_key = job.key(index + 1) if index + 1 < len(job.parts) else None
+
+        def confirm(published: Published) -> None:
+            if next_key is not None:
+                following = self._claim(next_key)
+                if following is not None:
+                    held[next_key] = following
+            self._confirm(key, published)
+
         message = replace(template, nonce=claim.nonce, reply_to=reply_to, root=root)
         label = f"{job.target} {job.queue}/{job.post_id}" + (
             f" part {index + 1}/{len(job.parts)}" if len(job.parts) > 1 else ""
@@ -200,7 +211,7 @@ class Courier:
                     must_look = False
                     if found is not None:
                         log.info("reconciled %s: already posted %s", label, found.url)
-                        self._confirm(key, found)
+                        confirm(found)
                         return found, True
                 if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
                     return Result(job, "deferred", error="claim taken over by another worker")
@@ -216,7 +227,7 @@ class Courier:
                     found = self._look_quietly(client, message, claim.claimed_at)
                     if found is not None:
                         log.info("reconciled %s: already posted %s", label, found.url)
-                        self._confirm(key, found)
+                        confirm(found)
                         return found, True
                 log.error("rejected %s: %s", label, exc)
                 self.ledger.fail_delivery(key, str(exc), self.now())
@@ -246,9 +257,18 @@ class Courier:
                 self.ledger.fail_delivery(key, str(exc), self.now())
                 return Result(job, "failed", error=str(exc))
             else:
-                self._confirm(key, published)
+                confirm(published)
                 log.info("posted %s %s", label, published.url)
                 return published, True
+
+    def _claim(self, key: DeliveryKey) -> Delivery | None:
+        return self.ledger.claim_delivery(
+            key,
+            self.worker,
+            self.now(),
+            nonce_factory=lambda: new_tid(self.now()),
+            retry_failed=self.retry_failed,
+        )
 
     def _not_ours(self, job: Job, key: DeliveryKey) -> tuple[Published, bool] | Result:
         """The claim was refused: the part is done, failed before, or another worker holds it."""
