@@ -1,0 +1,546 @@
+"""Loading config.yaml (DESIGN §3) into the frozen `bot.model.Config`.
+
+Steps: parse the YAML (keeping lines), replace `${VAR}` and `${VAR:-default}` from the
+environment and then from a `.env` file beside the config (the environment wins), validate the
+shape with pydantic, then check what pydantic cannot (URLs, time zones, account names) and build
+the model objects. Every error is collected and raised at once as InputError, each at the line
+of the field it names. A variable missing for an enabled account is only a warning here (staff
+validate content without holding the secrets): the account records the variable's name in
+`Account.missing`, and `run` refuses to start it.
+
+Secrets: values that came from variables never appear in a message; messages name the field
+and the variable only. Pydantic's error `input` is never used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import types
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from bot.durations import parse_duration
+from bot.errors import InputError, Problem
+from bot.findings import Findings, describe_path, did_you_mean
+from bot.model import (
+    Account,
+    AccountLimits,
+    AmplifyRule,
+    Config,
+    LoggingConfig,
+    MonitorConfig,
+    Platform,
+    PlatformConfig,
+)
+from bot.yamlsource import YamlDocument, YamlPath, read_yaml
+
+# --- the accepted shape (pydantic; never leaves this module) ----------------------------------
+
+
+def _to_duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, timedelta):
+        return value
+    raise ValueError("write a duration like 30s, 5m, 2h or 1d")
+
+
+def _valid_url(value: str) -> str:
+    # Empty is let through: it is what a missing ${VAR} leaves, reported as that instead.
+    if value and (problem := check_url(value)):
+        raise ValueError(problem)
+    return value
+
+
+def _valid_timezone(name: str) -> str:
+    if problem := check_timezone(name):
+        raise ValueError(problem)
+    return name
+
+
+def _valid_hashtag(tag: str) -> str:
+    if not re.fullmatch(r"#\w+", tag):
+        raise ValueError(f"{tag!r} should be # followed by letters or digits")
+    return tag
+
+
+def _valid_database(url: str) -> str:
+    # Never echo the URL: a PostgreSQL URL may carry a password.
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ValueError("should be a URL like sqlite:///state/bot.sqlite3 or postgresql+psycopg://host/db")
+    if scheme not in ("sqlite", "postgres", "postgresql", "postgresql+psycopg"):
+        raise ValueError(f"unsupported scheme {scheme!r}; use sqlite:/// or postgresql+psycopg://")
+    return url
+
+
+Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
+PositiveInt = Annotated[int, Field(ge=1)]
+ServerUrl = Annotated[str, AfterValidator(_valid_url)]
+TimeZone = Annotated[str, AfterValidator(_valid_timezone)]
+Hashtag = Annotated[str, AfterValidator(_valid_hashtag)]
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _LimitsIn(_Shape):
+    posts_per_day: PositiveInt | None = None
+    min_gap: Duration | None = None
+
+
+class _XAccountIn(_Shape):
+    name: str
+    consumer_key: str
+    consumer_secret: str
+    access_token: str
+    access_token_secret: str
+    limits: _LimitsIn = _LimitsIn()
+
+
+class _BlueskyAccountIn(_Shape):
+    name: str
+    service: ServerUrl = "https://bsky.social"
+    handle: str
+    app_password: str
+    limits: _LimitsIn = _LimitsIn()
+
+
+class _MastodonAccountIn(_Shape):
+    name: str
+    api_base_url: ServerUrl
+    access_token: str
+    limits: _LimitsIn = _LimitsIn()
+
+
+class _XIn(_Shape):
+    enabled: bool = True
+    api_base_url: ServerUrl = "https://api.x.com"
+    tier: Literal["free", "basic", "pro", "pay-per-use"] = "free"
+    accounts: list[_XAccountIn] = []
+
+
+class _BlueskyIn(_Shape):
+    enabled: bool = True
+    accounts: list[_BlueskyAccountIn] = []
+
+
+class _MastodonIn(_Shape):
+    enabled: bool = True
+    accounts: list[_MastodonAccountIn] = []
+
+
+class _PlatformsIn(_Shape):
+    x: _XIn | None = None
+    bluesky: _BlueskyIn | None = None
+    mastodon: _MastodonIn | None = None
+
+
+class _LoggingIn(_Shape):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    mentions_log: str = "logs/mentions.jsonl"
+
+
+class _AlertsIn(_Shape):
+    webhook: ServerUrl | None = None
+
+
+class _MonitorIn(_Shape):
+    hashtags_every: Duration = timedelta(minutes=2)
+    replies_every: Duration = timedelta(minutes=5)
+    backfill: Duration = timedelta(hours=24)
+    retention_days: PositiveInt = 30
+    ignore: list[str] = []
+
+
+class _AmplifyRuleIn(_Shape):
+    allow: list[str]
+    max_per_day: Annotated[int, Field(ge=0)] = 10
+
+
+class _AmplifyIn(_Shape):
+    x: _AmplifyRuleIn | None = None
+    bluesky: _AmplifyRuleIn | None = None
+    mastodon: _AmplifyRuleIn | None = None
+
+
+class _ConfigIn(_Shape):
+    campaign: str | None = None
+    timezone: TimeZone = "UTC"
+    hashtags: Annotated[list[Hashtag], Field(min_length=1)] = ["#NoTechForICE"]
+    content: str = "content/"
+    database: Annotated[str, AfterValidator(_valid_database)] = "sqlite:///state/bot.sqlite3"
+    schedule_grace: Duration = timedelta(hours=1)
+    logging: _LoggingIn = _LoggingIn()
+    alerts: _AlertsIn = _AlertsIn()
+    monitor: _MonitorIn = _MonitorIn()
+    platforms: _PlatformsIn
+    amplify: _AmplifyIn = _AmplifyIn()
+
+
+# Which account key holds the account's server, per platform (the rest are credentials).
+_BASE_URL_KEY: Mapping[Platform, str | None] = {"x": None, "bluesky": "service", "mastodon": "api_base_url"}
+_NOT_CREDENTIALS = {"name", "limits", "service", "api_base_url"}
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Problem]]:
+    """Load and validate config.yaml; returns it with its warnings, or raises InputError with every error."""
+    shown = display_path(path)
+    doc = read_yaml(path, shown)
+    findings = Findings(doc)
+    if not isinstance(doc.data, dict):
+        findings.error((), "config.yaml must be a mapping of settings (key: value lines)")
+        raise InputError(findings.problems)
+
+    variables = _Variables(environ, _read_dotenv(path.parent / ".env"))
+    data = _substitute(doc.data, (), variables, findings)
+    assert isinstance(data, dict)
+
+    try:
+        shape = _ConfigIn.model_validate(data)
+    except ValidationError as exc:
+        _report_validation(exc, doc, findings)
+        raise InputError(_in_line_order(findings.problems)) from None
+
+    config = _Builder(path.absolute(), shape, findings, variables.missing).build()
+    if findings.has_errors:
+        raise InputError(_in_line_order([p for p in findings.problems if p.severity == "error"]))
+    return config, _in_line_order([p for p in findings.problems if p.severity == "warning"])
+
+
+def _in_line_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: p.line)
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the current folder when inside it."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+# --- ${VAR} substitution --------------------------------------------------------------------
+
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_REFERENCE_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+
+
+@dataclass
+class _Variables:
+    environ: Mapping[str, str]
+    dotenv: Mapping[str, str]
+    missing: dict[YamlPath, list[str]] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> str | None:
+        # Shell semantics: an empty value counts as unset (so `${VAR:-default}` uses the default).
+        value = self.environ.get(name) or self.dotenv.get(name)
+        return value or None
+
+
+def _substitute(value: object, path: YamlPath, variables: _Variables, findings: Findings) -> object:
+    if isinstance(value, dict):
+        return {k: _substitute(v, (*path, k), variables, findings) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, (*path, i), variables, findings) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        body = _REFERENCE_BODY.fullmatch(match.group(1))
+        if body is None:
+            findings.error(
+                path, f"{describe_path(path)}: {match.group(0)!r} is not ${{VAR}} or ${{VAR:-default}}"
+            )
+            return ""
+        name, default = body.group(1), body.group(2)
+        found = variables.lookup(name)
+        if found is not None:
+            return found
+        if default is not None:
+            return default
+        variables.missing.setdefault(path, []).append(name)
+        return ""
+
+    if "${" in _REFERENCE.sub("", value):
+        findings.error(path, f"{describe_path(path)}: a ${{ is not closed (write ${{VAR}})")
+    return _REFERENCE.sub(replace, value)
+
+
+# --- pydantic errors, back to lines ---------------------------------------------------------
+
+_FRIENDLY = {
+    "dict_type": "should be a mapping (key: value lines)",
+    "model_type": "should be a mapping (key: value lines)",
+    "model_attributes_type": "should be a mapping (key: value lines)",
+    "list_type": "should be a list",
+    "string_type": "should be text",
+    "bool_type": "should be true or false",
+    "bool_parsing": "should be true or false",
+    "int_type": "should be a whole number",
+    "int_parsing": "should be a whole number",
+    "int_from_float": "should be a whole number",
+}
+
+
+def _report_validation(exc: ValidationError, doc: YamlDocument, findings: Findings) -> None:
+    for error in exc.errors(include_url=False, include_input=False):
+        loc: YamlPath = tuple(error["loc"])
+        kind = error["type"]
+        if kind == "missing":
+            parent, name = loc[:-1], loc[-1]
+            where = f"{describe_path(parent)}: " if parent else ""
+            findings.error(parent, f"{where}missing required key {name!r}")
+        elif kind == "extra_forbidden":
+            parent, key = loc[:-1], str(loc[-1])
+            where = f"{describe_path(parent)}: " if parent else ""
+            hint = did_you_mean(key, _fields_at(_ConfigIn, parent))
+            findings.error(loc, f"{where}unknown key {key!r}{hint}")
+        else:
+            message = _FRIENDLY.get(kind) or str(error["msg"]).removeprefix("Value error, ")
+            findings.error(loc, f"{describe_path(loc)}: {message}")
+
+
+def _fields_at(model: type[BaseModel], loc: YamlPath) -> list[str]:
+    """The keys the shape accepts at `loc`, for "did you mean"."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(part, str) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found = annotation.model_fields.get(part)
+            if found is None:
+                return []
+            annotation = found.annotation
+        elif isinstance(part, int) and get_args(annotation):
+            annotation = get_args(annotation)[0]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _unwrap(options[0]) if options else annotation
+    return annotation
+
+
+# --- checks pydantic cannot make, and building the model ------------------------------------
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def check_url(url: str) -> str | None:
+    """Why a server URL is refused, or None. https://, or http:// to a loopback host only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "should be a URL starting with https://"
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return "plain http:// is accepted only for loopback hosts (127.0.0.1, ::1, localhost); use https://"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_timezone(name: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown timezone {name!r}{did_you_mean(name, zoneinfo.available_timezones())}"
+    return None
+
+
+class _Builder:
+    def __init__(
+        self, path: Path, shape: _ConfigIn, findings: Findings, missing: Mapping[YamlPath, list[str]]
+    ) -> None:
+        self.path = path
+        self.folder = path.parent
+        self.shape = shape
+        self.findings = findings
+        self.missing = missing
+
+    def build(self) -> Config:
+        shape, findings = self.shape, self.findings
+        platforms = self._platforms()
+        enabled_used = {p for p, pc in platforms.items() if pc.enabled}
+        self._report_missing(enabled_used)
+        if not enabled_used:
+            findings.warning(("platforms",), "platforms: no platform is enabled, so nothing will be posted")
+        webhook = shape.alerts.webhook or None
+        mentions_log = shape.logging.mentions_log
+        return Config(
+            path=self.path,
+            campaign=shape.campaign or self.folder.name,
+            platforms=platforms,
+            timezone=shape.timezone,
+            hashtags=tuple(shape.hashtags),
+            content_dir=self.folder / shape.content,
+            database_url=self._database_url(shape.database),
+            schedule_grace=shape.schedule_grace,
+            logging=LoggingConfig(
+                level=shape.logging.level,
+                format=shape.logging.format,
+                mentions_log=None if mentions_log == "-" else self.folder / mentions_log,
+            ),
+            alerts_webhook=webhook,
+            monitor=MonitorConfig(
+                hashtags_every=shape.monitor.hashtags_every,
+                replies_every=shape.monitor.replies_every,
+                backfill=shape.monitor.backfill,
+                retention_days=shape.monitor.retention_days,
+                ignore=tuple(shape.monitor.ignore),
+            ),
+            amplify=self._amplify(enabled_used),
+        )
+
+    def _database_url(self, url: str) -> str:
+        scheme, _, rest = url.partition("://")
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+            # Heroku sets postgres://; SQLAlchemy wants the driver named, and psycopg 3 is ours.
+            return f"postgresql+psycopg://{rest}"
+        if scheme == "sqlite":
+            file = rest.removeprefix("/")
+            if file in ("", ":memory:") or rest.startswith("//"):
+                return url  # in memory, or already absolute (sqlite:////abs/path)
+            return f"sqlite:///{(self.folder / file).as_posix()}"
+        return url
+
+    def _platforms(self) -> dict[Platform, PlatformConfig]:
+        given = self.shape.platforms
+        result: dict[Platform, PlatformConfig] = {}
+        if given.x is not None:
+            x = given.x
+            self._require_url(("platforms", "x", "api_base_url"), x.api_base_url, x.enabled)
+            result["x"] = self._platform("x", x.enabled, x.accounts, x.api_base_url, x.tier)
+        if given.bluesky is not None:
+            result["bluesky"] = self._platform(
+                "bluesky", given.bluesky.enabled, given.bluesky.accounts, "", None
+            )
+        if given.mastodon is not None:
+            result["mastodon"] = self._platform(
+                "mastodon", given.mastodon.enabled, given.mastodon.accounts, "", None
+            )
+        return result
+
+    def _platform(
+        self,
+        platform: Platform,
+        enabled: bool,
+        accounts_in: list[Any],
+        base_url: str,
+        tier: Literal["free", "basic", "pro", "pay-per-use"] | None,
+    ) -> PlatformConfig:
+        where: YamlPath = ("platforms", platform)
+        if not enabled:
+            return PlatformConfig(platform=platform, enabled=False, tier=tier)
+        if not accounts_in:
+            self.findings.error(where, f"platforms.{platform}: enabled but lists no accounts")
+        accounts: list[Account] = []
+        seen: set[str] = set()
+        for i, account_in in enumerate(accounts_in):
+            account_path: YamlPath = (*where, "accounts", i)
+            if account_in.name in seen:
+                self.findings.error(
+                    (*account_path, "name"),
+                    f"platforms.{platform}: account name {account_in.name!r} is used twice",
+                )
+            seen.add(account_in.name)
+            accounts.append(self._account(platform, account_in, account_path, base_url))
+        return PlatformConfig(platform=platform, enabled=True, accounts=tuple(accounts), tier=tier)
+
+    def _account(self, platform: Platform, account_in: Any, path: YamlPath, platform_url: str) -> Account:
+        values: dict[str, Any] = dict(account_in)
+        missing = [name for key in values for name in self.missing.get((*path, key), [])]
+        url_key = _BASE_URL_KEY[platform]
+        base_url = values[url_key] if url_key else platform_url
+        if url_key:
+            self._require_url((*path, url_key), base_url, True)
+        limits: _LimitsIn = account_in.limits
+        return Account(
+            platform=platform,
+            name=account_in.name,
+            base_url=base_url,
+            credentials={k: v for k, v in values.items() if k not in _NOT_CREDENTIALS},
+            limits=AccountLimits(posts_per_day=limits.posts_per_day, min_gap=limits.min_gap),
+            missing=tuple(dict.fromkeys(missing)),
+            line=self.findings.doc.line(path),
+        )
+
+    def _require_url(self, path: YamlPath, url: str, enabled: bool) -> None:
+        # An empty URL passed validation; it is an error unless a missing ${VAR} explains it.
+        if enabled and not url and not self.missing.get(path):
+            self.findings.error(path, f"{describe_path(path)}: should be a URL starting with https://")
+
+    def _report_missing(self, enabled: set[Platform]) -> None:
+        per_account: dict[YamlPath, list[str]] = {}
+        for path, names in self.missing.items():
+            platform = path[1] if len(path) > 1 and path[0] == "platforms" else None
+            if platform is not None and platform not in enabled:
+                continue  # a disabled platform needs no secrets
+            if len(path) >= 4 and path[0] == "platforms" and path[2] == "accounts":
+                per_account.setdefault(path[:4], []).extend(names)
+                continue
+            for name in names:
+                self.findings.error(
+                    path,
+                    f"{describe_path(path)}: environment variable {name} is not set "
+                    f"(write ${{{name}:-default}} to give a default)",
+                )
+        for account_path, names in per_account.items():
+            unique = list(dict.fromkeys(names))
+            noun = "variable" if len(unique) == 1 else "variables"
+            verb = "is" if len(unique) == 1 else "are"
+            self.findings.warning(
+                account_path,
+                f"{describe_path(account_path)}: environment {noun} {', '.join(unique)} {verb} not set; "
+                "`run` will not start this account",
+            )
+
+    def _amplify(self, enabled: set[Platform]) -> dict[Platform, AmplifyRule]:
+        rules: dict[Platform, AmplifyRule] = {}
+        for platform in ("x", "bluesky", "mastodon"):
+            rule: _AmplifyRuleIn | None = getattr(self.shape.amplify, platform)
+            if rule is None:
+                continue
+            if platform not in enabled:
+                self.findings.warning(
+                    ("amplify", platform),
+                    f"amplify.{platform}: {platform} is not enabled, so nothing is amplified",
+                )
+            rules[platform] = AmplifyRule(allow=tuple(rule.allow), max_per_day=rule.max_per_day)
+        return rules
