@@ -30,7 +30,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from bot.durations import parse_duration
 from bot.errors import InputError, Problem
-from bot.findings import Findings, describe_path, did_you_mean
+from bot.findings import Findings, describe_path, did_you_mean, display_path
 from bot.model import (
     Account,
     AccountLimits,
@@ -224,15 +224,6 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
 
 def _in_line_order(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: p.line)
-
-
-def display_path(path: Path) -> str:
-    """A path as messages show it: relative to the current folder when inside it."""
-    absolute = path.absolute()
-    try:
-        return str(absolute.relative_to(Path.cwd()))
-    except ValueError:
-        return str(absolute)
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

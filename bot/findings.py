@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from bot.errors import Problem
 from bot.yamlsource import YamlDocument, YamlPath
@@ -13,6 +14,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'tier'?)` when a choice is close to `word`, else ``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the current folder when inside it."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 def describe_path(path: YamlPath) -> str:
