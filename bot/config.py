@@ -41,7 +41,7 @@ from bot.model import (
     Platform,
     PlatformConfig,
 )
-from bot.yamlsource import YamlDocument, YamlPath, read_yaml
+from bot.yamlsource import YamlPath, read_yaml
 
 # --- the accepted shape (pydantic; never leaves this module) ----------------------------------
 
@@ -210,11 +210,14 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
     data = _substitute(doc.data, (), variables, findings)
     assert isinstance(data, dict)
 
+    _report_missing(findings, variables.missing, data)
+
     try:
         shape = _ConfigIn.model_validate(data)
     except ValidationError as exc:
-        _report_validation(exc, doc, findings)
-        raise InputError(_in_line_order(findings.problems)) from None
+        # A value left empty by a missing variable is reported as that, not as a bad value.
+        _report_validation(exc, findings, skip=set(variables.missing))
+        raise InputError(_in_line_order([p for p in findings.problems if p.severity == "error"])) from None
 
     config = _Builder(path.absolute(), shape, findings, variables.missing).build()
     if findings.has_errors:
@@ -279,6 +282,41 @@ def _substitute(value: object, path: YamlPath, variables: _Variables, findings: 
     return _REFERENCE.sub(replace, value)
 
 
+def _report_missing(
+    findings: Findings, missing: Mapping[YamlPath, list[str]], data: Mapping[str, Any]
+) -> None:
+    """Missing variables: a warning per account of an enabled platform, an error anywhere else."""
+    per_account: dict[YamlPath, list[str]] = {}
+    for path, names in missing.items():
+        if len(path) > 1 and path[0] == "platforms" and not _is_enabled(data, str(path[1])):
+            continue  # a disabled platform needs no secrets
+        if len(path) >= 4 and path[0] == "platforms" and path[2] == "accounts":
+            per_account.setdefault(path[:4], []).extend(names)
+            continue
+        for name in names:
+            findings.error(
+                path,
+                f"{describe_path(path)}: environment variable {name} is not set "
+                f"(write ${{{name}:-default}} to give a default)",
+            )
+    for account_path, names in per_account.items():
+        unique = list(dict.fromkeys(names))
+        noun, verb = ("variable", "is") if len(unique) == 1 else ("variables", "are")
+        findings.warning(
+            account_path,
+            f"{describe_path(account_path)}: environment {noun} {', '.join(unique)} {verb} not set; "
+            "`run` will not start this account",
+        )
+
+
+def _is_enabled(data: Mapping[str, Any], platform: str) -> bool:
+    platforms = data.get("platforms")
+    section = platforms.get(platform) if isinstance(platforms, dict) else None
+    if not isinstance(section, dict):
+        return False
+    return str(section.get("enabled", True)).lower() not in ("false", "no", "off", "0")
+
+
 # --- pydantic errors, back to lines ---------------------------------------------------------
 
 _FRIENDLY = {
@@ -295,10 +333,12 @@ _FRIENDLY = {
 }
 
 
-def _report_validation(exc: ValidationError, doc: YamlDocument, findings: Findings) -> None:
+def _report_validation(exc: ValidationError, findings: Findings, skip: set[YamlPath]) -> None:
     for error in exc.errors(include_url=False, include_input=False):
         loc: YamlPath = tuple(error["loc"])
         kind = error["type"]
+        if loc in skip:
+            continue
         if kind == "missing":
             parent, name = loc[:-1], loc[-1]
             where = f"{describe_path(parent)}: " if parent else ""
@@ -389,7 +429,6 @@ class _Builder:
         shape, findings = self.shape, self.findings
         platforms = self._platforms()
         enabled_used = {p for p, pc in platforms.items() if pc.enabled}
-        self._report_missing(enabled_used)
         if not enabled_used:
             findings.warning(("platforms",), "platforms: no platform is enabled, so nothing will be posted")
         webhook = shape.alerts.webhook or None
@@ -496,31 +535,6 @@ class _Builder:
         # An empty URL passed validation; it is an error unless a missing ${VAR} explains it.
         if enabled and not url and not self.missing.get(path):
             self.findings.error(path, f"{describe_path(path)}: should be a URL starting with https://")
-
-    def _report_missing(self, enabled: set[Platform]) -> None:
-        per_account: dict[YamlPath, list[str]] = {}
-        for path, names in self.missing.items():
-            platform = path[1] if len(path) > 1 and path[0] == "platforms" else None
-            if platform is not None and platform not in enabled:
-                continue  # a disabled platform needs no secrets
-            if len(path) >= 4 and path[0] == "platforms" and path[2] == "accounts":
-                per_account.setdefault(path[:4], []).extend(names)
-                continue
-            for name in names:
-                self.findings.error(
-                    path,
-                    f"{describe_path(path)}: environment variable {name} is not set "
-                    f"(write ${{{name}:-default}} to give a default)",
-                )
-        for account_path, names in per_account.items():
-            unique = list(dict.fromkeys(names))
-            noun = "variable" if len(unique) == 1 else "variables"
-            verb = "is" if len(unique) == 1 else "are"
-            self.findings.warning(
-                account_path,
-                f"{describe_path(account_path)}: environment {noun} {', '.join(unique)} {verb} not set; "
-                "`run` will not start this account",
-            )
 
     def _amplify(self, enabled: set[Platform]) -> dict[Platform, AmplifyRule]:
         rules: dict[Platform, AmplifyRule] = {}
