@@ -91,7 +91,8 @@ def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]
         findings.error((), "a queue file should be a mapping with schedule: and posts: (key: value lines)")
         return None, findings.problems
     queue = _QueueReader(config, path, findings, doc.data).read()
-    return (None if findings.has_errors else queue), findings.problems
+    problems = sorted(findings.problems, key=lambda p: p.line)
+    return (None if findings.has_errors else queue), problems
 
 
 class _QueueReader:

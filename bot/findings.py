@@ -12,7 +12,7 @@ from bot.yamlsource import YamlDocument, YamlPath
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'tier'?)` when a choice is close to `word`, else ``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -143,12 +143,12 @@ class PostReader:
         if has_thread:
             return self.read_thread(value["thread"], (*path, "thread"), images)
         if required:
-            self.findings.error(path, "post has neither text nor thread")
+            self.findings.error(path, f"{describe_path(path)}: needs text or thread")
         return None
 
     def read_text(self, value: object, path: YamlPath) -> str | None:
         if not isinstance(value, str) or not value.strip():
-            self.findings.error(path, f"{describe_path(path[-2:])}: should be non-empty text")
+            self.findings.error(path, f"{describe_path(path)}: should be non-empty text")
             return None
         return value.strip()
 
