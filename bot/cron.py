@@ -120,6 +120,8 @@ def _parse_field(text: str, field: _Field) -> frozenset[int]:
         raise CronError(f"empty {field.name} field")
     result: set[int] = set()
     for item in text.split(","):
+        if not item:
+            raise CronError(f"{field.name} field {text!r} has an empty item")
         result.update(_parse_item(item, field))
     return frozenset(result)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.errors import InputError, Problem
@@ -107,6 +108,12 @@ class _Builder:
             return None
         if isinstance(node, ScalarNode):
             return self.loader.construct_object(node, deep=True)
+        expected = "tag:yaml.org,2002:seq" if isinstance(node, SequenceNode) else "tag:yaml.org,2002:map"
+        if node.tag != expected:
+            # We build collections ourselves, so refuse their tags the way SafeLoader would.
+            raise ConstructorError(
+                None, None, f"could not determine a constructor for the tag {node.tag!r}", node.start_mark
+            )
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
