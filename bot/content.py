@@ -120,7 +120,7 @@ class _QueueReader:
                 if options is not None:
                     defaults[platform] = options
         posts = reader.read_posts(data.get("posts"))
-        if not posts and "posts" in data and isinstance(data["posts"], list):
+        if data.get("posts") == []:
             findings.warning(("posts",), "posts: the queue has no posts")
         return Queue(
             name=name,
