@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-from bot.config import check_timezone
+from bot.configshape import check_timezone
 from bot.cron import CronError, parse_cron
 from bot.durations import parse_duration
 from bot.errors import InputError, Problem
