@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import load_config
 from bot.content import load_queues
+from bot.durations import format_duration
 from bot.errors import InputError, Problem
 from bot.findings import display_path
 from bot.model import Config, Queue
@@ -70,7 +71,8 @@ def describe_queue(config: Config, queue: Queue, slots: Sequence[datetime]) -> l
     pinned = sum(1 for post in queue.posts if post.at is not None)
     threads = sum(1 for post in queue.posts if post.is_thread)
     counts = f"{len(queue.posts)} posts"
-    extras = [f"{n} {what}" for n, what in ((threads, "threads"), (pinned, "pinned")) if n]
+    extras = [f"{threads} thread{'s' * (threads != 1)}"] if threads else []
+    extras += [f"{pinned} pinned"] if pinned else []
     if extras:
         counts += f" ({', '.join(extras)})"
     targets = []
@@ -96,7 +98,7 @@ def describe_schedule(queue: Queue) -> str:
     if schedule.kind == "cron":
         text = f"cron {schedule.cron!r}"
     elif schedule.kind == "every":
-        text = f"every {schedule.every}"
+        text = f"every {format_duration(schedule.every)}" if schedule.every else "every ?"
     else:
         text = f"{len(schedule.at)} fixed times"
     text += f" ({schedule.timezone})"
@@ -104,5 +106,5 @@ def describe_schedule(queue: Queue) -> str:
         start, end = schedule.quiet_hours
         text += f", quiet {start:%H:%M}-{end:%H:%M}"
     if schedule.jitter:
-        text += f", jitter up to {schedule.jitter}"
+        text += f", jitter up to {format_duration(schedule.jitter)}"
     return text + f", {queue.order}, then {queue.when_exhausted}"

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.cron import CronError, parse_cron
-from bot.durations import parse_duration
+from bot.durations import format_duration, parse_duration
 
 
 def test_fields_ranges_steps_lists_and_names() -> None:
@@ -79,3 +79,9 @@ def test_durations() -> None:
     for bad in ("", "5", "m5", "1w", "-1h", "1.5h"):
         with pytest.raises(ValueError, match="is not a duration"):
             parse_duration(bad)
+
+
+@given(st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=400)))
+def test_a_formatted_duration_parses_back_to_itself(duration: timedelta) -> None:
+    whole = timedelta(seconds=int(duration.total_seconds()))
+    assert parse_duration(format_duration(whole)) == whole
