@@ -369,3 +369,57 @@ def test_duplicate_queue_names(campaign: Path) -> None:
     _, queues, problems = load(campaign, files)
     assert [q.file.name for q in queues] == ["a.yaml"]
     assert messages(problems) == ["content/b.yaml:1: queue name 'daily' is already used by content/a.yaml"]
+
+
+def test_stray_yml_files_and_a_missing_content_folder_are_reported(campaign: Path) -> None:
+    (campaign / "content" / "old.yml").write_text("schedule: {every: 1d}\nposts: [{id: a, text: hi}]\n")
+    _, queues, problems = load(campaign, {"q.yaml": "schedule: {every: 1d}\nposts: [{id: a, text: hi}]\n"})
+    assert [q.name for q in queues] == ["q"]
+    assert messages(problems) == ["content/old.yml:1: warning: ignored: queue files must end in .yaml"]
+    (campaign / "config.yaml").write_text(CONFIG + "content: elsewhere/\n")
+    config, _ = load_config(campaign / "config.yaml", {})
+    assert messages(load_queues(config)[1]) == ["config.yaml:1: content folder elsewhere does not exist"]
+
+
+def test_schedule_values_that_do_not_parse(campaign: Path) -> None:
+    schedule = 'schedule:\n  every: 0m\n  jitter: soon\n  quiet_hours: "22:00-25:00"\n'
+    assert broken(campaign, "posts: [{id: a, text: hi}]\n", schedule) == [
+        "content/q.yaml:2: schedule.every: should be longer than zero",
+        "content/q.yaml:3: schedule.jitter: 'soon' is not a duration: write it like 30s, 5m, 2h or 1d",
+        "content/q.yaml:4: schedule.quiet_hours: '22:00-25:00' should be "
+        '"HH:MM-HH:MM", such as "22:00-07:00"',
+    ]
+    assert broken(campaign, "posts: [{id: a, text: hi}]\n", "schedule: {timezone: UTC}\n") == [
+        "content/q.yaml:1: schedule: give one of cron, every or at"
+    ]
+    assert broken(campaign, "posts: [{id: a, text: hi}]\n", "") == [
+        "content/q.yaml:1: missing schedule: give one of cron, every or at"
+    ]
+
+
+def test_a_pinned_time_inside_a_dst_gap_moves_to_the_end_of_the_gap(campaign: Path) -> None:
+    body = "posts:\n  - {id: a, text: hi, at: 2027-03-14T02:30}\n"  # New York skips 02:00-03:00
+    _, (queue,), _ = load(campaign, {"q.yaml": "schedule: {every: 1d}\n" + body})
+    pinned = queue.posts[0].at
+    assert pinned is not None
+    assert pinned.astimezone(UTC) == datetime(2027, 3, 14, 7, 0, tzinfo=UTC)  # 03:00 EDT
+
+
+def test_options_that_belong_to_another_platform_or_to_posts(campaign: Path) -> None:
+    body = """\
+x: {text: not here}
+bluesky: {visibility: public}
+posts:
+  - id: a
+    text: hi
+    mastodon: {visibility: secret, link_card: true}
+    bluesky: "text with no link"
+    x: 42
+"""
+    assert broken(campaign, body) == [
+        "content/q.yaml:2: x: a queue's defaults cannot hold text; put it on a post",
+        "content/q.yaml:3: bluesky: visibility applies only to mastodon",
+        "content/q.yaml:7: mastodon: link_card applies only to bluesky",
+        "content/q.yaml:7: visibility: 'secret' should be one of public, unlisted, private, direct",
+        "content/q.yaml:9: x: should be a text or options (a mapping such as {language: en})",
+    ]
