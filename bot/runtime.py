@@ -66,6 +66,7 @@ class Clients:
         self.now = now
         self.options = options
         self._clients: dict[tuple[str, str], PlatformClient] = {}
+        self._retired: list[PlatformClient] = []
         self._lock = threading.Lock()
 
     def account(self, platform: str, name: str) -> Account:
@@ -83,10 +84,21 @@ class Clients:
             return client
 
     def drop(self, platform: str | None = None, name: str | None = None) -> None:
+        """Forget clients (all, or one account's): the next call opens a fresh one.
+
+        A dropped client may still be in use by a delivery thread, so it is closed only at exit.
+        """
         with self._lock:
             for key in list(self._clients):
                 if platform is None or key == (platform, name):
-                    del self._clients[key]
+                    self._retired.append(self._clients.pop(key))
+
+    def close(self) -> None:
+        self.drop()
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for client in retired:
+            _close(client)
 
     def _open(self, account: Account) -> PlatformClient:
         ledger, platform, name = self.ledger, account.platform, account.name
@@ -99,6 +111,13 @@ class Clients:
             save_session=lambda blob: ledger.save_session(platform, name, blob, self.now()),
             **self.options,
         )
+
+
+def _close(client: PlatformClient) -> None:
+    # Not part of the Protocol: the adapters that hold an HTTP session close it here.
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
 
 
 class Runtime:
@@ -204,5 +223,6 @@ class Runtime:
         return True
 
     def close(self) -> None:
+        self.clients.close()
         self.alert.close()
         self.ledger.close()

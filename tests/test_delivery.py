@@ -258,3 +258,141 @@ def test_new_tids_sort_by_time_and_use_the_atproto_alphabet(clock: Clock) -> Non
     second = new_tid(clock(), 0)
     assert len(first) == 13 and first < second
     assert set(first) <= set("234567abcdefghijklmnopqrstuvwxyz")
+
+
+# --- against the emulators, with the real SDKs ------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+
+from bot.payloads import build_jobs  # noqa: E402
+from bot.runtime import Runtime  # noqa: E402
+from bot.sandbox import Sandbox, start_sandbox  # noqa: E402
+from tests.sandboxsite import PLATFORMS, Site  # noqa: E402
+
+THREAD_QUEUE = """\
+    schedule: {every: 1h}
+    posts:
+      - id: solo
+        text: "Drop the contracts. #NoTechForICE"
+      - id: thread
+        thread:
+          - "Part one: hundreds of employees asked their company to drop its ICE contract. #NoTechForICE"
+          - "Part two: Salesforce employees asked the same about Border Patrol."
+          - "Part three: you can ask too."
+"""
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    sb = start_sandbox()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def site(sandbox: Sandbox, tmp_path: Path) -> Site:
+    for server in sandbox.servers.values():
+        server.emulator.reset()
+        server.faults.clear()
+    s = Site(tmp_path, sandbox)
+    s.write_queue("calls", THREAD_QUEUE)
+    return s
+
+
+@pytest.fixture
+def runtime(site: Site) -> Iterator[Runtime]:
+    rt = Runtime(site.config, site.env)
+    yield rt
+    rt.close()
+
+
+def sandbox_jobs(rt: Runtime, post_id: str, platform: str) -> list[Job]:
+    queue = rt.queue("calls")
+    assert queue is not None
+    post = next(p for p in queue.posts if p.id == post_id)
+    return build_jobs(rt.config, queue, post, 1, [platform])
+
+
+def sandbox_courier(rt: Runtime, gate: FakeGate | None = None, **kw: object) -> Courier:
+    return Courier(ledger=rt.ledger, now=rt.now, gate=gate or FakeGate(), worker="w1", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_sandbox_a_dropped_connection_after_the_write_leaves_one_copy(
+    site: Site, runtime: Runtime, platform: str
+) -> None:
+    site.fault(platform, drop="after")
+    [j] = sandbox_jobs(runtime, "solo", platform)
+    result = sandbox_courier(runtime).deliver(j, runtime.clients(platform, "main"))
+    assert result.outcome == "posted", result.line()
+    assert site.live_texts(platform) == ["Drop the contracts. #NoTechForICE"]
+    row = runtime.ledger.get_delivery(j.key(0))
+    assert row is not None and row.remote_id in [p["id"] for p in site.state(platform)]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_sandbox_a_503_after_the_write_leaves_one_copy(site: Site, runtime: Runtime, platform: str) -> None:
+    site.fault(platform, status=503, apply=True)
+    [j] = sandbox_jobs(runtime, "solo", platform)
+    result = sandbox_courier(runtime).deliver(j, runtime.clients(platform, "main"))
+    assert result.outcome == "posted", result.line()
+    assert site.live_texts(platform) == ["Drop the contracts. #NoTechForICE"]
+
+
+def test_sandbox_mastodon_without_idempotency_still_leaves_one_copy(site: Site, runtime: Runtime) -> None:
+    site.settings("mastodon", idempotency=False)
+    site.fault("mastodon", drop="after")
+    [j] = sandbox_jobs(runtime, "solo", "mastodon")
+    result = sandbox_courier(runtime).deliver(j, runtime.clients("mastodon", "main"))
+    assert result.outcome == "posted", result.line()
+    assert site.live_texts("mastodon") == ["Drop the contracts. #NoTechForICE"]
+
+
+class FaultBeforePart:
+    """A gate that injects a fault just before the given part is claimed (a thread broken midway)."""
+
+    def __init__(self, part: int, inject: object) -> None:
+        self.calls = 0
+        self.part = part
+        self.inject = inject
+        self.waits: list[float] = []
+
+    def halted(self) -> str | None:
+        self.calls += 1
+        if self.calls == self.part:
+            self.inject()  # type: ignore[operator]
+        return None
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return True
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_sandbox_a_thread_broken_after_its_first_part_resumes_without_doubles(
+    site: Site, runtime: Runtime, platform: str
+) -> None:
+    gate = FaultBeforePart(2, lambda: site.fault(platform, status=503, times=3))
+    [j] = sandbox_jobs(runtime, "thread", platform)
+    client = runtime.clients(platform, "main")
+    first = sandbox_courier(runtime, gate, policy=RetryPolicy(max_attempts=3)).deliver(j, client)  # type: ignore[arg-type]
+    assert first.outcome == "failed", first.line()
+    assert len(site.live_texts(platform)) == 1
+    second = sandbox_courier(runtime, retry_failed=True).deliver(j, client)
+    assert second.outcome == "posted", second.line()
+    posts = [p for p in site.state(platform) if not p.get("deleted")]
+    assert [p["text"].split(":")[0] for p in posts] == ["Part one", "Part two", "Part three"]
+    assert posts[1]["in_reply_to"] == posts[0]["id"] and posts[2]["in_reply_to"] == posts[1]["id"]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_sandbox_a_burst_of_429s_waits_for_the_reset_then_posts_once(
+    site: Site, runtime: Runtime, platform: str
+) -> None:
+    site.fault(platform, status=429, reset_in=30, times=3)
+    gate = FakeGate()
+    [j] = sandbox_jobs(runtime, "solo", platform)
+    result = sandbox_courier(runtime, gate).deliver(j, runtime.clients(platform, "main"))
+    assert result.outcome == "posted", result.line()
+    assert len(gate.waits) == 3 and all(20 <= w <= 31 for w in gate.waits), gate.waits
+    assert site.live_texts(platform) == ["Drop the contracts. #NoTechForICE"]
