@@ -93,11 +93,16 @@ class Site:
                   bluesky:
                     enabled: true
                     accounts:
-                      - {{name: main, service: {d["bluesky"]["base_url"]}, handle: "${{BSKY_HANDLE}}", app_password: "${{BSKY_APP_PASSWORD}}"}}
+                      - name: main
+                        service: {d["bluesky"]["base_url"]}
+                        handle: "${{BSKY_HANDLE}}"
+                        app_password: "${{BSKY_APP_PASSWORD}}"
                   mastodon:
                     enabled: true
                     accounts:
-                      - {{name: main, api_base_url: {d["mastodon"]["base_url"]}, access_token: "${{MASTODON_ACCESS_TOKEN}}"}}
+                      - name: main
+                        api_base_url: {d["mastodon"]["base_url"]}
+                        access_token: "${{MASTODON_ACCESS_TOKEN}}"
                 """
             )
         )
