@@ -681,3 +681,10 @@ def test_reset_empties_everything(sandbox: Sandbox) -> None:
     sandbox.control("reset")
     assert sandbox.state() == []
     assert sandbox.client().create_tweet(text="before reset").data  # no longer a duplicate
+
+
+def test_search_refuses_an_unknown_operator_in_xs_words(sandbox: Sandbox) -> None:
+    with pytest.raises(tweepy.BadRequest, match="Reference to invalid operator 'colour'"):
+        sandbox.client().search_recent_tweets("#NoTechForICE colour:red", user_auth=True)
+    with pytest.raises(tweepy.BadRequest):
+        sandbox.client().search_recent_tweets("(#NoTechForICE", user_auth=True)
