@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import requests
 import tweepy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tweepy.auth import OAuth1UserHandler
 
 from bot.platforms.x_transport import redirect_session
@@ -170,6 +172,21 @@ def test_signature_covers_the_host_the_client_signed(sandbox: Sandbox) -> None:
     assert requests.get(f"{sandbox.url}/2/users/me", headers={**signed.headers}, timeout=5).status_code == 401
     forwarded = {**signed.headers, "Host": "api.twitter.com"}
     assert requests.get(f"{sandbox.url}/2/users/me", headers=forwarded, timeout=5).status_code == 200
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(min_size=1, max_size=40), extra=st.text(max_size=10))
+def test_signature_check_accepts_any_parameters_tweepys_signer_produces(
+    sandbox: Sandbox, query: str, extra: str
+) -> None:
+    # Percent-encoding is where OAuth verifiers go wrong: spaces, "+", "~", "*", non-ASCII.
+    client = sandbox.client()
+    answer = client.session.get(
+        "https://api.twitter.com/2/tweets/search/recent",
+        params={"query": query, "tweet.fields": extra},
+        auth=sandbox._auth(client),
+    )
+    assert answer.status_code != 401, (query, extra)
 
 
 def test_credentials_are_stable_per_account_name() -> None:
