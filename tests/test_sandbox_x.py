@@ -194,6 +194,13 @@ def test_credentials_are_stable_per_account_name() -> None:
     assert first.credentials()[:2] == second.credentials()
     assert [c["name"] for c in first.credentials()] == ["main", "account2", "account3"]
     assert len({c["consumer_key"] for c in first.credentials()}) == 3
+    assert set(first.credentials()[0]) == {
+        "name",
+        "consumer_key",
+        "consumer_secret",
+        "access_token",
+        "access_token_secret",
+    }
 
 
 # -- posting -------------------------------------------------------------------------------
