@@ -27,7 +27,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.delivery import Courier, Job, Result, worker_name
+from bot.delivery import Courier, Gate, Job, Result, worker_name
 from bot.errors import AuthFailed, PlatformError
 from bot.gate import LiveGate
 from bot.limits import next_allowed
@@ -71,7 +71,7 @@ class Daemon:
         runtime: Runtime,
         *,
         stop: threading.Event | None = None,
-        gate: LiveGate | None = None,
+        gate: Gate | None = None,
         worker: str | None = None,
         max_workers: int = 16,
         monitor: Callable[[], None] | None = None,

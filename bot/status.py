@@ -31,9 +31,8 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     queues = []
     for queue in rt.queues():
         upcoming = next_slots(queue, now, 1)
-        choice = (
-            choose_post(queue, progress_of(ledger.sent_posts(queue.name)), upcoming[0].fire_at) if upcoming else None
-        )
+        progress = progress_of(ledger.sent_posts(queue.name))
+        choice = choose_post(queue, progress, upcoming[0].fire_at) if upcoming else None
         c = counts.get(queue.name, DeliveryCounts())
         queues.append(
             {
@@ -56,6 +55,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
             h = health.get((platform, account.name))
             last = last_posts.get((platform, account.name))
             day = ledger.count_posts(platform, account.name, now - timedelta(days=1))
+            wait = next_allowed(account.limits, now, last_post=last, posts_last_day=day)
             accounts.append(
                 {
                     "platform": platform,
@@ -66,7 +66,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                     "missing_credentials": list(account.missing),
                     "posts_last_24h": day,
                     "posts_per_day": account.limits.posts_per_day,
-                    "waiting_until": _iso(next_allowed(account.limits, now, last_post=last, posts_last_day=day)),
+                    "waiting_until": _iso(wait),
                 }
             )
     return {
@@ -101,5 +101,6 @@ def format_status(status: dict[str, Any]) -> str:
             f" of {a['posts_per_day']}" if a["posts_per_day"] is not None else ""
         )
         wait = f"; waiting for its limit until {a['waiting_until']}" if a["waiting_until"] else ""
-        lines.append(f"  {a['platform']}/{a['account']}: {health}; last post {a['last_post'] or '-'}; {budget}{wait}")
+        last = a["last_post"] or "-"
+        lines.append(f"  {a['platform']}/{a['account']}: {health}; last post {last}; {budget}{wait}")
     return "\n".join(lines)

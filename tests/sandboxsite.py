@@ -67,7 +67,7 @@ class Site:
 
     def write_config(self) -> None:
         d = self.sandbox.describe()
-        limits = f"\n        limits: {self.limits}" if self.limits else ""
+        limits = f"\n{' ' * 24}limits: {self.limits}" if self.limits else ""
         self.config.write_text(
             textwrap.dedent(
                 f"""\
