@@ -232,7 +232,7 @@ def test_plan_resumes_from_the_ledgers_progress() -> None:
 
 
 def test_shuffle_order_is_a_stable_seeded_permutation_per_cycle() -> None:
-    ids = tuple("p%d" % i for i in range(8))
+    ids = tuple(f"p{i}" for i in range(8))
     q = queue(cron("0 9 * * *"), post_ids=ids, order="shuffle", when_exhausted="repeat")
     orders = [tuple(p.id for p in cycle_order(q, cycle)) for cycle in range(1, 6)]
     assert all(sorted(o) == sorted(ids) for o in orders)
