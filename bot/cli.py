@@ -66,7 +66,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the three platform emulators; print their URLs and credentials as one JSON line."""
-    raise NotImplementedError
+    import json
+    import threading
+
+    from bot.sandbox import start_sandbox
+
+    try:
+        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits)
+    except OSError as exc:
+        print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(json.dumps(sandbox.describe()), flush=True)
+    try:
+        threading.Event().wait()  # serve until SIGINT/SIGTERM
+    finally:
+        sandbox.stop()
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
