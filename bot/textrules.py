@@ -25,8 +25,9 @@ from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.has_invalid_characters import has_invalid_characters
 
 from bot.errors import Problem
-from bot.facets import Facet, count_graphemes, detect_facets, utf8_length
+from bot.facets import count_graphemes, detect_facets, utf8_length
 from bot.model import Image, LinkCard, Part, Platform, PlatformOptions, Post, Queue
+from bot.platforms import Facet
 
 X_LIMIT = 280
 BLUESKY_GRAPHEMES = 300

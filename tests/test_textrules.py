@@ -9,7 +9,7 @@ from atproto_client.utils.facet_detection import detect_mentions as sdk_detect_m
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.facets import count_graphemes, detect_facets, utf8_length
+from bot.facets import count_graphemes, detect_facets, facet_record, utf8_length
 from bot.model import Image, Part, PlatformOptions, Post, Queue, Schedule
 from bot.textrules import add_hashtags, length_problems, mastodon_length, render_post, x_length
 
@@ -105,7 +105,7 @@ def test_platform_text_replaces_the_post_text_and_keeps_its_images() -> None:
 
 def test_bluesky_facets_match_the_proven_example() -> None:
     text = "Tech workers say no ✊ #NoTechForICE https://example.org/petition"
-    records = [f.to_record() for f in detect_facets(text)]
+    records = [facet_record(f) for f in detect_facets(text)]
     assert records == [
         {
             "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "NoTechForICE"}],
@@ -128,18 +128,18 @@ def test_bluesky_tag_offsets_count_utf8_bytes_after_emoji_and_cjk(prefix: str, s
     text = rendered.parts[0].text
     (tag,) = rendered.parts[0].facets
     assert (tag.kind, tag.value) == ("tag", "NoTechForICE")
-    assert tag.byte_start == start + len("call now ")
-    assert text.encode()[tag.byte_start : tag.byte_end] == b"#NoTechForICE"
+    assert tag.start == start + len("call now ")
+    assert text.encode()[tag.start : tag.end] == b"#NoTechForICE"
 
 
 def test_bluesky_mention_facet_carries_the_handle_for_the_adapter_to_resolve() -> None:
     (mention,) = [f for f in detect_facets("Thanks @ally.example.org!") if f.kind == "mention"]
     assert mention.value == "ally.example.org"
-    assert mention.to_record(did="did:plc:abc")["features"] == [
+    assert facet_record(mention, did="did:plc:abc")["features"] == [
         {"$type": "app.bsky.richtext.facet#mention", "did": "did:plc:abc"}
     ]
     with pytest.raises(ValueError, match="DID"):
-        mention.to_record()
+        facet_record(mention)
 
 
 def test_bluesky_tag_rules() -> None:
@@ -199,7 +199,7 @@ TEXTISH = st.lists(
 def test_facet_byte_ranges_slice_back_to_their_tag_link_or_mention(text: str) -> None:
     data = text.encode("utf-8")
     for facet in detect_facets(text):
-        covered = data[facet.byte_start : facet.byte_end].decode("utf-8")
+        covered = data[facet.start : facet.end].decode("utf-8")
         if facet.kind == "tag":
             assert covered[0] in "#＃" and covered[1:] == facet.value
         elif facet.kind == "link":
@@ -210,7 +210,7 @@ def test_facet_byte_ranges_slice_back_to_their_tag_link_or_mention(text: str) ->
 
 @given(TEXTISH)
 def test_facets_agree_with_the_atproto_sdk_offline_detection(text: str) -> None:
-    ours = [(f.byte_start, f.byte_end, f.value) for f in detect_facets(text) if f.kind != "mention"]
+    ours = [(f.start, f.end, f.value) for f in detect_facets(text) if f.kind != "mention"]
     theirs = []
     for facet in sdk_detect_facets(text):
         feature = facet.features[0]
@@ -218,7 +218,7 @@ def test_facets_agree_with_the_atproto_sdk_offline_detection(text: str) -> None:
         if isinstance(value, str) and not value.startswith("$"):  # cashtags: we make none
             theirs.append((facet.index.byte_start, facet.index.byte_end, value))
     assert ours == theirs
-    mentions = [(f.byte_start, f.byte_end, f.value) for f in detect_facets(text) if f.kind == "mention"]
+    mentions = [(f.start, f.end, f.value) for f in detect_facets(text) if f.kind == "mention"]
     assert mentions == [(m.byte_start, m.byte_end, m.handle) for m in sdk_detect_mentions(text)]
 
 
