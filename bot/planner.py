@@ -25,7 +25,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.model import Post, Queue
+from bot.model import Config, Platform, Post, Queue
 from bot.slots import Slot, slots_between
 
 PINNED_CYCLE = 0  # pinned posts go out once, outside the cycles, which count from 1
@@ -67,6 +67,18 @@ class PlannedSlot:
     post: Post | None
     cycle: int
     exhausted: bool = False
+
+
+def targets_of(queue: Queue, config: Config) -> dict[Platform, tuple[str, ...]]:
+    """The accounts each slot of the queue sends to, by platform (enabled platforms only)."""
+    targets: dict[Platform, tuple[str, ...]] = {}
+    for platform in queue.platforms:
+        names = tuple(
+            a.name for a in config.accounts(platform) if queue.accounts is None or a.name in queue.accounts
+        )
+        if names:
+            targets[platform] = names
+    return targets
 
 
 def _shuffle_key(queue_name: str, cycle: int, post_id: str) -> bytes:

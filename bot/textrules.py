@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import regex
 from twitter_text import parse_tweet
@@ -26,8 +27,8 @@ from twitter_text.has_invalid_characters import has_invalid_characters
 
 from bot.errors import Problem
 from bot.facets import count_graphemes, detect_facets, utf8_length
-from bot.model import Image, LinkCard, Part, Platform, PlatformOptions, Post, Queue
-from bot.platforms import Facet
+from bot.model import Image, LinkCard, Platform, PlatformOptions, Post, Queue
+from bot.platforms import Facet, Media, Outgoing, Published
 
 X_LIMIT = 280
 BLUESKY_GRAPHEMES = 300
@@ -99,19 +100,6 @@ def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
     )
 
 
-def _platform_parts(post: Post, options: PlatformOptions) -> tuple[Part, ...]:
-    if options.parts is None:
-        return post.parts
-    if any(part.images for part in options.parts):
-        return options.parts
-    # A platform text that names no images keeps the post's own, part by part: a shorter X
-    # text for a post with a photo should still carry the photo.
-    return tuple(
-        Part(part.text, post.parts[i].images if i < len(post.parts) else ())
-        for i, part in enumerate(options.parts)
-    )
-
-
 def render_post(
     queue: Queue,
     post: Post,
@@ -122,7 +110,8 @@ def render_post(
 ) -> Rendered:
     """The exact payload of `post` for one platform and account."""
     options = _options(queue, post, platform)
-    parts = _platform_parts(post, options)
+    # The loader already put the post's images on the first part of a platform's own text.
+    parts = options.parts if options.parts is not None else post.parts
     texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
     spoiler = options.spoiler_text if platform == "mastodon" else None
     rendered = tuple(
@@ -139,6 +128,36 @@ def render_post(
         visibility=options.visibility if platform == "mastodon" else None,
         language=options.language or queue.language,
         link_card=options.link_card if platform == "bluesky" else False,
+    )
+
+
+def to_outgoing(
+    rendered: Rendered,
+    index: int,
+    *,
+    content_dir: Path,
+    nonce: str,
+    reply_to: Published | None = None,
+    root: Published | None = None,
+) -> Outgoing:
+    """Part `index` of a rendered post as the adapter takes it: what preview showed, nothing else.
+
+    Images become absolute paths inside the content folder; the link card goes with the first
+    part only; the content warning, visibility and language go with every part (Mastodon.py's
+    own `status_reply` copies the CW the same way).
+    """
+    part = rendered.parts[index]
+    return Outgoing(
+        text=part.text,
+        nonce=nonce,
+        images=tuple(Media(content_dir / image.path, image.alt) for image in part.images),
+        facets=part.facets,
+        spoiler_text=rendered.spoiler_text,
+        visibility=rendered.visibility,
+        language=rendered.language,
+        link_card=rendered.link_card if index == 0 else False,
+        reply_to=reply_to,
+        root=root,
     )
 
 

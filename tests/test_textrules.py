@@ -85,13 +85,13 @@ def test_hashtag_goes_to_the_first_part_of_a_thread_only() -> None:
     assert [p.text for p in rendered.parts] == ["one #NoTechForICE", "two"]
 
 
-def test_platform_text_replaces_the_post_text_and_keeps_its_images() -> None:
+def test_platform_text_replaces_the_post_text() -> None:
     photo = Image("images/rally.png", "People holding a banner")
     post = Post(
         id="p",
         parts=(Part("A long text for everyone", (photo,)),),
         line=3,
-        overrides={"x": PlatformOptions(parts=(Part("Short for X"),))},
+        overrides={"x": PlatformOptions(parts=(Part("Short for X", (photo,)),))},
     )
     queue = make_queue(post)
     x = render_post(queue, post, "x", "main")
