@@ -5,9 +5,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bot.model import Part, Post, Queue, Schedule
 from bot.planner import Progress, choose_post, cycle_order, due_slots, plan
-from bot.slots import jitter_for, next_slots, slots_between
+from bot.slots import in_quiet_hours, jitter_for, next_slots, slots_between
 
 NY = ZoneInfo("America/New_York")
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,3 +349,33 @@ def test_next_slots_finds_sparse_schedules() -> None:
     q = queue(cron("0 12 29 2 *"))  # only in leap years
     (slot,) = next_slots(q, ny(2026, 1, 1), 1, horizon=timedelta(days=3 * 366))
     assert slot.name == "2028-02-29T12:00-05:00"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    step_minutes=st.sampled_from([20, 45, 60, 90, 120, 180]),
+    jitter_minutes=st.integers(0, 30),
+    quiet=st.sampled_from([None, (time(22), time(7)), (time(1), time(5)), (time(23, 30), time(0, 15))]),
+    start_hours=st.integers(0, 24 * 30),
+    cut_minutes=st.integers(1, 48 * 60 - 1),
+)
+def test_slots_do_not_depend_on_how_the_time_is_cut_into_windows(
+    step_minutes: int,
+    jitter_minutes: int,
+    quiet: tuple[time, time] | None,
+    start_hours: int,
+    cut_minutes: int,
+) -> None:
+    # Across the autumn DST change, so the windows straddle it too.
+    q = queue(
+        every(timedelta(minutes=step_minutes), jitter=timedelta(minutes=jitter_minutes), quiet_hours=quiet)
+    )
+    lo = ny(2026, 10, 15) + timedelta(hours=start_hours)
+    hi = lo + timedelta(hours=48)
+    cut = lo + timedelta(minutes=cut_minutes)
+    whole = slots_between(q, lo, hi)
+    assert slots_between(q, lo, cut) + slots_between(q, cut, hi) == whole
+    names = [s.name for s in whole]
+    assert len(names) == len(set(names))
+    if quiet is not None:
+        assert not any(in_quiet_hours(s.nominal.astimezone(NY).time(), quiet) for s in whole)
