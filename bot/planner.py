@@ -98,7 +98,7 @@ def cycle_order(queue: Queue, cycle: int, members: frozenset[str] | None = None)
 
 
 def _expired(post: Post, at: datetime) -> bool:
-    return post.expires is not None and at > post.expires
+    return post.expires is not None and at >= post.expires
 
 
 def _sendable(post: Post, at: datetime) -> bool:

@@ -10,7 +10,8 @@ the same name. The rules, in the order they apply:
    occurrence), one that does not exist fires at the first minute after the gap, and several
    such times collapse into that one minute. `every` slots are counted in elapsed time from the
    queue's `start` (default midnight, 1 January 2026, local). `at` slots as listed.
-2. the queue's `start` and `expires` (no slot before, none after);
+2. the queue's `start` and `expires` (no slot before `start`, none at or after `expires`,
+   which the loader makes exclusive: a bare date means the end of that day);
 3. quiet hours `[start, end)` local: slots inside are skipped, except that the first skipped
    slot of each quiet period moves to the period's end unless a slot already falls there (the
    moved slot is named by its new time);
@@ -134,7 +135,7 @@ def _nominal_times(queue: Queue, lo: datetime, hi: datetime) -> list[datetime]:
 
 
 def _within_queue(queue: Queue, when: datetime) -> bool:
-    return (queue.start is None or when >= queue.start) and (queue.expires is None or when <= queue.expires)
+    return (queue.start is None or when >= queue.start) and (queue.expires is None or when < queue.expires)
 
 
 # --- quiet hours --------------------------------------------------------------------------------
