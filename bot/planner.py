@@ -9,19 +9,21 @@ post", "Cycles", "Grace"):
   (`shuffle`): each post's place is a SHA-256 of (queue, cycle, post id), so every worker and
   every preview agree, and adding or removing a post does not reshuffle the others;
 - posts added to the file during a cycle join it at the end of the order: `Progress.members`
-  names the posts the cycle started with (the ledger keeps it; see `Progress`);
+  names the posts the cycle started with (`progress_from_history` derives it from the ledger);
 - when every post is sent (or expired), `stop` ends the queue (exhausted) and `repeat` starts the
   next cycle with every post of the file;
 - after downtime, only the latest regular slot missed by less than the grace fires; older ones
   are reported missed. A restart never bursts.
 
-The daemon asks `due_slots` on each tick, then `choose_post` for each due slot with the progress
-the ledger holds, and records `Choice.progress` with the slot.
+The daemon asks `due_slots` on each tick, then `choose_post` for each due slot with
+`progress_from_history(ledger.sent_posts(queue))`, and claims the slot with `Choice.cycle` and
+the chosen post's id.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -40,7 +42,7 @@ class Progress:
     `sent`: ids of the posts the cycle's earlier slots sent. `members`: ids of the posts the
     cycle started with, so that posts added later join at the end; None means "every post now
     in the file" (right for a fresh queue, and for sequential queues whose new posts are
-    appended to the file). `choose_post` always returns it filled in, for the ledger to keep.
+    appended to the file). `progress_from_history` rebuilds all three from the ledger.
     """
 
     cycle: int = 1
@@ -79,6 +81,27 @@ def targets_of(queue: Queue, config: Config) -> dict[Platform, tuple[str, ...]]:
         if names:
             targets[platform] = names
     return targets
+
+
+def progress_from_history(history: Sequence[tuple[int | None, str | None]]) -> Progress:
+    """The current cycle's progress from the ledger's fired slots, (cycle, post id) in firing order.
+
+    The members of cycle c >= 2 are what cycles c-1 and c sent: cycle c-1 ended only when every
+    post it held was sent (or had expired), so a post missing from both joined during cycle c
+    and belongs at its end. Cycle 1's members are not known (None: every post in the file).
+    """
+    sent_by_cycle: dict[int, set[str]] = {}
+    for cycle, post_id in history:
+        if cycle is None or post_id is None or cycle == PINNED_CYCLE:
+            continue
+        sent_by_cycle.setdefault(cycle, set()).add(post_id)
+    if not sent_by_cycle:
+        return Progress()
+    current = max(sent_by_cycle)
+    sent = frozenset(sent_by_cycle[current])
+    previous = sent_by_cycle.get(current - 1)
+    members = sent | previous if previous is not None else None
+    return Progress(cycle=current, sent=sent, members=members)
 
 
 def _shuffle_key(queue_name: str, cycle: int, post_id: str) -> bytes:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.model import Part, Post, Queue, Schedule
-from bot.planner import Progress, choose_post, cycle_order, due_slots, plan
+from bot.planner import Progress, choose_post, cycle_order, due_slots, plan, progress_from_history
 from bot.slots import in_quiet_hours, jitter_for, next_slots, slots_between
 
 NY = ZoneInfo("America/New_York")
@@ -379,3 +379,28 @@ def test_slots_do_not_depend_on_how_the_time_is_cut_into_windows(
     assert len(names) == len(set(names))
     if quiet is not None:
         assert not any(in_quiet_hours(s.nominal.astimezone(NY).time(), quiet) for s in whole)
+
+
+def test_progress_is_rebuilt_from_the_ledgers_fired_slots() -> None:
+    assert progress_from_history([]) == Progress()
+    history = [(1, "a"), (1, "b"), (0, "pinned-post"), (1, "c"), (2, "c"), (2, "a")]
+    assert progress_from_history(history) == Progress(
+        cycle=2, sent=frozenset({"a", "c"}), members=frozenset({"a", "b", "c"})
+    )
+    # A post added during cycle 2 (not sent in cycle 1) goes to the end of cycle 2.
+    q = queue(cron("0 9 * * *"), post_ids=("a", "new", "b", "c"), when_exhausted="repeat")
+    progress = progress_from_history(history)
+    assert sent_ids(q, ny(2026, 12, 1), ny(2026, 12, 4), progress) == ["b", "new", "a"]
+
+
+def test_expires_is_exclusive_as_the_loader_makes_it() -> None:
+    # `expires: 2026-12-03` arrives as 00:00 on 4 December: a daily midnight slot then is out.
+    q = queue(cron("0 0 * * *"), expires=ny(2026, 12, 4), when_exhausted="repeat")
+    assert local_fires(q, ny(2026, 12, 2), ny(2026, 12, 10)) == [
+        "2026-12-02T00:00-05:00",
+        "2026-12-03T00:00-05:00",
+    ]
+    dated = Post(id="a", parts=(Part("t"),), line=1, expires=ny(2026, 12, 3))
+    q = queue(cron("0 0 * * *"), posts=(dated, *posts("b")))
+    assert sent_ids(q, ny(2026, 12, 2), ny(2026, 12, 4)) == ["a", "b"]
+    assert sent_ids(q, ny(2026, 12, 3), ny(2026, 12, 5)) == ["b", None]
