@@ -22,7 +22,11 @@ def seconds_until_reset(headers: Mapping[str, str], now: datetime) -> float | No
             return max(0.0, float(retry_after))
         except ValueError:
             pass  # an HTTP-date: fall through to the reset headers, which say the same
-    reset = _parse_time(lowered.get("x-rate-limit-reset") or lowered.get("ratelimit-reset"))
+    reset = _parse_time(
+        lowered.get("x-rate-limit-reset")
+        or lowered.get("ratelimit-reset")
+        or lowered.get("x-ratelimit-reset")
+    )
     if reset is None:
         return None
     return max(0.0, (reset - now).total_seconds())
