@@ -69,6 +69,7 @@ class MastodonClient:
             user_agent="campaign-bot",
         )
         self._own_id: str | None = None
+        self._has_source_route = True  # until the server answers 404 for it
 
     def __repr__(self) -> str:
         return f"MastodonClient(account={self.account!r})"  # never the token
@@ -149,11 +150,15 @@ class MastodonClient:
     def _source_text(self, status: Mapping[str, Any]) -> str:
         if status.get("text"):
             return str(status["text"])
-        try:
-            return str(self._call(lambda: self._api.status_source(status["id"]))["text"])
-        except Rejected:
-            # A server without the source endpoint: the rendered HTML is the best we have.
-            return html_to_text(str(status.get("content") or ""))
+        if self._has_source_route:
+            try:
+                return str(self._call(lambda: self._api.status_source(status["id"]))["text"])
+            except Rejected as exc:
+                if not isinstance(exc.__cause__, MastodonNotFoundError):
+                    raise
+                self._has_source_route = False
+        # A server without the source route (before Mastodon 3.5): the rendered HTML is all we have.
+        return html_to_text(str(status.get("content") or ""))
 
     def _call(self, send: Callable[[], T]) -> T:
         try:
