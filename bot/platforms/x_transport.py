@@ -1,41 +1,47 @@
-"""Point tweepy at another host (the sandbox emulator) without touching its OAuth signature.
+"""Point tweepy at another X API base URL (the sandbox) without touching its OAuth signature.
 
-tweepy's v2 `Client` hardcodes `https://api.twitter.com` and has no base-URL option. A transport
-adapter mounted on `client.session` rewrites each request's URL after requests_oauthlib has
-signed it, so the signature still covers X's own host, as the emulator expects (reference
-x/NOTES.md §1). The original host travels in the `Host` header.
+tweepy.Client has no base-URL option and hard-codes `https://api.twitter.com`. A transport
+adapter mounted on the client's documented `session` runs *after* OAuth 1.0a signing
+(shared/reference/x/NOTES.md §1): it rewrites the URL to the target and keeps the original
+host in the `Host` header, so the signature still covers `https://api.twitter.com/...`, as X
+(and the sandbox emulator) verifies it.
+
+    client = tweepy.Client(consumer_key=..., consumer_secret=..., access_token=..., access_token_secret=...)
+    redirect_session(client.session, "http://127.0.0.1:8801")
+
+The v2 media upload (`https://api.x.com/2/media/upload`, which tweepy has no method for) goes
+through the same session and is redirected too.
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
+# Every host tweepy or the bot sends X API calls to.
 X_HOSTS = ("https://api.twitter.com/", "https://api.x.com/", "https://upload.twitter.com/")
 
 
 class RedirectAdapter(HTTPAdapter):
+    """Sends each request to `base_url` instead, with the original host kept in `Host`."""
+
     def __init__(self, base_url: str, **kwargs: Any) -> None:
-        split = urllib.parse.urlsplit(base_url)
-        self.scheme = split.scheme or "http"
-        self.netloc = split.netloc
-        self.prefix = split.path.rstrip("/")
+        target = urlsplit(base_url)
+        self.scheme, self.netloc = target.scheme or "http", target.netloc
         super().__init__(**kwargs)
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        url = urllib.parse.urlsplit(request.url or "")
+        url = urlsplit(request.url or "")
         request.headers["Host"] = url.netloc
-        request.url = urllib.parse.urlunsplit(
-            (self.scheme, self.netloc, self.prefix + url.path, url.query, "")
-        )
+        request.url = urlunsplit((self.scheme, self.netloc, url.path, url.query, ""))
         return super().send(request, *args, **kwargs)
 
 
 def redirect_session(session: requests.Session, base_url: str) -> None:
-    """Send every request for X's hosts on `session` to `base_url` (e.g. http://127.0.0.1:8801)."""
+    """Route the session's X API calls (api.twitter.com, api.x.com, upload.twitter.com) to `base_url`."""
     adapter = RedirectAdapter(base_url)
-    for host in X_HOSTS:
-        session.mount(host, adapter)
+    for prefix in X_HOSTS:
+        session.mount(prefix, adapter)
