@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class Clock:
 class Sandbox:
     server: SandboxServer
     clock: Clock
+    opened: list[XClient] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -47,9 +48,10 @@ class Sandbox:
         creds.update(changes)
         return Account(platform="x", name=name, base_url=self.url, credentials=creds)
 
-    def client(self, index: int = 0, **changes: str) -> XClient:
-        client = open_client(self.account(index, **changes), timeout=5, now=self.clock)
+    def client(self, index: int = 0, timeout: float = 5, **changes: str) -> XClient:
+        client = open_client(self.account(index, **changes), timeout=timeout, now=self.clock)
         assert isinstance(client, XClient)
+        self.opened.append(client)
         return client
 
     def posts(self) -> list[dict[str, Any]]:
@@ -64,7 +66,10 @@ class Sandbox:
 def x() -> Iterator[Sandbox]:
     clock = Clock(START)
     server = SandboxServer(XEmulator(accounts=2, limits="none", clock=clock)).start()
-    yield Sandbox(server, clock)
+    sandbox = Sandbox(server, clock)
+    yield sandbox
+    for client in sandbox.opened:
+        client.close()
     server.stop()
 
 
@@ -162,7 +167,7 @@ def test_503_is_transient_and_429_says_when_to_retry(x: Sandbox) -> None:
 
 
 def test_a_timeout_is_transient(x: Sandbox) -> None:
-    client = open_client(x.account(), timeout=0.2, now=x.clock)
+    client = x.client(timeout=0.2)
     x.fault(method="POST", path="/2/tweets", latency_ms=600)
     with pytest.raises(Transient):
         client.publish(message("slow"))

@@ -31,6 +31,7 @@ from atproto_client.exceptions import (
     UnauthorizedError,
 )
 from atproto_client.models.common import XrpcError
+from atproto_client.models.utils import get_response_model
 from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
 from atproto_core.uri import AtUri
@@ -104,6 +105,10 @@ class BlueskyClient:
 
     def __repr__(self) -> str:
         return f"BlueskyClient(account={self.account!r})"  # never the password or the session
+
+    def close(self) -> None:
+        """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
+        self._client.request.close()
 
     # -- the PlatformClient protocol -------------------------------------------------------
 
@@ -267,9 +272,17 @@ class BlueskyClient:
         return data, media
 
     def _upload(self, data: bytes) -> models.blob_ref.BlobRef:
-        # The SDK uploads as */*; name the type so the PDS need not guess it.
-        mime = inspect_image(data).mime
-        return self._client.com.atproto.repo.upload_blob(data, headers={"Content-Type": mime}).blob
+        # Not `upload_blob()`: it hands the bytes to httpx as `data=`, which httpx deprecates with
+        # a DeprecationWarning on every upload. `content=` is the same request. And the SDK sends
+        # `*/*`; naming the type spares the PDS a guess.
+        response = self._client.invoke_procedure(
+            "com.atproto.repo.uploadBlob",
+            data=None,
+            content=data,
+            input_encoding=inspect_image(data).mime,
+            output_encoding="application/json",
+        )
+        return get_response_model(response, models.ComAtprotoRepoUploadBlob.Response).blob
 
     def _embed(self, message: Outgoing, images: list[tuple[bytes, Media]]) -> Any:
         if images:
@@ -331,6 +344,10 @@ class BlueskyClient:
                 return send()
         except AtProtocolError as exc:
             raise translate_error(exc, self._now()) from exc
+        except httpx.HTTPError as exc:
+            # The SDK maps only httpx's timeouts and NetworkErrors; a connection closed before
+            # any answer (RemoteProtocolError) escapes it raw.
+            raise Transient(f"Bluesky: {type(exc).__name__}") from exc
 
 
 def translate_error(exc: AtProtocolError, now: datetime) -> PlatformError:

@@ -74,6 +74,10 @@ class MastodonClient:
     def __repr__(self) -> str:
         return f"MastodonClient(account={self.account!r})"  # never the token
 
+    def close(self) -> None:
+        """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
+        self._api.session.close()
+
     # -- the PlatformClient protocol -------------------------------------------------------
 
     def verify(self) -> str:

@@ -79,6 +79,10 @@ class XClient:
     def __repr__(self) -> str:
         return f"XClient(account={self.account!r})"  # never the keys
 
+    def close(self) -> None:
+        """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
+        self._client.session.close()
+
     # -- the PlatformClient protocol -------------------------------------------------------
 
     def verify(self) -> str:
