@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import requests
-from bot.sandbox.x import XEmulator
 
 from bot.errors import AuthFailed, Duplicate, RateLimited, Rejected, Transient
 from bot.model import Account
@@ -20,6 +19,7 @@ from bot.platforms import Media, Outgoing, Published, open_client
 from bot.platforms.tid import make_tid
 from bot.platforms.x import XClient
 from bot.sandbox.server import SandboxServer
+from bot.sandbox.x import XEmulator
 
 START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 
@@ -235,3 +235,53 @@ def test_thread_reply_to_a_deleted_part_is_rejected(x: Sandbox) -> None:
     client.delete(first)
     with pytest.raises(Rejected):
         client.publish(message("Part two", reply_to=Published(first.id, first.url)))
+
+
+# -- monitoring reads ------------------------------------------------------------------------
+
+
+def audience(x: Sandbox, **post: Any) -> list[dict[str, Any]]:
+    posts: list[dict[str, Any]] = requests.post(f"{x.url}/_sandbox/audience", json=post, timeout=5).json()[
+        "posts"
+    ]
+    return posts
+
+
+def test_replies_and_mentions_are_read_once_with_their_links(x: Sandbox) -> None:
+    client = x.client()
+    ours = client.publish(message("Drop the contracts #NoTechForICE"))
+    x.clock.now += timedelta(minutes=1)
+    audience(x, kind="reply", author="alice", text="Agreed!", to=ours.id)
+    audience(x, kind="mention", author="bob", text="what do you think?")
+    first = client.read_mentions(None, since=START - timedelta(hours=1))
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+        ("alice", ours.id, True),
+        ("bob", None, True),
+    ]
+    assert first.mentions[0].text.endswith("Agreed!") and first.complete
+    assert client.read_mentions(first.cursor, since=START).mentions == ()
+    audience(x, kind="mention", author="carol", text="hello")
+    assert [m.author for m in client.read_mentions(first.cursor, since=START).mentions] == ["carol"]
+
+
+def test_hashtag_search_pages_through_and_leaves_our_posts_out(x: Sandbox) -> None:
+    client = x.client()
+    client.publish(message("Our own #NoTechForICE post"))
+    x.clock.now += timedelta(minutes=1)
+    audience(x, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
+    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+    assert len(page.mentions) == 150 and page.complete
+    assert {m.author for m in page.mentions} == {"dana"}
+    assert all("NoTechForICE" in m.hashtags for m in page.mentions)
+    ids = [int(m.id) for m in page.mentions]
+    assert ids == sorted(ids)
+    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
+
+
+def test_a_search_cursor_older_than_seven_days_restarts_inside_the_window(x: Sandbox) -> None:
+    client = x.client()
+    old = audience(x, kind="hashtag", author="erin", text="Old #NoTechForICE")[0]
+    x.clock.now += timedelta(days=8)
+    audience(x, kind="hashtag", author="erin", text="New #NoTechForICE")
+    page = client.search_hashtag("NoTechForICE", old["id"], since=START)
+    assert [m.text for m in page.mentions] == ["New #NoTechForICE"]
