@@ -444,3 +444,50 @@ def test_a_rotated_away_session_falls_back_to_create_session(bsky: Sandbox) -> N
 def test_a_nonce_that_is_not_a_tid_is_refused(bsky: Sandbox) -> None:
     with pytest.raises(ValueError, match="TID"):
         bsky.client().publish(Outgoing(text="x", nonce="not-a-tid"))
+
+
+# -- monitoring reads ------------------------------------------------------------------------
+
+
+def audience(bsky: Sandbox, **post: Any) -> list[dict[str, Any]]:
+    answer = requests.post(f"{bsky.url}/_sandbox/audience", json=post, timeout=5)
+    posts: list[dict[str, Any]] = answer.json()["posts"]
+    return posts
+
+
+def test_replies_and_mentions_are_read_once_with_their_links(bsky: Sandbox) -> None:
+    client = bsky.client()
+    first_part = client.publish(message("Part one #NoTechForICE"))
+    second_part = client.publish(message("Part two", reply_to=first_part, root=first_part))
+    bsky.clock.now += timedelta(minutes=1)
+    audience(bsky, kind="reply", author="alice.example", text="Agreed!", to=second_part.id)
+    bsky.clock.now += timedelta(seconds=1)
+    audience(bsky, kind="mention", author="bob.example", text="what do you think?")
+    first = client.read_mentions(None, since=START - timedelta(hours=1))
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+        ("alice.example", second_part.id, False),
+        ("bob.example", None, True),
+    ]
+    assert first.mentions[0].text == "Agreed!" and first.complete
+    bsky.clock.now += timedelta(seconds=1)
+    audience(bsky, kind="mention", author="carol.example", text="hello")
+    later = client.read_mentions(first.cursor, since=START)
+    assert [m.author for m in later.mentions if m.id not in {f.id for f in first.mentions}] == [
+        "carol.example"
+    ]
+    assert "alice.example" not in [m.author for m in later.mentions]
+
+
+def test_hashtag_search_pages_through_and_leaves_our_posts_out(bsky: Sandbox) -> None:
+    client = bsky.client()
+    client.publish(message("Our own #NoTechForICE post", facets=(Facet(9, 22, "tag", "NoTechForICE"),)))
+    bsky.clock.now += timedelta(minutes=1)
+    audience(bsky, kind="hashtag", author="dana.example", text="Solidarity #NoTechForICE", count=150)
+    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+    assert len(page.mentions) == 150 and page.complete
+    assert {m.author for m in page.mentions} == {"dana.example"}
+    bsky.clock.now += timedelta(minutes=1)
+    audience(bsky, kind="hashtag", author="erin.example", text="Later #NoTechForICE")
+    later = client.search_hashtag("NoTechForICE", page.cursor, since=START)
+    assert "erin.example" in [m.author for m in later.mentions]
+    assert len(later.mentions) < 5  # only the boundary post may come again
