@@ -272,3 +272,43 @@ def test_boost_of_an_allys_post(masto: Sandbox) -> None:
     boosted = masto.client().repost(ally["id"])
     (reblog,) = [p for p in masto.state()["posts"] if p.get("reblog_of") == ally["id"]]
     assert reblog["id"] == boosted.id and reblog["author"] == "main"
+
+
+# -- monitoring reads ------------------------------------------------------------------------
+
+
+def audience(masto: Sandbox, **post: Any) -> list[dict[str, Any]]:
+    answer = requests.post(f"{masto.url}/_sandbox/audience", json=post, timeout=5)
+    posts: list[dict[str, Any]] = answer.json()["posts"]
+    return posts
+
+
+def test_replies_and_mentions_are_read_once_with_their_links(masto: Sandbox) -> None:
+    client = masto.client()
+    ours = client.publish(message("Drop the contracts #NoTechForICE"))
+    masto.clock.now += timedelta(minutes=1)
+    audience(masto, kind="reply", author="alice", text="Agreed!", to=ours.id)
+    audience(masto, kind="mention", author="bob", text="what do you think?")
+    first = client.read_mentions(None, since=START - timedelta(hours=1))
+    assert [(m.author.split("@")[0], m.in_reply_to, m.public) for m in first.mentions] == [
+        ("alice", ours.id, True),
+        ("bob", None, True),
+    ]
+    assert "Agreed!" in first.mentions[0].text and first.complete
+    assert client.read_mentions(first.cursor, since=START).mentions == ()
+    audience(masto, kind="mention", author="carol", text="hello")
+    assert [m.author.split("@")[0] for m in client.read_mentions(first.cursor, since=START).mentions] == [
+        "carol"
+    ]
+
+
+def test_hashtag_timeline_pages_through_and_leaves_our_posts_out(masto: Sandbox) -> None:
+    client = masto.client()
+    first = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+    client.publish(message("Our own #NoTechForICE post"))
+    audience(masto, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
+    page = client.search_hashtag("NoTechForICE", first.cursor, since=START)
+    assert len(page.mentions) == 150 and page.complete
+    assert {m.author.split("@")[0] for m in page.mentions} == {"dana"}
+    assert all("notechforice" in [h.lower() for h in m.hashtags] for m in page.mentions)
+    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
