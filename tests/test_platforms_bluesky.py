@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import requests
-from bot.sandbox.bluesky import BlueskyEmulator
 
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.model import Account, LinkCard
 from bot.platforms import Facet, Media, Outgoing, Published, open_client
 from bot.platforms.bluesky import BlueskyClient
 from bot.platforms.tid import make_tid
+from bot.sandbox.bluesky import BlueskyEmulator
 from bot.sandbox.server import SandboxServer
 
 START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)

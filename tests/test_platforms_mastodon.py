@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import requests
-from bot.sandbox.mastodon import MastodonEmulator
 
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.model import Account
 from bot.platforms import Media, Outgoing, open_client
 from bot.platforms.mastodon import MastodonClient
 from bot.platforms.tid import make_tid
+from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
 
 START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
