@@ -22,43 +22,21 @@ next claimer reconciles it.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
+from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
 from bot.ledger import DELIVERY_LEASE, Delivery, DeliveryKey, Ledger
 from bot.platforms import Outgoing, PlatformClient, Published
+from bot.platforms.tid import make_tid
 
 log = logging.getLogger("bot.delivery")
 
 Clock = Callable[[], datetime]
 Alert = Callable[[str, str], None]  # (kind, message): never a secret in either
-
-_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
-
-
-def new_tid(now: datetime, clock_id: int | None = None) -> str:
-    """A timestamp identifier (atproto TID): 53 bits of microseconds, 10 of clock id, base32-sortable.
-
-    Bluesky post records are keyed by TIDs (the PDS refuses any other rkey for
-    app.bsky.feed.post), and a TID is as good an Idempotency-Key as any for Mastodon, so one
-    nonce serves every platform.
-    """
-    micros = int(now.timestamp() * 1_000_000)
-    clock = secrets.randbelow(1024) if clock_id is None else clock_id & 1023
-    value = (micros << 10) | clock
-    return "".join(_TID_ALPHABET[(value >> (60 - 5 * i)) & 31] for i in range(13))
-
-
-def worker_name() -> str:
-    """Who holds a claim: host and process, plus a random tail so a restarted pid never collides."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -221,7 +199,7 @@ class Courier:
                 self.ledger.fail_delivery(key, f"authentication refused: {exc}", self.now())
                 return Result(job, "failed", error=f"authentication refused: {exc}")
             except Rejected as exc:
-                if failures or claim.attempted:
+                if failures or claim.attempted or isinstance(exc, Duplicate):
                     # An earlier call may have landed (X answers a repeat with a 403
                     # "duplicate content"): a rejection is a reason to look, not proof.
                     found = self._look_quietly(client, message, claim.claimed_at)
@@ -266,7 +244,8 @@ class Courier:
             key,
             self.worker,
             self.now(),
-            nonce_factory=lambda: new_tid(self.now()),
+            DELIVERY_LEASE,
+            lambda: make_tid(self.now()),
             retry_failed=self.retry_failed,
         )
 

@@ -16,16 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
-from bot.delivery import Courier, fan_out, worker_name
+from bot.delivery import Courier, fan_out
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.gate import LiveGate
-from bot.ledger import Delivery
+from bot.ledger import Delivery, new_worker_id
 from bot.model import Post, Queue
 from bot.payloads import build_jobs, describe_post, targets
-from bot.planner import PINNED_CYCLE, choose_post
+from bot.planner import PINNED_CYCLE, choose_post, progress_from_history
 from bot.platforms import Outgoing, Published
 from bot.runtime import Runtime
-from bot.scheduler import progress_of
 
 EXIT_OK, EXIT_INPUT, EXIT_RUNTIME = 0, 1, 3
 
@@ -47,7 +46,7 @@ def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
 def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] | Refusal:
     sent = rt.ledger.sent_posts(queue.name)
     if item_id is None:
-        choice = choose_post(queue, progress_of(sent), rt.now())
+        choice = choose_post(queue, progress_from_history(sent), rt.now())
         if choice.post is None:
             why = "every post has been sent (exhausted)" if choice.exhausted else "no post is sendable now"
             return Refusal(f"{queue.name}: nothing to send: {why}", EXIT_RUNTIME)
@@ -58,7 +57,7 @@ def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] 
     if post.at is not None:
         return post, PINNED_CYCLE
     cycles = [cycle for cycle, post_id in sent if post_id == post.id]
-    return post, (max(cycles) if cycles else progress_of(sent).cycle)
+    return post, (max(cycles) if cycles else progress_from_history(sent).cycle)
 
 
 def post_now(
@@ -95,7 +94,7 @@ def post_now(
         print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=out)
         return EXIT_RUNTIME
     now = rt.now()
-    worker = worker_name()
+    worker = new_worker_id()
     already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.sent_posts(queue.name))
     if item_id is None or not already:
         # Counts as a slot of the queue, so the schedule does not send this post again this cycle.

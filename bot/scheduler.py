@@ -27,13 +27,15 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.delivery import Courier, Gate, Job, Result, worker_name
+from bot.delivery import Courier, Gate, Job, Result
 from bot.errors import AuthFailed, PlatformError
 from bot.gate import LiveGate
+from bot.ledger import DELIVERY_LEASE, new_worker_id
 from bot.limits import next_allowed
 from bot.model import Account, Post, Queue
 from bot.payloads import build_job, targets
-from bot.planner import PINNED_CYCLE, Progress, choose_post, due_slots, pinned_post
+from bot.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
+from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
 
 log = logging.getLogger("bot.scheduler")
@@ -44,15 +46,6 @@ PROBE_EVERY = timedelta(minutes=15)
 # recorded failed rather than sent late: a call to action from last week is worse than none.
 PENDING_MAX_AGE = timedelta(days=1)
 SHUTDOWN_BOUND = 25.0  # seconds for calls in flight after SIGTERM (Heroku kills at 30)
-
-
-def progress_of(sent: list[tuple[int, str]]) -> Progress:
-    """The current cycle and what it sent, from the ledger's (cycle, post id) of fired slots."""
-    regular = [(cycle, post_id) for cycle, post_id in sent if cycle != PINNED_CYCLE]
-    if not regular:
-        return Progress()
-    cycle = max(c for c, _ in regular)
-    return Progress(cycle=cycle, sent=frozenset(p for c, p in regular if c == cycle))
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,7 @@ class Daemon:
         self.rt = runtime
         self.stop = stop or threading.Event()
         self.gate = gate or LiveGate(runtime.ledger, self.stop)
-        self.worker = worker or worker_name()
+        self.worker = worker or new_worker_id()
         self.courier = Courier(
             ledger=runtime.ledger, now=runtime.now, gate=self.gate, worker=self.worker, alert=runtime.alert
         )
@@ -152,7 +145,9 @@ class Daemon:
                 post, cycle = pinned_post(queue, slot), PINNED_CYCLE
                 exhausted = False
             else:
-                choice = choose_post(queue, progress_of(ledger.sent_posts(queue.name)), slot.fire_at)
+                choice = choose_post(
+                    queue, progress_from_history(ledger.sent_posts(queue.name)), slot.fire_at
+                )
                 post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
             if post is None:
                 previous = ledger.last_slot(queue.name)
@@ -256,9 +251,7 @@ class Daemon:
             self._waiting[(job.queue, job.post_id, job.cycle, job.platform, job.account)] = until
         key = job.key(0)
         ledger = self.rt.ledger
-        claim = ledger.claim_delivery(
-            key, self.worker, self.rt.now(), nonce_factory=lambda: _nonce(self.rt.now())
-        )
+        claim = ledger.claim_delivery(key, self.worker, self.rt.now(), DELIVERY_LEASE, self._nonce)
         if claim is not None:
             ledger.renew_delivery(key, self.worker, self.rt.now(), timedelta(0))
         log.info(
@@ -287,7 +280,7 @@ class Daemon:
             post = next((p for p in queue.posts if p.id == k.post_id), None) if queue is not None else None
             if now - row.claimed_at > PENDING_MAX_AGE or queue is None or post is None:
                 why = "not delivered within a day" if post is not None else "post no longer in the content"
-                if self.rt.ledger.claim_delivery(row.key, self.worker, now) is not None:
+                if self.rt.ledger.claim_delivery(row.key, self.worker, now, DELIVERY_LEASE, self._nonce):
                     self.rt.ledger.fail_delivery(row.key, why, now)
                     log.error("failed %s/%s %s/%s: %s", k.platform, k.account, k.queue, k.post_id, why)
                 continue
@@ -296,6 +289,9 @@ class Daemon:
             )
             for account in accounts:
                 self.dispatch(build_job(self.rt.config, queue, post, k.cycle, account))
+
+    def _nonce(self) -> str:
+        return make_tid(self.rt.now())
 
     # --- account health --------------------------------------------------------------------
 
@@ -375,9 +371,3 @@ class Daemon:
             log.warning("calls still in flight after %.0fs: the next start reconciles them", SHUTDOWN_BOUND)
         log.info("stopped")
         return finished
-
-
-def _nonce(now: datetime) -> str:
-    from bot.delivery import new_tid
-
-    return new_tid(now)

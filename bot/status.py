@@ -13,9 +13,8 @@ from typing import Any
 
 from bot.ledger import DeliveryCounts
 from bot.limits import next_allowed
-from bot.planner import choose_post
+from bot.planner import choose_post, progress_from_history
 from bot.runtime import Runtime
-from bot.scheduler import progress_of
 from bot.slots import next_slots
 
 
@@ -31,7 +30,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     queues = []
     for queue in rt.queues():
         upcoming = next_slots(queue, now, 1)
-        progress = progress_of(ledger.sent_posts(queue.name))
+        progress = progress_from_history(ledger.sent_posts(queue.name))
         choice = choose_post(queue, progress, upcoming[0].fire_at) if upcoming else None
         c = counts.get(queue.name, DeliveryCounts())
         queues.append(

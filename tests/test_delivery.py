@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery import Courier, Job, RetryPolicy, fan_out, new_tid
+from bot.delivery import Courier, Job, RetryPolicy, fan_out
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.ledger import DELIVERY_LEASE, Ledger, open_ledger
 from bot.platforms import Outgoing
+from bot.platforms.tid import make_tid
 from tests.fakeplatform import Clock, FakeClient, FakeGate, Step
 
 
@@ -164,7 +165,7 @@ def test_a_crash_between_claim_and_confirm_is_reconciled_by_the_next_worker(
     client = FakeClient("mastodon", "main", clock)
     j = job("Crash me")
     # Worker w0 claimed, started the call, the platform applied it, then w0 died.
-    claim = ledger.claim_delivery(j.key(0), "w0", clock(), nonce_factory=lambda: new_tid(clock()))
+    claim = ledger.claim_delivery(j.key(0), "w0", clock(), DELIVERY_LEASE, lambda: make_tid(clock()))
     assert claim is not None
     ledger.record_attempt(j.key(0), "w0", "Crash me", clock())
     client.publish(Outgoing(text="Crash me", nonce=claim.nonce))
@@ -250,14 +251,6 @@ def test_fan_out_never_lets_a_slow_platform_delay_the_others(ledger: Ledger, clo
     results = fan_out(courier(ledger, clock), jobs, lambda platform, account: clients[platform])
     assert [r.outcome for r in results] == ["posted", "posted", "posted"]
     assert clients["x"].publish_calls == 1
-
-
-def test_new_tids_sort_by_time_and_use_the_atproto_alphabet(clock: Clock) -> None:
-    first = new_tid(clock(), 0)
-    clock.advance(0.001)
-    second = new_tid(clock(), 0)
-    assert len(first) == 13 and first < second
-    assert set(first) <= set("234567abcdefghijklmnopqrstuvwxyz")
 
 
 # --- against the emulators, with the real SDKs ------------------------------------------------
