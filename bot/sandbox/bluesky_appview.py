@@ -188,9 +188,17 @@ class AppView:
             "did": actor.did,
             "handle": actor.handle,
             "displayName": actor.display_name,
-            "associated": {"activitySubscription": {"allowSubscriptions": "followers"}},
+            "associated": {
+                "chat": {"allowIncoming": "following"},  # the app's default
+                "activitySubscription": {"allowSubscriptions": "followers"},
+            },
             "labels": [],
-            "viewer": {"muted": False, "blockedBy": False},
+            "viewer": {
+                "muted": False,
+                "blockedBy": False,
+                "mutedOnlyQuoteposts": False,
+                "mutedOnlyReposts": False,
+            },
             "createdAt": format_time(actor.created_at),
         }
 
