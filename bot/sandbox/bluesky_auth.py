@@ -23,45 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.sandbox.bluesky_appview import Actor, Network
+from bot.sandbox.bluesky_xrpc import XrpcError, xrpc_error
 from bot.sandbox.server import Clock, RateWindow, Request, Response
 
 ACCESS_TTL = timedelta(minutes=120)
 REFRESH_TTL = timedelta(days=90)
 SERVICE_DID = "did:web:sandbox.test"
-
-# Error names and messages of @atproto/xrpc for a bare status (injected faults).
-_STATUS_ERRORS = {
-    400: ("InvalidRequest", "Invalid Request"),
-    401: ("AuthenticationRequired", "Authentication Required"),
-    403: ("Forbidden", "Forbidden"),
-    404: ("XRPCNotSupported", "XRPC Not Supported"),
-    413: ("PayloadTooLarge", "Payload Too Large"),
-    429: ("RateLimitExceeded", "Rate Limit Exceeded"),
-    500: ("InternalServerError", "Internal Server Error"),
-    501: ("MethodNotImplemented", "Method Not Implemented"),
-    502: ("UpstreamFailure", "Upstream Failure"),
-    503: ("NotEnoughResources", "Not Enough Resources"),
-    504: ("UpstreamTimeout", "Upstream Timeout"),
-}
-
-
-class XrpcError(Exception):
-    """An XRPC error answer: `{"error", "message"}` with a status."""
-
-    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
-        self.headers = headers or {}
-
-
-def xrpc_error(
-    status: int, error: str | None = None, message: str | None = None, headers: dict[str, str] | None = None
-) -> Response:
-    default_error, default_message = _STATUS_ERRORS.get(
-        status, ("InternalServerError", "Internal Server Error")
-    )
-    body = {"error": error or default_error, "message": message or default_message}
-    return Response.json(status, body, headers)
 
 
 @dataclass(frozen=True)
