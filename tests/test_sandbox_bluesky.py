@@ -683,7 +683,18 @@ def test_audience_through_plain_http(bot: Client, server: SandboxServer) -> None
         "carol.test",
         "carol.test",
     ]
-    assert set(posts[0]) == {"id", "url", "author", "text", "created_at", "in_reply_to", "media", "raw"}
+    assert set(posts[0]) == {
+        "id",
+        "url",
+        "author",
+        "account",
+        "text",
+        "created_at",
+        "in_reply_to",
+        "media",
+        "raw",
+    }
+    assert [p["account"] for p in posts[:2]] == ["main", None]
     assert posts[0]["url"] == f"https://bsky.app/profile/main.sandbox.test/post/{rkey_of(ours.uri)}"
     assert control(server, "reset").ok
     assert state(server)["posts"] == []

@@ -310,6 +310,7 @@ class BlueskyEmulator(Emulator):
             "id": record.uri,
             "url": f"https://bsky.app/profile/{self.net.actors[record.did].handle}/post/{record.rkey}",
             "author": self.net.actors[record.did].handle,
+            "account": self.net.actors[record.did].name,  # ours: the config name; None for the audience
             "text": value.get("text", ""),
             "created_at": value.get("createdAt", format_time(record.indexed_at)),
             "in_reply_to": (value.get("reply") or {}).get("parent", {}).get("uri"),
