@@ -197,6 +197,29 @@ def test_expired_and_forged_access_tokens(bot: Client, clock: Clock, server: San
     )
 
 
+def test_get_session_names_the_account(bot: Client) -> None:
+    session = bot.com.atproto.server.get_session()
+    assert (session.handle, session.did, session.active) == ("main.sandbox.test", bot.me.did, True)  # type: ignore[union-attr]
+
+
+def test_no_limits_preset_never_refuses_but_still_counts(
+    server: SandboxServer, emulator: BlueskyEmulator
+) -> None:
+    account = emulator.credentials()[0]
+    login = {"identifier": account["handle"], "password": account["app_password"]}
+    with requests.Session() as http:
+        answers = [
+            http.post(f"{server.base_url}/xrpc/com.atproto.server.createSession", json=login)
+            for _ in range(31)
+        ]
+    assert {a.status_code for a in answers} == {200}
+    assert [answers[0].headers["RateLimit-Remaining"], answers[-1].headers["RateLimit-Remaining"]] == [
+        "29",
+        "0",
+    ]
+    assert answers[-1].headers["RateLimit-Policy"] == "30;w=300"
+
+
 def test_resolve_handle_and_profile(bot: Client) -> None:
     did = bot.resolve_handle("account2.sandbox.test").did
     assert bot.get_profile(did).handle == "account2.sandbox.test"
@@ -260,6 +283,60 @@ def test_text_limits_are_300_graphemes_and_3000_bytes(bot: Client) -> None:
     with pytest.raises(BadRequestError) as exc:
         bot.send_post(family * 121)
     assert xrpc_error(exc)[2].endswith("Record/text must not be longer than 3000 characters")
+
+
+POST_OK = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2026-01-01T00:00:00.000Z"}
+BAD_RECORDS = [
+    (
+        {**POST_OK, "createdAt": "yesterday"},
+        "Record/createdAt must be an valid atproto datetime (both RFC-3339 and ISO-8601)",
+    ),
+    ({**POST_OK, "langs": ["en", "es", "fr", "de"]}, "Record/langs must not have more than 3 elements"),
+    (
+        {"$type": "app.bsky.feed.post", "createdAt": "2026-01-01T00:00:00Z"},
+        'Record must have the property "text"',
+    ),
+    (
+        {**POST_OK, "facets": [{"index": {"byteStart": 0, "byteEnd": 2}, "features": [{"tag": "x"}]}]},
+        'Record/facets/0/features/0 must be an object which includes the "$type" property',
+    ),
+    (
+        {**POST_OK, "reply": {"root": {"uri": "at://x/y/z", "cid": "bafyreiexample"}}},
+        'Record/reply must have the property "parent"',
+    ),
+    ({**POST_OK, "tags": ["t"] * 9}, "Record/tags must not have more than 8 elements"),
+]
+
+
+@pytest.mark.parametrize(
+    ("collection", "record", "message"),
+    [("app.bsky.feed.post", r, f"Invalid app.bsky.feed.post record: {m}") for r, m in BAD_RECORDS]
+    + [
+        (
+            "app.bsky.feed.post",
+            {**POST_OK, "$type": "app.bsky.feed.like"},
+            "Invalid $type: expected app.bsky.feed.post, got app.bsky.feed.like",
+        ),
+        (
+            "app.bsky.feed.repost",
+            {"$type": "app.bsky.feed.repost", "createdAt": "2026-01-01T00:00:00Z"},
+            'Invalid app.bsky.feed.repost record: Record must have the property "subject"',
+        ),
+        ("com.example.thing", {"$type": "com.example.thing"}, "Lexicon not found: lex:com.example.thing"),
+    ],
+)
+def test_records_that_break_the_lexicon_are_400s(
+    bot: Client, server: SandboxServer, collection: str, record: dict[str, Any], message: str
+) -> None:
+    assert bot._session is not None
+    answer = requests.post(
+        f"{server.base_url}/xrpc/com.atproto.repo.createRecord",
+        headers={"Authorization": f"Bearer {bot._session.access_jwt}"},
+        json={"repo": bot._session.did, "collection": collection, "record": record, "validate": True},
+        timeout=5,
+    )
+    assert (answer.status_code, answer.json()) == (400, {"error": "InvalidRequest", "message": message})
+    assert state(server)["posts"] == []
 
 
 @pytest.mark.parametrize(
