@@ -23,6 +23,7 @@ from atproto.exceptions import (
 
 from bot.sandbox.bluesky import BlueskyEmulator
 from bot.sandbox.bluesky_lexicon import make_tid
+from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.server import SandboxServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -1028,3 +1029,19 @@ def test_a_recorded_real_thread_has_the_shape_our_thread_has(bot: Client, server
         rkey=rkey_of(posted.uri),
     )
     assert same_shape(got, record) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "tags"),
+    [
+        ("Tech workers say no ✊ #NoTechForICE!!", ["NoTechForICE"]),  # trailing punctuation stripped
+        ("x#a (#b) #1234 #2024election", ["2024election"]),  # NOTES §5 tag rules
+        ("＃全角 tag", ["全角"]),
+    ],
+)
+def test_audience_facets_follow_the_apps_tag_rules(text: str, tags: list[str]) -> None:
+    facets = detect_facets(text, lambda handle: None)
+    data = text.encode()
+    assert [f["features"][0]["tag"] for f in facets] == tags
+    for facet, tag in zip(facets, tags, strict=True):
+        assert data[facet["index"]["byteStart"] : facet["index"]["byteEnd"]].decode()[1:] == tag

@@ -26,8 +26,9 @@ from bot.sandbox.bluesky_appview import (
     parse_search_time,
 )
 from bot.sandbox.bluesky_auth import RATE_LIMITS, Authority
-from bot.sandbox.bluesky_lexicon import POST, REPOST, detect_facets
+from bot.sandbox.bluesky_lexicon import POST, REPOST
 from bot.sandbox.bluesky_repo import Repo
+from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.bluesky_xrpc import XrpcError, int_param, limit_param, offset_cursor, param, xrpc_error
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 
