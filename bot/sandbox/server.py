@@ -227,6 +227,9 @@ class Emulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, a keep-alive client waits for
+    # the delayed ACK (~40 ms) on every request.
+    disable_nagle_algorithm = True
     server: SandboxServer
 
     def log_message(self, format: str, *args: Any) -> None:
