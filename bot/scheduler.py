@@ -165,9 +165,30 @@ class Daemon:
                 continue
             log.info("slot fired %s %s: post %s (cycle %d)", queue.name, slot.name, post.id, cycle)
             fired.append(Fired(queue.name, slot.name, post.id, cycle))
-            for account in self.healthy(targets(self.rt.config, queue)):
-                self.dispatch(build_job(self.rt.config, queue, post, cycle, account))
+            accounts = targets(self.rt.config, queue)
+            healthy = self.healthy(accounts)
+            for account in accounts:
+                job = build_job(self.rt.config, queue, post, cycle, account)
+                # A pending row before any thread runs: a pause, a stop or a crash from here on
+                # leaves a claim to resume, never a slot fired with nothing to show for it.
+                if account in healthy:
+                    self._reserve(job)
+                    self.dispatch(job)
+                else:
+                    self._skip_unhealthy(job)
         return fired
+
+    def _reserve(self, job: Job) -> bool:
+        """Claim part 0 and give it back at once: a released claim that `resume_pending` sees."""
+        key, ledger, now = job.key(0), self.rt.ledger, self.rt.now()
+        if ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is None:
+            return False
+        return ledger.renew_delivery(key, self.worker, now, timedelta(0))
+
+    def _skip_unhealthy(self, job: Job) -> None:
+        key, now = job.key(0), self.rt.now()
+        if self.rt.ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is not None:
+            self.rt.ledger.fail_delivery(key, "skipped: account unhealthy (credentials refused)", now)
 
     def _note_expiry(self, queue: Queue, now: datetime) -> None:
         if queue.expires is None or now <= queue.expires or queue.name in self._expired:
@@ -249,11 +270,7 @@ class Daemon:
         """Wait for an account limit without a thread: leave a released claim for `resume_pending`."""
         with self._lock:
             self._waiting[(job.queue, job.post_id, job.cycle, job.platform, job.account)] = until
-        key = job.key(0)
-        ledger = self.rt.ledger
-        claim = ledger.claim_delivery(key, self.worker, self.rt.now(), DELIVERY_LEASE, self._nonce)
-        if claim is not None:
-            ledger.renew_delivery(key, self.worker, self.rt.now(), timedelta(0))
+        self._reserve(job)
         log.info(
             "waiting %s %s/%s: account limit until %s", job.target, job.queue, job.post_id, until.isoformat()
         )
@@ -284,11 +301,14 @@ class Daemon:
                     self.rt.ledger.fail_delivery(row.key, why, now)
                     log.error("failed %s/%s %s/%s: %s", k.platform, k.account, k.queue, k.post_id, why)
                 continue
-            accounts = self.healthy(
-                [a for a in targets(self.rt.config, queue) if (a.platform, a.name) == (k.platform, k.account)]
-            )
-            for account in accounts:
-                self.dispatch(build_job(self.rt.config, queue, post, k.cycle, account))
+            for account in targets(self.rt.config, queue):
+                if (account.platform, account.name) != (k.platform, k.account):
+                    continue
+                job = build_job(self.rt.config, queue, post, k.cycle, account)
+                if self.healthy([account]):
+                    self.dispatch(job)
+                else:
+                    self._skip_unhealthy(job)
 
     def _nonce(self) -> str:
         return make_tid(self.rt.now())

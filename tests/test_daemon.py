@@ -293,3 +293,34 @@ def test_run_once_fires_what_is_due_and_exits(site: Site) -> None:
     assert result.returncode == 0, result.stderr
     assert "slot fired calls" in result.stderr and result.stderr.count(" posted ") == 3
     assert all(site.live_texts(p) == ["Once ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a_fix(
+    site: Site, opened: list[Runtime]
+) -> None:
+    good = site.env["MASTODON_ACCESS_TOKEN"]
+    site.env["MASTODON_ACCESS_TOKEN"] = "revoked-token"
+    site.write_queue("calls", at_queue("First", "Second"))
+    daemon = daemon_for(site, opened)
+    daemon.tick()
+    daemon.wait_idle(30)
+    outcomes = {r.job.platform: (r.outcome, r.error) for r in daemon.results}
+    assert outcomes["mastodon"][0] == "failed" and "authentication refused" in (outcomes["mastodon"][1] or "")
+    assert outcomes["x"][0] == outcomes["bluesky"][0] == "posted"
+    [health] = daemon.rt.ledger.account_health()
+    assert (health.platform, health.healthy) == ("mastodon", False)
+    # The next slot skips the account (recorded, not sent), the others post.
+    site.write_queue("calls", at_queue("First", "Second"))
+    os.utime(site.root / "content" / "calls.yaml", (time.time() + 5, time.time() + 5))
+    daemon.tick()
+    daemon.wait_idle(30)
+    rows = daemon.rt.ledger.deliveries_for_post("calls", "p2")
+    [second] = [r for r in rows if r.key.platform == "mastodon"]
+    assert second.state == "failed" and "unhealthy" in (second.last_error or "")
+    # Staff fix the token: the config change makes the daemon probe the account again.
+    site.env["MASTODON_ACCESS_TOKEN"] = good
+    os.utime(site.config, (time.time() + 10, time.time() + 10))
+    daemon.tick()
+    daemon.wait_idle(30)
+    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.account_health()), timeout=5)
+    assert site.live_texts("mastodon") == []
