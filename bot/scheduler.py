@@ -159,16 +159,17 @@ class Daemon:
                             "queue_exhausted", f"queue {queue.name} has sent every post and stopped"
                         )
                 continue
+            # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
+            accounts = targets(self.rt.config, queue)
+            jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
             if not ledger.claim_slot(
                 queue.name, slot.name, cycle=cycle, post_id=post.id, worker=self.worker, now=now
             ):
                 continue
             log.info("slot fired %s %s: post %s (cycle %d)", queue.name, slot.name, post.id, cycle)
             fired.append(Fired(queue.name, slot.name, post.id, cycle))
-            accounts = targets(self.rt.config, queue)
             healthy = self.healthy(accounts)
-            for account in accounts:
-                job = build_job(self.rt.config, queue, post, cycle, account)
+            for account, job in zip(accounts, jobs, strict=True):
                 # A pending row before any thread runs: a pause, a stop or a crash from here on
                 # leaves a claim to resume, never a slot fired with nothing to show for it.
                 if account in healthy:

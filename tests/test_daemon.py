@@ -310,7 +310,7 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
     [health] = daemon.rt.ledger.account_health()
     assert (health.platform, health.healthy) == ("mastodon", False)
     # The next slot skips the account (recorded, not sent), the others post.
-    site.write_queue("calls", at_queue("First", "Second"))
+    site.write_queue("calls", at_queue("First", "Second", when=utc_now() - timedelta(seconds=20)))
     os.utime(site.root / "content" / "calls.yaml", (time.time() + 5, time.time() + 5))
     daemon.tick()
     daemon.wait_idle(30)
