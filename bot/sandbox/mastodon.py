@@ -1,0 +1,738 @@
+"""The Mastodon API emulator: what Mastodon.py 2.3.3 talks to in tests and rehearsals.
+
+Faithful to a real Mastodon 4.6.4 as recorded in shared/reference/mastodon (NOTES.md and the
+cassettes): bearer tokens, the instance documents, statuses (with idempotency keys, content
+warnings, replies, media), notifications, the hashtag timeline and its stream, `Link` paging
+and `X-RateLimit-*` headers on every answer. `POST /_sandbox/settings {"idempotency": false}`
+turns it into a GoToSocial-like server, which ignores Idempotency-Key.
+
+Settings (`POST /_sandbox/settings`):
+    idempotency          false: ignore Idempotency-Key, answer 400 over the limit (GoToSocial)
+    media_processing     true: every upload takes the asynchronous path (202, then 206, then 200);
+                         video and audio always do, as on the real server
+    max_characters       the instance's status limit (default 500)
+    default_visibility   the accounts' posting default (`source.privacy`, default public)
+    audience_visibility  the visibility of the audience's next posts (default public)
+    stream_heartbeat     seconds between `:thump` heartbeats on a stream (default 15)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from bot.sandbox.mastodon_entities import (
+    DESCRIPTION_LIMIT,
+    IMAGE_TYPES,
+    MAX_CHARACTERS,
+    MAX_MEDIA_ATTACHMENTS,
+    VIDEO_TYPES,
+    VISIBILITIES,
+    Actor,
+    Media,
+    Status,
+    credential_account_json,
+    extract_tags,
+    gotosocial_length,
+    image_size,
+    iso_ms,
+    iso_us,
+    media_json,
+    sniff_mime_type,
+    status_length,
+)
+from bot.sandbox.mastodon_instance import (
+    ERRORS,
+    SUPPORTED_MIME_TYPES,
+    V1_DEPRECATION,
+    instance_v1,
+    instance_v2,
+    nginx_page,
+)
+from bot.sandbox.mastodon_store import MastodonStore, paginate
+from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
+
+CAMPAIGN_TAG = "NoTechForICE"
+IDEMPOTENCY_TTL = timedelta(hours=1)  # PostStatusService: setex 3600
+MEDIA_PROCESSING_TIME = timedelta(seconds=5)
+
+# (limit, period in seconds) per bucket: docs api/rate-limits.md and the cassettes' headers.
+RATE_LIMITS = {
+    "api": (300, 5 * 60),  # every request, per account (or per address without a token)
+    "statuses": (300, 3 * 3600),  # RateLimiter family :statuses, counted on creation only
+    "media": (30, 30 * 60),  # POST /api/v{1,2}/media
+    "deletes": (30, 30 * 60),  # DELETE /api/v1/statuses/:id and unreblog
+}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "idempotency": True,
+    "media_processing": False,
+    "max_characters": MAX_CHARACTERS,
+    "default_visibility": "public",
+    "audience_visibility": "public",
+    "stream_heartbeat": 15.0,
+}
+
+STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|reblog|unreblog))?$")
+ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
+MEDIA_ROUTE = re.compile(r"^/api/v1/media/([^/]+)$")
+NOTIFICATION_ROUTE = re.compile(r"^/api/v1/notifications/([^/]+)$")
+TAG_ROUTE = re.compile(r"^/api/v1/timelines/tag/([^/]+)$")
+FALSE_VALUES = ("0", "f", "false", "off", "")
+
+
+class ApiError(Exception):
+    """An answer that ends the request: Mastodon's `{"error": ...}` with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class AlignedWindows:
+    """Rack::Attack's fixed windows: aligned on multiples of the period since the epoch.
+
+    The reset is `now + (period - now % period)` with the request's fraction of a second kept,
+    which is why the real `X-RateLimit-Reset` reads `2026-08-01T15:00:00.792409Z`.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._used: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def peek(self, account: str, bucket: str) -> tuple[int, int, datetime]:
+        """(limit, remaining, reset_at) of the current window."""
+        limit, period = RATE_LIMITS[bucket]
+        now = self._clock()
+        seconds = int(now.timestamp())
+        window, used = self._used.get((account, bucket), (seconds // period, 0))
+        if window != seconds // period:
+            used = 0
+        return limit, max(0, limit - used), now + timedelta(seconds=period - seconds % period)
+
+    def spend(self, account: str, bucket: str) -> None:
+        _, period = RATE_LIMITS[bucket]
+        seconds = int(self._clock().timestamp())
+        window, used = self._used.get((account, bucket), (seconds // period, 0))
+        if window != seconds // period:
+            window, used = seconds // period, 0
+        self._used[(account, bucket)] = (window, used + 1)
+
+    def clear(self) -> None:
+        self._used.clear()
+
+
+def _flag(value: str | None) -> bool:
+    """Rails' boolean casting: `0`, `false`, `off` and the like are false, anything else true."""
+    return value is not None and value.strip().lower() not in FALSE_VALUES
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    """Query, form or JSON parameters as lists of strings; `media_ids[]` and `media_ids` alike."""
+    params: dict[str, list[str]] = {k.removesuffix("[]"): v for k, v in request.query.items()}
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.body:
+        if request.headers.get("Content-Type", "").startswith("application/json"):
+            for key, value in (request.json() or {}).items():
+                if value is None:
+                    continue
+                values = value if isinstance(value, list) else [value]
+                params[key.removesuffix("[]")] = [
+                    ("1" if v else "0") if isinstance(v, bool) else str(v) for v in values
+                ]
+        elif request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            params.update({k.removesuffix("[]"): v for k, v in request.form().items()})
+    return params
+
+
+def _one(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+class MastodonEmulator(Emulator):
+    name = "mastodon"
+
+    def __init__(self, *, accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> None:
+        super().__init__(accounts=accounts, limits=limits, clock=clock)
+        self.store = MastodonStore(account_names(accounts), clock)
+        self.windows = AlignedWindows(clock)
+        self.settings = dict(DEFAULT_SETTINGS)
+        self.idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # Stream events: (kind, status) appended under `events`; `event_base` counts the ones
+        # dropped by a reset, so that open streams keep their place.
+        self.events = threading.Condition()
+        self.event_log: list[tuple[str, Status, dict[str, Any] | str]] = []
+        self.event_base = 0
+        self.closed = threading.Event()
+
+    # -- the shared layer's hooks -----------------------------------------------------------
+
+    @property
+    def enforcing(self) -> bool:
+        """Any preset but `none` applies Mastodon's own documented limits."""
+        return self.limits != "none"
+
+    def credentials(self) -> list[dict[str, str]]:
+        return [{"name": a.username, "access_token": a.token or ""} for a in self.store.ours]
+
+    def account_of(self, request: Request) -> str | None:
+        actor = self._bearer(request)
+        return actor.username if actor is not None else None
+
+    def error_response(self, status: int) -> Response:
+        if status in (502, 504):
+            return Response(status, nginx_page(status), {"Content-Type": "text/html"})
+        return self._with_rate_headers(
+            Response.json(status, {"error": ERRORS.get(status, ERRORS[500])}), None, "api"
+        )
+
+    def rate_limited_response(self, reset_at: datetime) -> Response:
+        limit, _ = RATE_LIMITS["api"]
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": iso_us(reset_at),
+        }
+        return Response.json(429, {"error": ERRORS[429]}, headers)
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        for key in ("default_visibility", "audience_visibility"):
+            if key in settings and settings[key] not in VISIBILITIES:
+                raise ValueError(f"{key} must be one of {', '.join(VISIBILITIES)}")
+        self.settings.update(settings)
+        for actor in self.store.ours:
+            actor.default_visibility = str(self.settings["default_visibility"])
+
+    def reset(self) -> None:
+        super().reset()
+        self.windows.clear()
+        self.store = MastodonStore(account_names(self.account_count), self.clock)
+        self.settings = dict(DEFAULT_SETTINGS)
+        self.idempotency.clear()
+        with self.events:
+            self.event_base += len(self.event_log)
+            self.event_log.clear()
+
+    def close(self) -> None:
+        """Ends open streams: they check this flag every 0.2 s."""
+        self.closed.set()
+        with self.events:
+            self.events.notify_all()
+
+    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+        actor = self.store.audience_actor(author)
+        host = self._host()
+        parent: Status | None = None
+        if kind == "reply":
+            parent = self.store.statuses.get(str(to)) if to is not None else None
+            if parent is None or parent.deleted:
+                raise ValueError(f"reply needs `to`: the id of an existing status, not {to!r}")
+            # Mastodon clients start a reply with the mention of the author replied to.
+            if parent.author not in self.store.resolve_mentions(text, host):
+                text = f"@{parent.author.acct} {text}"
+        elif kind == "mention":
+            if not any(a.domain is None for a in self.store.resolve_mentions(text, host)):
+                text = f"@{self.store.ours[0].username} {text}"
+        elif CAMPAIGN_TAG.lower() not in extract_tags(text):
+            text = f"{text} #{CAMPAIGN_TAG}"
+        status = self.store.create_status(
+            actor, text, host=host, visibility=str(self.settings["audience_visibility"]), in_reply_to=parent
+        )
+        self._publish("update", status)
+        return self._state_post(status)
+
+    def state_posts(self) -> list[dict[str, Any]]:
+        return [self._state_post(s) for s in sorted(self.store.statuses.values(), key=lambda s: int(s.id))]
+
+    def state_extra(self) -> dict[str, Any]:
+        return {"settings": dict(self.settings)}
+
+    def _state_post(self, status: Status) -> dict[str, Any]:
+        deleted, status.deleted = status.deleted, False  # `raw` as the API answered it
+        raw = self.store.status_json(status, status.author, self.base_url)
+        status.deleted = deleted
+        post: dict[str, Any] = {
+            "id": status.id,
+            "url": status.url(self.base_url),
+            "author": status.author.acct,
+            "text": status.text,
+            "created_at": iso_ms(status.created_at),
+            "in_reply_to": status.in_reply_to.id if status.in_reply_to else None,
+            "media": [{"id": m.id, "alt": m.description} for m in status.media],
+            "raw": raw,
+            "deleted": status.deleted,
+        }
+        if status.reblog is not None:
+            post["reblog_of"] = status.reblog.id
+        return post
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        if request.path.startswith("/api/v1/streaming"):
+            return self._streaming(request)
+        bucket = self._bucket(request)
+        with self.lock:
+            viewer = self._bearer(request)
+            key = viewer.username if viewer is not None else "address:127.0.0.1"
+            try:
+                self._throttle(key, bucket)
+                response = self._route(request, viewer)
+            except ApiError as exc:
+                response = Response.json(exc.status, {"error": exc.message})
+            return self._with_rate_headers(response, key, bucket)
+
+    def _bucket(self, request: Request) -> str:
+        method, path = request.method, request.path
+        if method == "POST" and path in ("/api/v2/media", "/api/v1/media"):
+            return "media"
+        if (method == "DELETE" and path.startswith("/api/v1/statuses/")) or (
+            method == "POST" and path.endswith("/unreblog")
+        ):
+            return "deletes"
+        if method == "POST" and path == "/api/v1/statuses":
+            return "statuses"
+        return "api"
+
+    def _throttle(self, key: str, bucket: str) -> None:
+        """Rack::Attack counts every request; the statuses limiter only checks here (spent on creation)."""
+        for name in ("api", bucket) if bucket != "api" else ("api",):
+            _, remaining, _ = self.windows.peek(key, name)
+            if self.enforcing and remaining <= 0:
+                raise ApiError(429, ERRORS[429])
+            if name != "statuses":
+                self.windows.spend(key, name)
+
+    def _with_rate_headers(self, response: Response, key: str | None, bucket: str) -> Response:
+        limit, remaining, reset_at = self.windows.peek(key or "address:127.0.0.1", bucket)
+        response.headers.update(
+            {
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": iso_us(reset_at),
+            }
+        )
+        return response
+
+    def _bearer(self, request: Request) -> Actor | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        return self.store.by_token(header.removeprefix("Bearer ").strip())
+
+    def _require(self, request: Request, viewer: Actor | None, *, public: bool = False) -> Actor | None:
+        """401 for a token we do not know; without a token, only public reads go through."""
+        has_token = "Authorization" in request.headers
+        if (has_token and viewer is None) or (viewer is None and not public):
+            raise ApiError(401, ERRORS[401])
+        return viewer
+
+    def _host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    def _route(self, request: Request, viewer: Actor | None) -> Response:
+        method, path = request.method, request.path
+        base = self.base_url
+        if method == "GET" and path.rstrip("/") == "/api/v1/instance":
+            users, count = len(self.store.ours), len(self.store.live_statuses())
+            document = instance_v1(base, int(self.settings["max_characters"]), users, count)
+            return Response.json(200, document, {"Deprecation": V1_DEPRECATION})
+        if method == "GET" and path.rstrip("/") == "/api/v2/instance":
+            return Response.json(200, instance_v2(base, int(self.settings["max_characters"])))
+        if method == "GET" and path == "/api/v1/accounts/verify_credentials":
+            actor = self._require(request, viewer)
+            assert actor is not None
+            return Response.json(200, credential_account_json(self.store.account_json(actor, base), actor))
+        if path == "/api/v1/statuses" and method == "POST":
+            return self._post_status(request, self._require(request, viewer))
+        if path in ("/api/v2/media", "/api/v1/media") and method == "POST":
+            return self._post_media(request, self._require(request, viewer), v2=path.startswith("/api/v2"))
+        if path == "/api/v1/notifications" and method == "GET":
+            return self._notifications(request, self._require(request, viewer))
+        if match := STATUS_ROUTE.match(path):
+            return self._status_route(request, viewer, match.group(1), match.group(2))
+        if (match := ACCOUNT_ROUTE.match(path)) and method == "GET":
+            return self._account_route(request, viewer, match.group(1), bool(match.group(2)))
+        if (match := MEDIA_ROUTE.match(path)) and method == "GET":
+            return self._get_media(self._require(request, viewer), match.group(1))
+        if (match := NOTIFICATION_ROUTE.match(path)) and method == "GET":
+            actor = self._require(request, viewer)
+            for item in self.store.notifications:
+                if str(item.id) == match.group(1) and item.recipient is actor:
+                    return Response.json(200, self.store.notification_json(item, base))
+            raise ApiError(404, ERRORS[404])
+        if (match := TAG_ROUTE.match(path)) and method == "GET":
+            return self._tag_timeline(request, self._require(request, viewer, public=True), match.group(1))
+        raise ApiError(404, ERRORS[404])
+
+    # -- statuses ---------------------------------------------------------------------------
+
+    def _post_status(self, request: Request, author: Actor | None) -> Response:
+        assert author is not None
+        params = _params(request)
+        key = request.headers.get("Idempotency-Key")
+        idempotent = bool(self.settings["idempotency"]) and bool(key)
+        if idempotent and key is not None:
+            # PostStatusService returns the first status for a key seen within the hour,
+            # before looking at the body; a deleted one is gone (404).
+            seen = self.idempotency.get((author.username, key))
+            if seen is not None and self.clock() - seen[1] < IDEMPOTENCY_TTL:
+                status = self.store.statuses[seen[0]]
+                if status.deleted:
+                    raise ApiError(404, ERRORS[404])
+                return Response.json(200, self.store.status_json(status, author, self.base_url))
+        gotosocial = not self.settings["idempotency"]
+        text = _one(params, "status") or ""
+        spoiler = _one(params, "spoiler_text") or ""
+        parent = self._reply_target(_one(params, "in_reply_to_id"), author)
+        media = self._attachable_media(params.get("media_ids", []), author)
+        visibility = _one(params, "visibility") or author.default_visibility
+        if visibility not in VISIBILITIES:
+            raise ApiError(422, f"'{visibility}' is not a valid visibility")
+        limit = int(self.settings["max_characters"])
+        if not text.strip() and not media:
+            if gotosocial:
+                raise ApiError(400, "Bad Request: no status, media, or poll provided")
+            raise ApiError(422, "Validation failed: Text can't be blank")
+        if gotosocial and (length := gotosocial_length(text, spoiler)) > limit:
+            raise ApiError(
+                400,
+                f"Bad Request: status too long, {length} characters provided (including spoiler/content "
+                f"warning) but limit is {limit}",
+            )
+        if not gotosocial and status_length(text, spoiler) > limit:
+            raise ApiError(422, f"Validation failed: Text character limit of {limit} exceeded")
+        status = self.store.create_status(
+            author,
+            text,
+            host=self._host(),
+            spoiler_text=spoiler,
+            visibility=visibility,
+            sensitive=_flag(_one(params, "sensitive")),
+            language=_one(params, "language") or "en",
+            in_reply_to=parent,
+            media=media,
+        )
+        self.windows.spend(author.username, "statuses")
+        if idempotent and key is not None:
+            self.idempotency[(author.username, key)] = (status.id, self.clock())
+        self._publish("update", status)
+        return Response.json(200, self.store.status_json(status, author, self.base_url))
+
+    def _reply_target(self, parent_id: str | None, author: Actor) -> Status | None:
+        if not parent_id:
+            return None
+        parent = self.store.statuses.get(parent_id)
+        if parent is None or not self.store.visible(parent, author):
+            raise ApiError(404, "The post you are trying to reply to does not appear to exist.")
+        return parent
+
+    def _attachable_media(self, ids: list[str], author: Actor) -> list[Media]:
+        if len(ids) > MAX_MEDIA_ATTACHMENTS:
+            raise ApiError(422, f"Cannot attach more than {MAX_MEDIA_ATTACHMENTS} files")
+        found = [self.store.media.get(i) for i in ids]
+        missing = [
+            i for i, m in zip(ids, found, strict=True) if m is None or m.owner is not author or m.status_id
+        ]
+        if missing:
+            raise ApiError(422, f"Media {', '.join(missing)} not found or already attached to another post")
+        media = [m for m in found if m is not None]
+        if any(self._processing(m) for m in media):
+            raise ApiError(
+                422, "Cannot attach files that have not finished processing. Try again in a moment!"
+            )
+        if len(media) > 1 and any(m.kind in ("video", "audio", "gifv") for m in media):
+            raise ApiError(422, "Cannot attach a video to a post that already contains images")
+        return media
+
+    def _status_route(
+        self, request: Request, viewer: Actor | None, status_id: str, action: str | None
+    ) -> Response:
+        method, base = request.method, self.base_url
+        if method == "GET":
+            viewer = self._require(request, viewer, public=True)
+        else:
+            viewer = self._require(request, viewer)
+        status = self.store.statuses.get(status_id)
+        if status is None or not self.store.visible(status, viewer):
+            raise ApiError(404, ERRORS[404])
+        if method == "GET" and action is None:
+            return Response.json(200, self.store.status_json(status, viewer, base))
+        if method == "GET" and action == "context":
+            ancestors, descendants = self.store.context(status, viewer)
+            return Response.json(
+                200,
+                {
+                    "ancestors": [self.store.status_json(s, viewer, base) for s in ancestors],
+                    "descendants": [self.store.status_json(s, viewer, base) for s in descendants],
+                },
+            )
+        assert viewer is not None
+        if method == "DELETE" and action is None:
+            if status.author is not viewer:
+                raise ApiError(404, ERRORS[404])
+            answer = self.store.status_json(status, viewer, base, source=True)
+            status.deleted = True
+            self._publish("delete", status)
+            return Response.json(200, answer)
+        if method == "POST" and action == "reblog":
+            if status.visibility not in ("public", "unlisted") or status.reblog is not None:
+                raise ApiError(403, ERRORS[403])
+            visibility = _one(_params(request), "visibility") or "public"
+            reblog = self.store.reblog(viewer, status, visibility if visibility in VISIBILITIES else "public")
+            self._publish("update", reblog)
+            return Response.json(200, self.store.status_json(reblog, viewer, base))
+        if method == "POST" and action == "unreblog":
+            undone = self.store.reblog_by(viewer, status)
+            if undone is not None:
+                undone.deleted = True
+                self._publish("delete", undone)
+            return Response.json(200, self.store.status_json(status, viewer, base))
+        raise ApiError(404, ERRORS[404])
+
+    # -- media ------------------------------------------------------------------------------
+
+    def _processing(self, media: Media) -> bool:
+        return media.polls_until_ready > 0 and self.clock() - media.created_at < MEDIA_PROCESSING_TIME
+
+    def _post_media(self, request: Request, owner: Actor | None, *, v2: bool) -> Response:
+        assert owner is not None
+        parts = request.multipart() if "multipart/" in request.headers.get("Content-Type", "") else {}
+        files = parts.get("file")
+        if not files or not files[0].data:
+            raise ApiError(422, "Validation failed: File can't be blank")
+        description = parts["description"][0].data.decode() if parts.get("description") else None
+        if description is not None and len(description) > DESCRIPTION_LIMIT:
+            raise ApiError(
+                422, f"Validation failed: Description is too long (maximum is {DESCRIPTION_LIMIT} characters)"
+            )
+        mime_type = sniff_mime_type(files[0].data, files[0].content_type)
+        if mime_type not in SUPPORTED_MIME_TYPES:
+            raise ApiError(422, "Validation failed: File content type is invalid, File is invalid")
+        kind = "image" if mime_type in IMAGE_TYPES else "video" if mime_type in VIDEO_TYPES else "audio"
+        focus = None
+        if parts.get("focus"):
+            x, _, y = parts["focus"][0].data.decode().partition(",")
+            focus = (float(x), float(y or 0))
+        width, height = image_size(files[0].data) if kind == "image" else (640, 640)
+        # The real server transcodes video and audio after answering (202, url null); images
+        # are ready at once unless the sandbox is told to process everything.
+        asynchronous = v2 and (kind != "image" or bool(self.settings["media_processing"]))
+        media = Media(
+            id=self.store.new_id(),
+            owner=owner,
+            kind=kind,
+            mime_type=mime_type,
+            description=description,
+            created_at=self.clock(),
+            width=width,
+            height=height,
+            focus=focus,
+            polls_until_ready=1 if asynchronous else 0,
+        )
+        self.store.media[media.id] = media
+        return Response.json(202 if asynchronous else 200, media_json(media, self.base_url))
+
+    def _get_media(self, owner: Actor | None, media_id: str) -> Response:
+        media = self.store.media.get(media_id)
+        if media is None or media.owner is not owner:
+            raise ApiError(404, ERRORS[404])
+        if self._processing(media):
+            # The first poll still finds it processing (206, url null); it is ready after it.
+            answer = media_json(media, self.base_url)
+            media.polls_until_ready -= 1
+            return Response.json(206, answer)
+        media.polls_until_ready = 0
+        return Response.json(200, media_json(media, self.base_url))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _page(
+        self,
+        request: Request,
+        items: list[Any],
+        key: Any,
+        *,
+        default: int,
+        maximum: int,
+        carried: tuple[str, ...],
+    ) -> tuple[list[Any], dict[str, str]]:
+        """One page of `items` (newest first) and its `Link` header, as Mastodon builds them."""
+        limit = _int(request.arg("limit")) or default
+        limit = max(1, min(limit, maximum))
+        page = paginate(
+            items,
+            key,
+            max_id=_int(request.arg("max_id")),
+            since_id=_int(request.arg("since_id")),
+            min_id=_int(request.arg("min_id")),
+            limit=limit,
+        )
+        if not page:
+            return page, {}
+
+        def link(core: str, value: Any) -> str:
+            # Rails' to_query: each parameter encoded, then the pieces sorted.
+            pieces = [f"{core}={value}"]
+            for name in carried:
+                if name in request.query:
+                    values = request.query[name]
+                    if name.endswith("[]"):
+                        pieces.append("&".join(f"{quote(name, safe='')}={quote(v, safe='')}" for v in values))
+                    else:
+                        pieces.append(f"{quote(name, safe='')}={quote(values[0], safe='')}")
+            return f"{self.base_url}{request.path}?{'&'.join(sorted(pieces))}"
+
+        header = (
+            f'<{link("max_id", key(page[-1]))}>; rel="next", <{link("min_id", key(page[0]))}>; rel="prev"'
+        )
+        return page, {"Link": header}
+
+    def _notifications(self, request: Request, viewer: Actor | None) -> Response:
+        types = request.query.get("types[]") or request.query.get("types")
+        excluded = request.query.get("exclude_types[]") or request.query.get("exclude_types") or []
+        account_id = request.arg("account_id")
+        items = [
+            n
+            for n in sorted(self.store.notifications, key=lambda n: -n.id)
+            if n.recipient is viewer
+            and (n.status is None or not n.status.deleted)
+            and (not types or n.kind in types)
+            and n.kind not in excluded
+            and (account_id is None or n.sender.id == account_id)
+        ]
+        carried = ("account_id", "exclude_types[]", "limit", "types[]")
+        page, headers = self._page(request, items, lambda n: n.id, default=40, maximum=80, carried=carried)
+        body = [self.store.notification_json(n, self.base_url) for n in page]
+        return Response.json(200, body, headers)
+
+    def _tag_timeline(self, request: Request, viewer: Actor | None, tag: str) -> Response:
+        local, remote = _flag(request.arg("local")), _flag(request.arg("remote"))
+        only_media = _flag(request.arg("only_media"))
+        items = [
+            s
+            for s in self.store.live_statuses()
+            if self._in_hashtag_feed(s, tag.lower(), local=local)
+            and not (remote and s.author.domain is None)
+            and (not only_media or s.media)
+        ]
+        carried = ("limit", "local", "only_media", "remote")
+        page, headers = self._page(
+            request, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
+        )
+        return Response.json(200, [self.store.status_json(s, viewer, self.base_url) for s in page], headers)
+
+    @staticmethod
+    def _in_hashtag_feed(status: Status, tag: str, *, local: bool) -> bool:
+        """Public, original statuses with the tag: unlisted, private and direct never show."""
+        return (
+            status.visibility == "public"
+            and status.reblog is None
+            and tag in status.tags
+            and (not local or status.author.domain is None)
+        )
+
+    def _account_route(
+        self, request: Request, viewer: Actor | None, account_id: str, statuses: bool
+    ) -> Response:
+        viewer = self._require(request, viewer, public=True)
+        actor = self.store.actor(account_id)
+        if actor is None:
+            raise ApiError(404, ERRORS[404])
+        if not statuses:
+            return Response.json(200, self.store.account_json(actor, self.base_url))
+        exclude_replies = _flag(request.arg("exclude_replies"))
+        exclude_reblogs = _flag(request.arg("exclude_reblogs"))
+        only_media = _flag(request.arg("only_media"))
+        tagged = (request.arg("tagged") or "").lower()
+        pinned = _flag(request.arg("pinned"))
+        items = [
+            s
+            for s in self.store.live_statuses()
+            if s.author is actor
+            and self.store.visible(s, viewer)
+            and not pinned  # the sandbox pins nothing
+            # exclude_replies keeps an author's replies to itself (threads), as Mastodon does.
+            and not (exclude_replies and s.in_reply_to is not None and s.in_reply_to.author is not actor)
+            and not (exclude_reblogs and s.reblog is not None)
+            and (not only_media or s.media)
+            and (not tagged or tagged in s.tags)
+        ]
+        carried = ("exclude_reblogs", "exclude_replies", "limit", "only_media", "pinned", "tagged")
+        page, headers = self._page(
+            request, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
+        )
+        return Response.json(200, [self.store.status_json(s, viewer, self.base_url) for s in page], headers)
+
+    # -- streaming --------------------------------------------------------------------------
+
+    def _publish(self, kind: str, status: Status) -> None:
+        """Queue a stream event; only public, original statuses ever reach a hashtag stream."""
+        if status.visibility != "public" or status.reblog is not None:
+            return
+        payload: dict[str, Any] | str = (
+            self.store.stream_json(status, self.base_url) if kind == "update" else status.id
+        )
+        with self.events:
+            self.event_log.append((kind, status, payload))
+            self.events.notify_all()
+
+    def _streaming(self, request: Request) -> Response:
+        """The streaming server (node.js on another port in production): no rate-limit headers."""
+        plain = {"Access-Control-Allow-Origin": "*", "Cache-Control": "private, no-store"}
+        if request.path == "/api/v1/streaming/health":
+            return Response(200, b"OK", {**plain, "Content-Type": "text/plain"})
+        with self.lock:
+            viewer = self._bearer(request)
+        if viewer is None:
+            return Response.json(401, {"error": "Invalid access token"}, plain)
+        if request.path not in ("/api/v1/streaming/hashtag", "/api/v1/streaming/hashtag/local"):
+            return Response.json(404, {"error": "Unknown stream type"}, plain)
+        tag = (request.arg("tag") or "").lower()
+        if not tag:
+            return Response.json(400, {"error": "Missing tag name parameter"}, plain)
+        local = request.path.endswith("/local")
+        return Response(
+            200, headers={**plain, "Content-Type": "text/event-stream"}, stream=self._events(tag, local)
+        )
+
+    def _events(self, tag: str, local: bool) -> Iterator[bytes]:
+        """Server-sent events in the real framing: `:)` first, `event:`/`data:` frames, `:thump` beats."""
+        yield b":)\n"
+        with self.events:
+            position = self.event_base + len(self.event_log)
+        last_beat = time.monotonic()
+        while not self.closed.is_set():
+            with self.events:
+                if self.event_base + len(self.event_log) <= position:
+                    self.events.wait(0.2)
+                start = max(0, position - self.event_base)
+                fresh = self.event_log[start:]
+                position = self.event_base + len(self.event_log)
+            for kind, status, payload in fresh:
+                if self._in_hashtag_feed(status, tag, local=local):
+                    data = (
+                        json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+                        if kind == "update"
+                        else payload
+                    )
+                    yield f"event: {kind}\ndata: {data}\n\n".encode()
+            if time.monotonic() - last_beat >= float(self.settings["stream_heartbeat"]):
+                last_beat = time.monotonic()
+                yield b":thump\n"
