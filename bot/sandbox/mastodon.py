@@ -18,14 +18,10 @@ Settings (`POST /_sandbox/settings`):
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from bot.sandbox.mastodon_entities import (
     DESCRIPTION_LIMIT,
@@ -47,6 +43,15 @@ from bot.sandbox.mastodon_entities import (
     sniff_mime_type,
     status_length,
 )
+from bot.sandbox.mastodon_http import (
+    RATE_LIMITS,
+    AlignedWindows,
+    ApiError,
+    bucket_of,
+    first,
+    flag,
+    params_of,
+)
 from bot.sandbox.mastodon_instance import (
     ERRORS,
     SUPPORTED_MIME_TYPES,
@@ -55,20 +60,15 @@ from bot.sandbox.mastodon_instance import (
     instance_v2,
     nginx_page,
 )
-from bot.sandbox.mastodon_store import MastodonStore, paginate
+from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
+from bot.sandbox.mastodon_store import MastodonStore
+from bot.sandbox.mastodon_stream import HashtagStreams
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 
 CAMPAIGN_TAG = "NoTechForICE"
 IDEMPOTENCY_TTL = timedelta(hours=1)  # PostStatusService: setex 3600
 MEDIA_PROCESSING_TIME = timedelta(seconds=5)
 
-# (limit, period in seconds) per bucket: docs api/rate-limits.md and the cassettes' headers.
-RATE_LIMITS = {
-    "api": (300, 5 * 60),  # every request, per account (or per address without a token)
-    "statuses": (300, 3 * 3600),  # RateLimiter family :statuses, counted on creation only
-    "media": (30, 30 * 60),  # POST /api/v{1,2}/media
-    "deletes": (30, 30 * 60),  # DELETE /api/v1/statuses/:id and unreblog
-}
 DEFAULT_SETTINGS: dict[str, Any] = {
     "idempotency": True,
     "media_processing": False,
@@ -83,83 +83,6 @@ ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
 MEDIA_ROUTE = re.compile(r"^/api/v1/media/([^/]+)$")
 NOTIFICATION_ROUTE = re.compile(r"^/api/v1/notifications/([^/]+)$")
 TAG_ROUTE = re.compile(r"^/api/v1/timelines/tag/([^/]+)$")
-FALSE_VALUES = ("0", "f", "false", "off", "")
-
-
-class ApiError(Exception):
-    """An answer that ends the request: Mastodon's `{"error": ...}` with its status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class AlignedWindows:
-    """Rack::Attack's fixed windows: aligned on multiples of the period since the epoch.
-
-    The reset is `now + (period - now % period)` with the request's fraction of a second kept,
-    which is why the real `X-RateLimit-Reset` reads `2026-08-01T15:00:00.792409Z`.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._used: dict[tuple[str, str], tuple[int, int]] = {}
-
-    def peek(self, account: str, bucket: str) -> tuple[int, int, datetime]:
-        """(limit, remaining, reset_at) of the current window."""
-        limit, period = RATE_LIMITS[bucket]
-        now = self._clock()
-        seconds = int(now.timestamp())
-        window, used = self._used.get((account, bucket), (seconds // period, 0))
-        if window != seconds // period:
-            used = 0
-        return limit, max(0, limit - used), now + timedelta(seconds=period - seconds % period)
-
-    def spend(self, account: str, bucket: str) -> None:
-        _, period = RATE_LIMITS[bucket]
-        seconds = int(self._clock().timestamp())
-        window, used = self._used.get((account, bucket), (seconds // period, 0))
-        if window != seconds // period:
-            window, used = seconds // period, 0
-        self._used[(account, bucket)] = (window, used + 1)
-
-    def clear(self) -> None:
-        self._used.clear()
-
-
-def _flag(value: str | None) -> bool:
-    """Rails' boolean casting: `0`, `false`, `off` and the like are false, anything else true."""
-    return value is not None and value.strip().lower() not in FALSE_VALUES
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _params(request: Request) -> dict[str, list[str]]:
-    """Query, form or JSON parameters as lists of strings; `media_ids[]` and `media_ids` alike."""
-    params: dict[str, list[str]] = {k.removesuffix("[]"): v for k, v in request.query.items()}
-    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.body:
-        if request.headers.get("Content-Type", "").startswith("application/json"):
-            for key, value in (request.json() or {}).items():
-                if value is None:
-                    continue
-                values = value if isinstance(value, list) else [value]
-                params[key.removesuffix("[]")] = [
-                    ("1" if v else "0") if isinstance(v, bool) else str(v) for v in values
-                ]
-        elif request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-            params.update({k.removesuffix("[]"): v for k, v in request.form().items()})
-    return params
-
-
-def _one(params: dict[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    return values[0] if values else None
 
 
 class MastodonEmulator(Emulator):
@@ -171,12 +94,7 @@ class MastodonEmulator(Emulator):
         self.windows = AlignedWindows(clock)
         self.settings = dict(DEFAULT_SETTINGS)
         self.idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
-        # Stream events: (kind, status) appended under `events`; `event_base` counts the ones
-        # dropped by a reset, so that open streams keep their place.
-        self.events = threading.Condition()
-        self.event_log: list[tuple[str, Status, dict[str, Any] | str]] = []
-        self.event_base = 0
-        self.closed = threading.Event()
+        self.streams = HashtagStreams()
 
     # -- the shared layer's hooks -----------------------------------------------------------
 
@@ -225,15 +143,11 @@ class MastodonEmulator(Emulator):
         self.store = MastodonStore(account_names(self.account_count), self.clock)
         self.settings = dict(DEFAULT_SETTINGS)
         self.idempotency.clear()
-        with self.events:
-            self.event_base += len(self.event_log)
-            self.event_log.clear()
+        self.streams.forget()
 
     def close(self) -> None:
         """Ends open streams: they check this flag every 0.2 s."""
-        self.closed.set()
-        with self.events:
-            self.events.notify_all()
+        self.streams.close()
 
     def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
         actor = self.store.audience_actor(author)
@@ -287,7 +201,7 @@ class MastodonEmulator(Emulator):
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/api/v1/streaming"):
             return self._streaming(request)
-        bucket = self._bucket(request)
+        bucket = bucket_of(request.method, request.path)
         with self.lock:
             viewer = self._bearer(request)
             key = viewer.username if viewer is not None else "address:127.0.0.1"
@@ -297,18 +211,6 @@ class MastodonEmulator(Emulator):
             except ApiError as exc:
                 response = Response.json(exc.status, {"error": exc.message})
             return self._with_rate_headers(response, key, bucket)
-
-    def _bucket(self, request: Request) -> str:
-        method, path = request.method, request.path
-        if method == "POST" and path in ("/api/v2/media", "/api/v1/media"):
-            return "media"
-        if (method == "DELETE" and path.startswith("/api/v1/statuses/")) or (
-            method == "POST" and path.endswith("/unreblog")
-        ):
-            return "deletes"
-        if method == "POST" and path == "/api/v1/statuses":
-            return "statuses"
-        return "api"
 
     def _throttle(self, key: str, bucket: str) -> None:
         """Rack::Attack counts every request; the statuses limiter only checks here (spent on creation)."""
@@ -336,10 +238,15 @@ class MastodonEmulator(Emulator):
             return None
         return self.store.by_token(header.removeprefix("Bearer ").strip())
 
-    def _require(self, request: Request, viewer: Actor | None, *, public: bool = False) -> Actor | None:
-        """401 for a token we do not know; without a token, only public reads go through."""
-        has_token = "Authorization" in request.headers
-        if (has_token and viewer is None) or (viewer is None and not public):
+    def _require(self, request: Request, viewer: Actor | None) -> Actor:
+        """The caller's account, or Mastodon's 401 (the same body for a missing and a bad token)."""
+        if viewer is None:
+            raise ApiError(401, ERRORS[401])
+        return viewer
+
+    def _optional(self, request: Request, viewer: Actor | None) -> Actor | None:
+        """Public reads: no token is fine, a token we do not know is a 401."""
+        if viewer is None and "Authorization" in request.headers:
             raise ApiError(401, ERRORS[401])
         return viewer
 
@@ -357,14 +264,13 @@ class MastodonEmulator(Emulator):
             return Response.json(200, instance_v2(base, int(self.settings["max_characters"])))
         if method == "GET" and path == "/api/v1/accounts/verify_credentials":
             actor = self._require(request, viewer)
-            assert actor is not None
             return Response.json(200, credential_account_json(self.store.account_json(actor, base), actor))
         if path == "/api/v1/statuses" and method == "POST":
             return self._post_status(request, self._require(request, viewer))
         if path in ("/api/v2/media", "/api/v1/media") and method == "POST":
             return self._post_media(request, self._require(request, viewer), v2=path.startswith("/api/v2"))
         if path == "/api/v1/notifications" and method == "GET":
-            return self._notifications(request, self._require(request, viewer))
+            return notifications(self.store, request, self._require(request, viewer), base)
         if match := STATUS_ROUTE.match(path):
             return self._status_route(request, viewer, match.group(1), match.group(2))
         if (match := ACCOUNT_ROUTE.match(path)) and method == "GET":
@@ -378,14 +284,14 @@ class MastodonEmulator(Emulator):
                     return Response.json(200, self.store.notification_json(item, base))
             raise ApiError(404, ERRORS[404])
         if (match := TAG_ROUTE.match(path)) and method == "GET":
-            return self._tag_timeline(request, self._require(request, viewer, public=True), match.group(1))
+            viewer = self._optional(request, viewer)
+            return tag_timeline(self.store, request, viewer, match.group(1), base)
         raise ApiError(404, ERRORS[404])
 
     # -- statuses ---------------------------------------------------------------------------
 
-    def _post_status(self, request: Request, author: Actor | None) -> Response:
-        assert author is not None
-        params = _params(request)
+    def _post_status(self, request: Request, author: Actor) -> Response:
+        params = params_of(request)
         key = request.headers.get("Idempotency-Key")
         idempotent = bool(self.settings["idempotency"]) and bool(key)
         if idempotent and key is not None:
@@ -398,11 +304,11 @@ class MastodonEmulator(Emulator):
                     raise ApiError(404, ERRORS[404])
                 return Response.json(200, self.store.status_json(status, author, self.base_url))
         gotosocial = not self.settings["idempotency"]
-        text = _one(params, "status") or ""
-        spoiler = _one(params, "spoiler_text") or ""
-        parent = self._reply_target(_one(params, "in_reply_to_id"), author)
+        text = first(params, "status") or ""
+        spoiler = first(params, "spoiler_text") or ""
+        parent = self._reply_target(first(params, "in_reply_to_id"), author)
         media = self._attachable_media(params.get("media_ids", []), author)
-        visibility = _one(params, "visibility") or author.default_visibility
+        visibility = first(params, "visibility") or author.default_visibility
         if visibility not in VISIBILITIES:
             raise ApiError(422, f"'{visibility}' is not a valid visibility")
         limit = int(self.settings["max_characters"])
@@ -424,8 +330,8 @@ class MastodonEmulator(Emulator):
             host=self._host(),
             spoiler_text=spoiler,
             visibility=visibility,
-            sensitive=_flag(_one(params, "sensitive")),
-            language=_one(params, "language") or "en",
+            sensitive=flag(first(params, "sensitive")),
+            language=first(params, "language") or "en",
             in_reply_to=parent,
             media=media,
         )
@@ -464,17 +370,21 @@ class MastodonEmulator(Emulator):
     def _status_route(
         self, request: Request, viewer: Actor | None, status_id: str, action: str | None
     ) -> Response:
-        method, base = request.method, self.base_url
-        if method == "GET":
-            viewer = self._require(request, viewer, public=True)
-        else:
-            viewer = self._require(request, viewer)
+        if request.method == "GET":
+            return self._read_status(self._optional(request, viewer), status_id, action)
+        return self._write_status(request, self._require(request, viewer), status_id, action)
+
+    def _visible_status(self, status_id: str, viewer: Actor | None) -> Status:
         status = self.store.statuses.get(status_id)
         if status is None or not self.store.visible(status, viewer):
             raise ApiError(404, ERRORS[404])
-        if method == "GET" and action is None:
+        return status
+
+    def _read_status(self, viewer: Actor | None, status_id: str, action: str | None) -> Response:
+        status, base = self._visible_status(status_id, viewer), self.base_url
+        if action is None:
             return Response.json(200, self.store.status_json(status, viewer, base))
-        if method == "GET" and action == "context":
+        if action == "context":
             ancestors, descendants = self.store.context(status, viewer)
             return Response.json(
                 200,
@@ -483,22 +393,25 @@ class MastodonEmulator(Emulator):
                     "descendants": [self.store.status_json(s, viewer, base) for s in descendants],
                 },
             )
-        assert viewer is not None
-        if method == "DELETE" and action is None:
+        raise ApiError(404, ERRORS[404])
+
+    def _write_status(self, request: Request, viewer: Actor, status_id: str, action: str | None) -> Response:
+        status, base = self._visible_status(status_id, viewer), self.base_url
+        if request.method == "DELETE" and action is None:
             if status.author is not viewer:
                 raise ApiError(404, ERRORS[404])
             answer = self.store.status_json(status, viewer, base, source=True)
             status.deleted = True
             self._publish("delete", status)
             return Response.json(200, answer)
-        if method == "POST" and action == "reblog":
+        if request.method == "POST" and action == "reblog":
             if status.visibility not in ("public", "unlisted") or status.reblog is not None:
                 raise ApiError(403, ERRORS[403])
-            visibility = _one(_params(request), "visibility") or "public"
+            visibility = first(params_of(request), "visibility") or "public"
             reblog = self.store.reblog(viewer, status, visibility if visibility in VISIBILITIES else "public")
             self._publish("update", reblog)
             return Response.json(200, self.store.status_json(reblog, viewer, base))
-        if method == "POST" and action == "unreblog":
+        if request.method == "POST" and action == "unreblog":
             undone = self.store.reblog_by(viewer, status)
             if undone is not None:
                 undone.deleted = True
@@ -511,8 +424,7 @@ class MastodonEmulator(Emulator):
     def _processing(self, media: Media) -> bool:
         return media.polls_until_ready > 0 and self.clock() - media.created_at < MEDIA_PROCESSING_TIME
 
-    def _post_media(self, request: Request, owner: Actor | None, *, v2: bool) -> Response:
-        assert owner is not None
+    def _post_media(self, request: Request, owner: Actor, *, v2: bool) -> Response:
         parts = request.multipart() if "multipart/" in request.headers.get("Content-Type", "") else {}
         files = parts.get("file")
         if not files or not files[0].data:
@@ -549,7 +461,7 @@ class MastodonEmulator(Emulator):
         self.store.media[media.id] = media
         return Response.json(202 if asynchronous else 200, media_json(media, self.base_url))
 
-    def _get_media(self, owner: Actor | None, media_id: str) -> Response:
+    def _get_media(self, owner: Actor, media_id: str) -> Response:
         media = self.store.media.get(media_id)
         if media is None or media.owner is not owner:
             raise ApiError(404, ERRORS[404])
@@ -563,135 +475,27 @@ class MastodonEmulator(Emulator):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _page(
-        self,
-        request: Request,
-        items: list[Any],
-        key: Any,
-        *,
-        default: int,
-        maximum: int,
-        carried: tuple[str, ...],
-    ) -> tuple[list[Any], dict[str, str]]:
-        """One page of `items` (newest first) and its `Link` header, as Mastodon builds them."""
-        limit = _int(request.arg("limit")) or default
-        limit = max(1, min(limit, maximum))
-        page = paginate(
-            items,
-            key,
-            max_id=_int(request.arg("max_id")),
-            since_id=_int(request.arg("since_id")),
-            min_id=_int(request.arg("min_id")),
-            limit=limit,
-        )
-        if not page:
-            return page, {}
-
-        def link(core: str, value: Any) -> str:
-            # Rails' to_query: each parameter encoded, then the pieces sorted.
-            pieces = [f"{core}={value}"]
-            for name in carried:
-                if name in request.query:
-                    values = request.query[name]
-                    if name.endswith("[]"):
-                        pieces.append("&".join(f"{quote(name, safe='')}={quote(v, safe='')}" for v in values))
-                    else:
-                        pieces.append(f"{quote(name, safe='')}={quote(values[0], safe='')}")
-            return f"{self.base_url}{request.path}?{'&'.join(sorted(pieces))}"
-
-        header = (
-            f'<{link("max_id", key(page[-1]))}>; rel="next", <{link("min_id", key(page[0]))}>; rel="prev"'
-        )
-        return page, {"Link": header}
-
-    def _notifications(self, request: Request, viewer: Actor | None) -> Response:
-        types = request.query.get("types[]") or request.query.get("types")
-        excluded = request.query.get("exclude_types[]") or request.query.get("exclude_types") or []
-        account_id = request.arg("account_id")
-        items = [
-            n
-            for n in sorted(self.store.notifications, key=lambda n: -n.id)
-            if n.recipient is viewer
-            and (n.status is None or not n.status.deleted)
-            and (not types or n.kind in types)
-            and n.kind not in excluded
-            and (account_id is None or n.sender.id == account_id)
-        ]
-        carried = ("account_id", "exclude_types[]", "limit", "types[]")
-        page, headers = self._page(request, items, lambda n: n.id, default=40, maximum=80, carried=carried)
-        body = [self.store.notification_json(n, self.base_url) for n in page]
-        return Response.json(200, body, headers)
-
-    def _tag_timeline(self, request: Request, viewer: Actor | None, tag: str) -> Response:
-        local, remote = _flag(request.arg("local")), _flag(request.arg("remote"))
-        only_media = _flag(request.arg("only_media"))
-        items = [
-            s
-            for s in self.store.live_statuses()
-            if self._in_hashtag_feed(s, tag.lower(), local=local)
-            and not (remote and s.author.domain is None)
-            and (not only_media or s.media)
-        ]
-        carried = ("limit", "local", "only_media", "remote")
-        page, headers = self._page(
-            request, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
-        )
-        return Response.json(200, [self.store.status_json(s, viewer, self.base_url) for s in page], headers)
-
-    @staticmethod
-    def _in_hashtag_feed(status: Status, tag: str, *, local: bool) -> bool:
-        """Public, original statuses with the tag: unlisted, private and direct never show."""
-        return (
-            status.visibility == "public"
-            and status.reblog is None
-            and tag in status.tags
-            and (not local or status.author.domain is None)
-        )
-
     def _account_route(
         self, request: Request, viewer: Actor | None, account_id: str, statuses: bool
     ) -> Response:
-        viewer = self._require(request, viewer, public=True)
+        viewer = self._optional(request, viewer)
         actor = self.store.actor(account_id)
         if actor is None:
             raise ApiError(404, ERRORS[404])
-        if not statuses:
-            return Response.json(200, self.store.account_json(actor, self.base_url))
-        exclude_replies = _flag(request.arg("exclude_replies"))
-        exclude_reblogs = _flag(request.arg("exclude_reblogs"))
-        only_media = _flag(request.arg("only_media"))
-        tagged = (request.arg("tagged") or "").lower()
-        pinned = _flag(request.arg("pinned"))
-        items = [
-            s
-            for s in self.store.live_statuses()
-            if s.author is actor
-            and self.store.visible(s, viewer)
-            and not pinned  # the sandbox pins nothing
-            # exclude_replies keeps an author's replies to itself (threads), as Mastodon does.
-            and not (exclude_replies and s.in_reply_to is not None and s.in_reply_to.author is not actor)
-            and not (exclude_reblogs and s.reblog is not None)
-            and (not only_media or s.media)
-            and (not tagged or tagged in s.tags)
-        ]
-        carried = ("exclude_reblogs", "exclude_replies", "limit", "only_media", "pinned", "tagged")
-        page, headers = self._page(
-            request, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
-        )
-        return Response.json(200, [self.store.status_json(s, viewer, self.base_url) for s in page], headers)
+        if statuses:
+            return account_statuses(self.store, request, viewer, actor, self.base_url)
+        return Response.json(200, self.store.account_json(actor, self.base_url))
 
     # -- streaming --------------------------------------------------------------------------
 
     def _publish(self, kind: str, status: Status) -> None:
-        """Queue a stream event; only public, original statuses ever reach a hashtag stream."""
+        """Hand a new or deleted status to the streams; only public, original ones can reach them."""
         if status.visibility != "public" or status.reblog is not None:
             return
-        payload: dict[str, Any] | str = (
-            self.store.stream_json(status, self.base_url) if kind == "update" else status.id
-        )
-        with self.events:
-            self.event_log.append((kind, status, payload))
-            self.events.notify_all()
+        if kind == "update":
+            self.streams.publish(kind, status, self.store.stream_json(status, self.base_url))
+        else:
+            self.streams.publish(kind, status, status.id)
 
     def _streaming(self, request: Request) -> Response:
         """The streaming server (node.js on another port in production): no rate-limit headers."""
@@ -704,35 +508,12 @@ class MastodonEmulator(Emulator):
             return Response.json(401, {"error": "Invalid access token"}, plain)
         if request.path not in ("/api/v1/streaming/hashtag", "/api/v1/streaming/hashtag/local"):
             return Response.json(404, {"error": "Unknown stream type"}, plain)
-        tag = (request.arg("tag") or "").lower()
+        tag = request.arg("tag") or ""
         if not tag:
             return Response.json(400, {"error": "Missing tag name parameter"}, plain)
-        local = request.path.endswith("/local")
-        return Response(
-            200, headers={**plain, "Content-Type": "text/event-stream"}, stream=self._events(tag, local)
+        stream = self.streams.events(
+            tag,
+            local=request.path.endswith("/local"),
+            heartbeat=lambda: float(self.settings["stream_heartbeat"]),
         )
-
-    def _events(self, tag: str, local: bool) -> Iterator[bytes]:
-        """Server-sent events in the real framing: `:)` first, `event:`/`data:` frames, `:thump` beats."""
-        yield b":)\n"
-        with self.events:
-            position = self.event_base + len(self.event_log)
-        last_beat = time.monotonic()
-        while not self.closed.is_set():
-            with self.events:
-                if self.event_base + len(self.event_log) <= position:
-                    self.events.wait(0.2)
-                start = max(0, position - self.event_base)
-                fresh = self.event_log[start:]
-                position = self.event_base + len(self.event_log)
-            for kind, status, payload in fresh:
-                if self._in_hashtag_feed(status, tag, local=local):
-                    data = (
-                        json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-                        if kind == "update"
-                        else payload
-                    )
-                    yield f"event: {kind}\ndata: {data}\n\n".encode()
-            if time.monotonic() - last_beat >= float(self.settings["stream_heartbeat"]):
-                last_beat = time.monotonic()
-                yield b":thump\n"
+        return Response(200, headers={**plain, "Content-Type": "text/event-stream"}, stream=stream)
