@@ -62,6 +62,7 @@ def account_statuses(
     """GET /api/v1/accounts/:id/statuses, with what `viewer` may see."""
     exclude_replies = flag(request.arg("exclude_replies"))
     exclude_reblogs = flag(request.arg("exclude_reblogs"))
+    exclude_direct = flag(request.arg("exclude_direct"))
     only_media = flag(request.arg("only_media"))
     pinned = flag(request.arg("pinned"))
     tagged = (request.arg("tagged") or "").lower()
@@ -74,10 +75,13 @@ def account_statuses(
         # exclude_replies keeps an author's replies to itself (threads), as Mastodon does.
         and not (exclude_replies and s.in_reply_to is not None and s.in_reply_to.author is not actor)
         and not (exclude_reblogs and s.reblog is not None)
+        and not (exclude_direct and s.visibility == "direct")
         and (not only_media or s.media)
         and (not tagged or tagged in s.tags)
     ]
-    carried = ("exclude_reblogs", "exclude_replies", "limit", "only_media", "pinned", "tagged")
+    carried = (
+        "exclude_direct", "exclude_reblogs", "exclude_replies", "limit", "only_media", "pinned", "tagged"
+    )  # fmt: skip
     page, headers = page_of(
         request, base_url, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
     )
