@@ -21,7 +21,26 @@ Command = Callable[[argparse.Namespace], int]
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate config.yaml and every content queue; print a summary per queue."""
-    raise NotImplementedError
+    import os
+    from datetime import UTC, datetime
+
+    from bot.checking import check_campaign, describe_queue
+
+    report = check_campaign(args.config, os.environ, datetime.now(UTC))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if args.online:
+        print("check --online: credential checks are not available yet", file=sys.stderr)
+    if report.config is not None:
+        for queue in report.queues:
+            print("\n".join(describe_queue(report.config, queue, report.next_slots[queue.name])))
+    errors, warnings = len(report.errors), len(report.warnings)
+    posts = sum(len(queue.posts) for queue in report.queues)
+    print(
+        f"{len(report.queues)} queues, {posts} posts: "
+        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    )
+    return EXIT_INPUT if errors else EXIT_OK
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
