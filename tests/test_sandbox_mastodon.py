@@ -608,6 +608,7 @@ def test_state_posts_have_the_design_shape(server: SandboxServer) -> None:
         "deleted",
     }
     assert (ours["author"], ours["text"], ours["in_reply_to"]) == ("main", "Hello #NoTechForICE", None)
+    assert (ours["account"], theirs["account"]) == ("main", None)
     assert (ours["raw"]["spoiler_text"], ours["raw"]["visibility"]) == ("CW", "unlisted")
     assert ours["created_at"] == "2026-08-01T13:53:57.755Z"
     assert (theirs["author"], theirs["in_reply_to"], theirs["text"]) == (

@@ -177,6 +177,10 @@ def test_stream_frames(server: SandboxServer) -> None:
     assert frame.startswith("event: update\ndata: {") and frame.endswith("}\n\n")
     ours = json.loads(frame.split("data: ", 1)[1])
     assert_same_shape(ours, real_status)
+    assert (
+        ours["content"].startswith("<p>it&#39;s cool guy")
+        and real_status["content"] == "<p>it&#39;s cool guy</p>"
+    )
     assert list(ours)[-6:] == list(real_status)[-6:]  # the viewer's fields come last
 
 

@@ -185,6 +185,8 @@ class MastodonEmulator(Emulator):
             "id": status.id,
             "url": status.url(self.base_url),
             "author": status.author.acct,
+            # As on X: the sandbox account name of our posts, null for the audience's.
+            "account": status.author.username if status.author.domain is None else None,
             "text": status.text,
             "created_at": iso_ms(status.created_at),
             "in_reply_to": status.in_reply_to.id if status.in_reply_to else None,

@@ -181,6 +181,11 @@ class Notification:
 # -- rendering ------------------------------------------------------------------------------
 
 
+def _escape(text: str) -> str:
+    """HTML escaping as Rails does it: `'` becomes `&#39;` (the cassette's `it&#39;s cool guy`)."""
+    return html.escape(text).replace("&#x27;", "&#39;")
+
+
 def _link_url(url: str) -> str:
     """Mastodon's link markup: the scheme hidden, the display cut at 30 characters."""
     scheme, _, rest = url.partition("://")
@@ -190,10 +195,10 @@ def _link_url(url: str) -> str:
     if len(shown) > 30:
         display, hidden, css = shown[:30], shown[30:], "ellipsis"
     return (
-        f'<a href="{html.escape(url)}" target="_blank" rel="nofollow noopener" translate="no">'
-        f'<span class="invisible">{html.escape(prefix)}</span>'
-        f'<span class="{css}">{html.escape(display)}</span>'
-        f'<span class="invisible">{html.escape(hidden)}</span></a>'
+        f'<a href="{_escape(url)}" target="_blank" rel="nofollow noopener" translate="no">'
+        f'<span class="invisible">{_escape(prefix)}</span>'
+        f'<span class="{css}">{_escape(display)}</span>'
+        f'<span class="invisible">{_escape(hidden)}</span></a>'
     )
 
 
@@ -215,8 +220,8 @@ def render_content(text: str, base_url: str, mentioned: dict[str, Actor]) -> str
         actor = mentioned.get(match.group(1).lower())
         if actor is not None and free(match.start(), match.end()):
             markup = (
-                f'<span class="h-card" translate="no"><a href="{html.escape(actor.url(base_url))}" '
-                f'class="u-url mention">@<span>{html.escape(actor.username)}</span></a></span>'
+                f'<span class="h-card" translate="no"><a href="{_escape(actor.url(base_url))}" '
+                f'class="u-url mention">@<span>{_escape(actor.username)}</span></a></span>'
             )
             entities.append((match.start(), match.end(), markup))
     for match in HASHTAG_RE.finditer(text):
@@ -224,16 +229,16 @@ def render_content(text: str, base_url: str, mentioned: dict[str, Actor]) -> str
         if free(start, match.end()):
             name = match.group(1)
             markup = (
-                f'<a href="{base_url}/tags/{html.escape(name.lower())}" class="mention hashtag" '
-                f'rel="tag">#<span>{html.escape(name)}</span></a>'
+                f'<a href="{base_url}/tags/{_escape(name.lower())}" class="mention hashtag" '
+                f'rel="tag">#<span>{_escape(name)}</span></a>'
             )
             entities.append((start, match.end(), markup))
     out, last = [], 0
     for start, end, markup in sorted(entities):
-        out.append(html.escape(text[last:start]))
+        out.append(_escape(text[last:start]))
         out.append(markup)
         last = end
-    out.append(html.escape(text[last:]))
+    out.append(_escape(text[last:]))
     body = "".join(out).replace("\r\n", "\n")
     # Rails' simple_format: paragraphs on blank lines, <br /> on single newlines.
     paragraphs = [p for p in regex.split(r"\n\s*\n", body) if p.strip()]
