@@ -24,23 +24,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.sandbox.mastodon_entities import (
-    DESCRIPTION_LIMIT,
-    IMAGE_TYPES,
     MAX_CHARACTERS,
-    MAX_MEDIA_ATTACHMENTS,
-    VIDEO_TYPES,
     VISIBILITIES,
     Actor,
-    Media,
     Status,
     credential_account_json,
     extract_tags,
     gotosocial_length,
-    image_size,
     iso_ms,
     iso_us,
     media_json,
-    sniff_mime_type,
     status_length,
 )
 from bot.sandbox.mastodon_http import (
@@ -54,12 +47,12 @@ from bot.sandbox.mastodon_http import (
 )
 from bot.sandbox.mastodon_instance import (
     ERRORS,
-    SUPPORTED_MIME_TYPES,
     V1_DEPRECATION,
     instance_v1,
     instance_v2,
     nginx_page,
 )
+from bot.sandbox.mastodon_media import attachable_media, poll_media, upload_media
 from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
 from bot.sandbox.mastodon_store import MastodonStore
 from bot.sandbox.mastodon_stream import HashtagStreams
@@ -67,7 +60,6 @@ from bot.sandbox.server import Clock, Emulator, Request, Response, account_names
 
 CAMPAIGN_TAG = "NoTechForICE"
 IDEMPOTENCY_TTL = timedelta(hours=1)  # PostStatusService: setex 3600
-MEDIA_PROCESSING_TIME = timedelta(seconds=5)
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "idempotency": True,
@@ -270,7 +262,12 @@ class MastodonEmulator(Emulator):
         if path == "/api/v1/statuses" and method == "POST":
             return self._post_status(request, self._require(request, viewer))
         if path in ("/api/v2/media", "/api/v1/media") and method == "POST":
-            return self._post_media(request, self._require(request, viewer), v2=path.startswith("/api/v2"))
+            owner = self._require(request, viewer)
+            process_images = bool(self.settings["media_processing"])
+            code, media = upload_media(
+                self.store, request, owner, v2=path.startswith("/api/v2"), process_images=process_images
+            )
+            return Response.json(code, media_json(media, base))
         if path == "/api/v1/notifications" and method == "GET":
             return notifications(self.store, request, self._require(request, viewer), base)
         if match := STATUS_ROUTE.match(path):
@@ -278,7 +275,8 @@ class MastodonEmulator(Emulator):
         if (match := ACCOUNT_ROUTE.match(path)) and method == "GET":
             return self._account_route(request, viewer, match.group(1), bool(match.group(2)))
         if (match := MEDIA_ROUTE.match(path)) and method == "GET":
-            return self._get_media(self._require(request, viewer), match.group(1))
+            code, answer = poll_media(self.store, self._require(request, viewer), match.group(1), base)
+            return Response.json(code, answer)
         if (match := NOTIFICATION_ROUTE.match(path)) and method == "GET":
             actor = self._require(request, viewer)
             for item in self.store.notifications:
@@ -309,7 +307,7 @@ class MastodonEmulator(Emulator):
         text = first(params, "status") or ""
         spoiler = first(params, "spoiler_text") or ""
         parent = self._reply_target(first(params, "in_reply_to_id"), author)
-        media = self._attachable_media(params.get("media_ids", []), author)
+        media = attachable_media(self.store, params.get("media_ids", []), author)
         visibility = first(params, "visibility") or author.default_visibility
         if visibility not in VISIBILITIES:
             raise ApiError(422, f"'{visibility}' is not a valid visibility")
@@ -350,24 +348,6 @@ class MastodonEmulator(Emulator):
         if parent is None or not self.store.visible(parent, author):
             raise ApiError(404, "The post you are trying to reply to does not appear to exist.")
         return parent
-
-    def _attachable_media(self, ids: list[str], author: Actor) -> list[Media]:
-        if len(ids) > MAX_MEDIA_ATTACHMENTS:
-            raise ApiError(422, f"Cannot attach more than {MAX_MEDIA_ATTACHMENTS} files")
-        found = [self.store.media.get(i) for i in ids]
-        missing = [
-            i for i, m in zip(ids, found, strict=True) if m is None or m.owner is not author or m.status_id
-        ]
-        if missing:
-            raise ApiError(422, f"Media {', '.join(missing)} not found or already attached to another post")
-        media = [m for m in found if m is not None]
-        if any(self._processing(m) for m in media):
-            raise ApiError(
-                422, "Cannot attach files that have not finished processing. Try again in a moment!"
-            )
-        if len(media) > 1 and any(m.kind in ("video", "audio", "gifv") for m in media):
-            raise ApiError(422, "Cannot attach a video to a post that already contains images")
-        return media
 
     def _status_route(
         self, request: Request, viewer: Actor | None, status_id: str, action: str | None
@@ -420,60 +400,6 @@ class MastodonEmulator(Emulator):
                 self._publish("delete", undone)
             return Response.json(200, self.store.status_json(status, viewer, base))
         raise ApiError(404, ERRORS[404])
-
-    # -- media ------------------------------------------------------------------------------
-
-    def _processing(self, media: Media) -> bool:
-        return media.polls_until_ready > 0 and self.clock() - media.created_at < MEDIA_PROCESSING_TIME
-
-    def _post_media(self, request: Request, owner: Actor, *, v2: bool) -> Response:
-        parts = request.multipart() if "multipart/" in request.headers.get("Content-Type", "") else {}
-        files = parts.get("file")
-        if not files or not files[0].data:
-            raise ApiError(422, "Validation failed: File can't be blank")
-        description = parts["description"][0].data.decode() if parts.get("description") else None
-        if description is not None and len(description) > DESCRIPTION_LIMIT:
-            raise ApiError(
-                422, f"Validation failed: Description is too long (maximum is {DESCRIPTION_LIMIT} characters)"
-            )
-        mime_type = sniff_mime_type(files[0].data, files[0].content_type)
-        if mime_type not in SUPPORTED_MIME_TYPES:
-            raise ApiError(422, "Validation failed: File content type is invalid, File is invalid")
-        kind = "image" if mime_type in IMAGE_TYPES else "video" if mime_type in VIDEO_TYPES else "audio"
-        focus = None
-        if parts.get("focus"):
-            x, _, y = parts["focus"][0].data.decode().partition(",")
-            focus = (float(x), float(y or 0))
-        width, height = image_size(files[0].data) if kind == "image" else (640, 640)
-        # The real server transcodes video and audio after answering (202, url null); images
-        # are ready at once unless the sandbox is told to process everything.
-        asynchronous = v2 and (kind != "image" or bool(self.settings["media_processing"]))
-        media = Media(
-            id=self.store.new_id(),
-            owner=owner,
-            kind=kind,
-            mime_type=mime_type,
-            description=description,
-            created_at=self.clock(),
-            width=width,
-            height=height,
-            focus=focus,
-            polls_until_ready=1 if asynchronous else 0,
-        )
-        self.store.media[media.id] = media
-        return Response.json(202 if asynchronous else 200, media_json(media, self.base_url))
-
-    def _get_media(self, owner: Actor, media_id: str) -> Response:
-        media = self.store.media.get(media_id)
-        if media is None or media.owner is not owner:
-            raise ApiError(404, ERRORS[404])
-        if self._processing(media):
-            # The first poll still finds it processing (206, url null); it is ready after it.
-            answer = media_json(media, self.base_url)
-            media.polls_until_ready -= 1
-            return Response.json(206, answer)
-        media.polls_until_ready = 0
-        return Response.json(200, media_json(media, self.base_url))
 
     # -- reads ------------------------------------------------------------------------------
 

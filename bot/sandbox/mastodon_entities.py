@@ -9,7 +9,6 @@ notifications in the field order and shapes of the recorded cassettes
 from __future__ import annotations
 
 import html
-import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,9 +30,6 @@ HASHTAG_RE = regex.compile(r"(?<![\w/)])#([\w·]*[^\W\d][\w·]*)")
 MENTION_RE = regex.compile(
     r"(?<![=/\w])@(([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)(?:@(\w+(?:[.-]+\w+)*))?)", regex.IGNORECASE
 )
-
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/heic")
-VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime", "video/ogg")
 
 
 def iso_ms(moment: datetime) -> str:
@@ -367,43 +363,3 @@ def _small_size(width: int, height: int) -> tuple[int, int]:
         return width, height
     scale = 480 / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height of a PNG, GIF or JPEG from its header; (0, 0) when unknown."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return int(width), int(height)
-    if data.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            length = int.from_bytes(data[i + 2 : i + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2):
-                height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-                return int(width), int(height)
-            i += 2 + length
-    return 0, 0
-
-
-def sniff_mime_type(data: bytes, declared: str) -> str:
-    """The content type from the file's own bytes, as Mastodon checks it, else the declared one."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
-    return declared
