@@ -383,7 +383,7 @@ class MastodonEmulator(Emulator):
             if status.author is not viewer:
                 raise ApiError(404, ERRORS[404])
             answer = self.store.status_json(status, viewer, base, source=True)
-            status.deleted = True
+            self.store.delete(status)
             self._publish("delete", status)
             return Response.json(200, answer)
         if request.method == "POST" and action == "reblog":
@@ -396,7 +396,7 @@ class MastodonEmulator(Emulator):
         if request.method == "POST" and action == "unreblog":
             undone = self.store.reblog_by(viewer, status)
             if undone is not None:
-                undone.deleted = True
+                self.store.delete(undone)
                 self._publish("delete", undone)
             return Response.json(200, self.store.status_json(status, viewer, base))
         raise ApiError(404, ERRORS[404])

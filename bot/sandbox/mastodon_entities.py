@@ -106,6 +106,8 @@ class Actor:
     domain: str | None = None
     token: str | None = None
     default_visibility: str = "public"
+    statuses_count: int = 0  # not deleted
+    last_status_at: datetime | None = None
 
     @property
     def acct(self) -> str:
@@ -153,6 +155,8 @@ class Status:
     mentions: list[Actor] = field(default_factory=list)
     reblog: Status | None = None
     deleted: bool = False
+    replies: list[Status] = field(default_factory=list)  # direct replies, oldest first
+    reblogs: list[Status] = field(default_factory=list)
 
     def url(self, base_url: str) -> str:
         if self.author.domain is None:

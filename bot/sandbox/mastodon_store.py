@@ -160,7 +160,7 @@ class MastodonStore:
         )
         for item in status.media:
             item.status_id = status.id
-        self.statuses[status.id] = status
+        self._add(status)
         for mentioned in status.mentions:
             if mentioned.domain is None and mentioned is not author:
                 self.notify("mention", mentioned, author, status)
@@ -181,20 +181,27 @@ class MastodonStore:
             created_at=self.clock(),
             reblog=original,
         )
-        self.statuses[status.id] = status
+        self._add(status)
         if original.author.domain is None and original.author is not actor:
             self.notify("reblog", original.author, actor, original)
         return status
 
+    def delete(self, status: Status) -> None:
+        if not status.deleted:
+            status.deleted = True
+            status.author.statuses_count -= 1
+
+    def _add(self, status: Status) -> None:
+        self.statuses[status.id] = status
+        status.author.statuses_count += 1
+        status.author.last_status_at = status.created_at
+        if status.in_reply_to is not None:
+            status.in_reply_to.replies.append(status)
+        if status.reblog is not None:
+            status.reblog.reblogs.append(status)
+
     def reblog_by(self, actor: Actor, original: Status) -> Status | None:
-        return next(
-            (
-                s
-                for s in self.statuses.values()
-                if s.reblog is original and s.author is actor and not s.deleted
-            ),
-            None,
-        )
+        return next((s for s in original.reblogs if s.author is actor and not s.deleted), None)
 
     def notify(self, kind: str, recipient: Actor, sender: Actor, status: Status | None) -> None:
         self._notification_id += 1
@@ -212,7 +219,7 @@ class MastodonStore:
 
     def live_statuses(self) -> list[Status]:
         """Every status not deleted, newest first."""
-        return sorted((s for s in self.statuses.values() if not s.deleted), key=lambda s: -int(s.id))
+        return [s for s in reversed(self.statuses.values()) if not s.deleted]  # ids only grow
 
     def context(self, status: Status, viewer: Actor | None) -> tuple[list[Status], list[Status]]:
         ancestors: list[Status] = []
@@ -224,8 +231,8 @@ class MastodonStore:
         descendants: list[Status] = []
 
         def walk(node: Status) -> None:
-            for child in sorted(self.statuses.values(), key=lambda s: int(s.id)):
-                if child.in_reply_to is node and self.visible(child, viewer):
+            for child in node.replies:
+                if self.visible(child, viewer):
                     descendants.append(child)
                     walk(child)
 
@@ -235,9 +242,7 @@ class MastodonStore:
     # -- rendering ------------------------------------------------------------------------
 
     def account_json(self, actor: Actor, base_url: str) -> dict[str, Any]:
-        posted = [s for s in self.statuses.values() if s.author is actor and not s.deleted]
-        last = max((s.created_at for s in posted), default=None)
-        return account_json(actor, base_url, len(posted), last)
+        return account_json(actor, base_url, actor.statuses_count, actor.last_status_at)
 
     def status_json(
         self, status: Status, viewer: Actor | None, base_url: str, *, source: bool = False
@@ -245,8 +250,8 @@ class MastodonStore:
         """A Status as `viewer` gets it; `source`: with `text` instead of `content` (DELETE's answer)."""
         author = status.author
         parent = status.in_reply_to
-        replies = sum(1 for s in self.statuses.values() if s.in_reply_to is status and not s.deleted)
-        reblogs = sum(1 for s in self.statuses.values() if s.reblog is status and not s.deleted)
+        replies = sum(1 for s in status.replies if not s.deleted)
+        reblogs = sum(1 for s in status.reblogs if not s.deleted)
         out: dict[str, Any] = {
             "id": status.id,
             "created_at": iso_ms(status.created_at),
