@@ -635,3 +635,13 @@ def test_reset_empties_everything(server: SandboxServer) -> None:
         client(server).status_post("x", idempotency_key="k").id
         == client(server).status_post("y", idempotency_key="k").id
     )
+
+
+def test_the_instance_limit_is_a_setting_the_instance_reports(server: SandboxServer) -> None:
+    control(server, "settings", {"max_characters": 50})
+    api = client(server)
+    assert api.instance_v2().configuration.statuses.max_characters == 50
+    api.status_post("a" * 50)
+    with pytest.raises(MastodonAPIError) as exc:
+        api.status_post("a" * 51)
+    assert error_text(exc) == "Validation failed: Text character limit of 50 exceeded"
