@@ -6,17 +6,21 @@ The command itself (bot.cli.cmd_check) only prints what `check_campaign` returns
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.budget import x_budget_problems
 from bot.config import load_config
 from bot.content import load_queues
 from bot.durations import format_duration
 from bot.errors import InputError, Problem
 from bot.findings import display_path
 from bot.model import Config, Queue
+from bot.planner import targets_of
+from bot.slots import next_slots as upcoming_slots
+from bot.textrules import length_problems
 
 NEXT_SLOTS = 3
 
@@ -47,23 +51,30 @@ def check_campaign(config_path: Path, environ: Mapping[str, str], now: datetime)
         # Content is checked against the config (platforms, accounts), so it waits for a valid one.
         return CheckReport(problems=exc.problems)
     queues, content_problems = load_queues(config)
-    problems = [*problems, *content_problems, *check_texts(config, queues)]
+    problems = [
+        *problems,
+        *content_problems,
+        *check_texts(config, queues),
+        *check_schedules(config, queues, now),
+    ]
     slots = {queue.name: next_slots(config, queue, now, NEXT_SLOTS) for queue in queues}
     return CheckReport(problems=problems, config=config, queues=queues, next_slots=slots)
 
 
-# HOOK(planner): the planner branch fills in the two functions below from bot.textrules and
-# bot.planner. Until then `check` reports no text-length errors and no slots.
-
-
 def check_texts(config: Config, queues: Sequence[Queue]) -> list[Problem]:
     """Each text too long for a platform once the hashtag is added, as `FILE:LINE: message`."""
-    return []
+    problems = [p for queue in queues for p in length_problems(queue, targets_of(queue, config))]
+    return [replace(p, file=display_path(Path(p.file))) for p in problems]
+
+
+def check_schedules(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:
+    """Warnings about what the schedules will do: an X account's posts beyond its budget."""
+    return [replace(p, file=display_path(Path(p.file))) for p in x_budget_problems(config, queues, now)]
 
 
 def next_slots(config: Config, queue: Queue, now: datetime, count: int) -> list[datetime]:
-    """The queue's next `count` slot times after `now` (aware datetimes)."""
-    return []
+    """The queue's next `count` slot times after `now` (aware datetimes, jitter included)."""
+    return [slot.fire_at for slot in upcoming_slots(queue, now, count)]
 
 
 def describe_queue(config: Config, queue: Queue, slots: Sequence[datetime]) -> list[str]:

@@ -44,8 +44,39 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    """Show the coming slots with the exact payload per platform and account."""
-    raise NotImplementedError
+    """Show the coming slots with the exact payload per platform and account.
+
+    Assumes nothing has been sent yet: the posts shown are those each slot would send from the
+    start of the queue.
+    """
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    from bot.config import load_config
+    from bot.content import load_queues
+    from bot.preview import build_preview, format_preview, preview_records
+
+    if args.days < 1:
+        print("preview: --days must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
+    queues, problems = load_queues(config)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in errors:  # queues with errors are left out; the others are still shown
+        print(problem, file=sys.stderr)
+    if args.queue is not None and args.queue not in {q.name for q in queues}:
+        known = ", ".join(sorted(q.name for q in queues)) or "none"
+        print(f"preview: no valid queue named {args.queue!r} (queues: {known})", file=sys.stderr)
+        return EXIT_INPUT if errors else EXIT_USAGE
+    entries = build_preview(
+        config, queues, datetime.now(UTC), args.days, queue_name=args.queue, platform=args.platform
+    )
+    if args.json:
+        print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
+    else:
+        print(format_preview(entries))
+    return EXIT_INPUT if errors else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:

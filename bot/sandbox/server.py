@@ -230,8 +230,8 @@ class Emulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, a keep-alive client (requests.Session,
-    # Mastodon.py) waits ~40 ms for the delayed ACK on every request.
+    # Headers and body go out in separate writes; with Nagle on, a keep-alive client waits for
+    # the delayed ACK (~40 ms) on every request.
     disable_nagle_algorithm = True
     server: SandboxServer
 
