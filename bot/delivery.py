@@ -188,7 +188,12 @@ class Courier:
                     found = client.find_published(message, since=claim.claimed_at)
                     must_look = False
                     if found is not None:
-                        log.info("reconciled %s: already posted %s", label, found.url)
+                        log.info(
+                            "reconciled %s: already posted %s",
+                            label,
+                            found.url,
+                            extra=_event("reconciled", job, found.url),
+                        )
                         confirm(found)
                         return found, True
                 if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
@@ -196,6 +201,12 @@ class Courier:
                 published = client.publish(message)
             except AuthFailed as exc:
                 self._unhealthy(job, str(exc))
+                log.error(
+                    "failed %s: authentication refused: %s",
+                    label,
+                    exc,
+                    extra=_event("failed", job, error=str(exc)),
+                )
                 self.ledger.fail_delivery(key, f"authentication refused: {exc}", self.now())
                 return Result(job, "failed", error=f"authentication refused: {exc}")
             except Rejected as exc:
@@ -204,10 +215,15 @@ class Courier:
                     # "duplicate content"): a rejection is a reason to look, not proof.
                     found = self._look_quietly(client, message, claim.claimed_at)
                     if found is not None:
-                        log.info("reconciled %s: already posted %s", label, found.url)
+                        log.info(
+                            "reconciled %s: already posted %s",
+                            label,
+                            found.url,
+                            extra=_event("reconciled", job, found.url),
+                        )
                         confirm(found)
                         return found, True
-                log.error("rejected %s: %s", label, exc)
+                log.error("rejected %s: %s", label, exc, extra=_event("rejected", job, error=str(exc)))
                 self.ledger.fail_delivery(key, str(exc), self.now())
                 self.alert("rejected", f"{label} rejected by {job.platform}: {exc}")
                 return Result(job, "failed", error=f"rejected: {exc}")
@@ -218,10 +234,17 @@ class Courier:
                 delay = self._delay(exc, failures)
                 if failures >= self.policy.max_attempts or waited + delay > self.policy.max_wait:
                     error = f"gave up after {failures} attempts: {exc}"
-                    log.error("failed %s: %s", label, error)
+                    log.error("failed %s: %s", label, error, extra=_event("failed", job, error=error))
                     self.ledger.fail_delivery(key, error, self.now())
                     return Result(job, "failed", error=error)
-                log.warning("retry %s in %.0fs (attempt %d): %s", label, delay, failures, exc)
+                log.warning(
+                    "retry %s in %.0fs (attempt %d): %s",
+                    label,
+                    delay,
+                    failures,
+                    exc,
+                    extra=_event("retry", job, error=str(exc)),
+                )
                 self.ledger.renew_delivery(
                     key, self.worker, self.now(), DELIVERY_LEASE + timedelta(seconds=delay)
                 )
@@ -229,14 +252,14 @@ class Courier:
                 if not self.gate.wait(delay):
                     reason = self.gate.halted() or "stopping"
                     self._release(key)
-                    log.info("deferred %s: %s", label, reason)
+                    log.info("deferred %s: %s", label, reason, extra=_event("deferred", job, error=reason))
                     return Result(job, "deferred", error=reason)
             except PlatformError as exc:  # the tree is closed; this is a bug in an adapter
                 self.ledger.fail_delivery(key, str(exc), self.now())
                 return Result(job, "failed", error=str(exc))
             else:
                 confirm(published)
-                log.info("posted %s %s", label, published.url)
+                log.info("posted %s %s", label, published.url, extra=_event("posted", job, published.url))
                 return published, True
 
     def _claim(self, key: DeliveryKey) -> Delivery | None:
@@ -291,6 +314,16 @@ class Courier:
                 error,
             )
             self.alert("account_unhealthy", f"{job.target}: credentials refused: {error}")
+
+
+def _event(kind: str, job: Job, url: str | None = None, error: str | None = None) -> dict[str, object]:
+    """Fields for JSON log lines (ignored by the text format, whose message says it all)."""
+    fields: dict[str, object] = {"event": kind, "target": job.target, "queue": job.queue, "post": job.post_id}
+    if url is not None:
+        fields["url"] = url
+    if error is not None:
+        fields["error"] = error
+    return fields
 
 
 ClientFactory = Callable[[str, str], PlatformClient]  # (platform, account) -> client

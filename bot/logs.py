@@ -46,15 +46,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (a test's capture, or a redirected stream)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(config: LoggingConfig, stream: TextIO | None = None) -> None:
     """Send the `bot` loggers to `stream` (default stderr) in the configured format."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream or _Stderr())
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
     root = logging.getLogger("bot")
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config.level.upper())
-    root.propagate = False
     # APScheduler logs every job run at INFO; our own lines say what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

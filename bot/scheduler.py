@@ -136,7 +136,11 @@ class Daemon:
         for slot in missed:
             if ledger.mark_slot(queue.name, slot.name, "missed", now):
                 log.warning(
-                    "missed slot %s %s: %s late, past the grace", queue.name, slot.name, now - slot.fire_at
+                    "missed slot %s %s: %s late, past the grace",
+                    queue.name,
+                    slot.name,
+                    now - slot.fire_at,
+                    extra={"event": "slot_missed", "queue": queue.name, "slot": slot.name},
                 )
         fired: list[Fired] = []
         for slot in due:
@@ -153,7 +157,13 @@ class Daemon:
                 previous = ledger.last_slot(queue.name)
                 if ledger.mark_slot(queue.name, slot.name, "skipped", now):
                     why = "queue exhausted" if exhausted else "nothing to send"
-                    log.warning("skip slot %s %s: %s", queue.name, slot.name, why)
+                    log.warning(
+                        "skip slot %s %s: %s",
+                        queue.name,
+                        slot.name,
+                        why,
+                        extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
+                    )
                     if exhausted and (previous is None or previous.state != "skipped"):
                         self.rt.alert(
                             "queue_exhausted", f"queue {queue.name} has sent every post and stopped"
@@ -166,7 +176,14 @@ class Daemon:
                 queue.name, slot.name, cycle=cycle, post_id=post.id, worker=self.worker, now=now
             ):
                 continue
-            log.info("slot fired %s %s: post %s (cycle %d)", queue.name, slot.name, post.id, cycle)
+            log.info(
+                "slot fired %s %s: post %s (cycle %d)",
+                queue.name,
+                slot.name,
+                post.id,
+                cycle,
+                extra={"event": "slot_fired", "queue": queue.name, "slot": slot.name, "post": post.id},
+            )
             fired.append(Fired(queue.name, slot.name, post.id, cycle))
             healthy = self.healthy(accounts)
             for account, job in zip(accounts, jobs, strict=True):
@@ -251,10 +268,9 @@ class Daemon:
     def _report(self, result: Result) -> None:
         with self._lock:
             self.results.append(result)
-        if result.outcome == "failed":
-            log.error("failed %s", result.line())
-        elif result.outcome == "deferred":
-            log.info("deferred %s", result.line())
+        # The courier logs each outcome as it happens; only what it never saw is logged here.
+        if result.error and result.error.startswith("cannot reach"):
+            log.warning("deferred %s", result.line())
 
     def _account_lock(self, job: Job) -> threading.Lock:
         with self._lock:

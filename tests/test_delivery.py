@@ -389,3 +389,25 @@ def test_sandbox_a_burst_of_429s_waits_for_the_reset_then_posts_once(
     assert result.outcome == "posted", result.line()
     assert len(gate.waits) == 3 and all(20 <= w <= 31 for w in gate.waits), gate.waits
     assert site.live_texts(platform) == ["Drop the contracts. #NoTechForICE"]
+
+
+def test_json_logs_carry_one_event_per_line_with_its_url(ledger: Ledger, clock: Clock) -> None:
+    import io
+    import json
+    import logging
+
+    from bot.logs import setup_logging
+    from bot.model import LoggingConfig
+
+    stream = io.StringIO()
+    setup_logging(LoggingConfig(format="json"), stream)
+    try:
+        client = FakeClient("mastodon", "main", clock, script=[Step(RateLimited("429", retry_after=5.0))])
+        courier(ledger, clock).deliver(job("Logged"), client)
+    finally:
+        for handler in list(logging.getLogger("bot").handlers):
+            logging.getLogger("bot").removeHandler(handler)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["retry", "posted"]
+    assert events[1]["url"] == "https://mastodon.test/main/1" and events[1]["target"] == "mastodon/main"
+    assert events[1]["message"].startswith("posted mastodon/main calls/p1")
