@@ -324,3 +324,24 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
     daemon.wait_idle(30)
     assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.account_health()), timeout=5)
     assert site.live_texts("mastodon") == []
+
+
+def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[Runtime]) -> None:
+    site.write_queue("calls", at_queue("Two workers ask"))
+    first, second = daemon_for(site, opened), daemon_for(site, opened)
+    second.worker = second.courier.worker = "other-worker"
+    barrier = threading.Barrier(2)
+    fired: list[int] = []
+
+    def tick(daemon: Daemon) -> None:
+        barrier.wait()
+        fired.append(len(daemon.tick()))
+        daemon.wait_idle(30)
+
+    threads = [threading.Thread(target=tick, args=(d,)) for d in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(fired) == [0, 1]
+    assert all(site.live_texts(p) == ["Two workers ask #NoTechForICE"] for p in PLATFORMS)
