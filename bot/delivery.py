@@ -179,13 +179,16 @@ class Courier:
             f" part {index + 1}/{len(job.parts)}" if len(job.parts) > 1 else ""
         )
         # A call may have reached the platform before: ask it first, whatever else happens.
+        # Look for the text that call carried (the ledger keeps it): the post may have been
+        # edited since, and its new text was never sent.
         must_look = claim.attempted
+        attempted = replace(message, text=claim.text) if claim.attempted and claim.text else message
         failures = 0
         waited = 0.0
         while True:
             try:
                 if must_look:
-                    found = client.find_published(message, since=claim.claimed_at)
+                    found = client.find_published(attempted, since=claim.claimed_at)
                     must_look = False
                     if found is not None:
                         log.info(
@@ -198,6 +201,7 @@ class Courier:
                         return found, True
                 if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
                     return Result(job, "deferred", error="claim taken over by another worker")
+                attempted = message
                 published = client.publish(message)
             except AuthFailed as exc:
                 self._unhealthy(job, str(exc))
@@ -213,7 +217,7 @@ class Courier:
                 if failures or claim.attempted or isinstance(exc, Duplicate):
                     # An earlier call may have landed (X answers a repeat with a 403
                     # "duplicate content"): a rejection is a reason to look, not proof.
-                    found = self._look_quietly(client, message, claim.claimed_at)
+                    found = self._look_quietly(client, attempted, claim.claimed_at)
                     if found is not None:
                         log.info(
                             "reconciled %s: already posted %s",

@@ -411,3 +411,16 @@ def test_json_logs_carry_one_event_per_line_with_its_url(ledger: Ledger, clock: 
     assert [e["event"] for e in events] == ["retry", "posted"]
     assert events[1]["url"] == "https://mastodon.test/main/1" and events[1]["target"] == "mastodon/main"
     assert events[1]["message"].startswith("posted mastodon/main calls/p1")
+
+
+def test_a_post_edited_after_a_lost_answer_is_found_by_the_text_that_was_sent(
+    ledger: Ledger, clock: Clock
+) -> None:
+    client = FakeClient("x", "main", clock, script=[Step(Transient("timeout"), applied=True)])
+    first = courier(ledger, clock, FakeGate(clock, halt_after=1)).deliver(
+        job("Old wording", platform="x"), client
+    )
+    assert first.outcome == "deferred"
+    # Staff fix a typo before the delivery resumes: the copy already out there is the old one.
+    again = courier(ledger, clock).deliver(job("New wording", platform="x"), client)
+    assert again.outcome == "posted" and client.live_texts() == ["Old wording"]
