@@ -9,6 +9,7 @@ by the next start.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -28,17 +29,22 @@ log = logging.getLogger("bot.daemon")
 
 EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
 
-# The monitoring pass, when the monitoring part is installed: `bot.monitor.monitor_pass(runtime)`.
+# The monitoring pass, when the monitoring part is installed: `bot.monitor.monitor_pass(runtime, wait)`.
 MONITOR_HOOK = "bot.monitor"
 
 
-def _monitor_for(runtime: Runtime) -> Callable[[], None] | None:
-    try:
-        module = importlib.import_module(MONITOR_HOOK)
-    except ImportError:
-        return None
+def _monitor_for(runtime: Runtime) -> Callable[[bool], object] | None:
+    if importlib.util.find_spec(MONITOR_HOOK) is None:
+        return None  # posting only: the monitoring part is not installed
+    module = importlib.import_module(MONITOR_HOOK)
     factory = getattr(module, "monitor_pass", None)
-    return (lambda: factory(runtime)) if callable(factory) else None
+    if not callable(factory):
+        return None
+
+    def monitor(wait: bool) -> object:
+        return factory(runtime, wait=wait)
+
+    return monitor
 
 
 def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: bool) -> int:

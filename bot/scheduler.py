@@ -45,6 +45,7 @@ PROBE_EVERY = timedelta(minutes=15)
 # A delivery not reached within a day (a long pause, an account limit that never frees up) is
 # recorded failed rather than sent late: a call to action from last week is worse than none.
 PENDING_MAX_AGE = timedelta(days=1)
+MONITOR_EVERY = 10.0  # seconds between monitoring passes; the monitor decides what is due
 SHUTDOWN_BOUND = 25.0  # seconds for calls in flight after SIGTERM (Heroku kills at 30)
 
 
@@ -67,7 +68,7 @@ class Daemon:
         gate: Gate | None = None,
         worker: str | None = None,
         max_workers: int = 16,
-        monitor: Callable[[], None] | None = None,
+        monitor: Callable[[bool], object] | None = None,
     ) -> None:
         self.rt = runtime
         self.stop = stop or threading.Event()
@@ -76,7 +77,7 @@ class Daemon:
         self.courier = Courier(
             ledger=runtime.ledger, now=runtime.now, gate=self.gate, worker=self.worker, alert=runtime.alert
         )
-        self.monitor = monitor  # the monitoring pass, plugged in by bot.monitor
+        self.monitor = monitor  # one monitoring pass (`wait`: for its calls), plugged in by bot.monitor
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="deliver")
         self.in_flight: dict[tuple[str, str, int, str, str], Future[Result]] = {}
         self.results: list[Result] = []
@@ -360,6 +361,14 @@ class Daemon:
 
     # --- running ---------------------------------------------------------------------------
 
+    def _monitor_quietly(self) -> None:
+        if self.monitor is None or self.stop.is_set():
+            return
+        try:
+            self.monitor(False)
+        except Exception:  # monitoring trouble must never stop the posting
+            log.exception("monitoring pass failed")
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for every job handed out so far; False if some still run after `timeout`."""
         with self._lock:
@@ -372,7 +381,7 @@ class Daemon:
         self.tick()
         self.wait_idle()
         if self.monitor is not None and not self.stop.is_set():
-            self.monitor()
+            self.monitor(True)
         return list(self.results)
 
     def run(self) -> bool:
@@ -394,7 +403,15 @@ class Daemon:
         )
         scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, id="tick", next_run_time=self.rt.now())
         if self.monitor is not None:
-            scheduler.add_job(self.monitor, "interval", seconds=30, id="monitor")
+            # Cheap when no stream is due (the monitor paces each platform to its budget), and
+            # `wait=False` so a platform still busy from the last pass holds up nothing.
+            scheduler.add_job(
+                self._monitor_quietly,
+                "interval",
+                seconds=MONITOR_EVERY,
+                id="monitor",
+                next_run_time=self.rt.now(),
+            )
         scheduler.start()
         log.info("daemon started (worker %s); %d queues", self.worker, len(self.rt.queues()))
         try:
