@@ -37,6 +37,7 @@ from bot.payloads import build_job, targets
 from bot.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
 from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
+from bot.slots import Slot
 
 log = logging.getLogger("bot.scheduler")
 
@@ -47,6 +48,7 @@ PROBE_EVERY = timedelta(minutes=15)
 PENDING_MAX_AGE = timedelta(days=1)
 MONITOR_EVERY = 10.0  # seconds between monitoring passes; the monitor decides what is due
 SHUTDOWN_BOUND = 25.0  # seconds for calls in flight after SIGTERM (Heroku kills at 30)
+MISSED_LINES = 3  # missed slots logged one by one per pass; the rest in one summary line
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class Daemon:
         self._expired: set[str] = set()
         self._last_probe: datetime | None = None
         self._probe_now = True
+        # Slots this worker saw decided (fired, missed, skipped), by queue: the planner lists the
+        # last grace of slots on every tick, and the ledger need not be asked about them again.
+        self._decided: dict[str, dict[str, datetime]] = {}
         self._waiting: dict[tuple[str, str, int, str, str], datetime] = {}  # held by an account limit
 
     # --- one pass --------------------------------------------------------------------------
@@ -119,7 +124,10 @@ class Daemon:
         now = self.rt.now()
         fired: list[Fired] = []
         for queue in self.rt.queues():
-            fired.extend(self.fire_due(queue, now))
+            try:
+                fired.extend(self.fire_due(queue, now))
+            except Exception:  # one queue's trouble (a bug, a database hiccup) holds no other back
+                log.exception("queue %s: tick failed", queue.name)
         self.resume_pending(now)
         self.probe_accounts(now)
         return fired
@@ -134,68 +142,74 @@ class Daemon:
         # re-lists decided slots too, which the ledger's unique slot names refuse again.
         since = (last.recorded_at if last is not None else now) - grace
         due, missed = due_slots(queue, since, now, grace)
+        decided = self._decided.setdefault(queue.name, {})
+        for name, fire_at in list(decided.items()):
+            if fire_at < since:
+                del decided[name]  # older than anything the planner will list again
+        newly_missed = []
         for slot in missed:
-            if ledger.mark_slot(queue.name, slot.name, "missed", now):
-                log.warning(
-                    "missed slot %s %s: %s late, past the grace",
-                    queue.name,
-                    slot.name,
-                    now - slot.fire_at,
-                    extra={"event": "slot_missed", "queue": queue.name, "slot": slot.name},
-                )
+            if slot.name not in decided and ledger.mark_slot(queue.name, slot.name, "missed", now):
+                newly_missed.append(slot)
+            decided[slot.name] = slot.fire_at
+        self._log_missed(queue, newly_missed, now)
         fired: list[Fired] = []
         for slot in due:
-            post: Post | None
-            if slot.pinned is not None:
-                post, cycle = pinned_post(queue, slot), PINNED_CYCLE
-                exhausted = False
-            else:
-                choice = choose_post(
-                    queue, progress_from_history(ledger.sent_posts(queue.name)), slot.fire_at
-                )
-                post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
-            if post is None:
-                previous = ledger.last_slot(queue.name)
-                if ledger.mark_slot(queue.name, slot.name, "skipped", now):
-                    why = "queue exhausted" if exhausted else "nothing to send"
-                    log.warning(
-                        "skip slot %s %s: %s",
-                        queue.name,
-                        slot.name,
-                        why,
-                        extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
-                    )
-                    if exhausted and (previous is None or previous.state != "skipped"):
-                        self.rt.alert(
-                            "queue_exhausted", f"queue {queue.name} has sent every post and stopped"
-                        )
+            if slot.name in decided:
                 continue
-            # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
-            accounts = targets(self.rt.config, queue)
-            jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
-            if not ledger.claim_slot(
-                queue.name, slot.name, cycle=cycle, post_id=post.id, worker=self.worker, now=now
-            ):
-                continue
-            log.info(
-                "slot fired %s %s: post %s (cycle %d)",
-                queue.name,
-                slot.name,
-                post.id,
-                cycle,
-                extra={"event": "slot_fired", "queue": queue.name, "slot": slot.name, "post": post.id},
-            )
-            fired.append(Fired(queue.name, slot.name, post.id, cycle))
-            healthy = self.healthy(accounts)
-            for account, job in zip(accounts, jobs, strict=True):
-                # A pending row before any thread runs: a pause, a stop or a crash from here on
-                # leaves a claim to resume, never a slot fired with nothing to show for it.
-                if account in healthy:
-                    self._reserve(job)
-                    self.dispatch(job)
-                else:
-                    self._skip_unhealthy(job)
+            fired.extend(self._fire_slot(queue, slot, now))
+            decided[slot.name] = slot.fire_at  # only once the ledger has it: a crash here retries
         return fired
+
+    def _fire_slot(self, queue: Queue, slot: Slot, now: datetime) -> list[Fired]:
+        """Decide one due slot: skip it, or claim it and hand its deliveries out."""
+        ledger = self.rt.ledger
+        post: Post | None
+        if slot.pinned is not None:
+            post, cycle = pinned_post(queue, slot), PINNED_CYCLE
+            exhausted = False
+        else:
+            choice = choose_post(queue, progress_from_history(ledger.sent_posts(queue.name)), slot.fire_at)
+            post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
+        if post is None:
+            previous = ledger.last_slot(queue.name)
+            if ledger.mark_slot(queue.name, slot.name, "skipped", now):
+                why = "queue exhausted" if exhausted else "nothing to send"
+                log.warning(
+                    "skip slot %s %s: %s",
+                    queue.name,
+                    slot.name,
+                    why,
+                    extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
+                )
+                if exhausted and (previous is None or previous.state != "skipped"):
+                    self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
+            return []
+        # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
+        accounts = targets(self.rt.config, queue)
+        jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
+        if not ledger.claim_slot(
+            queue.name, slot.name, cycle=cycle, post_id=post.id, worker=self.worker, now=now
+        ):
+            return []
+        log.info(
+            "slot fired %s %s: post %s (cycle %d)",
+            queue.name,
+            slot.name,
+            post.id,
+            cycle,
+            extra={"event": "slot_fired", "queue": queue.name, "slot": slot.name, "post": post.id},
+        )
+        fired = Fired(queue.name, slot.name, post.id, cycle)
+        healthy = self.healthy(accounts)
+        for account, job in zip(accounts, jobs, strict=True):
+            # A pending row before any thread runs: a pause, a stop or a crash from here on
+            # leaves a claim to resume, never a slot fired with nothing to show for it.
+            if account in healthy:
+                self._reserve(job)
+                self.dispatch(job)
+            else:
+                self._skip_unhealthy(job)
+        return [fired]
 
     def _reserve(self, job: Job) -> bool:
         """Claim part 0 and give it back at once: a released claim that `resume_pending` sees."""
@@ -208,6 +222,25 @@ class Daemon:
         key, now = job.key(0), self.rt.now()
         if self.rt.ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is not None:
             self.rt.ledger.fail_delivery(key, "skipped: account unhealthy (credentials refused)", now)
+
+    def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
+        """One line per missed slot, but a first start of a fast queue does not flood the log."""
+        for slot in missed[:MISSED_LINES]:
+            log.warning(
+                "missed slot %s %s: %s late, past the grace",
+                queue.name,
+                slot.name,
+                now - slot.fire_at,
+                extra={"event": "slot_missed", "queue": queue.name, "slot": slot.name},
+            )
+        if len(missed) > MISSED_LINES:
+            log.warning(
+                "missed %d more slots of %s, up to %s",
+                len(missed) - MISSED_LINES,
+                queue.name,
+                missed[-1].name,
+                extra={"event": "slot_missed", "queue": queue.name, "count": len(missed) - MISSED_LINES},
+            )
 
     def _note_expiry(self, queue: Queue, now: datetime) -> None:
         if queue.expires is None or now <= queue.expires or queue.name in self._expired:
