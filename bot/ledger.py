@@ -165,9 +165,10 @@ class Ledger:
     ) -> bool:
         with writing(self.engine) as conn:
             values = dict(queue=queue, slot_name=slot_name, state=state, cycle=cycle, post_id=post_id)
-            stmt = insert_for(conn, slots).values(**values, claimed_by=worker, recorded_at=now)
-            result = conn.execute(stmt.on_conflict_do_nothing(index_elements=["queue", "slot_name"]))
-            return result.rowcount == 1
+            insert = insert_for(conn, slots).values(**values, claimed_by=worker, recorded_at=now)
+            # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
+            stmt = insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
+            return conn.execute(stmt).first() is not None
 
     def sent_posts(self, queue: str) -> list[tuple[int, str]]:
         """(cycle, post id) of every fired slot of the queue, in the order they fired: the planner's input."""

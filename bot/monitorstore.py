@@ -181,7 +181,10 @@ class MonitorStore:
             stmt = insert_for(conn, amplifications).values(
                 platform=platform, remote_id=remote_id, account=account, reposted_at=now
             )
-            return conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+            return (
+                conn.execute(stmt.on_conflict_do_nothing().returning(amplifications.c.platform)).first()
+                is not None
+            )
 
     def count_amplifications(self, platform: str, since: datetime) -> int:
         """Reposts on `platform` since `since` (the start of the day), for `max_per_day`."""
