@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 # How long a SQLite writer waits for another's lock before giving up. Claims and batches are
@@ -52,14 +51,13 @@ def connect(url: str) -> Engine:
 
 def _connect_sqlite(url: URL) -> Engine:
     database = url.database or ""
-    if database in ("", ":memory:"):
-        # One shared connection, or every pooled connection would see its own empty database.
-        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        _create_owner_only(Path(database))
-        engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
-        )
+    if database in ("", ":memory:") or database.startswith("file:"):
+        # An in-memory database lives in one connection, and pysqlite crashes when threads
+        # share one; several workers could not share it either. A file in a temporary folder
+        # costs the same in a test.
+        raise ValueError("the ledger needs a SQLite file: sqlite:///path/to/bot.sqlite3")
+    _create_owner_only(Path(database))
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -17,6 +17,9 @@ Every time comes in as an argument (aware UTC); nothing here reads a clock. Moni
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -107,6 +110,12 @@ class DeliveryCounts:
     posted: int = 0
     failed: int = 0
     retracted: int = 0
+
+
+def new_worker_id() -> str:
+    """A name for this process's claims: unique per run, so a restarted worker never mistakes a
+    claim of its previous life for a live one of its own (host and pid help people reading)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def open_ledger(url: str) -> Ledger:

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from bot.database import connect, normalise_url
-from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, open_ledger
+from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
 from bot.monitorstore import Mention, MonitorStore
 from bot.schema import MIGRATIONS, apply_migrations, metadata
 
@@ -101,6 +101,16 @@ def test_sqlite_file_and_new_folders_are_owner_only(tmp_path: Path) -> None:
     for file in (db, db.with_name("bot.sqlite3-wal")):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
     ledger.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused_with_what_to_write_instead(url: str) -> None:
+    with pytest.raises(ValueError, match="needs a SQLite file"):
+        connect(url)
+
+
+def test_worker_ids_differ_between_runs() -> None:
+    assert new_worker_id() != new_worker_id()
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -296,6 +306,16 @@ def test_a_failed_delivery_keeps_the_platforms_message_and_can_be_retried(ledger
     assert ledger.claim_delivery(KEY, "w2", T0 + 10 * LEASE, LEASE, lambda: "n2") is None
     retry = ledger.claim_delivery(KEY, "w2", T0, LEASE, lambda: "n2", retry_failed=True)
     assert retry is not None and (retry.state, retry.nonce, retry.attempted) == ("claimed", "n1", True)
+
+
+def test_a_failed_delivery_found_on_the_platform_is_confirmed(ledger: Ledger) -> None:
+    # Retries ran out after a 503 that had in fact applied the write; a later reconciliation
+    # finds the post, and the ledger must then say posted, not failed.
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    ledger.fail_delivery(KEY, "503 Service Unavailable", T0)
+    assert ledger.confirm_delivery(KEY, "id1", "https://example/1", T0 + timedelta(minutes=5))
+    done = ledger.get_delivery(KEY)
+    assert done is not None and (done.state, done.last_error) == ("posted", None)
 
 
 def test_only_posted_deliveries_are_retracted(ledger: Ledger) -> None:
