@@ -11,6 +11,7 @@ Nothing here knows the tables; `bot.migrations` creates them and `bot.ledger` us
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,7 +57,8 @@ def _connect_sqlite(url: URL) -> Engine:
         # share one; several workers could not share it either. A file in a temporary folder
         # costs the same in a test.
         raise ValueError("the ledger needs a SQLite file: sqlite:///path/to/bot.sqlite3")
-    _create_owner_only(Path(database))
+    path = Path(database)
+    _create_owner_only(path)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -65,8 +67,13 @@ def _connect_sqlite(url: URL) -> Engine:
         # choose the kind of transaction below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL: readers never block the writer; several processes share the file.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL: readers never block the writer; several processes share the file. Switching a
+        # new file to WAL needs an exclusive lock that SQLite does not wait for (it answers
+        # "database is locked" at once), so workers opening a new file at the same moment take
+        # turns through an flock. Once the file is in WAL (it stays so), this is a no-op.
+        with open(path, "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a claim committed before a network call must survive a power cut too.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")

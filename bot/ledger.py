@@ -210,8 +210,8 @@ class Ledger:
         key: DeliveryKey,
         worker: str,
         now: datetime,
-        lease: timedelta = DELIVERY_LEASE,
-        nonce_factory: Callable[[], str] = lambda: "",
+        lease: timedelta,
+        nonce_factory: Callable[[], str],
         *,
         retry_failed: bool = False,
     ) -> Delivery | None:

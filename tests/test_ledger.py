@@ -404,7 +404,7 @@ RACER = textwrap.dedent(
     import json, sys
     from datetime import datetime, timedelta, UTC
     from bot.ledger import DeliveryKey, open_ledger
-    ledger = open_ledger(sys.argv[1])
+    ledger = open_ledger(sys.argv[1])  # both processes migrate the same fresh database at once
     worker, now = sys.argv[2], datetime(2026, 12, 1, 14, tzinfo=UTC)
     sys.stdin.readline()  # the starting gun: both processes are connected and waiting
     won = []
@@ -420,7 +420,6 @@ RACER = textwrap.dedent(
 
 
 def test_two_processes_claim_each_slot_and_delivery_once(ledger_url: str) -> None:
-    open_ledger(ledger_url).close()
     racers = [
         subprocess.Popen(
             [sys.executable, "-c", RACER, ledger_url, f"worker-{n}"],
