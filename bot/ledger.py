@@ -369,6 +369,31 @@ class Ledger:
         with reading(self.engine) as conn:
             return [_delivery(row) for row in conn.execute(stmt)]
 
+    def claim_holders(self) -> set[str]:
+        """Workers that hold a live-looking claim (state claimed), whatever their lease says."""
+        stmt = select(deliveries.c.claimed_by).where(deliveries.c.state == "claimed").distinct()
+        with reading(self.engine) as conn:
+            return {worker for worker in conn.execute(stmt).scalars() if worker is not None}
+
+    def expire_claims(self, worker: str, now: datetime) -> int:
+        """End the leases of a worker known to be dead, so its claims can be taken over at once.
+
+        The ledger cannot know a worker died before its lease runs out; a restarted daemon can
+        (on its own host, a worker id whose pid is gone: `new_worker_id` names host and pid), and
+        need not then wait out the lease before reconciling what the dead one left.
+        """
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.state == "claimed",
+                    deliveries.c.claimed_by == worker,
+                    deliveries.c.lease_until > now,
+                )
+                .values(lease_until=now, updated_at=now)
+            )
+            return result.rowcount
+
     # --- pause ----------------------------------------------------------------------------
 
     def pause(self, reason: str | None, now: datetime) -> None:
