@@ -21,12 +21,70 @@ Command = Callable[[argparse.Namespace], int]
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate config.yaml and every content queue; print a summary per queue."""
-    raise NotImplementedError
+    import os
+    from datetime import UTC, datetime
+
+    from bot.checking import check_campaign, describe_queue
+
+    report = check_campaign(args.config, os.environ, datetime.now(UTC))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    failed_accounts = 0
+    if args.online and report.config is not None:
+        from bot.checking import verify_accounts
+
+        for result in verify_accounts(report.config):
+            failed_accounts += not result.ok
+            mark = "ok" if result.ok else "FAILED"
+            print(f"{result.platform} {result.account}: {mark} {result.detail}")
+    if report.config is not None:
+        for queue in report.queues:
+            print("\n".join(describe_queue(report.config, queue, report.next_slots[queue.name])))
+    errors, warnings = len(report.errors), len(report.warnings)
+    posts = sum(len(queue.posts) for queue in report.queues)
+    print(
+        f"{len(report.queues)} queues, {posts} posts: "
+        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    )
+    if errors:
+        return EXIT_INPUT
+    return EXIT_RUNTIME if failed_accounts else EXIT_OK
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    """Show the coming slots with the exact payload per platform and account."""
-    raise NotImplementedError
+    """Show the coming slots with the exact payload per platform and account.
+
+    Assumes nothing has been sent yet: the posts shown are those each slot would send from the
+    start of the queue.
+    """
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    from bot.config import load_config
+    from bot.content import load_queues
+    from bot.preview import build_preview, format_preview, preview_records
+
+    if args.days < 1:
+        print("preview: --days must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
+    queues, problems = load_queues(config)
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in errors:  # queues with errors are left out; the others are still shown
+        print(problem, file=sys.stderr)
+    if args.queue is not None and args.queue not in {q.name for q in queues}:
+        known = ", ".join(sorted(q.name for q in queues)) or "none"
+        print(f"preview: no valid queue named {args.queue!r} (queues: {known})", file=sys.stderr)
+        return EXIT_INPUT if errors else EXIT_USAGE
+    entries = build_preview(
+        config, queues, datetime.now(UTC), args.days, queue_name=args.queue, platform=args.platform
+    )
+    if args.json:
+        print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
+    else:
+        print(format_preview(entries))
+    return EXIT_INPUT if errors else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -66,7 +124,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the three platform emulators; print their URLs and credentials as one JSON line."""
-    raise NotImplementedError
+    import json
+    import threading
+
+    from bot.sandbox import start_sandbox
+
+    try:
+        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits)
+    except OSError as exc:
+        print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(json.dumps(sandbox.describe()), flush=True)
+    try:
+        threading.Event().wait()  # serve until SIGINT/SIGTERM
+    finally:
+        sandbox.stop()
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

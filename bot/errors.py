@@ -9,6 +9,7 @@ Two families, drawn once here:
     ├── RateLimited          429: retry after `retry_after` seconds (from the reset headers)
     ├── Transient            timeout, connection error, 5xx: the write may or may not have happened
     ├── Rejected             400/403/422-style refusal: fails at once with the platform's message
+    │   └── Duplicate        "already posted" (X's 403 duplicate content): look before failing
     └── AuthFailed           401: the account's credentials are refused
 
 Adapters raise only PlatformError subclasses (`raise Transient(...) from exc`), so the scheduler
@@ -59,6 +60,10 @@ class Transient(PlatformError):
 
 class Rejected(PlatformError):
     """The platform refused the request for what it is; retrying will not help."""
+
+
+class Duplicate(Rejected):
+    """The platform says this text is already posted: a reason to look (find_published), not proof."""
 
 
 class AuthFailed(PlatformError):

@@ -172,7 +172,7 @@ class Config:
     timezone: str = "UTC"
     hashtags: tuple[str, ...] = ("#NoTechForICE",)
     content_dir: Path = Path("content")
-    database_url: str = "sqlite:///state/bot.sqlite3"
+    database_url: str = field(default="sqlite:///state/bot.sqlite3", repr=False)  # may embed a password
     schedule_grace: timedelta = timedelta(hours=1)
     logging: LoggingConfig = LoggingConfig()
     alerts_webhook: str | None = field(default=None, repr=False)  # webhook URLs embed tokens

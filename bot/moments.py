@@ -1,0 +1,59 @@
+"""Points in time as staff write them in content files, made timezone-aware.
+
+A bare date means midnight local time at the start of that day, except for `expires`, where it
+means the end of that day (so `expires: 2027-01-31` still allows slots on 31 January). A local
+time that does not exist (skipped by a DST change) moves to the first minute after the gap; one
+that happens twice is the first of the two, as for slots (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Role = Literal["start", "expires", "at"]
+
+
+def parse_moment(value: object, zone: ZoneInfo, role: Role) -> datetime:
+    """A YAML date, datetime or ISO string -> an aware datetime; raises ValueError for a user."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = _day_boundary(value, role)
+    elif isinstance(value, str):
+        moment = _parse_text(value.strip(), role)
+    else:
+        raise ValueError("should be a date (2026-12-01) or a date and time (2026-12-10T12:00)")
+    if moment.tzinfo is None:
+        return localize(moment, zone)
+    return moment
+
+
+def _parse_text(text: str, role: Role) -> datetime:
+    try:
+        if len(text) == 10:  # YYYY-MM-DD
+            return _day_boundary(date.fromisoformat(text), role)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date (2026-12-01) or a date and time (2026-12-10T12:00)"
+        ) from None
+
+
+def _day_boundary(day: date, role: Role) -> datetime:
+    if role == "at":
+        raise ValueError(f"{day.isoformat()} has no time of day; write it like {day.isoformat()}T12:00")
+    if role == "expires":
+        day += timedelta(days=1)
+    return datetime.combine(day, time())
+
+
+def localize(naive: datetime, zone: ZoneInfo) -> datetime:
+    """Wall-clock time in `zone`: the first of a repeated time, the end of a skipped gap."""
+    moment = naive.replace(tzinfo=zone, fold=0)
+    # A time inside a DST gap does not survive a round trip through UTC; step to the gap's end.
+    while moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != moment.replace(tzinfo=None):
+        naive = naive.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        moment = naive.replace(tzinfo=zone, fold=0)
+    return moment

@@ -1,0 +1,114 @@
+"""The one small interface every network adapter implements, and the values that cross it.
+
+The core never imports an SDK: it hands an adapter an `Outgoing` message and gets back a
+`Published` reference or one of the errors of `bot.errors` (RateLimited, Transient, Rejected,
+AuthFailed). Each adapter module (x, bluesky, mastodon) is loaded by name through `open_client`,
+so the core never names tweepy, atproto or Mastodon.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from bot.model import Account, LinkCard, Platform
+
+
+@dataclass(frozen=True)
+class Media:
+    path: Path  # absolute, inside the content folder
+    alt: str
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A Bluesky rich-text facet over UTF-8 byte offsets [start, end) of the text."""
+
+    start: int
+    end: int
+    kind: Literal["tag", "link", "mention"]
+    value: str  # the tag without '#', the URI, or the handle without '@'
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where one part landed: enough to reply to it, link to it, delete it."""
+
+    id: str  # tweet id, at:// URI, or status id
+    url: str
+    cid: str | None = None  # Bluesky: with the URI, the strong ref a reply needs
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One part of a post as it goes to one account, exactly as rendered."""
+
+    text: str
+    nonce: str  # chosen when the delivery was claimed: Bluesky's TID rkey, Mastodon's Idempotency-Key
+    images: tuple[Media, ...] = ()
+    facets: tuple[Facet, ...] = ()  # Bluesky only
+    spoiler_text: str | None = None  # Mastodon only
+    visibility: str | None = None  # Mastodon only
+    language: str | None = None
+    link_card: LinkCard | bool = False  # Bluesky only
+    reply_to: Published | None = None  # the previous part of the thread
+    root: Published | None = None  # the thread's first part
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A post by someone else that monitoring saw."""
+
+    id: str
+    url: str
+    author: str
+    text: str
+    created_at: datetime
+    hashtags: tuple[str, ...] = ()
+    in_reply_to: str | None = None  # the id of the post it answers or quotes, when it does
+    mentions_us: bool = False
+    public: bool = True  # False for DMs and followers-only posts: never logged
+
+
+class PlatformClient(Protocol):
+    """One account on one network. Every method raises only `bot.errors.PlatformError`s."""
+
+    platform: Platform
+    account: str
+
+    def verify(self) -> str:
+        """One read-only call that proves the credentials; returns the account's handle."""
+        ...
+
+    def publish(self, message: Outgoing) -> Published:
+        """Post one part (a reply when `message.reply_to` is set)."""
+        ...
+
+    def find_published(self, message: Outgoing, since: datetime) -> Published | None:
+        """Reconcile a lost answer: the part if this account already posted it after `since`.
+
+        Bluesky looks up the record by its rkey (`nonce`); X and Mastodon look among the
+        account's recent posts for the exact text posted after `since`.
+        """
+        ...
+
+    def delete(self, published: Published) -> None: ...
+
+    def repost(self, post_id: str) -> Published:
+        """Retweet, repost or boost someone else's post."""
+        ...
+
+
+def open_client(account: Account, **options: object) -> PlatformClient:
+    """Build the adapter for `account`, importing its SDK only now.
+
+    Options every adapter takes: `timeout` (seconds per HTTP call), and for Bluesky
+    `load_session`/`save_session` callables backed by the ledger, so a restart reuses the
+    session instead of calling createSession (limited to 30 per 5 minutes).
+    """
+    module = importlib.import_module(f"bot.platforms.{account.platform}")
+    client: PlatformClient = module.open_client(account, **options)
+    return client

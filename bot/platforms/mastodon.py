@@ -1,0 +1,318 @@
+"""Mastodon (and servers of the same API) through Mastodon.py.
+
+Mastodon.py is built with `ratelimit_method="throw"` (its default sleeps, unbounded, inside the
+call; retries are the scheduler's job) and with `mastodon_version="4.3.0",
+version_check_mode="created"`: that skips the instance probe, yet still makes `media_post` use
+`/api/v2/media` (in mode "none" a given version is never parsed and the legacy v1 route is used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from html.parser import HTMLParser
+from typing import Any, TypeVar
+
+import requests
+from mastodon import Mastodon
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonError,
+    MastodonIllegalArgumentError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+    MastodonVersionError,
+)
+
+from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
+from bot.model import Account, Platform
+from bot.platforms import Media, Mention, Outgoing, Published
+from bot.platforms.feeds import MAX_PAGES, Page
+from bot.platforms.images import inspect_image
+from bot.platforms.ratelimits import seconds_until_reset
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 30.0
+# created_at is the server's clock, `since` ours: the skew allowed when looking for a lost part.
+CLOCK_SKEW = timedelta(minutes=2)
+RECENT_STATUSES = 40  # the API's page maximum; a lost part is among the newest few
+PAGE = 40  # notifications and timelines answer at most 40 per page
+
+
+class MastodonClient:
+    platform: Platform = "mastodon"
+
+    def __init__(
+        self, account: Account, *, timeout: float = DEFAULT_TIMEOUT, now: Callable[[], datetime]
+    ) -> None:
+        self.account = account.name
+        self._now = now
+        self._last_headers: Mapping[str, str] = {}
+        session = requests.Session()
+        # Mastodon.py's throw mode raises on a 429 without the reset it has just read; keep the
+        # headers of each answer so RateLimited can say how long to wait.
+        session.hooks["response"].append(self._remember_headers)
+        self._api = Mastodon(
+            access_token=account.credentials.get("access_token", ""),
+            api_base_url=account.base_url,
+            ratelimit_method="throw",
+            request_timeout=timeout,
+            mastodon_version="4.3.0",
+            version_check_mode="created",
+            session=session,
+            user_agent="campaign-bot",
+        )
+        self._own_id: str | None = None
+        self._has_source_route = True  # until the server answers 404 for it
+
+    def __repr__(self) -> str:
+        return f"MastodonClient(account={self.account!r})"  # never the token
+
+    def close(self) -> None:
+        """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
+        self._api.session.close()
+
+    # -- the PlatformClient protocol -------------------------------------------------------
+
+    def verify(self) -> str:
+        """`GET /api/v1/accounts/verify_credentials`; the account id is kept for lookups."""
+        me = self._call(self._api.account_verify_credentials)
+        self._own_id = str(me["id"])
+        return str(me["acct"])
+
+    def publish(self, message: Outgoing) -> Published:
+        media_ids = [self._upload(media) for media in message.images]
+        status = self._call(
+            lambda: self._api.status_post(
+                message.text,
+                in_reply_to_id=message.reply_to.id if message.reply_to else None,
+                media_ids=media_ids or None,
+                spoiler_text=message.spoiler_text or None,
+                visibility=message.visibility,
+                language=message.language,
+                # Mastodon returns the first status for a repeat within an hour; GoToSocial
+                # ignores the key, which is why find_published exists.
+                idempotency_key=message.nonce,
+            )
+        )
+        return _published(status)
+
+    def find_published(self, message: Outgoing, since: datetime) -> Published | None:
+        """Among the account's newest statuses since `since`, the one whose source text is exactly ours.
+
+        `content` is server-rendered HTML (links wrapped, `@user@domain` shown as `@user`), so
+        the comparison uses the source text: the `text` field where the server sends it
+        (GoToSocial does for one's own statuses), else `GET /api/v1/statuses/:id/source`.
+        """
+        if self._own_id is None:
+            self.verify()
+        statuses = self._call(
+            lambda: self._api.account_statuses(self._own_id, exclude_reblogs=True, limit=RECENT_STATUSES)
+        )
+        earliest = since - CLOCK_SKEW
+        wanted = _normalized(message.text)
+        candidates = [s for s in statuses if s.get("created_at") is None or s["created_at"] >= earliest]
+        for status in sorted(candidates, key=lambda s: int(s["id"]) if str(s["id"]).isdigit() else 0):
+            if _normalized(self._source_text(status)) == wanted:
+                return _published(status)
+        return None
+
+    def delete(self, published: Published) -> None:
+        def delete_once() -> None:
+            # Already gone is done: retracting twice is not an error.
+            with contextlib.suppress(MastodonNotFoundError):
+                self._api.status_delete(published.id)
+
+        self._call(delete_once)
+
+    def repost(self, post_id: str) -> Published:
+        """Boost; the answer is our reblog status wrapping the original."""
+        reblog = self._call(lambda: self._api.status_reblog(post_id))
+        original = reblog.get("reblog") or {}
+        return Published(id=str(reblog["id"]), url=str(original.get("url") or reblog.get("url") or ""))
+
+    # -- the FeedReader protocol (monitoring) ---------------------------------------------------
+
+    def read_mentions(self, after: str | None, since: datetime) -> Page:
+        """Mention notifications: replies to us mention us, so they come this way too."""
+
+        def fetch(**page: Any) -> list[tuple[str, Any]]:
+            notes = self._api.notifications(types=["mention"], limit=PAGE, **page)
+            return [(str(n["id"]), n["status"]) for n in notes if n.get("status")]
+
+        return self._read_forward(fetch, after, since)
+
+    def search_hashtag(self, tag: str, after: str | None, since: datetime) -> Page:
+        """The hashtag timeline of this account's instance (polling; streaming is the monitor's)."""
+
+        def fetch(**page: Any) -> list[tuple[str, Any]]:
+            return [(str(s["id"]), s) for s in self._api.timeline_hashtag(tag, limit=PAGE, **page)]
+
+        return self._read_forward(fetch, after, since)
+
+    def _read_forward(
+        self, fetch: Callable[..., list[tuple[str, Any]]], after: str | None, since: datetime
+    ) -> Page:
+        """Oldest first from the cursor (`min_id` returns the page right after it), so a cap
+        stops the cursor where the read stopped and nothing is skipped. A first pass pages back
+        from the newest to `since` instead. `fetch` gives (paging id, status) pairs: the paging
+        id is the notification's for mentions, the status's for timelines."""
+        if self._own_id is None:
+            self.verify()
+        found: dict[str, Mapping[str, Any]] = {}
+        complete = False
+        if after is None:
+            max_id: str | None = None
+            for _ in range(MAX_PAGES):
+                batch = self._call(partial(fetch, max_id=max_id) if max_id else fetch)
+                if not batch:
+                    complete = True
+                    break
+                found |= {k: s for k, s in batch if s.get("created_at") is None or s["created_at"] >= since}
+                max_id = min((k for k, _ in batch), key=_id_order)
+                if any(s.get("created_at") is not None and s["created_at"] < since for _, s in batch):
+                    complete = True
+                    break
+        else:
+            cursor = after
+            for _ in range(MAX_PAGES):
+                batch = self._call(partial(fetch, min_id=cursor))
+                if not batch:
+                    complete = True
+                    break
+                found |= dict(batch)
+                cursor = max((k for k, _ in batch), key=_id_order)
+        keys = sorted(found, key=_id_order)
+        newest = keys[-1] if keys else after
+        mentions = tuple(
+            self._mention(found[k]) for k in keys if str(found[k]["account"]["id"]) != self._own_id
+        )
+        return Page(mentions, newest, complete)
+
+    def _mention(self, status: Mapping[str, Any]) -> Mention:
+        return Mention(
+            id=str(status["id"]),
+            url=str(status.get("url") or status.get("uri") or ""),
+            author=str(status["account"]["acct"]),
+            text=html_to_text(str(status.get("content") or "")),
+            created_at=status.get("created_at") or self._now(),
+            hashtags=tuple(str(t["name"]) for t in status.get("tags") or []),
+            in_reply_to=str(status["in_reply_to_id"]) if status.get("in_reply_to_id") else None,
+            mentions_us=any(str(m.get("id")) == self._own_id for m in status.get("mentions") or []),
+            # Followers-only posts and direct messages are never logged (DESIGN §7).
+            public=status.get("visibility") in ("public", "unlisted"),
+        )
+
+    # -- the rest ------------------------------------------------------------------------------
+
+    def _upload(self, media: Media) -> str:
+        data = media.path.read_bytes()
+        attachment = self._call(
+            lambda: self._api.media_post(
+                data, mime_type=inspect_image(data).mime, description=media.alt, file_name=media.path.name
+            )
+        )
+        return str(attachment["id"])
+
+    def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_headers = dict(response.headers)
+
+    def _source_text(self, status: Mapping[str, Any]) -> str:
+        if status.get("text"):
+            return str(status["text"])
+        if self._has_source_route:
+            try:
+                return str(self._call(lambda: self._api.status_source(status["id"]))["text"])
+            except Rejected as exc:
+                if not isinstance(exc.__cause__, MastodonNotFoundError):
+                    raise
+                self._has_source_route = False
+        # A server without the source route (before Mastodon 3.5): the rendered HTML is all we have.
+        return html_to_text(str(status.get("content") or ""))
+
+    def _call(self, send: Callable[[], T]) -> T:
+        try:
+            return send()
+        except MastodonError as exc:
+            raise translate_error(exc, self._last_headers, self._now()) from exc
+        except ValueError as exc:  # Mastodon.py checks some arguments (visibility) itself
+            raise Rejected(f"Mastodon: {exc}") from exc
+
+
+def translate_error(exc: MastodonError, headers: Mapping[str, str], now: datetime) -> PlatformError:
+    """A Mastodon.py exception as one of ours, with the server's own message (never the token)."""
+    if isinstance(exc, MastodonRatelimitError):
+        return RateLimited("Mastodon 429: rate limited", retry_after=seconds_until_reset(headers, now))
+    if isinstance(exc, MastodonNetworkError):
+        return Transient(f"Mastodon: {type(exc).__name__}")
+    if isinstance(exc, MastodonIllegalArgumentError | MastodonVersionError):
+        return Rejected(f"Mastodon: {exc}")
+    if not isinstance(exc, MastodonAPIError):
+        return Transient(f"Mastodon: {type(exc).__name__}")
+    # Mastodon.py raises API errors as (text, status, reason, the body's "error").
+    if len(exc.args) < 4:
+        return Transient(f"Mastodon: unreadable answer ({type(exc).__name__})")
+    _, status, reason, error = exc.args[:4]
+    message = f"Mastodon {status}: {error or reason}"
+    if isinstance(exc, MastodonUnauthorizedError):
+        return AuthFailed(message)
+    if isinstance(exc, MastodonServerError):
+        return Transient(message)
+    if error and "not finished processing" in str(error):
+        # Media still being processed: nothing was posted, and a moment later it will work.
+        return Transient(message)
+    return Rejected(message)
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p" and self.parts:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(content: str) -> str:
+    """Mastodon's rendered `content` back to text: paragraphs and line breaks kept, tags dropped."""
+    parser = _TextExtractor()
+    parser.feed(content)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def _normalized(text: str) -> str:
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n")).strip()
+
+
+def _id_order(status_id: str) -> tuple[int, str]:
+    # Mastodon ids are numbers in strings (compare by length, then digits); GoToSocial's are
+    # ULIDs, which sort as strings.
+    return (len(status_id), status_id)
+
+
+def _published(status: Mapping[str, Any]) -> Published:
+    return Published(id=str(status["id"]), url=str(status.get("url") or status.get("uri") or ""))
+
+
+def open_client(account: Account, **options: Any) -> MastodonClient:
+    return MastodonClient(
+        account,
+        timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),
+        now=options.get("now") or (lambda: datetime.now(UTC)),
+    )

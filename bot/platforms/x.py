@@ -1,0 +1,370 @@
+"""X (Twitter) through tweepy's v2 `Client`, OAuth 1.0a user context.
+
+tweepy 4.17 has no v2 media upload, no base-URL option and no request timeout, so this adapter
+adds all three on the `requests.Session` tweepy exposes: media goes to `POST /2/media/upload`
+and `/2/media/metadata` signed with the same OAuth 1.0a keys, a session subclass gives every
+call a timeout, and `x_transport.redirect_session` points the session at the sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, NoReturn
+
+import requests
+import tweepy
+
+from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
+from bot.model import Account, Platform
+from bot.platforms import Mention, Outgoing, Published
+from bot.platforms.feeds import MAX_PAGES, Page
+from bot.platforms.images import inspect_image
+from bot.platforms.ratelimits import seconds_until_reset
+from bot.platforms.x_transport import redirect_session
+
+log = logging.getLogger(__name__)
+
+REAL_HOSTS = ("https://api.x.com", "https://api.twitter.com")
+MEDIA_HOST = "https://api.x.com"  # v2 media lives on api.x.com; tweepy's own calls use api.twitter.com
+DEFAULT_TIMEOUT = 30.0
+# A post's created_at comes from X's clock and `since` from ours: allow this much skew when
+# looking for a part whose answer was lost. A repeat cycle is hours away, never this close.
+CLOCK_SKEW = timedelta(minutes=2)
+# Recent search covers 7 days; a minute's margin keeps the start inside on X's side too.
+SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=1)
+
+
+class _TimeoutSession(requests.Session):
+    """A session whose every request has a timeout: tweepy passes none, so a hung call would hang forever."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+class XClient:
+    platform: Platform = "x"
+
+    def __init__(
+        self, account: Account, *, timeout: float = DEFAULT_TIMEOUT, now: Callable[[], datetime]
+    ) -> None:
+        self.account = account.name
+        creds = account.credentials
+        self._keys = (
+            creds.get("consumer_key", ""),
+            creds.get("consumer_secret", ""),
+            creds.get("access_token", ""),
+            creds.get("access_token_secret", ""),
+        )
+        self._now = now
+        self._client = tweepy.Client(
+            consumer_key=self._keys[0],
+            consumer_secret=self._keys[1],
+            access_token=self._keys[2],
+            access_token_secret=self._keys[3],
+        )
+        self._client.session = _TimeoutSession(timeout)
+        base = account.base_url.rstrip("/")
+        if base and base not in REAL_HOSTS:
+            redirect_session(self._client.session, base)
+        self._user_id: str | None = None
+        self._username: str | None = None
+
+    def __repr__(self) -> str:
+        return f"XClient(account={self.account!r})"  # never the keys
+
+    def close(self) -> None:
+        """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
+        self._client.session.close()
+
+    # -- the PlatformClient protocol -------------------------------------------------------
+
+    def verify(self) -> str:
+        """`GET /2/users/me`; its id is cached, since X allows 25 of these a day on Free."""
+        data = self._call(lambda: self._client.get_me(user_auth=True)).data
+        self._user_id = str(data.id)
+        self._username = str(data.username)
+        return self._username
+
+    def publish(self, message: Outgoing) -> Published:
+        media_ids = [self._upload_image(image.path.read_bytes(), image.alt) for image in message.images]
+        response = self._call(
+            lambda: self._client.create_tweet(
+                text=message.text,
+                media_ids=media_ids or None,
+                in_reply_to_tweet_id=message.reply_to.id if message.reply_to else None,
+                user_auth=True,
+            )
+        )
+        return self._published(str(response.data["id"]))
+
+    def find_published(self, message: Outgoing, since: datetime) -> Published | None:
+        """The account's own posts since `since` (`users/:id/tweets`), matched on their exact text.
+
+        X rewrites what it stores: links become t.co links (expanded back through `entities`),
+        a media link is appended, and `&`, `<`, `>` come back as HTML entities.
+        """
+        start = since.astimezone(UTC) - CLOCK_SKEW
+        response = self._call(
+            lambda: self._client.get_users_tweets(
+                self._own_id(),
+                user_auth=True,
+                start_time=start,
+                max_results=100,
+                tweet_fields=["created_at", "entities"],
+            )
+        )
+        wanted = _normalized(message.text)
+        # Oldest first, so that of two identical copies the reconciliation keeps the first.
+        for tweet in reversed(response.data or []):
+            if _normalized(_plain_text(tweet.text, tweet.data.get("entities") or {})) == wanted:
+                return self._published(str(tweet.id))
+        return None
+
+    def delete(self, published: Published) -> None:
+        def delete_once() -> None:
+            # Already gone is done: retracting twice is not an error.
+            with contextlib.suppress(tweepy.NotFound):
+                self._client.delete_tweet(published.id, user_auth=True)
+
+        self._call(delete_once)
+
+    def repost(self, post_id: str) -> Published:
+        """Retweet; X answers `{"retweeted": true}` without an id, so this returns the original."""
+        # tweepy's retweet() reads the user id from the access token's shape; ours is checked.
+        route = f"/2/users/{self._own_id()}/retweets"
+        self._call(lambda: self._client.request("POST", route, json={"tweet_id": post_id}, user_auth=True))
+        return self._published(post_id, own=False)
+
+    # -- the FeedReader protocol (monitoring) ---------------------------------------------------
+
+    def read_mentions(self, after: str | None, since: datetime) -> Page:
+        """`GET /2/users/:id/mentions` (user auth): replies to us start with our @username, so
+        they are here too."""
+        user_id = self._own_id()
+        return self._read_timeline(
+            lambda **page: self._client.get_users_mentions(user_id, user_auth=True, **page),
+            after,
+            since,
+            token_name="pagination_token",
+            addressed_to_us=True,
+        )
+
+    def search_hashtag(self, tag: str, after: str | None, since: datetime) -> Page:
+        """`GET /2/tweets/search/recent` for `#tag -is:retweet` (user auth; 1 per 15 min on Free).
+
+        Search reaches back 7 days: an older `since` is clamped, and a cursor older than that
+        (X answers 400 "'since_id' must be a tweet id created after ...") is dropped for a start
+        time inside the window.
+        """
+        query = f"#{tag} -is:retweet"
+        window_start = self._now() - SEARCH_WINDOW
+        since = max(since, window_start)
+
+        def search(**page: Any) -> Any:
+            return self._client.search_recent_tweets(query, user_auth=True, **page)
+
+        try:
+            return self._read_timeline(search, after, since, token_name="next_token")
+        except Rejected as exc:
+            if after is None or "since_id" not in str(exc):
+                raise
+            log.info("x %s: cursor older than search's 7 days; reading from the window's start", self.account)
+            return self._read_timeline(search, None, window_start, token_name="next_token")
+
+    def _read_timeline(
+        self,
+        fetch: Callable[..., Any],
+        after: str | None,
+        since: datetime,
+        token_name: str,
+        addressed_to_us: bool = False,
+    ) -> Page:
+        params: dict[str, Any] = {
+            "max_results": 100,
+            "tweet_fields": ["author_id", "conversation_id", "created_at", "entities", "referenced_tweets"],
+            "expansions": ["author_id"],
+            "user_fields": ["username"],
+        }
+        if after is not None:
+            params["since_id"] = after
+        else:
+            params["start_time"] = since.astimezone(UTC)
+        found: list[_Authored] = []
+        newest: str | None = after
+        token: str | None = None
+        complete = False
+        for _ in range(MAX_PAGES):
+            page: dict[str, Any] = {**params, token_name: token} if token else params
+            response = self._call(partial(fetch, **page))
+            if newest == after and response.meta.get("newest_id"):
+                newest = str(response.meta["newest_id"])
+            users = {str(u.id): str(u.username) for u in response.includes.get("users", [])}
+            found.extend(self._mention(t.data, users, addressed_to_us) for t in response.data or [])
+            token = response.meta.get("next_token")
+            if not token:
+                complete = True
+                break
+        own = self._own_id()
+        mentions = sorted((m for m in found if m.author_id != own), key=lambda m: int(m.mention.id))
+        return Page(tuple(m.mention for m in mentions), newest, complete)
+
+    def _mention(
+        self, tweet: Mapping[str, Any], users: Mapping[str, str], addressed_to_us: bool
+    ) -> _Authored:
+        entities = tweet.get("entities") or {}
+        author_id = str(tweet.get("author_id", ""))
+        username = users.get(author_id, author_id)
+        referenced = {str(r.get("type")): str(r.get("id")) for r in tweet.get("referenced_tweets") or []}
+        mentioned = {str(m.get("username", "")).lower() for m in entities.get("mentions") or []}
+        return _Authored(
+            author_id,
+            Mention(
+                id=str(tweet["id"]),
+                url=f"https://x.com/{username}/status/{tweet['id']}",
+                author=username,
+                text=_plain_text(str(tweet.get("text", "")), entities),
+                created_at=_parse_time(tweet.get("created_at")) or self._now(),
+                hashtags=tuple(str(h.get("tag")) for h in entities.get("hashtags") or []),
+                in_reply_to=referenced.get("replied_to") or referenced.get("quoted"),
+                mentions_us=addressed_to_us
+                or (bool(self._username) and str(self._username).lower() in mentioned),
+            ),
+        )
+
+    # -- the rest ------------------------------------------------------------------------------
+
+    def _own_id(self) -> str:
+        # X issues OAuth 1.0a user access tokens as "<user id>-<secret part>", which is how
+        # tweepy itself finds the user for retweet(); only a token of another shape costs a
+        # users/me call, and that answer is kept for the life of the client.
+        if self._user_id is None:
+            prefix, dash, _ = self._keys[2].partition("-")
+            if dash and prefix.isdigit():
+                self._user_id = prefix
+            else:
+                self.verify()
+        assert self._user_id is not None
+        return self._user_id
+
+    def _published(self, tweet_id: str, own: bool = True) -> Published:
+        who = self._username if own and self._username else "i/web"
+        return Published(id=tweet_id, url=f"https://x.com/{who}/status/{tweet_id}")
+
+    def _upload_image(self, data: bytes, alt: str) -> str:
+        """v2 upload, then the alt text through the media metadata endpoint (tweepy has neither)."""
+        auth = tweepy.OAuth1UserHandler(*self._keys).apply_auth()
+        mime = inspect_image(data).mime
+        upload = self._raw_call(
+            lambda: self._client.session.post(
+                f"{MEDIA_HOST}/2/media/upload",
+                auth=auth,
+                files={"media": ("image", data, mime)},
+                data={"media_category": "tweet_image"},
+            )
+        )
+        media_id = str(upload["data"]["id"])
+        if alt:
+            self._raw_call(
+                lambda: self._client.session.post(
+                    f"{MEDIA_HOST}/2/media/metadata",
+                    auth=auth,
+                    json={"id": media_id, "metadata": {"alt_text": {"text": alt}}},
+                )
+            )
+        return media_id
+
+    def _raw_call(self, send: Callable[[], requests.Response]) -> Any:
+        try:
+            response = send()
+        except requests.RequestException as exc:
+            raise Transient(f"X: {type(exc).__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            self._raise_for(response, tweepy.HTTPException(response))
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise Transient(f"X: unreadable answer ({response.status_code})") from exc
+
+    def _call(self, send: Callable[[], Any]) -> Any:
+        try:
+            return send()
+        except tweepy.HTTPException as exc:
+            self._raise_for(exc.response, exc)
+        except requests.RequestException as exc:
+            raise Transient(f"X: {type(exc).__name__}") from exc
+        except tweepy.TweepyException as exc:
+            raise Rejected(f"X: {exc}") from exc
+
+    def _raise_for(self, response: requests.Response, exc: tweepy.HTTPException) -> NoReturn:
+        raise translate_error(response.status_code, exc.api_messages, response.headers, self._now()) from exc
+
+
+def translate_error(
+    status: int, messages: list[str], headers: Mapping[str, str], now: datetime
+) -> PlatformError:
+    """X's answer as one of our errors, with X's own message (never a credential)."""
+    text = "; ".join(str(m) for m in messages) or f"HTTP {status}"
+    message = f"X {status}: {text}"
+    error: PlatformError
+    if status == 429:
+        error = RateLimited(message, retry_after=seconds_until_reset(headers, now))
+    elif status == 401:
+        error = AuthFailed(message)
+    elif status >= 500:
+        error = Transient(message)
+    elif status == 403 and "duplicate content" in text.lower():
+        # Only a hint that the part may already be up (a lost answer, a retry): the caller looks.
+        error = Duplicate(message)
+    else:
+        error = Rejected(message)
+    return error
+
+
+@dataclass(frozen=True)
+class _Authored:
+    author_id: str  # to leave our own posts out: usernames can change, ids cannot
+    mention: Mention
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _plain_text(text: str, entities: Mapping[str, Any]) -> str:
+    """A tweet's text as it was written: t.co links expanded, the appended media link removed."""
+    for url in entities.get("urls") or []:
+        short = url.get("url")
+        if not short:
+            continue
+        if url.get("media_key") or str(url.get("display_url", "")).startswith("pic."):
+            text = text.replace(" " + short, "").replace(short, "")
+        elif url.get("expanded_url"):
+            text = text.replace(short, url["expanded_url"])
+    return html.unescape(text)
+
+
+def _normalized(text: str) -> str:
+    # X stores text NFC-normalized and trims surrounding whitespace.
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def open_client(account: Account, **options: Any) -> XClient:
+    now = options.get("now") or (lambda: datetime.now(UTC))
+    return XClient(account, timeout=float(options.get("timeout") or DEFAULT_TIMEOUT), now=now)

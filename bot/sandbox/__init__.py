@@ -1,0 +1,56 @@
+"""Local emulators of X, Bluesky and Mastodon: real HTTP on 127.0.0.1, state in memory.
+
+Staff rehearse a campaign against them (`python -m bot sandbox`, `run --sandbox`), and every
+test of the bot drives them with the real client libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
+
+# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon): fixed so that a saved Bluesky
+# session, which remembers its PDS URL, still points at the emulator after a restart.
+SANDBOX_PORT = 8801
+
+
+@dataclass
+class Sandbox:
+    servers: dict[str, SandboxServer]
+
+    def describe(self) -> dict[str, Any]:
+        return {name: server.emulator.describe() for name, server in self.servers.items()}
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> dict[str, Emulator]:
+    from bot.sandbox.bluesky import BlueskyEmulator
+    from bot.sandbox.mastodon import MastodonEmulator
+    from bot.sandbox.x import XEmulator
+
+    return {
+        "x": XEmulator(accounts=accounts, limits=limits, clock=clock),
+        "bluesky": BlueskyEmulator(accounts=accounts, limits=limits, clock=clock),
+        "mastodon": MastodonEmulator(accounts=accounts, limits=limits, clock=clock),
+    }
+
+
+def start_sandbox(
+    port: int | None = None, accounts: int = 2, limits: str = "none", clock: Clock = utc_now
+) -> Sandbox:
+    """Start the three emulators: on ports N, N+1, N+2, or on free ports when `port` is None."""
+    emulators = build_emulators(accounts, limits, clock)
+    servers: dict[str, SandboxServer] = {}
+    try:
+        for offset, (name, emulator) in enumerate(emulators.items()):
+            servers[name] = SandboxServer(emulator, 0 if port is None else port + offset).start()
+    except OSError:
+        for server in servers.values():
+            server.stop()
+        raise
+    return Sandbox(servers)

@@ -1,0 +1,396 @@
+"""The shared emulator layer: a real HTTP server on 127.0.0.1 in front of one platform emulator.
+
+The server parses each request into a `Request`, applies any injected fault, lets the
+emulator answer with a `Response`, and serves the `/_sandbox/` control routes that every
+emulator shares (DESIGN §2 "Sandbox control"):
+
+    GET  /_sandbox/state      every post ever made, ours and the audience's, oldest first
+    POST /_sandbox/faults     inject a fault for the next `times` matching requests
+    POST /_sandbox/audience   other accounts post (reply, mention, hashtag)
+    POST /_sandbox/settings   emulator switches
+    POST /_sandbox/reset      empty everything
+
+It is built on the standard library's `http.server` so that a fault can close the socket before
+or after the write is applied, and so that exactly one `Date` header goes out: Mastodon.py's
+rate-limit code fails on a response that carries two.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import fnmatch
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def account_names(count: int) -> list[str]:
+    """The sandbox accounts of every platform: `main` (as in the shipped config.yaml), then account2, ..."""
+    return ["main", *(f"account{i}" for i in range(2, count + 1))]
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One part of a multipart/form-data body."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The first value of a query parameter."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, list[str]]:
+        """An application/x-www-form-urlencoded body (or a JSON object, as lists of strings)."""
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.startswith("application/json"):
+            data = self.json() or {}
+            return {k: [str(x) for x in v] if isinstance(v, list) else [str(v)] for k, v in data.items()}
+        return parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+
+    def multipart(self) -> dict[str, list[FilePart]]:
+        """A multipart/form-data body, by field name."""
+        head = f"Content-Type: {self.headers.get('Content-Type', '')}\r\n\r\n".encode()
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + self.body)
+        parts: dict[str, list[FilePart]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str):
+                continue
+            data = part.get_payload(decode=True)
+            parts.setdefault(name, []).append(
+                FilePart(
+                    name=name,
+                    filename=part.get_filename(),
+                    content_type=part.get_content_type(),
+                    data=data if isinstance(data, bytes) else b"",
+                )
+            )
+        return parts
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[bytes] | None = None  # server-sent events: written chunk by chunk
+
+    @classmethod
+    def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
+        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        return cls(status, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # exact, or an fnmatch pattern such as /api/v1/statuses/*
+    times: int
+    status: int | None = None
+    drop: str | None = None  # "before" | "after"
+    latency_ms: int = 0
+    reset_in: float | None = None  # with status 429
+    account: str | None = None
+    apply: bool = False  # with status: apply the write first, then answer with the error
+
+    def matches(self, method: str, path: str, account: str | None) -> bool:
+        if self.method.upper() != method or not fnmatch.fnmatchcase(path, self.path):
+            return False
+        return self.account is None or self.account == account
+
+
+class RateWindow:
+    """Fixed-window counters per key, on the emulator's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._windows: dict[tuple[str, ...], tuple[datetime, int]] = {}
+
+    def hit(
+        self, key: tuple[str, ...], limit: int, period: timedelta, cost: int = 1
+    ) -> tuple[bool, int, datetime]:
+        """Spend `cost` from the window; return (allowed, remaining, reset_at). Refused hits cost nothing."""
+        now = self._clock()
+        start, used = self._windows.get(key, (now, 0))
+        if now >= start + period:
+            start, used = now, 0
+        reset_at = start + period
+        if used + cost > limit:
+            self._windows[key] = (start, used)
+            return False, max(0, limit - used), reset_at
+        self._windows[key] = (start, used + cost)
+        return True, limit - used - cost, reset_at
+
+    def peek(self, key: tuple[str, ...], limit: int, period: timedelta) -> tuple[int, datetime]:
+        """(remaining, reset_at) without spending."""
+        now = self._clock()
+        start, used = self._windows.get(key, (now, 0))
+        if now >= start + period:
+            start, used = now, 0
+        return max(0, limit - used), start + period
+
+    def clear(self) -> None:
+        self._windows.clear()
+
+
+class Emulator:
+    """Base class of the three platform emulators.
+
+    Subclasses answer platform routes in `handle`, keep their state under `self.lock`, and
+    describe every post (ours and the audience's) through `state_posts`, in the shape of
+    DESIGN §2: {"id", "url", "author", "text", "created_at", "in_reply_to", "media": [{"id",
+    "alt"}], "raw", "deleted"?}.
+    """
+
+    name = "platform"
+
+    def __init__(self, *, accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> None:
+        self.account_count = accounts
+        self.limits = limits
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.base_url = ""  # set by the server once it is bound
+        self.rates = RateWindow(clock)
+
+    # -- for subclasses -------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def error_response(self, status: int) -> Response:
+        """The platform's own error body for an injected status fault."""
+        return Response.json(status, {"error": f"HTTP {status}"})
+
+    def rate_limited_response(self, reset_at: datetime) -> Response:
+        """The platform's own 429, with its reset headers."""
+        return Response.json(429, {"error": "Too Many Requests"})
+
+    def account_of(self, request: Request) -> str | None:
+        """The name of the account whose credentials the request carries, if any."""
+        return None
+
+    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+        """Post one message by someone else; return it as a state post."""
+        raise NotImplementedError
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        if settings:
+            raise ValueError(f"unknown settings: {sorted(settings)}")
+
+    def reset(self) -> None:
+        self.rates.clear()
+
+    def credentials(self) -> list[dict[str, str]]:
+        """The sandbox accounts as the JSON line shows them (names as in config.yaml)."""
+        raise NotImplementedError
+
+    def state_posts(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def state_extra(self) -> dict[str, Any]:
+        """Anything else worth showing in GET /_sandbox/state."""
+        return {}
+
+    def close(self) -> None:
+        """The server is stopping: end what outlives a request (open event streams)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "accounts": self.credentials()}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, a keep-alive client waits for
+    # the delayed ACK (~40 ms) on every request.
+    disable_nagle_algorithm = True
+    server: SandboxServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the emulators are quiet; tests read /_sandbox/state instead
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def _serve(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            self.command, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body
+        )
+        emulator = self.server.emulator
+        if split.path.startswith("/_sandbox/"):
+            self._send(self.server.control(request))
+            return
+        fault = self.server.take_fault(request)
+        if fault is not None:
+            if fault.latency_ms:
+                time.sleep(fault.latency_ms / 1000)
+            if fault.drop == "before":
+                self.close_connection = True
+                return
+            if fault.status == 429:
+                reset_at = emulator.clock() + timedelta(seconds=fault.reset_in or 60)
+                self._send(emulator.rate_limited_response(reset_at))
+                return
+            if fault.status is not None and not fault.apply:
+                self._send(emulator.error_response(fault.status))
+                return
+        try:
+            response = emulator.handle(request)
+        except Exception as exc:  # an emulator bug must show, not hang the client
+            response = Response.json(500, {"error": "EmulatorError", "message": repr(exc)})
+        if fault is not None and fault.drop == "after":
+            self.close_connection = True  # the write was applied; the answer is lost
+            return
+        if fault is not None and fault.status is not None:
+            response = emulator.error_response(fault.status)  # applied, then answered with an error
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)  # writes the one Date header
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if response.stream is not None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in response.stream:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+            return
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """One emulator behind a threaded HTTP server on 127.0.0.1."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, emulator: Emulator, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.emulator = emulator
+        self.faults: list[Fault] = []
+        self._faults_lock = threading.Lock()
+        emulator.base_url = self.base_url
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(0.05,), name=f"sandbox-{self.emulator.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.emulator.close()
+        self.shutdown()
+        self.server_close()
+
+    def take_fault(self, request: Request) -> Fault | None:
+        with self._faults_lock:
+            if not self.faults:
+                return None
+            account = self.emulator.account_of(request)
+            for fault in self.faults:
+                if fault.matches(request.method, request.path, account):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def control(self, request: Request) -> Response:
+        emulator = self.emulator
+        route = (request.method, request.path.removeprefix("/_sandbox/"))
+        try:
+            if route == ("GET", "state"):
+                with emulator.lock:
+                    return Response.json(200, {"posts": emulator.state_posts(), **emulator.state_extra()})
+            payload = request.json() or {}
+            if route == ("POST", "faults"):
+                fault = Fault(
+                    method=str(payload["method"]),
+                    path=str(payload["path"]),
+                    times=int(payload.get("times", 1)),
+                    status=payload.get("status"),
+                    drop=payload.get("drop"),
+                    latency_ms=int(payload.get("latency_ms", 0)),
+                    reset_in=payload.get("reset_in"),
+                    account=payload.get("account"),
+                    apply=bool(payload.get("apply", False)),
+                )
+                if fault.drop not in (None, "before", "after"):
+                    raise ValueError("drop must be 'before' or 'after'")
+                with self._faults_lock:
+                    self.faults.append(fault)
+                return Response.json(200, {"ok": True})
+            if route == ("POST", "audience"):
+                kind = str(payload["kind"])
+                if kind not in ("reply", "mention", "hashtag"):
+                    raise ValueError("kind must be reply, mention or hashtag")
+                with emulator.lock:
+                    posts = [
+                        emulator.add_audience(
+                            kind, str(payload.get("author", "alice")), str(payload["text"]), payload.get("to")
+                        )
+                        for _ in range(int(payload.get("count", 1)))
+                    ]
+                return Response.json(200, {"posts": posts})
+            if route == ("POST", "settings"):
+                with emulator.lock:
+                    emulator.apply_settings(dict(payload))
+                return Response.json(200, {"ok": True})
+            if route == ("POST", "reset"):
+                with emulator.lock:
+                    emulator.reset()
+                with self._faults_lock:
+                    self.faults.clear()
+                return Response.json(200, {"ok": True})
+        except (KeyError, ValueError, TypeError) as exc:
+            return Response.json(400, {"error": f"bad sandbox request: {exc}"})
+        return Response.json(404, {"error": f"no sandbox route {request.method} {request.path}"})

@@ -1,0 +1,70 @@
+"""X API v2 error bodies, in the shapes shared/reference/x/NOTES.md §4 records.
+
+401, 403, 429, 5xx   an RFC 7807 problem: {"title", "detail", "type": "about:blank", "status"}
+400                  the invalid-request problem, with `errors[].parameters` and `.message`
+404 unknown route    the v1-style {"errors": [{"message", "code": 34}]}
+unknown resource     the resource-not-found problem
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from bot.sandbox.server import Response
+
+INVALID_REQUEST = "https://api.twitter.com/2/problems/invalid-request"
+NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
+DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+NOT_PERMITTED = "You are not permitted to perform this action."
+
+
+def problem(status: int, detail: str, type_: str = "about:blank") -> Response:
+    """An RFC 7807 problem body as X's v2 API sends it."""
+    title = HTTPStatus(status).phrase
+    return Response.json(status, {"title": title, "detail": detail, "type": type_, "status": status})
+
+
+def unknown_route() -> Response:
+    return Response.json(404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]})
+
+
+def invalid_request(message: str, parameter: str | None = None, values: list[str] | None = None) -> Response:
+    """X's 400: one `errors` entry naming the parameter, under the invalid-request problem."""
+    error: dict[str, Any] = {"message": message}
+    if parameter is not None:
+        error = {"parameters": {parameter: values or []}, "message": message}
+    return Response.json(
+        400,
+        {
+            "errors": [error],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": INVALID_REQUEST,
+        },
+    )
+
+
+def not_found_error(kind: str, value: str, parameter: str) -> dict[str, Any]:
+    """One resource-not-found entry, as X puts them in `errors`."""
+    return {
+        "value": value,
+        "detail": f"Could not find {kind} with {parameter}: [{value}].",
+        "title": "Not Found Error",
+        "resource_type": kind,
+        "parameter": parameter,
+        "resource_id": value,
+        "type": NOT_FOUND,
+    }
+
+
+def not_found(kind: str, value: str, parameter: str) -> Response:
+    error = not_found_error(kind, value, parameter)
+    return Response.json(
+        404, {"errors": [error], "title": "Not Found Error", "detail": error["detail"], "type": NOT_FOUND}
+    )
+
+
+def missing_user(user_id: str) -> Response:
+    # A lookup of an unknown user is a 200 that carries only `errors` (X's "partial error").
+    return Response.json(200, {"errors": [not_found_error("user", user_id, "id")]})

@@ -1,0 +1,493 @@
+"""The Bluesky adapter with the real atproto SDK against the sandbox PDS, checked in /_sandbox/state."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bot.errors import AuthFailed, RateLimited, Rejected, Transient
+from bot.model import Account, LinkCard
+from bot.platforms import Facet, Media, Outgoing, Published, open_client
+from bot.platforms.bluesky import BlueskyClient
+from bot.platforms.tid import make_tid
+from bot.sandbox.bluesky import BlueskyEmulator
+from bot.sandbox.server import SandboxServer
+
+START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
+CREATE_RECORD = "/xrpc/com.atproto.repo.createRecord"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class SessionStore:
+    """What the ledger does for the adapter: keep the last session string per account."""
+
+    saved: list[str] = field(default_factory=list)
+
+    def load(self) -> str | None:
+        return self.saved[-1] if self.saved else None
+
+    def save(self, session: str) -> None:
+        self.saved.append(session)
+
+
+@dataclass
+class Sandbox:
+    server: SandboxServer
+    clock: Clock
+    opened: list[BlueskyClient] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def account(self, index: int = 0, **changes: str) -> Account:
+        creds = dict(self.server.emulator.credentials()[index])
+        name = creds.pop("name")
+        creds.update(changes)
+        return Account(platform="bluesky", name=name, base_url=self.url, credentials=creds)
+
+    def client(
+        self,
+        index: int = 0,
+        store: SessionStore | None = None,
+        now: Callable[[], datetime] | None = None,
+        **options: Any,
+    ) -> BlueskyClient:
+        store = store or SessionStore()
+        return self.open(
+            self.account(index),
+            now=now or self.clock,
+            load_session=store.load,
+            save_session=store.save,
+            **options,
+        )
+
+    def open(self, account: Account, **options: Any) -> BlueskyClient:
+        options.setdefault("now", self.clock)
+        client = open_client(account, timeout=5, **options)
+        assert isinstance(client, BlueskyClient)
+        self.opened.append(client)
+        return client
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()
+        return state
+
+    def posts(self) -> list[dict[str, Any]]:
+        return [p for p in self.state()["posts"] if p["author"].endswith("sandbox.test")]
+
+    def fault(self, **fault: Any) -> None:
+        requests.post(f"{self.url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+    def did_of(self, handle: str) -> str:
+        answer = requests.get(
+            f"{self.url}/xrpc/com.atproto.identity.resolveHandle", params={"handle": handle}, timeout=5
+        )
+        did: str = answer.json()["did"]
+        return did
+
+
+@pytest.fixture
+def bsky() -> Iterator[Sandbox]:
+    clock = Clock(START)
+    server = SandboxServer(BlueskyEmulator(accounts=2, limits="none", clock=clock)).start()
+    sandbox = Sandbox(server, clock)
+    yield sandbox
+    for client in sandbox.opened:
+        client.close()
+    server.stop()
+
+
+def png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+_clock_ids = iter(range(1024))
+
+
+def message(text: str, **fields: Any) -> Outgoing:
+    return Outgoing(text=text, nonce=make_tid(START, clock_id=next(_clock_ids) % 1024), **fields)
+
+
+PETITION = "Tech workers say no ✊ #NoTechForICE https://example.org/petition"
+PETITION_FACETS = (
+    Facet(24, 37, "tag", "NoTechForICE"),
+    Facet(38, 66, "link", "https://example.org/petition"),
+)
+
+
+def sliced(record: dict[str, Any]) -> dict[str, bytes]:
+    """Each facet's feature type, with the bytes of the text it covers."""
+    text = record["text"].encode("utf-8")
+    out = {}
+    for facet in record["facets"]:
+        (feature,) = facet["features"]
+        out[feature["$type"].rsplit("#", 1)[1]] = text[
+            facet["index"]["byteStart"] : facet["index"]["byteEnd"]
+        ]
+    return out
+
+
+def refs(record: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """A record's reply refs as (uri, cid) pairs."""
+    return {k: (v["uri"], v["cid"]) for k, v in record["reply"].items() if k in ("root", "parent")}
+
+
+# -- posting ---------------------------------------------------------------------------------
+
+
+def test_verify_names_the_account(bsky: Sandbox) -> None:
+    assert bsky.client().verify() == "main.sandbox.test"
+
+
+def test_facets_slice_back_to_the_hashtag_and_the_link(bsky: Sandbox) -> None:
+    published = bsky.client().publish(message(PETITION, facets=PETITION_FACETS, language="en"))
+    (post,) = bsky.posts()
+    record = post["raw"]
+    assert post["id"] == published.id and published.cid
+    assert sliced(record) == {"tag": b"#NoTechForICE", "link": b"https://example.org/petition"}
+    tag, link = (f["features"][0] for f in record["facets"])
+    assert tag["tag"] == "NoTechForICE" and link["uri"] == "https://example.org/petition"
+    assert record["langs"] == ["en"]
+    assert published.id.endswith("/app.bsky.feed.post/" + published.id.rsplit("/", 1)[1])
+
+
+def test_the_record_key_is_the_delivery_nonce(bsky: Sandbox) -> None:
+    outgoing = message("keyed")
+    published = bsky.client().publish(outgoing)
+    assert published.id.rsplit("/", 1)[1] == outgoing.nonce
+
+
+def test_a_mention_is_resolved_to_the_accounts_did(bsky: Sandbox) -> None:
+    text = "Thanks @account2.sandbox.test and @nobody.invalid"
+    facets = (Facet(7, 29, "mention", "account2.sandbox.test"), Facet(34, 49, "mention", "nobody.invalid"))
+    bsky.client().publish(message(text, facets=facets))
+    (post,) = bsky.posts()
+    (facet,) = post["raw"]["facets"]  # the handle that does not resolve stays plain text
+    assert facet["features"][0]["did"] == bsky.did_of("account2.sandbox.test")
+    assert sliced(post["raw"]) == {"mention": b"@account2.sandbox.test"}
+
+
+def test_a_thread_has_the_right_root_and_parent(bsky: Sandbox) -> None:
+    client = bsky.client()
+    first = client.publish(message("Part one"))
+    second = client.publish(message("Part two", reply_to=first, root=first))
+    third = client.publish(message("Part three", reply_to=second, root=first))
+    by_id = {p["id"]: p["raw"] for p in bsky.posts()}
+    assert "reply" not in by_id[first.id]
+    assert refs(by_id[second.id]) == {"root": (first.id, first.cid), "parent": (first.id, first.cid)}
+    assert refs(by_id[third.id]) == {"root": (first.id, first.cid), "parent": (second.id, second.cid)}
+
+
+def test_a_reply_to_a_part_known_without_its_cid(bsky: Sandbox) -> None:
+    client = bsky.client()
+    first = client.publish(message("Part one"))
+    second = client.publish(message("Part two", reply_to=Published(first.id, first.url)))
+    by_id = {p["id"]: p["raw"] for p in bsky.posts()}
+    assert refs(by_id[second.id]) == {"root": (first.id, first.cid), "parent": (first.id, first.cid)}
+
+
+def test_images_carry_alt_text_and_aspect_ratio(bsky: Sandbox, tmp_path: Path) -> None:
+    wide, square = tmp_path / "wide.png", tmp_path / "square.png"
+    wide.write_bytes(png(16, 9))
+    square.write_bytes(png(5, 5))
+    bsky.client().publish(
+        message("Rally", images=(Media(wide, "People holding a banner"), Media(square, "The banner")))
+    )
+    (post,) = bsky.posts()
+    images = post["raw"]["embed"]["images"]
+    assert [i["alt"] for i in images] == ["People holding a banner", "The banner"]
+    assert [(i["aspectRatio"]["width"], i["aspectRatio"]["height"]) for i in images] == [(16, 9), (5, 5)]
+    assert [i["image"]["mimeType"] for i in images] == ["image/png", "image/png"]
+    assert [m["alt"] for m in post["media"]] == ["People holding a banner", "The banner"]
+
+
+def test_an_image_over_a_megabyte_is_refused_before_anything_is_sent(bsky: Sandbox, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(png(2, 2) + b"\x00" * 1_000_001)
+    with pytest.raises(Rejected, match="limit"):
+        bsky.client().publish(message("too big", images=(Media(big, "big"),)))
+    assert bsky.posts() == []
+
+
+def test_a_link_card_given_in_the_content(bsky: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "card.png").write_bytes(png(12, 6))
+    card = LinkCard(title="Sign the petition", description="Drop the contracts", image="card.png")
+    bsky.client(content_dir=tmp_path).publish(message(PETITION, facets=PETITION_FACETS, link_card=card))
+    (post,) = bsky.posts()
+    external = post["raw"]["embed"]["external"]
+    assert external["uri"] == "https://example.org/petition"
+    assert (external["title"], external["description"]) == ("Sign the petition", "Drop the contracts")
+    assert external["thumb"]["mimeType"] == "image/png"
+
+
+@pytest.fixture
+def page() -> Iterator[str]:
+    """A campaign page with OpenGraph tags, on 127.0.0.1."""
+    html = (
+        b'<html><head><meta property="og:title" content="No Tech for ICE">'
+        b'<meta property="og:description" content="Sign the letter">'
+        b'<meta property="og:image" content="/og.png"></head></html>'
+    )
+    image = png(6, 3)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body, ctype = (image, "image/png") if self.path == "/og.png" else (html, "text/html")
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(ConnectionError):
+                self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/letter"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_link_card_read_from_the_pages_opengraph_tags(bsky: Sandbox, page: str) -> None:
+    text = f"Read and sign: {page}"
+    bsky.client().publish(message(text, facets=(Facet(15, len(text), "link", page),), link_card=True))
+    (post,) = bsky.posts()
+    external = post["raw"]["embed"]["external"]
+    assert (external["uri"], external["title"], external["description"]) == (
+        page,
+        "No Tech for ICE",
+        "Sign the letter",
+    )
+    assert external["thumb"]["mimeType"] == "image/png"
+
+
+def test_an_unreachable_page_costs_the_card_not_the_post(bsky: Sandbox) -> None:
+    url = "http://127.0.0.1:9/nothing-listens"
+    bsky.client(link_card_timeout=0.5).publish(message(f"Sign: {url}", link_card=True))
+    (post,) = bsky.posts()
+    assert "embed" not in post["raw"]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_a_wrong_app_password_is_auth_failed_and_never_shown(bsky: Sandbox) -> None:
+    account = bsky.account(app_password="wrong-pass-word")
+    client = bsky.open(account)
+    with pytest.raises(AuthFailed) as raised:
+        client.publish(message("hello"))
+    assert "wrong-pass-word" not in str(raised.value) and "wrong-pass-word" not in repr(client)
+
+
+def test_one_account_refused_while_the_other_posts(bsky: Sandbox) -> None:
+    with pytest.raises(AuthFailed):
+        bsky.open(bsky.account(0, app_password="nope")).publish(message("a"))
+    bsky.client(1).publish(message("from account2"))
+    assert [p["author"] for p in bsky.posts()] == ["account2.sandbox.test"]
+
+
+def test_a_post_over_300_graphemes_is_rejected_with_the_pds_message(bsky: Sandbox) -> None:
+    with pytest.raises(Rejected, match="300 graphemes"):
+        bsky.client().publish(message("a" * 301))
+    assert bsky.posts() == []
+
+
+def test_503_is_transient_and_429_says_when_to_retry(bsky: Sandbox) -> None:
+    client = bsky.client()
+    client.verify()
+    bsky.fault(method="POST", path=CREATE_RECORD, status=503)
+    with pytest.raises(Transient):
+        client.publish(message("try again"))
+    bsky.fault(method="POST", path=CREATE_RECORD, status=429, reset_in=40)
+    with pytest.raises(RateLimited) as raised:
+        client.publish(message("try again"))
+    assert raised.value.retry_after == pytest.approx(40, abs=1)
+
+
+# -- reconciliation --------------------------------------------------------------------------
+
+
+def test_lost_answer_after_the_write_is_found_by_its_rkey(bsky: Sandbox) -> None:
+    client = bsky.client()
+    outgoing = message("Sign today")
+    bsky.fault(method="POST", path=CREATE_RECORD, drop="after")
+    with pytest.raises(Transient):
+        client.publish(outgoing)
+    found = client.find_published(outgoing, since=START)
+    (post,) = bsky.posts()
+    assert found is not None and found.id == post["id"] and found.cid
+    # The found part is good to reply to: the next part of a thread continues from it.
+    client.publish(message("Part two", reply_to=found, root=found))
+    assert refs(bsky.posts()[1]["raw"])["parent"] == (found.id, found.cid)
+    assert found.id.endswith(outgoing.nonce)
+
+
+def test_lost_request_before_the_write_is_not_found(bsky: Sandbox) -> None:
+    client = bsky.client()
+    outgoing = message("Never arrived")
+    bsky.fault(method="POST", path=CREATE_RECORD, drop="before")
+    with pytest.raises(Transient):
+        client.publish(outgoing)
+    assert client.find_published(outgoing, since=START) is None
+    assert bsky.posts() == []
+
+
+def test_a_repeat_of_an_existing_rkey_is_a_500_that_reconciliation_settles(bsky: Sandbox) -> None:
+    client = bsky.client()
+    outgoing = message("Only once")
+    client.publish(outgoing)
+    with pytest.raises(Transient):  # the real PDS answers 500, not 409, for an existing rkey
+        client.publish(outgoing)
+    assert client.find_published(outgoing, since=START) is not None
+    assert len(bsky.posts()) == 1
+
+
+# -- delete and repost ---------------------------------------------------------------------
+
+
+def test_delete_removes_the_post_and_can_be_repeated(bsky: Sandbox) -> None:
+    client = bsky.client()
+    published = client.publish(message("Retract me"))
+    client.delete(published)
+    client.delete(published)
+    (post,) = bsky.posts()
+    assert post["deleted"] is True
+
+
+def test_repost_of_an_allys_post(bsky: Sandbox) -> None:
+    ally = requests.post(
+        f"{bsky.url}/_sandbox/audience",
+        json={"kind": "hashtag", "author": "ally.example.org", "text": "Tech workers say no #NoTechForICE"},
+        timeout=5,
+    ).json()["posts"][0]
+    reposted = bsky.client().repost(ally["id"])
+    (repost,) = bsky.state()["reposts"]
+    assert repost["subject"] == ally["id"] and repost["id"] == reposted.id
+    assert repost["author"] == "main.sandbox.test"
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def test_a_new_session_is_saved_and_reused_without_create_session(bsky: Sandbox) -> None:
+    store = SessionStore()
+    bsky.client(store=store).publish(message("first run"))
+    assert len(store.saved) == 1
+    bsky.fault(method="POST", path=CREATE_SESSION, status=500, times=100)  # a createSession would fail
+    bsky.client(store=store).publish(message("after a restart"))
+    assert len(bsky.posts()) == 2
+
+
+def test_an_expired_session_is_refreshed_without_create_session_and_resaved(bsky: Sandbox) -> None:
+    store = SessionStore()
+    client = bsky.client(store=store)
+    client.publish(message("before"))
+    bsky.fault(method="POST", path=CREATE_SESSION, status=500, times=100)
+    bsky.clock.now += timedelta(hours=3)  # the access token (2 h) has expired
+    client.publish(message("after"))
+    assert len(store.saved) == 2 and store.saved[0] != store.saved[1]
+    bsky.client(store=store).publish(message("after a restart, with the refreshed session"))
+    assert len(bsky.posts()) == 3
+
+
+def test_a_token_the_pds_calls_expired_is_renewed_and_the_call_repeated(bsky: Sandbox) -> None:
+    store = SessionStore()
+    bsky.client(store=store).verify()
+    bsky.clock.now += timedelta(hours=3)
+    # This client's clock lags, so the SDK sees no reason to refresh: the PDS refuses the token.
+    lagging = bsky.client(store=store, now=lambda: START)
+    bsky.fault(method="POST", path=CREATE_SESSION, status=500, times=100)
+    lagging.publish(message("renewed"))
+    assert len(bsky.posts()) == 1 and len(store.saved) == 2
+
+
+def test_a_rotated_away_session_falls_back_to_create_session(bsky: Sandbox) -> None:
+    first, second = SessionStore(), SessionStore()
+    bsky.client(store=first).verify()
+    second.saved.append(first.saved[-1])
+    bsky.clock.now += timedelta(hours=3)
+    bsky.client(store=first).verify()  # refreshes: the saved refresh token is now revoked
+    bsky.client(store=second).publish(message("with a new session"))
+    assert len(bsky.posts()) == 1
+    assert len(second.saved) == 2  # the new session, saved
+
+
+def test_a_nonce_that_is_not_a_tid_is_refused(bsky: Sandbox) -> None:
+    with pytest.raises(ValueError, match="TID"):
+        bsky.client().publish(Outgoing(text="x", nonce="not-a-tid"))
+
+
+# -- monitoring reads ------------------------------------------------------------------------
+
+
+def audience(bsky: Sandbox, **post: Any) -> list[dict[str, Any]]:
+    answer = requests.post(f"{bsky.url}/_sandbox/audience", json=post, timeout=5)
+    posts: list[dict[str, Any]] = answer.json()["posts"]
+    return posts
+
+
+def test_replies_and_mentions_are_read_once_with_their_links(bsky: Sandbox) -> None:
+    client = bsky.client()
+    first_part = client.publish(message("Part one #NoTechForICE"))
+    second_part = client.publish(message("Part two", reply_to=first_part, root=first_part))
+    bsky.clock.now += timedelta(minutes=1)
+    audience(bsky, kind="reply", author="alice.example", text="Agreed!", to=second_part.id)
+    bsky.clock.now += timedelta(seconds=1)
+    audience(bsky, kind="mention", author="bob.example", text="what do you think?")
+    first = client.read_mentions(None, since=START - timedelta(hours=1))
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+        ("alice.example", second_part.id, False),
+        ("bob.example", None, True),
+    ]
+    assert first.mentions[0].text == "Agreed!" and first.complete
+    bsky.clock.now += timedelta(seconds=1)
+    audience(bsky, kind="mention", author="carol.example", text="hello")
+    later = client.read_mentions(first.cursor, since=START)
+    assert [m.author for m in later.mentions if m.id not in {f.id for f in first.mentions}] == [
+        "carol.example"
+    ]
+    assert "alice.example" not in [m.author for m in later.mentions]
+
+
+def test_hashtag_search_pages_through_and_leaves_our_posts_out(bsky: Sandbox) -> None:
+    client = bsky.client()
+    client.publish(message("Our own #NoTechForICE post", facets=(Facet(9, 22, "tag", "NoTechForICE"),)))
+    bsky.clock.now += timedelta(minutes=1)
+    audience(bsky, kind="hashtag", author="dana.example", text="Solidarity #NoTechForICE", count=150)
+    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+    assert len(page.mentions) == 150 and page.complete
+    assert {m.author for m in page.mentions} == {"dana.example"}
+    bsky.clock.now += timedelta(minutes=1)
+    audience(bsky, kind="hashtag", author="erin.example", text="Later #NoTechForICE")
+    later = client.search_hashtag("NoTechForICE", page.cursor, since=START)
+    assert "erin.example" in [m.author for m in later.mentions]
+    assert len(later.mentions) < 5  # only the boundary post may come again

@@ -1,0 +1,314 @@
+"""The Mastodon adapter with the real Mastodon.py against the sandbox Mastodon, checked in /_sandbox/state."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bot.errors import AuthFailed, RateLimited, Rejected, Transient
+from bot.model import Account
+from bot.platforms import Media, Outgoing, open_client
+from bot.platforms.mastodon import MastodonClient
+from bot.platforms.tid import make_tid
+from bot.sandbox.mastodon import MastodonEmulator
+from bot.sandbox.server import SandboxServer
+
+START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+STATUSES = "/api/v1/statuses"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Sandbox:
+    server: SandboxServer
+    clock: Clock
+    opened: list[MastodonClient] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def account(self, index: int = 0, **changes: str) -> Account:
+        creds = dict(self.server.emulator.credentials()[index])
+        name = creds.pop("name")
+        creds.update(changes)
+        return Account(platform="mastodon", name=name, base_url=self.url, credentials=creds)
+
+    def client(self, index: int = 0, timeout: float = 5, **changes: str) -> MastodonClient:
+        client = open_client(self.account(index, **changes), timeout=timeout, now=self.clock)
+        assert isinstance(client, MastodonClient)
+        self.opened.append(client)
+        return client
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()
+        return state
+
+    def posts(self) -> list[dict[str, Any]]:
+        return [p for p in self.state()["posts"] if "reblog_of" not in p]
+
+    def control(self, route: str, **body: Any) -> None:
+        requests.post(f"{self.url}/_sandbox/{route}", json=body, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def masto() -> Iterator[Sandbox]:
+    clock = Clock(START)
+    server = SandboxServer(MastodonEmulator(accounts=2, limits="none", clock=clock)).start()
+    sandbox = Sandbox(server, clock)
+    yield sandbox
+    for client in sandbox.opened:
+        client.close()
+    server.stop()
+
+
+def png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+_clock_ids = iter(range(10**6))
+
+
+def message(text: str, **fields: Any) -> Outgoing:
+    return Outgoing(text=text, nonce=make_tid(START, clock_id=next(_clock_ids) % 1024), **fields)
+
+
+# -- posting ---------------------------------------------------------------------------------
+
+
+def test_verify_names_the_account(masto: Sandbox) -> None:
+    assert masto.client(0).verify() == "main"
+    assert masto.client(1).verify() == "account2"
+
+
+def test_a_post_with_content_warning_visibility_and_language(masto: Sandbox) -> None:
+    published = masto.client().publish(
+        message(
+            "Drop the ICE contracts. #NoTechForICE https://example.org/p",
+            spoiler_text="immigration detention",
+            visibility="unlisted",
+            language="en",
+        )
+    )
+    (post,) = masto.posts()
+    assert post["id"] == published.id and published.url == post["url"]
+    assert post["text"] == "Drop the ICE contracts. #NoTechForICE https://example.org/p"
+    raw = post["raw"]
+    assert (raw["spoiler_text"], raw["visibility"], raw["language"]) == (
+        "immigration detention",
+        "unlisted",
+        "en",
+    )
+
+
+def test_the_idempotency_key_makes_a_repeat_return_the_first_status(masto: Sandbox) -> None:
+    client = masto.client()
+    outgoing = message("Sign the letter")
+    first = client.publish(outgoing)
+    again = client.publish(outgoing)  # a retry after a lost answer, with the same nonce
+    assert again.id == first.id
+    assert len(masto.posts()) == 1
+
+
+def test_a_thread_is_a_reply_chain(masto: Sandbox) -> None:
+    client = masto.client()
+    first = client.publish(message("Part one"))
+    second = client.publish(message("Part two", reply_to=first, root=first))
+    third = client.publish(message("Part three", reply_to=second, root=first))
+    by_id = {p["id"]: p for p in masto.posts()}
+    assert by_id[first.id]["in_reply_to"] is None
+    assert by_id[second.id]["in_reply_to"] == first.id
+    assert by_id[third.id]["in_reply_to"] == second.id
+
+
+def test_images_carry_their_description(masto: Sandbox, tmp_path: Path) -> None:
+    rally, banner = tmp_path / "rally.png", tmp_path / "banner.png"
+    rally.write_bytes(png(8, 4))
+    banner.write_bytes(png(3, 3))
+    masto.client().publish(
+        message("Rally", images=(Media(rally, "People holding a banner"), Media(banner, "The banner")))
+    )
+    (post,) = masto.posts()
+    assert [m["alt"] for m in post["media"]] == ["People holding a banner", "The banner"]
+    assert [m["description"] for m in post["raw"]["media_attachments"]] == [
+        "People holding a banner",
+        "The banner",
+    ]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_a_refused_token_is_auth_failed_and_never_shown(masto: Sandbox) -> None:
+    client = masto.client(access_token="not-the-token")
+    with pytest.raises(AuthFailed) as raised:
+        client.publish(message("hello"))
+    assert "not-the-token" not in str(raised.value) and "not-the-token" not in repr(client)
+
+
+def test_one_account_refused_while_the_other_posts(masto: Sandbox) -> None:
+    with pytest.raises(AuthFailed):
+        masto.client(0, access_token="nope").publish(message("from main"))
+    masto.client(1).publish(message("from account2"))
+    assert [p["author"] for p in masto.posts()] == ["account2"]
+
+
+def test_an_over_long_post_is_rejected_with_the_servers_message(masto: Sandbox) -> None:
+    with pytest.raises(Rejected, match="500"):
+        masto.client().publish(message("a" * 501))
+    assert masto.posts() == []
+
+
+def test_a_content_warning_counts_toward_the_limit(masto: Sandbox) -> None:
+    with pytest.raises(Rejected, match="character limit"):
+        masto.client().publish(message("a" * 480, spoiler_text="b" * 30))
+
+
+def test_503_is_transient_and_429_says_when_to_retry(masto: Sandbox) -> None:
+    client = masto.client()
+    masto.control("faults", method="POST", path=STATUSES, status=503)
+    with pytest.raises(Transient):
+        client.publish(message("try again"))
+    masto.control("faults", method="POST", path=STATUSES, status=429, reset_in=45)
+    with pytest.raises(RateLimited) as raised:
+        client.publish(message("try again"))
+    assert raised.value.retry_after == pytest.approx(45, abs=1)
+
+
+def test_a_timeout_is_transient(masto: Sandbox) -> None:
+    client = masto.client(timeout=0.2)
+    masto.control("faults", method="POST", path=STATUSES, latency_ms=600)
+    with pytest.raises(Transient):
+        client.publish(message("slow"))
+
+
+# -- reconciliation --------------------------------------------------------------------------
+
+
+def test_lost_answer_after_the_write_is_found(masto: Sandbox) -> None:
+    client = masto.client()
+    outgoing = message("Sign & share:\nhttps://example.org/p #NoTechForICE")
+    masto.control("faults", method="POST", path=STATUSES, drop="after")
+    with pytest.raises(Transient):
+        client.publish(outgoing)
+    found = client.find_published(outgoing, since=START)
+    (post,) = masto.posts()
+    assert found is not None and found.id == post["id"]
+
+
+def test_lost_request_before_the_write_is_not_found(masto: Sandbox) -> None:
+    client = masto.client()
+    outgoing = message("Never arrived")
+    masto.control("faults", method="POST", path=STATUSES, drop="before")
+    with pytest.raises(Transient):
+        client.publish(outgoing)
+    assert client.find_published(outgoing, since=START) is None
+
+
+def test_without_idempotency_the_lookup_is_what_prevents_a_double(masto: Sandbox) -> None:
+    masto.control("settings", idempotency=False)  # GoToSocial ignores Idempotency-Key
+    client = masto.client()
+    outgoing = message("Only once, please")
+    client.publish(outgoing)
+    assert len({client.publish(outgoing).id, masto.posts()[0]["id"]}) == 2  # the key alone does not help
+    masto.control("reset")
+    masto.control("settings", idempotency=False)
+    masto.control("faults", method="POST", path=STATUSES, drop="after")
+    with pytest.raises(Transient):
+        client.publish(outgoing)
+    assert client.find_published(outgoing, since=START) is not None  # so the engine does not resend
+
+
+def test_the_same_text_from_an_earlier_cycle_is_not_mistaken_for_the_lost_one(masto: Sandbox) -> None:
+    client = masto.client()
+    client.publish(message("Call your representative"))
+    masto.clock.now += timedelta(days=1)
+    assert client.find_published(message("Call your representative"), since=masto.clock()) is None
+
+
+def test_another_accounts_post_is_not_ours(masto: Sandbox) -> None:
+    masto.client(1).publish(message("Shared words"))
+    assert masto.client(0).find_published(message("Shared words"), since=START) is None
+
+
+# -- delete and boost ----------------------------------------------------------------------
+
+
+def test_delete_removes_the_post_and_can_be_repeated(masto: Sandbox) -> None:
+    client = masto.client()
+    published = client.publish(message("Retract me"))
+    client.delete(published)
+    client.delete(published)
+    (post,) = masto.posts()
+    assert post["deleted"] is True
+
+
+def test_boost_of_an_allys_post(masto: Sandbox) -> None:
+    ally = requests.post(
+        f"{masto.url}/_sandbox/audience",
+        json={"kind": "hashtag", "author": "ally", "text": "Tech workers say no #NoTechForICE"},
+        timeout=5,
+    ).json()["posts"][0]
+    boosted = masto.client().repost(ally["id"])
+    (reblog,) = [p for p in masto.state()["posts"] if p.get("reblog_of") == ally["id"]]
+    assert reblog["id"] == boosted.id and reblog["author"] == "main"
+
+
+# -- monitoring reads ------------------------------------------------------------------------
+
+
+def audience(masto: Sandbox, **post: Any) -> list[dict[str, Any]]:
+    answer = requests.post(f"{masto.url}/_sandbox/audience", json=post, timeout=5)
+    posts: list[dict[str, Any]] = answer.json()["posts"]
+    return posts
+
+
+def test_replies_and_mentions_are_read_once_with_their_links(masto: Sandbox) -> None:
+    client = masto.client()
+    ours = client.publish(message("Drop the contracts #NoTechForICE"))
+    masto.clock.now += timedelta(minutes=1)
+    audience(masto, kind="reply", author="alice", text="Agreed!", to=ours.id)
+    audience(masto, kind="mention", author="bob", text="what do you think?")
+    first = client.read_mentions(None, since=START - timedelta(hours=1))
+    assert [(m.author.split("@")[0], m.in_reply_to, m.public) for m in first.mentions] == [
+        ("alice", ours.id, True),
+        ("bob", None, True),
+    ]
+    assert "Agreed!" in first.mentions[0].text and first.complete
+    assert client.read_mentions(first.cursor, since=START).mentions == ()
+    audience(masto, kind="mention", author="carol", text="hello")
+    assert [m.author.split("@")[0] for m in client.read_mentions(first.cursor, since=START).mentions] == [
+        "carol"
+    ]
+
+
+def test_hashtag_timeline_pages_through_and_leaves_our_posts_out(masto: Sandbox) -> None:
+    client = masto.client()
+    first = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+    client.publish(message("Our own #NoTechForICE post"))
+    audience(masto, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
+    page = client.search_hashtag("NoTechForICE", first.cursor, since=START)
+    assert len(page.mentions) == 150 and page.complete
+    assert {m.author.split("@")[0] for m in page.mentions} == {"dana"}
+    assert all("notechforice" in [h.lower() for h in m.hashtags] for m in page.mentions)
+    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()

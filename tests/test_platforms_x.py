@@ -1,0 +1,287 @@
+"""The X adapter with the real tweepy against the sandbox X emulator, checked in /_sandbox/state."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bot.errors import AuthFailed, Duplicate, RateLimited, Rejected, Transient
+from bot.model import Account
+from bot.platforms import Media, Outgoing, Published, open_client
+from bot.platforms.tid import make_tid
+from bot.platforms.x import XClient
+from bot.sandbox.server import SandboxServer
+from bot.sandbox.x import XEmulator
+
+START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Sandbox:
+    server: SandboxServer
+    clock: Clock
+    opened: list[XClient] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def account(self, index: int = 0, **changes: str) -> Account:
+        creds = dict(self.server.emulator.credentials()[index])
+        name = creds.pop("name")
+        creds.update(changes)
+        return Account(platform="x", name=name, base_url=self.url, credentials=creds)
+
+    def client(self, index: int = 0, timeout: float = 5, **changes: str) -> XClient:
+        client = open_client(self.account(index, **changes), timeout=timeout, now=self.clock)
+        assert isinstance(client, XClient)
+        self.opened.append(client)
+        return client
+
+    def posts(self) -> list[dict[str, Any]]:
+        posts: list[dict[str, Any]] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()["posts"]
+        return posts
+
+    def fault(self, **fault: Any) -> None:
+        requests.post(f"{self.url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def x() -> Iterator[Sandbox]:
+    clock = Clock(START)
+    server = SandboxServer(XEmulator(accounts=2, limits="none", clock=clock)).start()
+    sandbox = Sandbox(server, clock)
+    yield sandbox
+    for client in sandbox.opened:
+        client.close()
+    server.stop()
+
+
+def png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def message(text: str, **fields: Any) -> Outgoing:
+    return Outgoing(text=text, nonce=make_tid(START), **fields)
+
+
+def test_verify_names_the_account(x: Sandbox) -> None:
+    assert x.client(0).verify() == "ntfi_main"
+    assert x.client(1).verify() == "ntfi_account2"
+
+
+def test_a_post_lands_once_with_its_text(x: Sandbox) -> None:
+    published = x.client().publish(message("Drop the ICE contracts. #NoTechForICE https://example.org/p"))
+    posts = x.posts()
+    assert [p["text"] for p in posts] == ["Drop the ICE contracts. #NoTechForICE https://example.org/p"]
+    assert posts[0]["id"] == published.id
+    assert published.url.endswith(f"/status/{published.id}")
+
+
+def test_a_thread_is_a_reply_chain(x: Sandbox) -> None:
+    client = x.client()
+    first = client.publish(message("Part one"))
+    second = client.publish(message("Part two", reply_to=first, root=first))
+    third = client.publish(message("Part three", reply_to=second, root=first))
+    by_id = {p["id"]: p for p in x.posts()}
+    assert by_id[first.id]["in_reply_to"] is None
+    assert by_id[second.id]["in_reply_to"] == first.id
+    assert by_id[third.id]["in_reply_to"] == second.id
+
+
+def test_images_carry_their_alt_text(x: Sandbox, tmp_path: Path) -> None:
+    rally, banner = tmp_path / "rally.png", tmp_path / "banner.png"
+    rally.write_bytes(png(8, 4))
+    banner.write_bytes(png(3, 3))
+    x.client().publish(
+        message(
+            "Rally today",
+            images=(Media(rally, "People holding a banner"), Media(banner, "The banner: No Tech for ICE")),
+        )
+    )
+    (post,) = x.posts()
+    assert [m["alt"] for m in post["media"]] == ["People holding a banner", "The banner: No Tech for ICE"]
+
+
+def test_refused_credentials_are_auth_failed_and_never_shown(x: Sandbox) -> None:
+    client = x.client(access_token_secret="wrong-secret-value")
+    with pytest.raises(AuthFailed) as raised:
+        client.publish(message("hello"))
+    assert "wrong-secret-value" not in str(raised.value)
+    assert "wrong-secret-value" not in repr(client)
+    assert x.posts() == []
+
+
+def test_one_account_refused_while_the_other_posts(x: Sandbox) -> None:
+    with pytest.raises(AuthFailed):
+        x.client(0, consumer_secret="nope").publish(message("from main"))
+    x.client(1).publish(message("from account2"))
+    assert [p["account"] for p in x.posts()] == ["account2"]
+
+
+def test_a_duplicate_is_its_own_rejection_with_x_message(x: Sandbox) -> None:
+    client = x.client()
+    client.publish(message("Same words twice"))
+    with pytest.raises(Duplicate, match="duplicate content"):
+        client.publish(message("Same words twice"))
+
+
+def test_an_over_long_post_is_rejected_with_x_message(x: Sandbox) -> None:
+    with pytest.raises(Rejected, match="not permitted"):
+        x.client().publish(message("a" * 281))
+    assert x.posts() == []
+
+
+def test_503_is_transient_and_429_says_when_to_retry(x: Sandbox) -> None:
+    client = x.client()
+    x.fault(method="POST", path="/2/tweets", status=503)
+    with pytest.raises(Transient):
+        client.publish(message("try again"))
+    x.fault(method="POST", path="/2/tweets", status=429, reset_in=30)
+    with pytest.raises(RateLimited) as raised:
+        client.publish(message("try again"))
+    assert raised.value.retry_after == pytest.approx(30, abs=1)
+    client.publish(message("try again"))
+    assert len(x.posts()) == 1
+
+
+def test_a_timeout_is_transient(x: Sandbox) -> None:
+    client = x.client(timeout=0.2)
+    x.fault(method="POST", path="/2/tweets", latency_ms=600)
+    with pytest.raises(Transient):
+        client.publish(message("slow"))
+
+
+def test_lost_answer_after_the_write_is_found(x: Sandbox) -> None:
+    client = x.client()
+    claimed = x.clock()
+    x.fault(method="POST", path="/2/tweets", drop="after")
+    with pytest.raises(Transient):
+        client.publish(message("Sign the petition & share: https://example.org/p"))
+    found = client.find_published(message("Sign the petition & share: https://example.org/p"), since=claimed)
+    (post,) = x.posts()
+    assert found is not None and found.id == post["id"]
+
+
+def test_lost_request_before_the_write_is_not_found(x: Sandbox) -> None:
+    client = x.client()
+    claimed = x.clock()
+    x.fault(method="POST", path="/2/tweets", drop="before")
+    with pytest.raises(Transient):
+        client.publish(message("Never arrived"))
+    assert client.find_published(message("Never arrived"), since=claimed) is None
+    assert x.posts() == []
+
+
+def test_the_same_text_from_an_earlier_cycle_is_not_mistaken_for_the_lost_one(x: Sandbox) -> None:
+    client = x.client()
+    client.publish(message("Call your representative today"))
+    x.clock.now += timedelta(days=1)
+    assert client.find_published(message("Call your representative today"), since=x.clock()) is None
+
+
+def test_another_accounts_post_is_not_ours(x: Sandbox) -> None:
+    claimed = x.clock()
+    x.client(1).publish(message("Shared words"))
+    assert x.client(0).find_published(message("Shared words"), since=claimed) is None
+
+
+def test_delete_removes_the_post_and_can_be_repeated(x: Sandbox) -> None:
+    client = x.client()
+    published = client.publish(message("Retract me"))
+    client.delete(published)
+    client.delete(published)
+    (post,) = x.posts()
+    assert post["deleted"] is True
+
+
+def test_repost_retweets_an_allys_post(x: Sandbox) -> None:
+    ally = requests.post(
+        f"{x.url}/_sandbox/audience",
+        json={"kind": "hashtag", "author": "ally", "text": "Tech workers say no #NoTechForICE"},
+        timeout=5,
+    ).json()["posts"][0]
+    reposted = x.client().repost(ally["id"])
+    assert reposted.id == ally["id"]
+    retweets = [p for p in x.posts() if p["id"] != ally["id"]]
+    assert len(retweets) == 1
+    assert retweets[0]["raw"]["referenced_tweets"] == [{"type": "retweeted", "id": ally["id"]}]
+
+
+def test_thread_reply_to_a_deleted_part_is_rejected(x: Sandbox) -> None:
+    client = x.client()
+    first = client.publish(message("Part one"))
+    client.delete(first)
+    with pytest.raises(Rejected):
+        client.publish(message("Part two", reply_to=Published(first.id, first.url)))
+
+
+# -- monitoring reads ------------------------------------------------------------------------
+
+
+def audience(x: Sandbox, **post: Any) -> list[dict[str, Any]]:
+    posts: list[dict[str, Any]] = requests.post(f"{x.url}/_sandbox/audience", json=post, timeout=5).json()[
+        "posts"
+    ]
+    return posts
+
+
+def test_replies_and_mentions_are_read_once_with_their_links(x: Sandbox) -> None:
+    client = x.client()
+    ours = client.publish(message("Drop the contracts #NoTechForICE"))
+    x.clock.now += timedelta(minutes=1)
+    audience(x, kind="reply", author="alice", text="Agreed!", to=ours.id)
+    audience(x, kind="mention", author="bob", text="what do you think?")
+    first = client.read_mentions(None, since=START - timedelta(hours=1))
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+        ("alice", ours.id, True),
+        ("bob", None, True),
+    ]
+    assert first.mentions[0].text.endswith("Agreed!") and first.complete
+    assert client.read_mentions(first.cursor, since=START).mentions == ()
+    audience(x, kind="mention", author="carol", text="hello")
+    assert [m.author for m in client.read_mentions(first.cursor, since=START).mentions] == ["carol"]
+
+
+def test_hashtag_search_pages_through_and_leaves_our_posts_out(x: Sandbox) -> None:
+    client = x.client()
+    client.publish(message("Our own #NoTechForICE post"))
+    x.clock.now += timedelta(minutes=1)
+    audience(x, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
+    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+    assert len(page.mentions) == 150 and page.complete
+    assert {m.author for m in page.mentions} == {"dana"}
+    assert all("NoTechForICE" in m.hashtags for m in page.mentions)
+    ids = [int(m.id) for m in page.mentions]
+    assert ids == sorted(ids)
+    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
+
+
+def test_a_search_cursor_older_than_seven_days_restarts_inside_the_window(x: Sandbox) -> None:
+    client = x.client()
+    old = audience(x, kind="hashtag", author="erin", text="Old #NoTechForICE")[0]
+    x.clock.now += timedelta(days=8)
+    audience(x, kind="hashtag", author="erin", text="New #NoTechForICE")
+    page = client.search_hashtag("NoTechForICE", old["id"], since=START)
+    assert [m.text for m in page.mentions] == ["New #NoTechForICE"]
