@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from bot.database import connect, normalise_url
 from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
-from bot.monitorstore import Mention, MonitorStore
+from bot.monitorstore import MentionRecord, MonitorStore
 from bot.schema import MIGRATIONS, apply_migrations, metadata
 
 REPO = Path(__file__).resolve().parent.parent
@@ -458,8 +458,8 @@ def test_two_processes_claim_each_slot_and_delivery_once(ledger_url: str) -> Non
 
 def mention(
     remote_id: str, kind: str = "hashtag", seen_at: datetime = T0, platform: str = "bluesky"
-) -> Mention:
-    return Mention(
+) -> MentionRecord:
+    return MentionRecord(
         platform=platform,
         remote_id=remote_id,
         kind=kind,  # type: ignore[arg-type]
