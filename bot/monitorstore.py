@@ -30,7 +30,10 @@ MentionKind = Literal["reply", "mention", "hashtag"]
 
 @dataclass(frozen=True)
 class MentionRecord:
-    """Someone else's post as stored and logged (DESIGN §7); `bot.platforms.Mention` is what a platform returned."""
+    """Someone else's post as stored and logged (DESIGN §7).
+
+    Built by monitoring from a `bot.platforms.Mention` (what the platform returned).
+    """
 
     platform: str
     remote_id: str
