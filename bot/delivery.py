@@ -22,6 +22,8 @@ next claimer reconciles it.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -328,6 +330,37 @@ def _event(kind: str, job: Job, url: str | None = None, error: str | None = None
     if error is not None:
         fields["error"] = error
     return fields
+
+
+def expire_dead_workers(ledger: Ledger, now: datetime) -> list[str]:
+    """End the claims of workers on this host whose process is gone, so a restart reconciles at once.
+
+    Worker ids are `host:pid:token` (`bot.ledger.new_worker_id`). Only this host's pids can be
+    checked; a live pid (perhaps reused by another program) is left alone, and its claims wait
+    out their lease as any other host's do.
+    """
+    host, expired = socket.gethostname(), []
+    for worker in ledger.claim_holders():
+        name, _, rest = worker.partition(":")
+        pid_text = rest.partition(":")[0]
+        if name != host or not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        if _process_alive(int(pid_text)):
+            continue
+        if ledger.expire_claims(worker, now):
+            log.info("claims of %s (no longer running) released for reconciliation", worker)
+            expired.append(worker)
+    return expired
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 ClientFactory = Callable[[str, str], PlatformClient]  # (platform, account) -> client

@@ -27,7 +27,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.delivery import Courier, Gate, Job, Result
+from bot.delivery import Courier, Gate, Job, Result, expire_dead_workers
 from bot.errors import AuthFailed, PlatformError
 from bot.gate import LiveGate
 from bot.ledger import DELIVERY_LEASE, new_worker_id
@@ -409,8 +409,16 @@ class Daemon:
         _, pending = wait_futures(futures, timeout=timeout)
         return not pending
 
+    def start_up(self) -> None:
+        """Free the claims of this host's dead workers (a crash): the first tick reconciles them."""
+        try:
+            expire_dead_workers(self.rt.ledger, self.rt.now())
+        except Exception:
+            log.exception("could not look for dead workers' claims")
+
     def run_once(self) -> list[Result]:
         """`run --once`: fire what is due, wait for those deliveries (retries included), monitor once."""
+        self.start_up()
         self.tick()
         self.wait_idle()
         if self.monitor is not None and not self.stop.is_set():
@@ -434,6 +442,7 @@ class Daemon:
             },
             timezone="UTC",
         )
+        self.start_up()
         scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, id="tick", next_run_time=self.rt.now())
         if self.monitor is not None:
             # Cheap when no stream is due (the monitor paces each platform to its budget), and

@@ -345,3 +345,36 @@ def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[R
         t.join(60)
     assert sorted(fired) == [0, 1]
     assert all(site.live_texts(p) == ["Two workers ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site) -> None:
+    site.write_queue("calls", at_queue("Killed day ask"))
+    site.fault("bluesky", latency_ms=1500)
+    env = {**os.environ, **site.env}
+    command = [sys.executable, "-m", "bot", "--config", str(site.config), "run"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = open_ledger(site.database)
+    try:
+
+        def bluesky_in_flight() -> bool:
+            rows = ledger.deliveries_for_post("calls", "p1")
+            return any(r.key.platform == "bluesky" and r.attempts > 0 for r in rows)
+
+        assert wait_for(bluesky_in_flight, timeout=20)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ledger.close()
+    again = subprocess.run(
+        [*command, "--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert all(site.live_texts(p) == ["Killed day ask #NoTechForICE"] for p in PLATFORMS), again.stderr
+    ledger = open_ledger(site.database)
+    try:
+        assert {r.state for r in ledger.deliveries_for_post("calls", "p1")} == {"posted"}
+    finally:
+        ledger.close()
