@@ -74,7 +74,14 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
             start_emulators,
         )
 
-        emulators = start_emulators(accounts=2)
+        try:
+            emulators = start_emulators(accounts=2)
+        except OSError as exc:
+            print(
+                f"run --sandbox: cannot listen on the sandbox ports (another sandbox running?): {exc}",
+                file=sys.stderr,
+            )
+            return EXIT_RUNTIME
         log.info(
             "sandbox: emulators on %s",
             ", ".join(f"{name} {server.base_url}" for name, server in emulators.servers.items()),
