@@ -113,7 +113,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     try:
         if once:
             results = daemon.run_once()
-            daemon.pool.shutdown(wait=True)
+            daemon.deliveries.shutdown(wait=True)
             return EXIT_RUNTIME if any(r.outcome == "failed" for r in results) else EXIT_OK
         if seconds is not None:
             timer = threading.Timer(seconds, stop.set)

@@ -22,20 +22,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.delivery import Courier, Gate, Job, Result, expire_dead_workers
-from bot.errors import AuthFailed, PlatformError
+from bot.delivery import Courier, Gate, Result, expire_dead_workers
+from bot.deliverypool import DeliveryPool
+from bot.errors import PlatformError
 from bot.gate import LiveGate
-from bot.ledger import DELIVERY_LEASE, new_worker_id
-from bot.limits import next_allowed
-from bot.model import Account, Post, Queue
+from bot.ledger import new_worker_id
+from bot.model import Post, Queue
 from bot.payloads import build_job, targets
 from bot.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
-from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
 from bot.slots import Slot
 
@@ -43,9 +40,6 @@ log = logging.getLogger("bot.scheduler")
 
 TICK_SECONDS = 2.0  # live edits within 10 s, pause within 5 s: both well inside
 PROBE_EVERY = timedelta(minutes=15)
-# A delivery not reached within a day (a long pause, an account limit that never frees up) is
-# recorded failed rather than sent late: a call to action from last week is worse than none.
-PENDING_MAX_AGE = timedelta(days=1)
 MONITOR_EVERY = 10.0  # seconds between monitoring passes; the monitor decides what is due
 SHUTDOWN_BOUND = 25.0  # seconds for calls in flight after SIGTERM (Heroku kills at 30)
 MISSED_LINES = 3  # missed slots logged one by one per pass; the rest in one summary line
@@ -60,7 +54,7 @@ class Fired:
 
 
 class Daemon:
-    """The posting loop of one worker. `tick()` is one pass; `start()` runs it every few seconds."""
+    """The posting loop of one worker. `tick()` is one pass; `run()` ticks every few seconds."""
 
     def __init__(
         self,
@@ -80,11 +74,7 @@ class Daemon:
             ledger=runtime.ledger, now=runtime.now, gate=self.gate, worker=self.worker, alert=runtime.alert
         )
         self.monitor = monitor  # one monitoring pass (`wait`: for its calls), plugged in by bot.monitor
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="deliver")
-        self.in_flight: dict[tuple[str, str, int, str, str], Future[Result]] = {}
-        self.results: list[Result] = []
-        self._lock = threading.Lock()
-        self._account_locks: dict[tuple[str, str], threading.Lock] = {}
+        self.deliveries = DeliveryPool(runtime, self.courier, max_workers=max_workers)
         self._was_paused: bool | None = None
         self._expired: set[str] = set()
         self._last_probe: datetime | None = None
@@ -92,7 +82,6 @@ class Daemon:
         # Slots this worker saw decided (fired, missed, skipped), by queue: the planner lists the
         # last grace of slots on every tick, and the ledger need not be asked about them again.
         self._decided: dict[str, dict[str, datetime]] = {}
-        self._waiting: dict[tuple[str, str, int, str, str], datetime] = {}  # held by an account limit
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -128,7 +117,7 @@ class Daemon:
                 fired.extend(self.fire_due(queue, now))
             except Exception:  # one queue's trouble (a bug, a database hiccup) holds no other back
                 log.exception("queue %s: tick failed", queue.name)
-        self.resume_pending(now)
+        self.deliveries.resume_pending(now)
         self.probe_accounts(now)
         return fired
 
@@ -200,28 +189,16 @@ class Daemon:
             extra={"event": "slot_fired", "queue": queue.name, "slot": slot.name, "post": post.id},
         )
         fired = Fired(queue.name, slot.name, post.id, cycle)
-        healthy = self.healthy(accounts)
+        healthy = self.deliveries.healthy(accounts)
         for account, job in zip(accounts, jobs, strict=True):
             # A pending row before any thread runs: a pause, a stop or a crash from here on
             # leaves a claim to resume, never a slot fired with nothing to show for it.
             if account in healthy:
-                self._reserve(job)
-                self.dispatch(job)
+                self.deliveries.reserve(job)
+                self.deliveries.dispatch(job)
             else:
-                self._skip_unhealthy(job)
+                self.deliveries.skip_unhealthy(job)
         return [fired]
-
-    def _reserve(self, job: Job) -> bool:
-        """Claim part 0 and give it back at once: a released claim that `resume_pending` sees."""
-        key, ledger, now = job.key(0), self.rt.ledger, self.rt.now()
-        if ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is None:
-            return False
-        return ledger.renew_delivery(key, self.worker, now, timedelta(0))
-
-    def _skip_unhealthy(self, job: Job) -> None:
-        key, now = job.key(0), self.rt.now()
-        if self.rt.ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is not None:
-            self.rt.ledger.fail_delivery(key, "skipped: account unhealthy (credentials refused)", now)
 
     def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
         """One line per missed slot, but a first start of a fast queue does not flood the log."""
@@ -251,119 +228,6 @@ class Daemon:
 
     # --- deliveries ------------------------------------------------------------------------
 
-    def healthy(self, accounts: list[Account]) -> list[Account]:
-        unhealthy = {(h.platform, h.account) for h in self.rt.ledger.account_health() if not h.healthy}
-        kept = []
-        for account in accounts:
-            if (account.platform, account.name) in unhealthy:
-                log.warning(
-                    "skip %s/%s: account unhealthy (credentials refused)", account.platform, account.name
-                )
-            else:
-                kept.append(account)
-        return kept
-
-    def dispatch(self, job: Job) -> None:
-        """Hand one job to the pool unless it is already running here."""
-        ident = (job.queue, job.post_id, job.cycle, job.platform, job.account)
-        with self._lock:
-            running = self.in_flight.get(ident)
-            if running is not None and not running.done():
-                return
-            future = self.pool.submit(self._run_job, job)
-            self.in_flight[ident] = future
-
-    def _run_job(self, job: Job) -> Result:
-        account = self.rt.clients.account(job.platform, job.account)
-        limited = account.limits.posts_per_day is not None or account.limits.min_gap is not None
-        lock = self._account_lock(job) if limited else None
-        if lock is not None:
-            lock.acquire()
-        try:
-            if limited:
-                wait_until = self._limit_wait(account)
-                if wait_until is not None:
-                    return self._hold(job, wait_until)
-            result = self.courier.deliver(job, self.rt.clients(job.platform, job.account))
-        except AuthFailed as exc:
-            self.courier._unhealthy(job, str(exc))
-            result = Result(job, "failed", error=f"authentication refused: {exc}")
-        except PlatformError as exc:
-            result = Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")
-        except Exception as exc:
-            log.exception("delivery %s %s/%s crashed", job.target, job.queue, job.post_id)
-            result = Result(job, "failed", error=f"internal error: {type(exc).__name__}")
-        finally:
-            if lock is not None:
-                lock.release()
-        self._report(result)
-        return result
-
-    def _report(self, result: Result) -> None:
-        with self._lock:
-            self.results.append(result)
-        # The courier logs each outcome as it happens; only what it never saw is logged here.
-        if result.error and result.error.startswith("cannot reach"):
-            log.warning("deferred %s", result.line())
-
-    def _account_lock(self, job: Job) -> threading.Lock:
-        with self._lock:
-            return self._account_locks.setdefault((job.platform, job.account), threading.Lock())
-
-    def _limit_wait(self, account: Account) -> datetime | None:
-        now = self.rt.now()
-        ledger = self.rt.ledger
-        last = ledger.last_posts().get((account.platform, account.name))
-        posted = ledger.count_posts(account.platform, account.name, now - timedelta(days=1))
-        return next_allowed(account.limits, now, last_post=last, posts_last_day=posted)
-
-    def _hold(self, job: Job, until: datetime) -> Result:
-        """Wait for an account limit without a thread: leave a released claim for `resume_pending`."""
-        with self._lock:
-            self._waiting[(job.queue, job.post_id, job.cycle, job.platform, job.account)] = until
-        self._reserve(job)
-        log.info(
-            "waiting %s %s/%s: account limit until %s", job.target, job.queue, job.post_id, until.isoformat()
-        )
-        return Result(
-            job, "deferred", error=f"account limit: next allowed at {until.isoformat(timespec='seconds')}"
-        )
-
-    def resume_pending(self, now: datetime) -> None:
-        """Pick up claims nobody holds: a crashed worker's, a paused or limited delivery's."""
-        seen: set[tuple[str, str, int, str, str]] = set()
-        for row in self.rt.ledger.unconfirmed_deliveries(now):
-            k = row.key
-            ident = (k.queue, k.post_id, k.cycle, k.platform, k.account)
-            if ident in seen:
-                continue
-            seen.add(ident)
-            with self._lock:
-                running = self.in_flight.get(ident)
-                if running is not None and not running.done():
-                    continue
-                if self._waiting.get(ident, now) > now:
-                    continue
-            queue = self.rt.queue(k.queue)
-            post = next((p for p in queue.posts if p.id == k.post_id), None) if queue is not None else None
-            if now - row.claimed_at > PENDING_MAX_AGE or queue is None or post is None:
-                why = "not delivered within a day" if post is not None else "post no longer in the content"
-                if self.rt.ledger.claim_delivery(row.key, self.worker, now, DELIVERY_LEASE, self._nonce):
-                    self.rt.ledger.fail_delivery(row.key, why, now)
-                    log.error("failed %s/%s %s/%s: %s", k.platform, k.account, k.queue, k.post_id, why)
-                continue
-            for account in targets(self.rt.config, queue):
-                if (account.platform, account.name) != (k.platform, k.account):
-                    continue
-                job = build_job(self.rt.config, queue, post, k.cycle, account)
-                if self.healthy([account]):
-                    self.dispatch(job)
-                else:
-                    self._skip_unhealthy(job)
-
-    def _nonce(self) -> str:
-        return make_tid(self.rt.now())
-
     # --- account health --------------------------------------------------------------------
 
     def probe_accounts(self, now: datetime) -> None:
@@ -375,7 +239,7 @@ class Daemon:
         for health in self.rt.ledger.account_health():
             if health.healthy:
                 continue
-            self.pool.submit(self._probe, health.platform, health.account)
+            self.deliveries.pool.submit(self._probe, health.platform, health.account)
 
     def _probe(self, platform: str, account: str) -> None:
         self.rt.clients.drop(platform, account)
@@ -394,6 +258,14 @@ class Daemon:
 
     # --- running ---------------------------------------------------------------------------
 
+    @property
+    def results(self) -> list[Result]:
+        return self.deliveries.results
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for every delivery handed out so far; False if some still run after `timeout`."""
+        return self.deliveries.wait_idle(timeout)
+
     def _monitor_quietly(self) -> None:
         if self.monitor is None or self.stop.is_set():
             return
@@ -401,13 +273,6 @@ class Daemon:
             self.monitor(False)
         except Exception:  # monitoring trouble must never stop the posting
             log.exception("monitoring pass failed")
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait for every job handed out so far; False if some still run after `timeout`."""
-        with self._lock:
-            futures = list(self.in_flight.values())
-        _, pending = wait_futures(futures, timeout=timeout)
-        return not pending
 
     def start_up(self) -> None:
         """Free the claims of this host's dead workers (a crash): the first tick reconciles them."""
@@ -462,7 +327,7 @@ class Daemon:
             log.info("stopping: no new work; letting calls in flight end")
             scheduler.shutdown(wait=False)
             finished = self.wait_idle(SHUTDOWN_BOUND)
-            self.pool.shutdown(wait=finished, cancel_futures=True)
+            self.deliveries.shutdown(wait=finished)
         if not finished:
             log.warning("calls still in flight after %.0fs: the next start reconciles them", SHUTDOWN_BOUND)
         log.info("stopped")

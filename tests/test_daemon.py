@@ -60,10 +60,12 @@ def opened() -> Iterator[list[Runtime]]:
         rt.close()
 
 
-def daemon_for(site: Site, opened: list[Runtime], *, now: Any = utc_now, gate: Any = None) -> Daemon:
+def daemon_for(
+    site: Site, opened: list[Runtime], *, now: Any = utc_now, gate: Any = None, worker: str = "test-worker"
+) -> Daemon:
     rt = Runtime(site.config, site.env, now=now)
     opened.append(rt)
-    return Daemon(rt, gate=gate or FakeGate(), worker="test-worker")
+    return Daemon(rt, gate=gate or FakeGate(), worker=worker)
 
 
 def test_a_missed_slot_after_downtime_fires_once_and_older_ones_are_logged_missed(
@@ -328,8 +330,7 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
 
 def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[Runtime]) -> None:
     site.write_queue("calls", at_queue("Two workers ask"))
-    first, second = daemon_for(site, opened), daemon_for(site, opened)
-    second.worker = second.courier.worker = "other-worker"
+    first, second = daemon_for(site, opened), daemon_for(site, opened, worker="other-worker")
     barrier = threading.Barrier(2)
     fired: list[int] = []
 
