@@ -206,7 +206,7 @@ class Courier:
                 attempted = message
                 published = client.publish(message)
             except AuthFailed as exc:
-                self._unhealthy(job, str(exc))
+                self.mark_unhealthy(job, str(exc))
                 log.error(
                     "failed %s: authentication refused: %s",
                     label,
@@ -306,7 +306,7 @@ class Courier:
         """Leave the claim unconfirmed for the next claimer, who will reconcile it first."""
         self.ledger.renew_delivery(key, self.worker, self.now(), timedelta(0))
 
-    def _unhealthy(self, job: Job, error: str) -> None:
+    def mark_unhealthy(self, job: Job, error: str) -> None:
         was_healthy = all(
             h.healthy
             for h in self.ledger.account_health()
@@ -379,7 +379,7 @@ def fan_out(courier: Courier, jobs: Sequence[Job], client_for: ClientFactory) ->
         try:
             client = client_for(job.platform, job.account)
         except AuthFailed as exc:
-            courier._unhealthy(job, str(exc))
+            courier.mark_unhealthy(job, str(exc))
             return Result(job, "failed", error=f"authentication refused: {exc}")
         except PlatformError as exc:
             return Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")

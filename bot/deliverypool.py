@@ -94,7 +94,7 @@ class DeliveryPool:
                     return self._hold(job, wait_until)
             result = self.courier.deliver(job, self.rt.clients(job.platform, job.account))
         except AuthFailed as exc:
-            self.courier._unhealthy(job, str(exc))
+            self.courier.mark_unhealthy(job, str(exc))
             result = Result(job, "failed", error=f"authentication refused: {exc}")
         except PlatformError as exc:
             result = Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")
