@@ -1,0 +1,412 @@
+"""Monitoring: poll each stream when due, classify what is new, report it once, amplify allies.
+
+A *stream* is one thing polled with one cursor (DESIGN §7):
+
+    x:hashtags                         one recent search for the tags and our conversations
+    bluesky:hashtags:<tag>             searchPosts, once per platform
+    mastodon:hashtags:<host>:<tag>     the tag timeline, once per instance
+    <platform>:notifications:<account> replies, quotes and mentions of one account
+
+Each stream is polled by one worker at a time (a ledger lease: several daemons may share a
+PostgreSQL database), at its pace (`bot.pacing`), from its cursor in the ledger (so a restart
+neither repeats nor skips; the first poll looks back `monitor.backfill`). The cursor row also
+keeps when the stream may poll next, so a restart does not spend X's one search per 15 minutes
+twice. Each platform is polled in its own thread: one platform's trouble never delays another.
+What a poll finds is classified (`bot.classification`), deduplicated by the ledger (a post
+seen by two streams or two workers is reported once), logged, written to the mentions log, and
+amplified when an ally posted it.
+
+The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does the work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from bot.amplification import Amplifier
+from bot.classification import Ours, Sighting, classify
+from bot.errors import PlatformError, RateLimited
+from bot.mentionlog import MentionsLog, log_line, record_of
+from bot.model import Config, Platform
+from bot.monitorstore import Mention as StoredMention
+from bot.monitorstore import MonitorStore
+from bot.ourposts import OurPosts
+from bot.pacing import (
+    MAX_PAGES_PER_POLL,
+    Budget,
+    RequestWindow,
+    StreamKind,
+    backoff,
+    budget_for,
+    poll_interval,
+)
+from bot.platforms import Mention, PlatformClient
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger("bot.monitor")
+
+Clock = Callable[[], datetime]
+ClientFor = Callable[[str, str], PlatformClient]
+
+# A stream's lease outlives a few daemon ticks, so the worker polling it keeps it; a worker that
+# dies hands it on after this long.
+STREAM_LEASE = timedelta(minutes=5)
+PURGE_EVERY = timedelta(hours=1)
+# X recent search covers the last 7 days: older conversations cannot be searched.
+X_RECENT = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Stream:
+    key: str  # the cursor's and the lease's name
+    platform: Platform
+    account: str  # the account whose client polls it
+    kind: StreamKind
+    interval: timedelta
+    budget: Budget
+    tags: tuple[str, ...] = ()  # without '#'
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What the ledger keeps per stream: the platform's cursor and when to poll next."""
+
+    cursor: str | None = None
+    next_at: datetime | None = None
+    failures: int = 0
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "cursor": self.cursor,
+                "next_at": self.next_at.isoformat() if self.next_at else None,
+                "failures": self.failures,
+            }
+        )
+
+    @classmethod
+    def load(cls, raw: str | None) -> StreamState:
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+            next_at = datetime.fromisoformat(data["next_at"]) if data.get("next_at") else None
+            return cls(data.get("cursor"), next_at, int(data.get("failures") or 0))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("an unreadable monitoring cursor was reset: %.60r", raw)
+            return cls()
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).netloc or url).lower()
+
+
+def plan_streams(config: Config) -> list[Stream]:
+    """Every stream the config asks for, in a stable order. Pure."""
+    monitor = config.monitor
+    tags = tuple(dict.fromkeys(t.lstrip("#") for t in config.hashtags))
+    streams: list[Stream] = []
+    for platform in config.enabled_platforms():
+        accounts = [a for a in config.accounts(platform) if not a.missing]
+        if not accounts:
+            continue
+        tier = config.platforms[platform].tier
+        hashtags = budget_for(platform, "hashtags", tier)
+        pace = poll_interval(monitor.hashtags_every, hashtags)
+        if platform == "x":
+            # One search for every tag and our conversations: Free allows one per 15 minutes.
+            streams.append(Stream("x:hashtags", "x", accounts[0].name, "hashtags", pace, hashtags, tags))
+        elif platform == "bluesky":
+            for tag in tags:
+                key = f"bluesky:hashtags:{tag.lower()}"
+                streams.append(Stream(key, platform, accounts[0].name, "hashtags", pace, hashtags, (tag,)))
+        else:
+            instances: dict[str, str] = {}
+            for account in accounts:
+                instances.setdefault(_host(account.base_url), account.name)
+            for host, name in instances.items():
+                for tag in tags:
+                    key = f"mastodon:hashtags:{host}:{tag.lower()}"
+                    streams.append(Stream(key, platform, name, "hashtags", pace, hashtags, (tag,)))
+        notes = budget_for(platform, "notifications", tier)
+        for account in accounts:
+            streams.append(
+                Stream(
+                    f"{platform}:notifications:{account.name}",
+                    platform,
+                    account.name,
+                    "notifications",
+                    poll_interval(monitor.replies_every, notes),
+                    notes,
+                )
+            )
+    return streams
+
+
+@dataclass
+class Fetched:
+    """One stream's poll: what it read and the state to store once that is reported."""
+
+    stream: Stream
+    posts: list[Mention]
+    state: StreamState
+
+
+class Monitor:
+    """Monitoring for one process. Thread-safe: `run_pass` may be called from any thread."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: MonitorStore,
+        posts: OurPosts,
+        clients: ClientFor,
+        now: Clock,
+        worker: str,
+        mentions_log: MentionsLog | None = None,
+    ) -> None:
+        self.store = store
+        self.posts = posts
+        self.clients = clients
+        self.now = now
+        self.worker = worker
+        self._lock = threading.Lock()
+        self._windows: dict[str, RequestWindow] = {}
+        self._identities: dict[tuple[str, str], str] = {}
+        self._running: dict[str, Future[list[Sighting]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="monitor")
+        self._last_purge: datetime | None = None
+        self.config = config
+        self.streams = plan_streams(config)
+        self.mentions_log = mentions_log or MentionsLog(
+            config.logging.mentions_log, config.monitor.retention_days
+        )
+        self.amplifier = Amplifier(config.amplify, store, now)
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a reloaded config: streams, pace, hashtags, ignore list, allies."""
+        with self._lock:
+            self.config = config
+            self.streams = plan_streams(config)
+            self.mentions_log = MentionsLog(config.logging.mentions_log, config.monitor.retention_days)
+            self.amplifier = Amplifier(config.amplify, self.store, self.now)
+            self._identities.clear()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- passes ---------------------------------------------------------------------------
+
+    def run_pass(self, wait: bool = True) -> list[Sighting]:
+        """Poll every due stream, each platform in its own thread; return what was new.
+
+        With `wait=False` (the daemon's ticks) a platform still busy with its last pass is
+        left to finish, and the others go on: one slow platform delays no other.
+        """
+        self.purge_expired()
+        with self._lock:
+            by_platform: dict[Platform, list[Stream]] = {}
+            for stream in self.streams:
+                by_platform.setdefault(stream.platform, []).append(stream)
+            futures = []
+            for platform, streams in by_platform.items():
+                running = self._running.get(platform)
+                if running is not None and not running.done():
+                    continue
+                future = self._pool.submit(self.poll_platform, platform, streams)
+                self._running[platform] = future
+                futures.append(future)
+        if not wait:
+            return []
+        return [s for f in futures for s in f.result()]
+
+    def poll_platform(self, platform: Platform, streams: Sequence[Stream]) -> list[Sighting]:
+        """Poll the platform's due streams, then report what they found, oldest first."""
+        try:
+            ours = self.ours(platform)
+            fetched = [f for f in (self.fetch(stream) for stream in streams) if f is not None]
+            new = self.report(platform, fetched, ours)
+            for item in fetched:
+                self.store.set_cursor(item.stream.key, item.state.dump(), self.now())
+            return new
+        except Exception:  # a bug in one platform's pass must not stop the others or the daemon
+            log.exception("monitoring %s failed", platform)
+            return []
+
+    def ours(self, platform: Platform) -> Ours:
+        """Our accounts' identities (asked once per account), tags and ignore list."""
+        identities: dict[str, str] = {}
+        for account in self.config.accounts(platform):
+            key = (platform, account.name)
+            if key not in self._identities:
+                try:
+                    self._identities[key] = self.clients(platform, account.name).identity()
+                except PlatformError as exc:
+                    log.warning(
+                        "monitor %s/%s: cannot tell this account's identity: %s", platform, account.name, exc
+                    )
+                    continue
+            identities[self._identities[key]] = account.name
+        return Ours.build(identities, self.config.hashtags, self.config.monitor.ignore)
+
+    # -- one stream -----------------------------------------------------------------------
+
+    def fetch(self, stream: Stream) -> Fetched | None:
+        """Read the stream from its cursor, page after page while the budget allows.
+
+        None when the stream is not due or another worker holds it. A failure keeps what the
+        pages before it returned and backs the stream off.
+        """
+        lease = f"monitor:{stream.key}"
+        if not self.store.acquire_lease(lease, self.worker, STREAM_LEASE, self.now()):
+            return None
+        state = StreamState.load(self.store.get_cursor(stream.key))
+        now = self.now()
+        if state.next_at is not None and now < state.next_at:
+            return None
+        window = self._windows.setdefault(stream.key, RequestWindow(stream.budget))
+        start = now - self.config.monitor.backfill
+        conversations = self._conversations(stream, now)
+        posts: list[Mention] = []
+        cursor = state.cursor
+        error: PlatformError | None = None
+        try:
+            client = self.clients(stream.platform, stream.account)
+            for _ in range(MAX_PAGES_PER_POLL):
+                if not window.take(self.now()):
+                    break  # the rest of a long gap waits for the next poll
+                batch = self._read(client, stream, cursor, start, conversations)
+                posts.extend(batch.posts)
+                cursor = batch.cursor
+                if not batch.more:
+                    break
+                self.store.acquire_lease(lease, self.worker, STREAM_LEASE, self.now())
+        except PlatformError as exc:
+            error = exc
+        finished = self.now()
+        if error is None:
+            return Fetched(stream, posts, StreamState(cursor, finished + stream.interval, 0))
+        failures = state.failures + 1
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        delay = backoff(stream.interval, failures, retry_after)
+        log.warning(
+            "monitor %s (%s): %s; next poll in %ds", stream.key, stream.account, error, delay.total_seconds()
+        )
+        return Fetched(stream, posts, StreamState(cursor, finished + delay, failures))
+
+    def _conversations(self, stream: Stream, now: datetime) -> list[str]:
+        if stream.platform != "x" or stream.kind != "hashtags":
+            return []
+        return self.posts.recent_roots("x", now - X_RECENT)
+
+    @staticmethod
+    def _read(
+        client: PlatformClient, stream: Stream, cursor: str | None, start: datetime, conversations: list[str]
+    ) -> Any:
+        if stream.kind == "hashtags":
+            return client.read_hashtags(stream.tags, cursor, start, conversations)
+        return client.read_notifications(cursor, start)
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def report(self, platform: Platform, fetched: Iterable[Fetched], ours: Ours) -> list[Sighting]:
+        """Classify, store (the ledger says which are new), log, write and amplify, oldest first."""
+        found: dict[str, tuple[Mention, Stream]] = {}
+        for item in fetched:
+            for post in item.posts:
+                found.setdefault(post.id, (post, item.stream))
+        if not found:
+            return []
+        lookup = set(found) | {p.in_reply_to for p, _ in found.values() if p.in_reply_to}
+        answered = self.posts.find(platform, lookup)
+        sightings: list[tuple[Sighting, Stream]] = []
+        for post, stream in sorted(found.values(), key=lambda pair: (pair[0].created_at, pair[0].id)):
+            if post.id in answered:
+                continue  # one of our own posts, whatever its author field says
+            polled_by = stream.account if stream.kind == "notifications" else None
+            sighting = classify(post, platform, ours, answered, polled_by)
+            if sighting is not None:
+                sightings.append((sighting, stream))
+        seen_at = self.now()
+        stored = self.store.record_mentions([_stored(s, seen_at) for s, _ in sightings])
+        is_new = {m.remote_id for m in stored}
+        new = [(s, stream) for s, stream in sightings if s.post.id in is_new]
+        for sighting, _ in new:
+            log.info("%s", log_line(sighting))
+        try:
+            self.mentions_log.write([record_of(s, seen_at) for s, _ in new])
+        except OSError as exc:
+            log.error("mentions log %s: %s", self.mentions_log.path, exc)
+        for sighting, stream in new:
+            self.amplifier.amplify([sighting], self.clients(platform, stream.account))
+        return [s for s, _ in new]
+
+    def purge_expired(self) -> None:
+        """Forget other people's posts after `retention_days` (DESIGN §8), at most hourly."""
+        now = self.now()
+        if self._last_purge is not None and now - self._last_purge < PURGE_EVERY:
+            return
+        self._last_purge = now
+        keep = timedelta(days=self.config.monitor.retention_days)
+        purged = self.store.purge_mentions(now - keep)
+        if purged:
+            log.info("monitor: forgot %d posts older than %d days", purged, keep.days)
+        self.mentions_log.delete_expired(now.date())
+
+
+def _stored(sighting: Sighting, seen_at: datetime) -> StoredMention:
+    post = sighting.post
+    return StoredMention(
+        platform=sighting.platform,
+        remote_id=post.id,
+        kind=sighting.kind,
+        account=sighting.account,
+        url=post.url,
+        author=post.author,
+        text=post.text,
+        hashtags=post.hashtags,
+        in_reply_to=sighting.in_reply_to,
+        created_at=post.created_at,
+        seen_at=seen_at,
+    )
+
+
+# -- the daemon's entry points ----------------------------------------------------------------
+
+
+def open_monitor(runtime: Runtime, worker: str | None = None) -> Monitor:
+    """The monitoring of `runtime`'s config, ledger and clients."""
+    from bot.ledger import new_worker_id
+
+    engine = runtime.ledger.engine
+    return Monitor(
+        config=runtime.config,
+        store=MonitorStore(engine),
+        posts=OurPosts(engine),
+        clients=runtime.clients,
+        now=runtime.now,
+        worker=worker or new_worker_id(),
+    )
+
+
+def monitor_pass(runtime: Runtime, wait: bool = True) -> list[Sighting]:
+    """One monitoring pass for the daemon: every due stream. Cheap when nothing is due, so the
+    daemon may call it on every tick. The Monitor lives on the runtime between calls."""
+    monitor: Monitor | None = getattr(runtime, "monitor", None)
+    if monitor is None:
+        monitor = open_monitor(runtime)
+        runtime.monitor = monitor  # type: ignore[attr-defined]  # the engine's Runtime has no slot for it yet
+    elif monitor.config is not runtime.config:
+        monitor.reconfigure(runtime.config)
+    return monitor.run_pass(wait=wait)
