@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.classification import Ours, OurPost, classify
+from bot.classification import OurPost, Ours, classify
 from bot.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of
 from bot.model import Account, Config, MonitorConfig, PlatformConfig
 from bot.monitor import StreamState, plan_streams
@@ -59,11 +59,17 @@ def test_a_quote_or_reply_to_one_of_our_posts_no_delivery_knows_is_still_a_reply
         {},
     )
     assert found is not None
-    assert (found.kind, found.account, found.in_reply_to) == ("reply", "second", "https://x.com/i/web/status/42")
+    assert (found.kind, found.account, found.in_reply_to) == (
+        "reply",
+        "second",
+        "https://x.com/i/web/status/42",
+    )
 
 
 def test_a_reply_to_someone_else_that_names_us_is_a_mention() -> None:
-    found = classify(post(in_reply_to="77", in_reply_to_author="999", mentioned=("200",)), "x", OURS, DELIVERED)
+    found = classify(
+        post(in_reply_to="77", in_reply_to_author="999", mentioned=("200",)), "x", OURS, DELIVERED
+    )
     assert found is not None
     assert (found.kind, found.account, found.in_reply_to) == ("mention", "second", None)
 
@@ -101,8 +107,12 @@ def test_never_reported(fields: dict[str, object]) -> None:
 
 def test_log_line_is_kind_platform_author_quoted_text_url() -> None:
     sighting = classify(
-        post(author="alice.example", hashtags=("NoTechForICE",), text='We "stand"\nwith workers',
-             url="https://bsky.app/profile/alice.example/post/3k"),
+        post(
+            author="alice.example",
+            hashtags=("NoTechForICE",),
+            text='We "stand"\nwith workers',
+            url="https://bsky.app/profile/alice.example/post/3k",
+        ),
         "bluesky",
         OURS,
         {},
@@ -152,7 +162,9 @@ def test_mentions_log_is_owner_only_rotated_daily_and_expired(tmp_path: Path) ->
     log = MentionsLog(path, retention_days=2)
     day = T0
     for n in range(5):  # five days, two records a day
-        log.write([_record(day + timedelta(days=n), 2 * n), _record(day + timedelta(days=n, hours=1), 2 * n + 1)])
+        log.write(
+            [_record(day + timedelta(days=n), 2 * n), _record(day + timedelta(days=n, hours=1), 2 * n + 1)]
+        )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["8", "9"]
     rotated = log.rotated_files()
@@ -226,8 +238,8 @@ def test_x_query_ors_tags_and_as_many_conversations_as_fit() -> None:
 
 
 def test_x_search_replaces_a_mark_older_than_seven_days_by_a_start_time() -> None:
-    fresh = str(((int((T0 - timedelta(days=1)).timestamp() * 1000) - 1288834974657) << 22))
-    stale = str(((int((T0 - timedelta(days=8)).timestamp() * 1000) - 1288834974657) << 22))
+    fresh = str((int((T0 - timedelta(days=1)).timestamp() * 1000) - 1288834974657) << 22)
+    stale = str((int((T0 - timedelta(days=8)).timestamp() * 1000) - 1288834974657) << 22)
     assert abs(snowflake_time(fresh) - (T0 - timedelta(days=1))) < timedelta(seconds=1)
     assert window_params(Sweep(fresh), T0, T0, seven_days=True) == {"since_id": fresh}
     start = window_params(Sweep(stale), T0 - timedelta(days=30), T0, seven_days=True)["start_time"]
