@@ -10,18 +10,21 @@ created owner-only: they hold other people's posts.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from bot.classification import Sighting
+from bot.monitorstore import Mention as StoredMention
+from bot.monitorstore import MonitorStore
 
 RECORD_KEYS = (
     "ts",
@@ -38,6 +41,7 @@ RECORD_KEYS = (
 )
 # The log line shows this many characters of the text at most; the JSON line has it whole.
 LINE_TEXT_MAX = 100
+FOLLOW_EVERY = 2.0  # seconds between looks at the ledger for `mentions --follow`
 _SPACES = re.compile(r"\s+")
 # Embeddings, overrides and isolates: they can make a line read backwards in a terminal.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -66,7 +70,11 @@ def one_line(text: str, limit: int = LINE_TEXT_MAX) -> str:
 def log_line(sighting: Sighting) -> str:
     """`hashtag bluesky @alice.example "text…" https://…`: kind first."""
     post = sighting.post
-    return f'{sighting.kind} {sighting.platform} @{post.author} "{one_line(post.text)}" {post.url}'
+    return text_line(sighting.kind, sighting.platform, post.author, post.text, post.url)
+
+
+def text_line(kind: str, platform: str, author: str, text: str, url: str | None) -> str:
+    return f'{kind} {platform} @{author} "{one_line(text)}" {url or ""}'.rstrip()
 
 
 def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
@@ -185,3 +193,66 @@ def _first_day(path: Path) -> date | None:
         return _day_of(json.loads(first))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+# -- `python -m bot mentions` -----------------------------------------------------------------
+
+
+def stored_record(mention: StoredMention) -> dict[str, Any]:
+    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it)."""
+    return {
+        "ts": format_time(mention.seen_at),
+        "kind": mention.kind,
+        "platform": mention.platform,
+        "account": mention.account,
+        "id": mention.remote_id,
+        "url": mention.url,
+        "author": mention.author,
+        "text": mention.text,
+        "hashtags": list(mention.hashtags),
+        "in_reply_to": mention.in_reply_to,
+        "created_at": format_time(mention.created_at),
+    }
+
+
+Format = Literal["text", "json", "csv"]
+
+
+def write_listing(mentions: Iterable[StoredMention], fmt: Format, out: TextIO, header: bool) -> None:
+    """Text: the log line after the time it was seen; JSON: the mentions-log line; CSV: its keys
+    as columns (hashtags space-separated), with a header row when `header`."""
+    records = [stored_record(m) for m in mentions]
+    if fmt == "json":
+        out.write("".join(json_line(r) + "\n" for r in records))
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        if header:
+            writer.writerow(RECORD_KEYS)
+        for r in records:
+            writer.writerow(" ".join(v) if k == "hashtags" else v for k, v in r.items())
+    else:
+        for r in records:
+            line = text_line(r["kind"], r["platform"], r["author"], r["text"], r["url"])
+            out.write(f"{r['ts']} {line}\n")
+    out.flush()
+
+
+def show_mentions(
+    store: MonitorStore,
+    out: TextIO,
+    *,
+    fmt: Format = "text",
+    since: datetime | None = None,
+    follow: bool = False,
+    wait: Callable[[float], bool] = lambda seconds: False,
+) -> None:
+    """List stored mentions; with `follow`, keep listing new ones every 2 s until `wait` says stop
+    (`wait(seconds)` sleeps and returns True to go on)."""
+    mentions = store.list_mentions(since=since)
+    write_listing(mentions, fmt, out, header=True)
+    last = mentions[-1].seq if mentions else 0
+    while follow and wait(FOLLOW_EVERY):
+        mentions = store.list_mentions(since=since, after_seq=last)
+        if mentions:
+            write_listing(mentions, fmt, out, header=False)
+            last = mentions[-1].seq

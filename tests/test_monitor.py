@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import stat
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.classification import OurPost, Ours, classify
-from bot.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of
+from bot.ledger import open_ledger
+from bot.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of, show_mentions
 from bot.model import Account, Config, MonitorConfig, PlatformConfig
 from bot.monitor import StreamState, plan_streams
+from bot.monitorstore import Mention as StoredMention
+from bot.monitorstore import MonitorStore
 from bot.pacing import Budget, RequestWindow, backoff, budget_for, poll_interval
 from bot.platforms import Mention
 from bot.platforms.paging import Sweep
@@ -303,3 +309,94 @@ def test_hashtags_once_per_platform_or_instance_and_notifications_per_account() 
     assert streams["bluesky:notifications:main"].interval == timedelta(minutes=5)
     assert streams["mastodon:hashtags:kolektiva.social:notechforice"].account == "far"
     assert plan_streams(_config("pro"))[0].interval == timedelta(minutes=2)
+
+
+# -- python -m bot mentions --------------------------------------------------------------------
+
+
+def _stored(n: int, kind: str, seen: datetime) -> StoredMention:
+    return StoredMention(
+        platform="bluesky",
+        remote_id=f"at://did:plc:alice/app.bsky.feed.post/{n}",
+        kind=kind,  # type: ignore[arg-type]
+        account=None if kind == "hashtag" else "main",
+        url=f"https://bsky.app/profile/alice.example/post/{n}",
+        author="alice.example",
+        text=f'post {n}, "quoted", with a comma',
+        hashtags=("NoTechForICE",),
+        in_reply_to="https://bsky.app/profile/us/post/1" if kind == "reply" else None,
+        created_at=seen - timedelta(minutes=1),
+        seen_at=seen,
+    )
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Path:
+    (tmp_path / "config.yaml").write_text(
+        "database: sqlite:///state/bot.sqlite3\nplatforms:\n  x: {enabled: false}\n"
+    )
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state' / 'bot.sqlite3'}")
+    now = datetime.now(UTC)
+    MonitorStore(ledger.engine).record_mentions(
+        [_stored(1, "hashtag", now - timedelta(hours=3)), _stored(2, "reply", now - timedelta(minutes=5))]
+    )
+    ledger.close()
+    return tmp_path / "config.yaml"
+
+
+def _mentions(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "mentions", *args],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_mentions_lists_what_was_tracked_as_log_lines_json_or_csv(campaign: Path) -> None:
+    text = _mentions(campaign)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert [line.split(" ", 2)[1] for line in lines] == ["hashtag", "reply"]
+    assert lines[1].endswith(
+        'reply bluesky @alice.example "post 2, \\"quoted\\", with a comma" '
+        "https://bsky.app/profile/alice.example/post/2"
+    )
+
+    recent = _mentions(campaign, "--since", "1h", "--json")
+    (record,) = [json.loads(line) for line in recent.stdout.splitlines()]
+    assert tuple(record) == RECORD_KEYS
+    assert (record["kind"], record["in_reply_to"]) == ("reply", "https://bsky.app/profile/us/post/1")
+
+    table = list(csv.reader(io.StringIO(_mentions(campaign, "--csv").stdout)))
+    assert table[0] == list(RECORD_KEYS)
+    assert [row[7] for row in table[1:]] == [
+        'post 1, "quoted", with a comma',
+        'post 2, "quoted", with a comma',
+    ]
+    assert [row[8] for row in table[1:]] == ["NoTechForICE", "NoTechForICE"]
+
+
+def test_mentions_refuses_a_bad_duration(campaign: Path) -> None:
+    result = _mentions(campaign, "--since", "soon")
+    assert result.returncode == 2 and "--since" in result.stderr
+
+
+def test_mentions_follow_shows_new_ones_as_they_are_stored(tmp_path: Path) -> None:
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    store = MonitorStore(ledger.engine)
+    store.record_mentions([_stored(1, "hashtag", T0)])
+    out = io.StringIO()
+    rounds = iter([lambda: store.record_mentions([_stored(2, "mention", T0)]), lambda: None])
+
+    def wait(seconds: float) -> bool:
+        step = next(rounds, None)
+        if step is None:
+            return False
+        step()
+        return True
+
+    show_mentions(store, out, fmt="json", follow=True, wait=wait)
+    ledger.close()
+    assert [json.loads(line)["kind"] for line in out.getvalue().splitlines()] == ["hashtag", "mention"]
