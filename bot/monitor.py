@@ -28,8 +28,10 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
 
 from bot.amplification import Amplifier
 from bot.classification import Ours, Sighting, classify
@@ -49,9 +51,6 @@ from bot.pacing import (
     poll_interval,
 )
 from bot.platforms import Mention, PlatformClient
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger("bot.monitor")
 
@@ -385,7 +384,20 @@ def _stored(sighting: Sighting, seen_at: datetime) -> StoredMention:
 # -- the daemon's entry points ----------------------------------------------------------------
 
 
-def open_monitor(runtime: Runtime, worker: str | None = None) -> Monitor:
+class _Ledger(Protocol):
+    engine: Engine
+
+
+class Host(Protocol):
+    """What monitoring takes from the daemon's runtime (`bot.runtime.Runtime`)."""
+
+    config: Config
+    now: Clock
+    clients: ClientFor
+    ledger: _Ledger
+
+
+def open_monitor(runtime: Host, worker: str | None = None) -> Monitor:
     """The monitoring of `runtime`'s config, ledger and clients."""
     from bot.ledger import new_worker_id
 
@@ -400,13 +412,17 @@ def open_monitor(runtime: Runtime, worker: str | None = None) -> Monitor:
     )
 
 
-def monitor_pass(runtime: Runtime, wait: bool = True) -> list[Sighting]:
-    """One monitoring pass for the daemon: every due stream. Cheap when nothing is due, so the
-    daemon may call it on every tick. The Monitor lives on the runtime between calls."""
-    monitor: Monitor | None = getattr(runtime, "monitor", None)
+def monitor_pass(runtime: Host, wait: bool = True) -> list[Sighting]:
+    """One monitoring pass for the daemon (`run --once`, and every tick): every due stream.
+
+    Cheap when nothing is due. The Monitor (its budgets, identities and threads) lives on the
+    runtime between calls and follows its config when that is reloaded. A daemon tick may pass
+    `wait=False`, so a platform still busy from the last pass delays nothing.
+    """
+    state = vars(runtime)
+    monitor: Monitor | None = state.get("monitor")
     if monitor is None:
-        monitor = open_monitor(runtime)
-        runtime.monitor = monitor  # type: ignore[attr-defined]  # the engine's Runtime has no slot for it yet
+        monitor = state["monitor"] = open_monitor(runtime)
     elif monitor.config is not runtime.config:
         monitor.reconfigure(runtime.config)
     return monitor.run_pass(wait=wait)

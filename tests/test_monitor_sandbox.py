@@ -22,7 +22,7 @@ from bot.classification import Sighting
 from bot.ledger import DeliveryKey, Ledger, open_ledger
 from bot.mentionlog import MentionsLog
 from bot.model import Account, AmplifyRule, Config, LoggingConfig, MonitorConfig, Platform, PlatformConfig
-from bot.monitor import Monitor
+from bot.monitor import Monitor, monitor_pass
 from bot.monitorstore import MonitorStore
 from bot.ourposts import OurPosts
 from bot.platforms import Outgoing, PlatformClient, Published, open_client
@@ -392,3 +392,32 @@ def test_x_free_reads_a_long_gap_a_page_per_15_minutes_without_a_429(
         world.stop()
         ledger.close()
         server.stop()
+
+
+@dataclass
+class Host:
+    """The parts of the daemon's runtime that monitoring uses."""
+
+    config: Config
+    now: Clock
+    clients: Any
+    ledger: Ledger
+
+
+def test_the_daemon_hook_keeps_one_monitor_and_follows_a_reloaded_config(world: World) -> None:
+    host = Host(world.config(), world.clock, lambda platform, name: world.client(name), world.ledger)
+    monitor_pass(host)
+    world.audience("hashtag", "first #NoTechForICE", author="alice")
+    world.clock.advance(minutes=20)
+    assert [s.post.text for s in monitor_pass(host)] == [world.state()["posts"][-1]["text"]]
+    world.clock.advance(minutes=20)
+    assert monitor_pass(host) == []  # the same monitor: nothing again
+
+    world.ignore = {"x": ("bob",), "bluesky": ("bob.test",), "mastodon": ("bob@example.social",)}[
+        world.platform
+    ]
+    host.config = world.config()  # as a reload replaces it
+    world.audience("hashtag", "from bob #NoTechForICE", author="bob")
+    world.clock.advance(minutes=20)
+    assert monitor_pass(host) == []
+    vars(host)["monitor"].close()
