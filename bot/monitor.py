@@ -184,6 +184,7 @@ class Monitor:
         self._windows: dict[str, RequestWindow] = {}
         self._identities: dict[tuple[str, str], str] = {}
         self._running: dict[str, Future[list[Sighting]]] = {}
+        self._leases: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="monitor")
         self._last_purge: datetime | None = None
         self.config = config
@@ -203,7 +204,11 @@ class Monitor:
             self._identities.clear()
 
     def close(self) -> None:
+        """Let passes in flight end, then hand every stream lease on (a clean stop)."""
         self._pool.shutdown(wait=True)
+        for lease in sorted(self._leases):
+            self.store.release_lease(lease, self.worker)
+        self._leases.clear()
 
     # -- passes ---------------------------------------------------------------------------
 
@@ -269,7 +274,9 @@ class Monitor:
         """
         lease = f"monitor:{stream.key}"
         if not self.store.acquire_lease(lease, self.worker, STREAM_LEASE, self.now()):
+            self._leases.discard(lease)
             return None
+        self._leases.add(lease)
         state = StreamState.load(self.store.get_cursor(stream.key))
         now = self.now()
         if state.next_at is not None and now < state.next_at:

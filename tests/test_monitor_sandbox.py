@@ -421,3 +421,47 @@ def test_the_daemon_hook_keeps_one_monitor_and_follows_a_reloaded_config(world: 
     world.clock.advance(minutes=20)
     assert monitor_pass(host) == []
     vars(host)["monitor"].close()
+
+
+@pytest.mark.parametrize("world", ["bluesky"], indirect=True)
+def test_two_workers_share_the_streams_through_leases(world: World) -> None:
+    first = world.start("worker-1")
+    engine = world.ledger.engine
+    second = Monitor(
+        config=world.config(),
+        store=MonitorStore(engine),
+        posts=OurPosts(engine),
+        clients=lambda platform, name: world.client(name),
+        now=world.clock,
+        worker="worker-2",
+        mentions_log=MentionsLog(world.tmp / "logs" / "mentions.jsonl", 30),
+    )
+    try:
+        world.clock.advance(minutes=20)
+        first.run_pass()
+        world.audience("hashtag", "one #NoTechForICE")
+        world.clock.advance(minutes=3)  # due again (every 2 minutes), within worker-1's lease
+        assert second.run_pass() == []  # worker-1 holds every stream
+        assert len(first.run_pass()) == 1
+        world.audience("hashtag", "two #NoTechForICE")
+        world.clock.advance(minutes=6)  # worker-1 died: its leases run out
+        assert [s.post.text for s in second.run_pass()] == [world.state()["posts"][-1]["text"]]
+        first.close()
+    finally:
+        second.close()
+    assert [r["text"] for r in world.logged()] == ["one #NoTechForICE", "two #NoTechForICE"]
+
+
+@pytest.mark.parametrize("world", ["mastodon"], indirect=True)
+def test_mentions_are_forgotten_after_the_retention_days(world: World) -> None:
+    world.poll()
+    world.audience("hashtag", "kept for a while #NoTechForICE")
+    world.poll()
+    store = MonitorStore(world.ledger.engine)
+    assert len(store.list_mentions()) == 1
+    world.clock.advance(days=29)
+    world.poll()
+    assert len(store.list_mentions()) == 1
+    world.clock.advance(days=2)
+    world.poll()
+    assert store.list_mentions() == []
