@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,8 +19,10 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from bot.classification import Sighting
+from bot.database import normalise_url
 from bot.ledger import DeliveryKey, Ledger, open_ledger
 from bot.mentionlog import MentionsLog
 from bot.model import Account, AmplifyRule, Config, LoggingConfig, MonitorConfig, Platform, PlatformConfig
@@ -423,8 +427,42 @@ def test_the_daemon_hook_keeps_one_monitor_and_follows_a_reloaded_config(world: 
     vars(host)["monitor"].close()
 
 
-@pytest.mark.parametrize("world", ["bluesky"], indirect=True)
-def test_two_workers_share_the_streams_through_leases(world: World) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a PostgreSQL schema of this test's own (BOT_TEST_DATABASE_URL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        return
+    base = os.environ.get("BOT_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("BOT_TEST_DATABASE_URL is not set")
+    schema = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_two_workers_share_the_streams_through_leases(database_url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    server = SandboxServer(_emulator("bluesky", clock)).start()
+    ledger = open_ledger(database_url)
+    world = World("bluesky", server, clock, ledger, tmp_path)
+    try:
+        _two_workers(world)
+    finally:
+        world.stop()
+        ledger.close()
+        server.stop()
+
+
+def _two_workers(world: World) -> None:
     first = world.start("worker-1")
     engine = world.ledger.engine
     second = Monitor(
