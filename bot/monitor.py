@@ -21,6 +21,7 @@ The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -204,7 +205,7 @@ class Monitor:
             self._identities.clear()
 
     def close(self) -> None:
-        """Let passes in flight end, then hand every stream lease on (a clean stop)."""
+        """Let passes in flight end, then hand every stream lease on (a clean stop). Idempotent."""
         self._pool.shutdown(wait=True)
         for lease in sorted(self._leases):
             self.store.release_lease(lease, self.worker)
@@ -430,6 +431,9 @@ def monitor_pass(runtime: Host, wait: bool = True) -> list[Sighting]:
     monitor: Monitor | None = state.get("monitor")
     if monitor is None:
         monitor = state["monitor"] = open_monitor(runtime)
+        # A clean exit (run --once, SIGTERM) hands the stream leases on at once, so the next
+        # process (a restart) need not wait for them to run out.
+        atexit.register(monitor.close)
     elif monitor.config is not runtime.config:
         monitor.reconfigure(runtime.config)
     return monitor.run_pass(wait=wait)
