@@ -66,7 +66,10 @@ platforms:
         access_token_secret: "${{X_ACCESS_TOKEN_SECRET}}"
   bluesky:
     accounts:
-      - {{name: main, service: {bsky["base_url"]}, handle: "${{BSKY_HANDLE}}", app_password: "${{BSKY_APP_PASSWORD}}"}}
+      - name: main
+        service: {bsky["base_url"]}
+        handle: "${{BSKY_HANDLE}}"
+        app_password: "${{BSKY_APP_PASSWORD}}"
   mastodon:
     accounts:
       - {{name: main, api_base_url: {masto["base_url"]}, access_token: "${{MASTODON_ACCESS_TOKEN}}"}}
