@@ -1,20 +1,14 @@
 """Monitoring: poll each stream when due, classify what is new, report it once, amplify allies.
 
-A *stream* is one thing polled with one cursor (DESIGN §7):
-
-    x:hashtags                         one recent search for the tags and our conversations
-    bluesky:hashtags:<tag>             searchPosts, once per platform
-    mastodon:hashtags:<host>:<tag>     the tag timeline, once per instance
-    <platform>:notifications:<account> replies, quotes and mentions of one account
-
-Each stream is polled by one worker at a time (a ledger lease: several daemons may share a
-PostgreSQL database), at its pace (`bot.pacing`), from its cursor in the ledger (so a restart
-neither repeats nor skips; the first poll looks back `monitor.backfill`). The cursor row also
-keeps when the stream may poll next, so a restart does not spend X's one search per 15 minutes
-twice. Each platform is polled in its own thread: one platform's trouble never delays another.
-What a poll finds is classified (`bot.classification`), deduplicated by the ledger (a post
-seen by two streams or two workers is reported once), logged, written to the mentions log, and
-amplified when an ally posted it.
+Each stream (`bot.streams`: one thing polled with one cursor) is polled by one worker at a
+time (a ledger lease: several daemons may share a PostgreSQL database), at its pace
+(`bot.pacing`), from its cursor in the ledger (so a restart neither repeats nor skips; the
+first poll looks back `monitor.backfill`). The cursor row also keeps when the stream may poll
+next, so a restart does not spend X's one search per 15 minutes twice. Each platform is polled
+in its own thread: one platform's trouble never delays another. What a poll finds is
+classified (`bot.classification`), deduplicated by the ledger (a post seen by two streams or
+two workers is reported once), logged, written to the mentions log, and amplified when an ally
+posted it.
 
 The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does the work.
 """
@@ -22,15 +16,13 @@ The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -42,16 +34,9 @@ from bot.model import Config, Platform
 from bot.monitorstore import Mention as StoredMention
 from bot.monitorstore import MonitorStore
 from bot.ourposts import OurPosts
-from bot.pacing import (
-    MAX_PAGES_PER_POLL,
-    Budget,
-    RequestWindow,
-    StreamKind,
-    backoff,
-    budget_for,
-    poll_interval,
-)
-from bot.platforms import Mention, PlatformClient
+from bot.pacing import MAX_PAGES_PER_POLL, RequestWindow, backoff
+from bot.platforms import Batch, Mention, PlatformClient
+from bot.streams import Stream, StreamState, plan_streams
 
 log = logging.getLogger("bot.monitor")
 
@@ -64,93 +49,6 @@ STREAM_LEASE = timedelta(minutes=5)
 PURGE_EVERY = timedelta(hours=1)
 # X recent search covers the last 7 days: older conversations cannot be searched.
 X_RECENT = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class Stream:
-    key: str  # the cursor's and the lease's name
-    platform: Platform
-    account: str  # the account whose client polls it
-    kind: StreamKind
-    interval: timedelta
-    budget: Budget
-    tags: tuple[str, ...] = ()  # without '#'
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """What the ledger keeps per stream: the platform's cursor and when to poll next."""
-
-    cursor: str | None = None
-    next_at: datetime | None = None
-    failures: int = 0
-
-    def dump(self) -> str:
-        return json.dumps(
-            {
-                "cursor": self.cursor,
-                "next_at": self.next_at.isoformat() if self.next_at else None,
-                "failures": self.failures,
-            }
-        )
-
-    @classmethod
-    def load(cls, raw: str | None) -> StreamState:
-        if not raw:
-            return cls()
-        try:
-            data = json.loads(raw)
-            next_at = datetime.fromisoformat(data["next_at"]) if data.get("next_at") else None
-            return cls(data.get("cursor"), next_at, int(data.get("failures") or 0))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            log.warning("an unreadable monitoring cursor was reset: %.60r", raw)
-            return cls()
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).netloc or url).lower()
-
-
-def plan_streams(config: Config) -> list[Stream]:
-    """Every stream the config asks for, in a stable order. Pure."""
-    monitor = config.monitor
-    tags = tuple(dict.fromkeys(t.lstrip("#") for t in config.hashtags))
-    streams: list[Stream] = []
-    for platform in config.enabled_platforms():
-        accounts = [a for a in config.accounts(platform) if not a.missing]
-        if not accounts:
-            continue
-        tier = config.platforms[platform].tier
-        hashtags = budget_for(platform, "hashtags", tier)
-        pace = poll_interval(monitor.hashtags_every, hashtags)
-        if platform == "x":
-            # One search for every tag and our conversations: Free allows one per 15 minutes.
-            streams.append(Stream("x:hashtags", "x", accounts[0].name, "hashtags", pace, hashtags, tags))
-        elif platform == "bluesky":
-            for tag in tags:
-                key = f"bluesky:hashtags:{tag.lower()}"
-                streams.append(Stream(key, platform, accounts[0].name, "hashtags", pace, hashtags, (tag,)))
-        else:
-            instances: dict[str, str] = {}
-            for account in accounts:
-                instances.setdefault(_host(account.base_url), account.name)
-            for host, name in instances.items():
-                for tag in tags:
-                    key = f"mastodon:hashtags:{host}:{tag.lower()}"
-                    streams.append(Stream(key, platform, name, "hashtags", pace, hashtags, (tag,)))
-        notes = budget_for(platform, "notifications", tier)
-        for account in accounts:
-            streams.append(
-                Stream(
-                    f"{platform}:notifications:{account.name}",
-                    platform,
-                    account.name,
-                    "notifications",
-                    poll_interval(monitor.replies_every, notes),
-                    notes,
-                )
-            )
-    return streams
 
 
 @dataclass
@@ -320,7 +218,7 @@ class Monitor:
     @staticmethod
     def _read(
         client: PlatformClient, stream: Stream, cursor: str | None, start: datetime, conversations: list[str]
-    ) -> Any:
+    ) -> Batch:
         if stream.kind == "hashtags":
             return client.read_hashtags(stream.tags, cursor, start, conversations)
         return client.read_notifications(cursor, start)

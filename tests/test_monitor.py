@@ -17,13 +17,13 @@ from bot.classification import OurPost, Ours, classify
 from bot.ledger import open_ledger
 from bot.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of, show_mentions
 from bot.model import Account, Config, MonitorConfig, PlatformConfig
-from bot.monitor import StreamState, plan_streams
 from bot.monitorstore import Mention as StoredMention
 from bot.monitorstore import MonitorStore
 from bot.pacing import Budget, RequestWindow, backoff, budget_for, poll_interval
 from bot.platforms import Mention
 from bot.platforms.paging import Sweep
 from bot.platforms.x_reads import search_query, snowflake_time, window_params
+from bot.streams import StreamState, plan_streams
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 OURS = Ours.build({"100": "main", "200": "second"}, ["#NoTechForICE"], ["@OptedOut"])
