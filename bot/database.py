@@ -70,10 +70,15 @@ def _connect_sqlite(url: URL) -> Engine:
         # WAL: readers never block the writer; several processes share the file. Switching a
         # new file to WAL needs an exclusive lock that SQLite does not wait for (it answers
         # "database is locked" at once), so workers opening a new file at the same moment take
-        # turns through an flock. Once the file is in WAL (it stays so), this is a no-op.
-        with open(path, "rb") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # turns through an flock on the folder. Not on the file itself: closing any descriptor
+        # of the database file drops every POSIX lock this process holds on it, SQLite's too.
+        # Once the file is in WAL (it stays so), the pragma is a no-op.
+        folder = os.open(path.absolute().parent, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
             cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            os.close(folder)  # releases the flock
         # FULL: a claim committed before a network call must survive a power cut too.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, and_, func, or_, select, update
 
 from bot.database import connect, insert_for, reading, writing
 from bot.schema import DELIVERY_KEY, account_health, apply_migrations, deliveries, pause, sessions, slots
@@ -138,6 +138,35 @@ def _delivery(row: Row[Any]) -> Delivery:
 _DELIVERY_FIELDS = [c.name for c in deliveries.c if c.name not in DELIVERY_KEY and c.name != "id"]
 
 
+def _take_over(
+    conn: Connection, key: DeliveryKey, worker: str, now: datetime, lease: timedelta, retry_failed: bool
+) -> Row[Any] | None:
+    """Move an existing claim whose lease ran out (or a failed one, if asked) to `worker`."""
+
+    def takeable(table: FromClause) -> ColumnElement[bool]:
+        expired = and_(table.c.state == "claimed", table.c.lease_until <= now)
+        return or_(expired, table.c.state == "failed") if retry_failed else expired
+
+    # PostgreSQL: SKIP LOCKED lets a loser move on at once instead of queueing behind the
+    # winner's transaction; the outer condition is checked again on the row it locks.
+    # SQLite ignores FOR UPDATE: BEGIN IMMEDIATE already admits one writer at a time.
+    candidate = deliveries.alias("candidate")
+    locked = (
+        select(candidate.c.id)
+        .where(*(candidate.c[n] == getattr(key, n) for n in DELIVERY_KEY), takeable(candidate))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id == locked, takeable(deliveries))
+        .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
+        .returning(*deliveries.c)
+    )
+    row: Row[Any] | None = conn.execute(stmt).first()
+    return row
+
+
 class Ledger:
     """The posting side of the database. Thread-safe: every method is its own transaction."""
 
@@ -240,35 +269,8 @@ class Ledger:
             )
             row = conn.execute(stmt).first()
             if row is None:
-                row = self._take_over(conn, key, worker, now, lease, retry_failed)
+                row = _take_over(conn, key, worker, now, lease, retry_failed)
         return _delivery(row) if row is not None else None
-
-    @staticmethod
-    def _take_over(
-        conn: Any, key: DeliveryKey, worker: str, now: datetime, lease: timedelta, retry_failed: bool
-    ) -> Row[Any] | None:
-        def takeable(table: Any) -> ColumnElement[bool]:
-            expired = and_(table.c.state == "claimed", table.c.lease_until <= now)
-            return or_(expired, table.c.state == "failed") if retry_failed else expired
-
-        # PostgreSQL: SKIP LOCKED lets a loser move on at once instead of queueing behind the
-        # winner's transaction; the outer condition is checked again on the row it locks.
-        # SQLite ignores FOR UPDATE: BEGIN IMMEDIATE already admits one writer at a time.
-        candidate = deliveries.alias("candidate")
-        locked = (
-            select(candidate.c.id)
-            .where(*(candidate.c[n] == getattr(key, n) for n in DELIVERY_KEY), takeable(candidate))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            update(deliveries)
-            .where(deliveries.c.id == locked, takeable(deliveries))
-            .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
-            .returning(*deliveries.c)
-        )
-        row: Row[Any] | None = conn.execute(stmt).first()
-        return row
 
     def record_attempt(
         self, key: DeliveryKey, worker: str, text: str, now: datetime, lease: timedelta = DELIVERY_LEASE
@@ -368,6 +370,31 @@ class Ledger:
         )
         with reading(self.engine) as conn:
             return [_delivery(row) for row in conn.execute(stmt)]
+
+    def claim_holders(self) -> set[str]:
+        """Workers that hold a live-looking claim (state claimed), whatever their lease says."""
+        stmt = select(deliveries.c.claimed_by).where(deliveries.c.state == "claimed").distinct()
+        with reading(self.engine) as conn:
+            return {worker for worker in conn.execute(stmt).scalars() if worker is not None}
+
+    def expire_claims(self, worker: str, now: datetime) -> int:
+        """End the leases of a worker known to be dead, so its claims can be taken over at once.
+
+        The ledger cannot know a worker died before its lease runs out; a restarted daemon can
+        (on its own host, a worker id whose pid is gone: `new_worker_id` names host and pid), and
+        need not then wait out the lease before reconciling what the dead one left.
+        """
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.state == "claimed",
+                    deliveries.c.claimed_by == worker,
+                    deliveries.c.lease_until > now,
+                )
+                .values(lease_until=now, updated_at=now)
+            )
+            return result.rowcount
 
     # --- pause ----------------------------------------------------------------------------
 

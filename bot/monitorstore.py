@@ -29,8 +29,11 @@ MentionKind = Literal["reply", "mention", "hashtag"]
 
 
 @dataclass(frozen=True)
-class Mention:
-    """Someone else's post, as the mentions log shows it (DESIGN §7)."""
+class MentionRecord:
+    """Someone else's post as stored and logged (DESIGN §7).
+
+    Built by monitoring from a `bot.platforms.Mention` (what the platform returned).
+    """
 
     platform: str
     remote_id: str
@@ -49,11 +52,11 @@ class Mention:
 _MENTION_COLUMNS = [c.name for c in mentions.c if c.name != "seq"]
 
 
-def _mention_row(m: Mention) -> dict[str, object]:
+def _mention_row(m: MentionRecord) -> dict[str, object]:
     return {name: getattr(m, name) for name in _MENTION_COLUMNS} | {"hashtags": json.dumps(list(m.hashtags))}
 
 
-def _insert_unseen(conn: Connection, batch: list[Mention]) -> list[Mention]:
+def _insert_unseen(conn: Connection, batch: list[MentionRecord]) -> list[MentionRecord]:
     """SQLite: look the keys up, then insert the rest with a plain executemany.
 
     Exact because the transaction began IMMEDIATE: no other writer can insert between the
@@ -106,7 +109,7 @@ def _insert_unseen(conn: Connection, batch: list[Mention]) -> list[Mention]:
     return new
 
 
-def _insert_returning_new(conn: Connection, batch: list[Mention]) -> list[Mention]:
+def _insert_returning_new(conn: Connection, batch: list[MentionRecord]) -> list[MentionRecord]:
     """PostgreSQL: one multi-row INSERT … ON CONFLICT DO NOTHING … RETURNING per thousand rows.
 
     Exact under concurrent workers without a lock: only the rows this statement inserted come
@@ -129,13 +132,13 @@ class MonitorStore:
 
     # --- mentions -------------------------------------------------------------------------
 
-    def record_mentions(self, batch: Sequence[Mention]) -> list[Mention]:
+    def record_mentions(self, batch: Sequence[MentionRecord]) -> list[MentionRecord]:
         """Store the posts not seen before and return those, in the order given; one transaction.
 
         The database decides what is new, so two workers that fetch the same post report it once
         between them. Fast enough for the ingest goal (20,000 a second on SQLite, issue 11).
         """
-        unique: dict[tuple[str, str], Mention] = {}
+        unique: dict[tuple[str, str], MentionRecord] = {}
         for mention in batch:
             unique.setdefault((mention.platform, mention.remote_id), mention)
         if not unique:
@@ -149,7 +152,7 @@ class MonitorStore:
 
     def list_mentions(
         self, *, since: datetime | None = None, after_seq: int = 0, limit: int | None = None
-    ) -> list[Mention]:
+    ) -> list[MentionRecord]:
         """Stored mentions in the order stored, seen at or after `since` and after `after_seq`."""
         stmt = select(mentions).where(mentions.c.seq > after_seq).order_by(mentions.c.seq)
         if since is not None:
@@ -158,7 +161,7 @@ class MonitorStore:
             stmt = stmt.limit(limit)
         with reading(self.engine) as conn:
             return [
-                Mention(**(dict(row._mapping) | {"hashtags": tuple(json.loads(row.hashtags))}))
+                MentionRecord(**(dict(row._mapping) | {"hashtags": tuple(json.loads(row.hashtags))}))
                 for row in conn.execute(stmt)
             ]
 

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from bot.database import connect, normalise_url
 from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
-from bot.monitorstore import Mention, MonitorStore
+from bot.monitorstore import MentionRecord, MonitorStore
 from bot.schema import MIGRATIONS, apply_migrations, metadata
 
 REPO = Path(__file__).resolve().parent.parent
@@ -244,6 +244,18 @@ def test_a_dead_workers_claim_is_taken_over_with_its_nonce_and_reconciled_first(
     assert not ledger.record_attempt(KEY, "w1", "Sign the petition #NoTechForICE", later)
 
 
+def test_a_restarted_daemon_takes_over_its_dead_predecessors_claims_at_once(ledger: Ledger) -> None:
+    other = DeliveryKey("calls", "petition-launch", 0, 0, "x", "main")
+    ledger.claim_delivery(KEY, "host:111:aaaa", T0, LEASE, lambda: "n1")
+    ledger.claim_delivery(other, "host:222:bbbb", T0, LEASE, lambda: "n2")
+    assert ledger.claim_holders() == {"host:111:aaaa", "host:222:bbbb"}
+    restart = T0 + timedelta(seconds=5)
+    assert ledger.expire_claims("host:111:aaaa", restart) == 1
+    assert [d.key for d in ledger.unconfirmed_deliveries(restart)] == [KEY]
+    assert ledger.claim_delivery(KEY, "host:333:cccc", restart, LEASE, lambda: "n3") is not None
+    assert ledger.claim_delivery(other, "host:333:cccc", restart, LEASE, lambda: "n3") is None
+
+
 def test_a_claim_never_attempted_is_taken_over_without_reconciling(ledger: Ledger) -> None:
     ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
     taken = ledger.claim_delivery(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2")
@@ -446,8 +458,8 @@ def test_two_processes_claim_each_slot_and_delivery_once(ledger_url: str) -> Non
 
 def mention(
     remote_id: str, kind: str = "hashtag", seen_at: datetime = T0, platform: str = "bluesky"
-) -> Mention:
-    return Mention(
+) -> MentionRecord:
+    return MentionRecord(
         platform=platform,
         remote_id=remote_id,
         kind=kind,  # type: ignore[arg-type]
