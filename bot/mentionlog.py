@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from bot.classification import Sighting
-from bot.monitorstore import Mention as StoredMention
-from bot.monitorstore import MonitorStore
+from bot.monitorstore import MentionRecord, MonitorStore
 
 RECORD_KEYS = (
     "ts",
@@ -198,7 +197,7 @@ def _first_day(path: Path) -> date | None:
 # -- `python -m bot mentions` -----------------------------------------------------------------
 
 
-def stored_record(mention: StoredMention) -> dict[str, Any]:
+def stored_record(mention: MentionRecord) -> dict[str, Any]:
     """A mention from the ledger as the mentions log shows it (`ts` is when we saw it)."""
     return {
         "ts": format_time(mention.seen_at),
@@ -218,7 +217,7 @@ def stored_record(mention: StoredMention) -> dict[str, Any]:
 Format = Literal["text", "json", "csv"]
 
 
-def write_listing(mentions: Iterable[StoredMention], fmt: Format, out: TextIO, header: bool) -> None:
+def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, header: bool) -> None:
     """Text: the log line after the time it was seen; JSON: the mentions-log line; CSV: its keys
     as columns (hashtags space-separated), with a header row when `header`."""
     records = [stored_record(m) for m in mentions]

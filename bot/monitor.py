@@ -31,8 +31,7 @@ from bot.classification import Ours, Sighting, classify
 from bot.errors import PlatformError, RateLimited
 from bot.mentionlog import MentionsLog, log_line, record_of
 from bot.model import Config, Platform
-from bot.monitorstore import Mention as StoredMention
-from bot.monitorstore import MonitorStore
+from bot.monitorstore import MentionRecord, MonitorStore
 from bot.ourposts import OurPosts
 from bot.pacing import MAX_PAGES_PER_POLL, RequestWindow, backoff
 from bot.platforms import Batch, Mention, PlatformClient
@@ -270,9 +269,9 @@ class Monitor:
         self.mentions_log.delete_expired(now.date())
 
 
-def _stored(sighting: Sighting, seen_at: datetime) -> StoredMention:
+def _stored(sighting: Sighting, seen_at: datetime) -> MentionRecord:
     post = sighting.post
-    return StoredMention(
+    return MentionRecord(
         platform=sighting.platform,
         remote_id=post.id,
         kind=sighting.kind,

@@ -17,8 +17,7 @@ from bot.classification import OurPost, Ours, classify
 from bot.ledger import open_ledger
 from bot.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of, show_mentions
 from bot.model import Account, Config, MonitorConfig, PlatformConfig
-from bot.monitorstore import Mention as StoredMention
-from bot.monitorstore import MonitorStore
+from bot.monitorstore import MentionRecord, MonitorStore
 from bot.pacing import Budget, RequestWindow, backoff, budget_for, poll_interval
 from bot.platforms import Mention
 from bot.platforms.paging import Sweep
@@ -314,8 +313,8 @@ def test_hashtags_once_per_platform_or_instance_and_notifications_per_account() 
 # -- python -m bot mentions --------------------------------------------------------------------
 
 
-def _stored(n: int, kind: str, seen: datetime) -> StoredMention:
-    return StoredMention(
+def _stored(n: int, kind: str, seen: datetime) -> MentionRecord:
+    return MentionRecord(
         platform="bluesky",
         remote_id=f"at://did:plc:alice/app.bsky.feed.post/{n}",
         kind=kind,  # type: ignore[arg-type]
