@@ -379,3 +379,42 @@ def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site)
         assert {r.state for r in ledger.deliveries_for_post("calls", "p1")} == {"posted"}
     finally:
         ledger.close()
+
+
+def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secrets(
+    sandbox: Sandbox, tmp_path: Path, opened: list[Runtime]
+) -> None:
+    from bot.config import load_config
+    from bot.rehearsal import demo_queue, point_at_sandbox
+
+    for server in sandbox.servers.values():
+        server.emulator.reset()
+    shipped = REPO / "config.yaml"
+    base, _ = load_config(shipped, {})  # the real secrets are absent
+    assert base.platforms["x"].accounts[0].missing
+    database = f"sqlite:///{tmp_path / 'sandbox.sqlite3'}"
+    demo = demo_queue(base, utc_now() - timedelta(seconds=5))
+    rt = Runtime(
+        shipped,
+        {},
+        adjust=lambda config: point_at_sandbox(config, sandbox, database),
+        extra_queues=(demo,),
+        config_warnings=False,
+    )
+    opened.append(rt)
+    assert all(not a.missing for p in rt.config.enabled_platforms() for a in rt.config.accounts(p))
+    daemon = Daemon(rt, gate=FakeGate(), worker="rehearsal")
+    fired = [f for f in daemon.tick() if f.queue == "sandbox-demo"]
+    daemon.wait_idle(30)
+    assert len(fired) == 1
+    for platform in PLATFORMS:
+        texts = [p["text"] for p in requests_state(sandbox, platform)]
+        assert any("(sandbox demo " in t for t in texts), (platform, texts)
+
+
+def requests_state(sandbox: Sandbox, platform: str) -> list[dict[str, Any]]:
+    import requests
+
+    base = sandbox.servers[platform].base_url
+    posts: list[dict[str, Any]] = requests.get(f"{base}/_sandbox/state", timeout=5).json()["posts"]
+    return posts
