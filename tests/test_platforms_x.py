@@ -137,7 +137,7 @@ def test_one_account_refused_while_the_other_posts(x: Sandbox) -> None:
     with pytest.raises(AuthFailed):
         x.client(0, consumer_secret="nope").publish(message("from main"))
     x.client(1).publish(message("from account2"))
-    assert [p["account"] for p in x.posts()] == ["account2"]
+    assert [p["author"] for p in x.posts()] == ["ntfi_account2"]
 
 
 def test_a_duplicate_is_its_own_rejection_with_x_message(x: Sandbox) -> None:

@@ -765,14 +765,13 @@ def test_audience_through_plain_http(bot: Client, server: SandboxServer) -> None
         "id",
         "url",
         "author",
-        "account",
         "text",
         "created_at",
         "in_reply_to",
         "media",
         "raw",
     }
-    assert [p["account"] for p in posts[:2]] == ["main", None]
+    assert state(server)["accounts"] == {"main": "main.sandbox.test", "account2": "account2.sandbox.test"}
     assert posts[0]["url"] == f"https://bsky.app/profile/main.sandbox.test/post/{rkey_of(ours.uri)}"
     assert control(server, "reset").ok
     assert state(server)["posts"] == []

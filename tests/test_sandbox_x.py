@@ -214,7 +214,8 @@ def test_create_tweet_answers_xs_shape(sandbox: Sandbox) -> None:
     assert isinstance(data["id"], str) and data["edit_history_tweet_ids"] == [data["id"]]
     assert answer.headers["location"] == f"https://api.twitter.com/2/tweets/{data['id']}"
     [post] = sandbox.state()
-    assert (post["id"], post["author"], post["account"]) == (data["id"], "ntfi_main", "main")
+    assert (post["id"], post["author"]) == (data["id"], "ntfi_main")
+    assert requests.get(f"{sandbox.url}/_sandbox/state", timeout=5).json()["accounts"]["main"] == "ntfi_main"
     assert post["created_at"] == "2026-03-02T12:00:00.000Z"
 
 

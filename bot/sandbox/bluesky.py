@@ -170,6 +170,9 @@ class BlueskyEmulator(Emulator):
         ]
         return {"reposts": reposts}
 
+    def account_authors(self) -> dict[str, str]:
+        return {a.name or "": a.handle for a in self._ours}
+
     def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
         handle = author.lower().removeprefix("@")
         handle = handle if "." in handle else f"{handle}.test"
@@ -311,7 +314,6 @@ class BlueskyEmulator(Emulator):
             "id": record.uri,
             "url": f"https://bsky.app/profile/{self.net.actors[record.did].handle}/post/{record.rkey}",
             "author": self.net.actors[record.did].handle,
-            "account": self.net.actors[record.did].name,  # ours: the config name; None for the audience
             "text": value.get("text", ""),
             "created_at": value.get("createdAt", format_time(record.indexed_at)),
             "in_reply_to": (value.get("reply") or {}).get("parent", {}).get("uri"),

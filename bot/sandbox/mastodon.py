@@ -164,10 +164,23 @@ class MastodonEmulator(Emulator):
         return self._state_post(status)
 
     def state_posts(self) -> list[dict[str, Any]]:
-        return [self._state_post(s) for s in sorted(self.store.statuses.values(), key=lambda s: int(s.id))]
+        return [self._state_post(s) for s in self._statuses() if s.reblog is None]
 
     def state_extra(self) -> dict[str, Any]:
-        return {"settings": dict(self.settings)}
+        # Boosts are not posts: listed apart, in the shape the Bluesky emulator gives reposts.
+        reposts = [
+            {"id": s.id, "author": s.author.acct, "subject": s.reblog.id}
+            | ({"deleted": True} if s.deleted else {})
+            for s in self._statuses()
+            if s.reblog is not None
+        ]
+        return {"reposts": reposts, "settings": dict(self.settings)}
+
+    def account_authors(self) -> dict[str, str]:
+        return {a.username: a.acct for a in self.store.ours}
+
+    def _statuses(self) -> list[Status]:
+        return sorted(self.store.statuses.values(), key=lambda s: int(s.id))
 
     def _state_post(self, status: Status) -> dict[str, Any]:
         deleted, status.deleted = status.deleted, False  # `raw` as the API answered it
@@ -177,18 +190,13 @@ class MastodonEmulator(Emulator):
             "id": status.id,
             "url": status.url(self.base_url),
             "author": status.author.acct,
-            # As on X: the sandbox account name of our posts, null for the audience's.
-            "account": status.author.username if status.author.domain is None else None,
             "text": status.text,
             "created_at": iso_ms(status.created_at),
             "in_reply_to": status.in_reply_to.id if status.in_reply_to else None,
             "media": [{"id": m.id, "alt": m.description} for m in status.media],
             "raw": raw,
-            "deleted": status.deleted,
         }
-        if status.reblog is not None:
-            post["reblog_of"] = status.reblog.id
-        return post
+        return post | {"deleted": True} if status.deleted else post
 
     # -- requests ---------------------------------------------------------------------------
 

@@ -168,8 +168,10 @@ class Emulator:
 
     Subclasses answer platform routes in `handle`, keep their state under `self.lock`, and
     describe every post (ours and the audience's) through `state_posts`, in the shape of
-    DESIGN §2: {"id", "url", "author", "text", "created_at", "in_reply_to", "media": [{"id",
-    "alt"}], "raw", "deleted"?}.
+    DESIGN §2 and with exactly its keys: {"id", "url", "author", "text", "created_at",
+    "in_reply_to", "media": [{"id", "alt"}], "raw"}, plus `"deleted": true` once deleted. Which
+    posts are ours is told beside them (`accounts`: config name -> author), not by an extra key,
+    so a checker that compares key sets holds on every emulator.
     """
 
     name = "platform"
@@ -219,6 +221,10 @@ class Emulator:
 
     def state_extra(self) -> dict[str, Any]:
         """Anything else worth showing in GET /_sandbox/state."""
+        return {}
+
+    def account_authors(self) -> dict[str, str]:
+        """Our sandbox accounts: config name -> `author` as the state posts spell it."""
         return {}
 
     def close(self) -> None:
@@ -350,7 +356,14 @@ class SandboxServer(ThreadingHTTPServer):
         try:
             if route == ("GET", "state"):
                 with emulator.lock:
-                    return Response.json(200, {"posts": emulator.state_posts(), **emulator.state_extra()})
+                    return Response.json(
+                        200,
+                        {
+                            "posts": emulator.state_posts(),
+                            "accounts": emulator.account_authors(),
+                            **emulator.state_extra(),
+                        },
+                    )
             payload = request.json() or {}
             if route == ("POST", "faults"):
                 fault = Fault(

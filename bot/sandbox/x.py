@@ -98,6 +98,9 @@ class XEmulator(Emulator):
     def credentials(self) -> list[dict[str, str]]:
         return [self._keys(user) for user in self.accounts]
 
+    def account_authors(self) -> dict[str, str]:
+        return {str(user.account): user.username for user in self.accounts}
+
     def _keys(self, user: XUser) -> dict[str, str]:
         # Deterministic per account name, so a rehearsal's .env survives a sandbox restart.
         # tweepy reads the user id from the access token's prefix ("<user id>-..."), as X issues them.

@@ -195,7 +195,6 @@ class XStore:
             "id": tweet.id,
             "url": f"https://x.com/{tweet.author.username}/status/{tweet.id}",
             "author": tweet.author.username,
-            "account": tweet.author.account,
             "text": tweet.posted_text,
             "created_at": format_time(tweet.created_at),
             "in_reply_to": tweet.kind("replied_to"),
