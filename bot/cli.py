@@ -70,9 +70,6 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from bot.content import load_queues
     from bot.preview import build_preview, format_preview, preview_records
 
-    if args.days < 1:
-        print("preview: --days must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
     queues, problems = load_queues(config)
     errors = [p for p in problems if p.severity == "error"]
@@ -104,7 +101,9 @@ def cmd_post(args: argparse.Namespace) -> int:
     from bot.posting import post_now
 
     with _runtime(args) as rt:
-        return post_now(rt, args.queue, args.item_id, args.platform, dry_run=args.dry_run, out=sys.stdout)
+        return post_now(
+            rt, args.queue, args.item_id, args.platform, dry_run=args.dry_run, out=sys.stdout, err=sys.stderr
+        )
 
 
 def cmd_retract(args: argparse.Namespace) -> int:
@@ -112,7 +111,7 @@ def cmd_retract(args: argparse.Namespace) -> int:
     from bot.posting import retract_post
 
     with _runtime(args) as rt:
-        return retract_post(rt, args.queue, args.item_id, args.platform, out=sys.stdout)
+        return retract_post(rt, args.queue, args.item_id, args.platform, out=sys.stdout, err=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -123,7 +122,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     with _runtime(args) as rt:
         status = build_status(rt)
+        unreadable = rt.content_problem()
     print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
+    if unreadable is not None:  # the ledger's part is still worth showing
+        print(unreadable, file=sys.stderr)
+        return EXIT_INPUT
     return EXIT_OK
 
 
@@ -220,6 +223,20 @@ def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
         rt.close()
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1; anything else is a usage error (exit 2)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _base_port(text: str) -> int:
+    """A port N such that N, N+1 and N+2 (X, Bluesky, Mastodon) are all valid ports."""
+    if not text.isdigit() or not 1 <= int(text) <= 65533:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65533 (N, N+1 and N+2 are used)")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campaign-bot", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
@@ -234,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", action="store_true", help="also verify each account with one read-only call")
 
     p = add("preview", cmd_preview)
-    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--days", type=_count, default=7)
     p.add_argument("--queue")
     p.add_argument("--platform", choices=["x", "bluesky", "mastodon"])
     p.add_argument("--json", action="store_true")
@@ -275,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("resume", cmd_resume)
 
     p = add("sandbox", cmd_sandbox)
-    p.add_argument("--port", type=int, help="X on N, Bluesky on N+1, Mastodon on N+2 (default: free ports)")
-    p.add_argument("--accounts", type=int, default=2)
+    p.add_argument(
+        "--port", type=_base_port, help="X on N, Bluesky on N+1, Mastodon on N+2 (default: free ports)"
+    )
+    p.add_argument("--accounts", type=_count, default=2, help="accounts per platform (default 2)")
     p.add_argument("--limits", default="none", choices=["none", "free", "basic", "pro"])
     return parser
 

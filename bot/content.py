@@ -7,6 +7,7 @@ the last good version of it. `load_queue` reads one file, for live reloads.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -46,12 +47,32 @@ _QUIET_HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
 _PLATFORM_ALIASES = {"twitter": "x", "bsky": "bluesky", "masto": "mastodon", "fediverse": "mastodon"}
 
 
+def content_folder_problem(config: Config) -> Problem | None:
+    """Why the content folder cannot be read (missing, not a folder, unreadable), at its config line."""
+    folder = config.content_dir
+    if not folder.exists():
+        message = f"content folder {display_path(folder)} does not exist"
+    elif not folder.is_dir():
+        message = f"content folder {display_path(folder)} is not a folder"
+    else:
+        try:
+            with os.scandir(folder):
+                return None
+        except OSError as exc:
+            message = f"cannot read the content folder {display_path(folder)}: {exc.strerror}"
+    try:
+        line = read_yaml(config.path, display_path(config.path)).line(("content",))
+    except InputError:
+        line = 1
+    return Problem(display_path(config.path), line, message)
+
+
 def load_queues(config: Config) -> tuple[list[Queue], list[Problem]]:
     """Every queue of the content folder that has no error, and every problem found in any."""
     folder = config.content_dir
-    if not folder.is_dir():
-        message = f"content folder {display_path(folder)} does not exist"
-        return [], [Problem(display_path(config.path), 1, message)]
+    unreadable = content_folder_problem(config)
+    if unreadable is not None:
+        return [], [unreadable]
     problems: list[Problem] = []
     for stray in sorted(folder.glob("*.yml")):
         problems.append(Problem(display_path(stray), 1, "ignored: queue files must end in .yaml", "warning"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from bot.durations import parse_duration
+from bot.errors import InputError
 from bot.logs import setup_logging
 from bot.model import Config, LoggingConfig
 from bot.runtime import Runtime, utc_now
@@ -102,6 +103,14 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     else:
         runtime = Runtime(config_path, os.environ)
     setup_logging(runtime.config.logging)
+    unreadable = runtime.content_problem()
+    if unreadable is not None:
+        # Running with no content would post nothing, silently, for ever: refuse (exit 1).
+        audience_stop.set()
+        runtime.close()
+        if emulators is not None:
+            emulators.stop()
+        raise InputError([unreadable])
     for platform in runtime.config.enabled_platforms():
         for account in runtime.config.accounts(platform):
             if account.missing:

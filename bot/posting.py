@@ -26,7 +26,9 @@ from bot.planner import PINNED_CYCLE, choose_post, progress_from_history
 from bot.platforms import Outgoing, Published
 from bot.runtime import Runtime
 
-EXIT_OK, EXIT_INPUT, EXIT_RUNTIME = 0, 1, 3
+# A queue or post id that does not exist is a usage error (2), as `preview --queue` has it: the
+# command line named it, while the config and the content are valid.
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,12 @@ class Refusal:
 
 def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
     queue = rt.queue(name)
+    unreadable = rt.content_problem()
+    if queue is None and unreadable is not None:
+        return Refusal(str(unreadable), EXIT_INPUT)
     if queue is None:
         known = ", ".join(q.name for q in rt.queues()) or "none"
-        return Refusal(f"no queue named {name!r} (queues: {known})", EXIT_INPUT)
+        return Refusal(f"no queue named {name!r} (queues: {known})", EXIT_USAGE)
     return queue
 
 
@@ -53,7 +58,7 @@ def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] 
         return choice.post, choice.cycle
     post = next((p for p in queue.posts if p.id == item_id), None)
     if post is None:
-        return Refusal(f"{queue.file.name}: no post with id {item_id!r} in queue {queue.name}", EXIT_INPUT)
+        return Refusal(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", EXIT_USAGE)
     if post.at is not None:
         return post, PINNED_CYCLE
     cycles = [cycle for cycle, post_id in sent if post_id == post.id]
@@ -68,21 +73,25 @@ def post_now(
     *,
     dry_run: bool,
     out: TextIO,
+    err: TextIO,
 ) -> int:
-    """Send (or with `dry_run`, show) one post; one line per delivery. Exit 3 if any failed."""
+    """Send (or with `dry_run`, show) one post; one line per delivery on `out`, refusals on `err`.
+
+    Exit 3 if any delivery failed.
+    """
     queue = _find_queue(rt, queue_name)
     if isinstance(queue, Refusal):
-        print(queue.message, file=out)
+        print(queue.message, file=err)
         return queue.code
     if not dry_run:
         pause = rt.ledger.pause_state()
         if pause.paused:
             reason = f" ({pause.reason})" if pause.reason else ""
-            print(f"refused: posting is paused{reason}; `resume` first", file=out)
+            print(f"refused: posting is paused{reason}; `resume` first", file=err)
             return EXIT_RUNTIME
     chosen = _choose(rt, queue, item_id)
     if isinstance(chosen, Refusal):
-        print(chosen.message, file=out)
+        print(chosen.message, file=err)
         return chosen.code
     post, cycle = chosen
     if dry_run:
@@ -91,7 +100,7 @@ def post_now(
         return EXIT_OK
     jobs = build_jobs(rt.config, queue, post, cycle, platforms)
     if not jobs:
-        print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=out)
+        print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=err)
         return EXIT_RUNTIME
     now = rt.now()
     expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
@@ -120,7 +129,13 @@ def post_now(
 
 
 def retract_post(
-    rt: Runtime, queue_name: str, item_id: str, platforms: Collection[str] | None, *, out: TextIO
+    rt: Runtime,
+    queue_name: str,
+    item_id: str,
+    platforms: Collection[str] | None,
+    *,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
     """Delete every copy of a post we published (all cycles), last part first; exit 3 if any failed."""
     rows = [
@@ -129,8 +144,17 @@ def retract_post(
         if not platforms or row.key.platform in platforms
     ]
     if not rows:
+        # A post left the content but was published: still retractable (the rows name it). With no
+        # rows, an id no queue has is a typo, and says so; a known post never sent is no error.
+        queue = _find_queue(rt, queue_name)
+        if isinstance(queue, Refusal):
+            print(queue.message, file=err)
+            return queue.code
+        if not any(p.id == item_id for p in queue.posts):
+            print(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", file=err)
+            return EXIT_USAGE
         print(f"{queue_name}/{item_id}: nothing to retract (never posted)", file=out)
-        return EXIT_OK if rt.queue(queue_name) is not None else EXIT_INPUT
+        return EXIT_OK
     by_target: dict[tuple[str, str], list[Delivery]] = {}
     for row in rows:
         by_target.setdefault((row.key.platform, row.key.account), []).append(row)

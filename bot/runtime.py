@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot.alerts import Alerter
 from bot.config import load_config
-from bot.content import load_queue
+from bot.content import content_folder_problem, load_queue
 from bot.errors import InputError, Problem
 from bot.ledger import Ledger, open_ledger
 from bot.model import Account, Config, Queue
@@ -148,6 +148,10 @@ class Runtime:
         self.alert = Alerter(self.config.alerts_webhook, self.config.campaign, now=now)
         self.clients = Clients(self.config, self.ledger, now)
         self.contents = Contents()
+        # Not logged at start: each command decides what an unreadable folder means (`run`
+        # refuses, `status` warns, `pause` does not care).
+        unreadable = self.content_problem()
+        self._folder_trouble: str | None = str(unreadable) if unreadable else None
         self.reload_content(report=True)
 
     # --- content ---------------------------------------------------------------------------
@@ -158,6 +162,10 @@ class Runtime:
     def queue(self, name: str) -> Queue | None:
         return next((q for q in self.queues() if q.name == name), None)
 
+    def content_problem(self) -> Problem | None:
+        """Why the content folder cannot be read, if it cannot (`run` refuses to start on it)."""
+        return content_folder_problem(self.config)
+
     def _content_files(self) -> list[Path]:
         folder = self.config.content_dir
         return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
@@ -165,6 +173,15 @@ class Runtime:
     def reload_content(self, *, report: bool = False) -> list[Problem]:
         """Load every queue file whose mtime changed; a file with an error keeps its last good queue."""
         problems: list[Problem] = []
+        trouble = self.content_problem()
+        if trouble is not None:
+            # A folder gone for a moment (a checkout swapping it) must not drop every queue:
+            # the last good versions keep running, as for an invalid file.
+            if str(trouble) != self._folder_trouble:
+                log.error("%s", trouble)
+            self._folder_trouble = str(trouble)
+            return [trouble]
+        self._folder_trouble = None
         files = self._content_files()
         for gone in set(self.contents.by_file) - set(files):
             log.info("queue file removed: %s", gone.name)

@@ -100,7 +100,7 @@ def test_post_is_refused_while_paused_and_works_after_resume(
 ) -> None:
     assert bot(site, "pause", "--reason", "vigil tonight") == 0
     assert bot(site, "post", "calls") == 3
-    assert "paused (vigil tonight)" in capsys.readouterr().out
+    assert "paused (vigil tonight)" in capsys.readouterr().err
     assert all(site.live_texts(p) == [] for p in PLATFORMS)
     assert bot(site, "resume") == 0
     assert bot(site, "post", "calls") == 0

@@ -1,0 +1,145 @@
+"""DESIGN §2 exit codes, as an outside checker sees them: `python -m bot ...` from a campaign folder.
+
+0 success, 1 invalid input (config or content) as `FILE:LINE: message` and never a traceback,
+2 usage error (including a queue or post id the command line names and the content lacks).
+None of these cases reaches a network: the config points Mastodon at a closed loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+CONFIG = """\
+campaign: Test
+content: content/
+database: sqlite:///state/bot.sqlite3
+logging: {mentions_log: "-"}
+platforms:
+  mastodon:
+    accounts:
+      - {name: main, api_base_url: "http://127.0.0.1:9", access_token: "${MASTODON_ACCESS_TOKEN}"}
+"""
+
+QUEUE = """\
+schedule: {every: 4h}
+posts:
+  - {id: first, text: "Drop the contracts"}
+"""
+
+
+def bot(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "MASTODON_ACCESS_TOKEN": "token-for-tests",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Path:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "calls.yaml").write_text(QUEUE)
+    return tmp_path
+
+
+def assert_input_error(result: subprocess.CompletedProcess[str], where: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert where in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["check"], ["status"], ["run", "--once"], ["post", "calls"], ["mentions"]]
+)
+def test_a_missing_config_file_is_invalid_input(tmp_path: Path, command: list[str]) -> None:
+    assert_input_error(bot(tmp_path, *command), "config.yaml:1: file not found")
+
+
+@pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["pause"]])
+def test_a_config_that_is_a_list_is_invalid_input(campaign: Path, command: list[str]) -> None:
+    (campaign / "config.yaml").write_text("- campaign\n- content\n")
+    assert_input_error(bot(campaign, *command), "config.yaml:1: ")
+
+
+@pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["status"], ["post", "calls"]])
+def test_a_missing_content_folder_is_invalid_input_at_its_config_line(
+    campaign: Path, command: list[str]
+) -> None:
+    (campaign / "config.yaml").write_text(CONFIG.replace("content: content/", "content: missing/"))
+    assert_input_error(bot(campaign, *command), "config.yaml:2: content folder missing does not exist")
+
+
+def test_a_content_path_that_is_a_file_is_invalid_input(campaign: Path) -> None:
+    (campaign / "config.yaml").write_text(CONFIG.replace("content: content/", "content: content/calls.yaml"))
+    assert_input_error(bot(campaign, "run", "--once"), "config.yaml:2: content folder")
+
+
+def test_pause_works_whatever_the_content(campaign: Path) -> None:
+    (campaign / "config.yaml").write_text(CONFIG.replace("content: content/", "content: missing/"))
+    paused = bot(campaign, "pause", "--reason", "the content folder is being fixed")
+    assert paused.returncode == 0 and paused.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--for", "10x"],
+        ["run", "--for=-5s"],
+        ["run", "--for", "1.5m"],
+        ["preview", "--days", "-1"],
+        ["preview", "--days", "0"],
+        ["preview", "--queue", "nope"],
+        ["post", "nope"],
+        ["post", "nope", "--dry-run"],
+        ["post", "calls", "nope"],
+        ["post", "calls", "nope", "--dry-run"],
+        ["retract", "calls", "nope"],
+        ["retract", "nope", "first"],
+        ["mentions", "--since", "3q"],
+        ["mentions", "--json", "--csv"],
+        ["sandbox", "--accounts", "0"],
+        ["sandbox", "--accounts", "-1"],
+        ["sandbox", "--port", "99999"],
+        ["sandbox", "--limits", "enterprise"],
+    ],
+)
+def test_usage_errors_exit_2(campaign: Path, command: list[str]) -> None:
+    result = bot(campaign, *command)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unknown_names_are_named_back(campaign: Path) -> None:
+    assert "no queue named 'nope' (queues: calls)" in bot(campaign, "post", "nope").stderr
+    assert "no post with id 'nope' in queue calls" in bot(campaign, "retract", "calls", "nope").stderr
+
+
+def test_retracting_a_known_post_never_sent_is_no_error(campaign: Path) -> None:
+    result = bot(campaign, "retract", "calls", "first")
+    assert result.returncode == 0
+    assert "calls/first: nothing to retract (never posted)" in result.stdout
+
+
+def test_a_queue_with_an_error_is_invalid_input_for_check(campaign: Path) -> None:
+    (campaign / "content" / "calls.yaml").write_text(
+        textwrap.dedent(
+            """\
+            schedule: {every: 4h}
+            posts:
+              - {id: first, text: "Drop the contracts", images: [{path: nowhere.png, alt: "x"}]}
+            """
+        )
+    )
+    assert_input_error(bot(campaign, "check"), "calls.yaml:3: ")
