@@ -126,6 +126,12 @@ class LiveStreams:
             stream.interval * SLOWDOWN,
         )
 
+    def receiving(self) -> list[str]:
+        """The keys of the streams whose live stream is connected now."""
+        with self._lock:
+            held = list(self._held.items())
+        return sorted(key for key, h in held if h.feed.is_receiving())
+
     def poll_due_at(self, stream: Stream, state: StreamState) -> datetime | None:
         """When `stream` should poll next (None: now), given its live stream if any."""
         with self._lock:
