@@ -31,7 +31,7 @@ from bot.model import Account, Config, LoggingConfig, PlatformConfig
 from bot.monitor import Monitor
 from bot.monitorstore import MonitorStore
 from bot.ourposts import OurPosts
-from bot.platforms import PlatformClient, open_client
+from bot.platforms import Outgoing, PlatformClient, open_client
 from bot.sandbox import start_sandbox
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
@@ -232,6 +232,19 @@ def test_an_instance_without_streaming_is_polled_at_the_normal_pace(instance: In
     assert instance.logged() == [] and monitor.live is not None and monitor.live.receiving() == []
     instance.clock.advance(minutes=2)
     assert [s.post.text for s in monitor.run_pass()] == [tag("Polled")]
+
+
+def test_our_own_tagged_posts_are_not_reported_by_the_stream(instance: Instance) -> None:
+    monitor = instance.monitor()
+    monitor.run_pass()
+    assert instance.streaming(monitor)
+    # Streamed before the delivery engine could record it: known as ours by its author.
+    instance.clients[0].publish(Outgoing(text=tag("Our call to action"), nonce="n-1"))
+    instance.audience(tag("Theirs"))
+    assert instance.logged_soon(1) == [tag("Theirs")]
+    instance.clock.advance(minutes=30)
+    monitor.run_pass()
+    assert instance.logged() == [tag("Theirs")]
 
 
 @pytest.mark.parametrize("visibility", ["direct", "private"])
