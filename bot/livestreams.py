@@ -40,6 +40,10 @@ class LiveFeed(Protocol):
 
     def is_receiving(self) -> bool: ...
 
+    def is_alive(self) -> bool:
+        """False once it has ended for good (closed, or its reading thread died)."""
+        ...
+
     def connections(self) -> int:
         """How many times it has connected: one more after each reconnect."""
         ...
@@ -94,7 +98,15 @@ class LiveStreams:
     def keep_open(self, stream: Stream, client: PlatformClient, now: datetime) -> None:
         """Open the stream's live stream unless it is open, or waiting to try again."""
         with self._lock:
-            if self._closed or stream.key in self._held:
+            held = self._held.get(stream.key)
+            if held is not None and not held.feed.is_alive():
+                # Mastodon.py's thread ends for good on an error it does not expect: open anew.
+                log.warning("monitor %s: the live stream ended; polling, and opening it again", stream.key)
+                del self._held[stream.key]
+                self._retry_at[stream.key] = now + RETRY_FAILED
+                held.feed.close()  # never waits: safe under the lock
+                held = None
+            if self._closed or held is not None:
                 return
             if stream.key in self._retry_at and now < self._retry_at[stream.key]:
                 return

@@ -25,17 +25,18 @@ import pytest
 import requests
 
 from bot.ledger import Ledger, open_ledger
-from bot.livestreams import SLOWDOWN, poll_due_at
+from bot.livestreams import RETRY_FAILED, SLOWDOWN, LiveStreams, poll_due_at
 from bot.mentionlog import MentionsLog
 from bot.model import Account, Config, LoggingConfig, PlatformConfig
 from bot.monitor import Monitor
 from bot.monitorstore import MonitorStore
 from bot.ourposts import OurPosts
+from bot.pacing import Budget
 from bot.platforms import Outgoing, PlatformClient, open_client
 from bot.sandbox import start_sandbox
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
-from bot.streams import StreamState
+from bot.streams import Stream, StreamState
 from tests.sandboxsite import Site, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,6 +180,9 @@ def test_while_the_stream_receives_the_poll_slows_down_and_polls_at_once_after_a
         def is_receiving(self) -> bool:
             return self.receiving
 
+        def is_alive(self) -> bool:
+            return True
+
         def connections(self) -> int:
             return self.count
 
@@ -192,6 +196,45 @@ def test_while_the_stream_receives_the_poll_slows_down_and_polls_at_once_after_a
     assert poll_due_at(state, INTERVAL, Feed(True, 2), 1) is None  # reconnected: fill the gap now
     backing_off = StreamState("cursor", START + timedelta(minutes=16), failures=3)
     assert poll_due_at(backing_off, INTERVAL, Feed(True, 2), 1) == START + timedelta(minutes=16)
+
+
+def test_a_live_stream_whose_thread_died_is_opened_again_after_a_pause() -> None:
+    class Feed:
+        alive = True
+
+        def is_receiving(self) -> bool:
+            return self.alive
+
+        def is_alive(self) -> bool:
+            return self.alive
+
+        def connections(self) -> int:
+            return 1
+
+        def close(self) -> None:
+            self.alive = False
+
+    class Client:
+        def __init__(self) -> None:
+            self.opened: list[Feed] = []
+
+        def open_hashtag_stream(self, tag: str, deliver: object) -> Feed:
+            self.opened.append(Feed())
+            return self.opened[-1]
+
+    stream = Stream("mastodon:hashtags:example.social:notechforice", "mastodon", "main", "hashtags",
+                    INTERVAL, Budget(60, timedelta(minutes=5)), ("NoTechForICE",))  # fmt: skip
+    live, client = LiveStreams(lambda stream, post: None), Client()
+    live.keep_open(stream, client, START)  # type: ignore[arg-type]
+    live.keep_open(stream, client, START + timedelta(minutes=1))  # type: ignore[arg-type]
+    assert len(client.opened) == 1 and live.receiving() == [stream.key]
+    client.opened[0].alive = False  # e.g. an error Mastodon.py does not retry
+    live.keep_open(stream, client, START + timedelta(minutes=2))  # type: ignore[arg-type]
+    assert len(client.opened) == 1 and live.receiving() == []
+    live.keep_open(stream, client, START + timedelta(minutes=2) + RETRY_FAILED)  # type: ignore[arg-type]
+    assert len(client.opened) == 2 and live.receiving() == [stream.key]
+    live.close()
+    assert not client.opened[1].alive
 
 
 def test_a_stream_the_server_drops_falls_back_to_polling_and_loses_nothing(instance: Instance) -> None:

@@ -75,6 +75,10 @@ class HashtagStream:
         """Connected now (not reconnecting, not closed)."""
         return bool(self._listener.connected and self._handle.is_receiving())
 
+    def is_alive(self) -> bool:
+        """Until closed, or until Mastodon.py's thread ended on an error it does not retry."""
+        return not self._listener.stopped.is_set() and bool(self._handle.is_alive())
+
     def connections(self) -> int:
         """How many times it has connected: one more after each reconnect."""
         return self._listener.connections
