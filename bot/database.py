@@ -96,16 +96,21 @@ def _connect_sqlite(url: URL) -> Engine:
     return engine
 
 
+def make_private_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents readable by the owner only; existing ones stay as they are."""
+    missing = [p for p in reversed([folder, *folder.parents]) if not p.exists()]
+    for created in missing:
+        created.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(created, 0o700)  # mkdir's mode is filtered by the umask
+
+
 def _create_owner_only(path: Path) -> None:
     """Create the database file and any missing folders readable by the owner only (DESIGN §8).
 
     SQLite gives its -wal and -shm files the main file's mode, so they follow. Existing folders
     are left as they are: tightening someone's /tmp or home would be worse than the problem.
     """
-    missing = [p for p in reversed(path.absolute().parents) if not p.exists()]
-    for folder in missing:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    make_private_folders(path.absolute().parent)
     if not path.exists():
         fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)

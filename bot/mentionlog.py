@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from bot.classification import Sighting
+from bot.database import make_private_folders
 from bot.monitorstore import MentionRecord, MonitorStore
 
 RECORD_KEYS = (
@@ -160,7 +161,7 @@ class MentionsLog:
 
     def _append(self, records: Iterable[Mapping[str, Any]]) -> None:
         assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_folders(self.path.parent)  # other people's posts: owner only (DESIGN §8)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write("".join(json_line(r) + "\n" for r in records))

@@ -171,6 +171,7 @@ def test_mentions_log_is_owner_only_rotated_daily_and_expired(tmp_path: Path) ->
             [_record(day + timedelta(days=n), 2 * n), _record(day + timedelta(days=n, hours=1), 2 * n + 1)]
         )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # the folder it created, too
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["8", "9"]
     rotated = log.rotated_files()
     # Day 5 is 2026-12-05: the files of 12-03 and 12-04 are kept, older ones deleted.
