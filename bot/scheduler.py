@@ -202,12 +202,17 @@ class Daemon:
 
     def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
         """One line per missed slot, but a first start of a fast queue does not flood the log."""
+        grace = self.rt.config.schedule_grace
         for slot in missed[:MISSED_LINES]:
+            late = timedelta(seconds=int((now - slot.fire_at).total_seconds()))
+            # Within the grace, a slot is skipped only because a later one fires instead.
+            why = f"past the grace of {grace}" if late >= grace else "a later slot fires instead"
             log.warning(
-                "missed slot %s %s: %s late, past the grace",
+                "missed slot %s %s: %s late, %s",
                 queue.name,
                 slot.name,
-                now - slot.fire_at,
+                late,
+                why,
                 extra={"event": "slot_missed", "queue": queue.name, "slot": slot.name},
             )
         if len(missed) > MISSED_LINES:

@@ -1,0 +1,49 @@
+"""The log line of a slot skipped after downtime says why: past the grace, or a later slot fires."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.runtime import Runtime, utc_now
+from bot.sandbox import Sandbox, start_sandbox
+from bot.scheduler import Daemon
+from tests.fakeplatform import FakeGate
+from tests.sandboxsite import Site
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    sandbox: Sandbox = start_sandbox()
+    yield Site(tmp_path, sandbox, grace="1h")
+    sandbox.stop()
+
+
+def missed_lines(site: Site, caplog: pytest.LogCaptureFixture) -> list[str]:
+    rt = Runtime(site.config, site.env)
+    try:
+        daemon = Daemon(rt, gate=FakeGate(), worker="test-worker")
+        with caplog.at_level(logging.INFO, logger="bot"):
+            daemon.tick()
+            daemon.wait_idle(30)
+    finally:
+        rt.close()
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("missed slot")]
+
+
+def queue_started(minutes_ago: int) -> str:
+    start = (utc_now() - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M")
+    return f'schedule: {{every: 10m}}\nstart: "{start}"\nposts:\n  - {{id: a, text: "Often ask"}}\n'
+
+
+def test_slots_skipped_within_the_grace_say_a_later_one_fires(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.write_queue("often", queue_started(35))  # slots 35, 25, 15 and 5 minutes ago: the last fires
+    missed = missed_lines(site, caplog)
+    assert len(missed) == 3
+    assert all(line.endswith("late, a later slot fires instead") for line in missed), missed
