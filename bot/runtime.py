@@ -22,6 +22,7 @@ from bot.errors import InputError, Problem
 from bot.ledger import Ledger, open_ledger
 from bot.model import Account, Config, Queue
 from bot.platforms import PlatformClient, open_client
+from bot.platforms.weblinks import LocalLinks, local_site
 
 log = logging.getLogger("bot.runtime")
 
@@ -102,7 +103,7 @@ class Clients:
 
     def _open(self, account: Account) -> PlatformClient:
         ledger, platform, name = self.ledger, account.platform, account.name
-        return open_client(
+        client = open_client(
             account,
             timeout=CALL_TIMEOUT,
             now=self.now,
@@ -111,6 +112,8 @@ class Clients:
             save_session=lambda blob: ledger.save_session(platform, name, blob, self.now()),
             **self.options,
         )
+        site = local_site(platform, account.base_url)  # the sandbox: links to the emulator's posts
+        return client if site is None else LocalLinks(client, site)
 
 
 def _close(client: PlatformClient) -> None:

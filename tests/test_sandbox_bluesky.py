@@ -772,7 +772,7 @@ def test_audience_through_plain_http(bot: Client, server: SandboxServer) -> None
         "raw",
     }
     assert state(server)["accounts"] == {"main": "main.sandbox.test", "account2": "account2.sandbox.test"}
-    assert posts[0]["url"] == f"https://bsky.app/profile/main.sandbox.test/post/{rkey_of(ours.uri)}"
+    assert posts[0]["url"] == f"{server.base_url}/profile/main.sandbox.test/post/{rkey_of(ours.uri)}"
     assert control(server, "reset").ok
     assert state(server)["posts"] == []
     assert bot.send_post("sessions survive a reset").uri

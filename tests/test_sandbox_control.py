@@ -220,3 +220,15 @@ def test_reset_empties_everything(
     assert state(sandbox, platform)["posts"] == []
     clients[platform].publish(message("the fault went too"))
     assert texts(sandbox, platform) == ["the fault went too"]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_post_urls_lead_to_the_emulator_that_holds_the_post(
+    sandbox: Sandbox, clients: dict[str, PlatformClient], platform: str
+) -> None:
+    base = sandbox.servers[platform].base_url
+    ours = clients[platform].publish(message("Where does this link go?"))
+    (post,) = state(sandbox, platform)["posts"]
+    assert post["url"].startswith(base + "/")  # not x.com or bsky.app, where it does not exist
+    opened = requests.get(post["url"], timeout=5)
+    assert opened.status_code == 200 and opened.json()["id"] == ours.id

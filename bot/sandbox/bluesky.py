@@ -312,7 +312,8 @@ class BlueskyEmulator(Emulator):
         media = embed.get("media", embed)  # recordWithMedia holds its images under `media`
         post = {
             "id": record.uri,
-            "url": f"https://bsky.app/profile/{self.net.actors[record.did].handle}/post/{record.rkey}",
+            # bsky.app's path, on the emulator: the post exists here, not on bsky.app.
+            "url": f"{self.base_url}/profile/{self.net.actors[record.did].handle}/post/{record.rkey}",
             "author": self.net.actors[record.did].handle,
             "text": value.get("text", ""),
             "created_at": value.get("createdAt", format_time(record.indexed_at)),

@@ -276,6 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         try:
             response = emulator.handle(request)
+            if response.status in (404, 501) and request.method == "GET":  # XRPC: 501 for unknown
+                response = self.server.web_post(request.path) or response
         except Exception as exc:  # an emulator bug must show, not hang the client
             response = Response.json(500, {"error": "EmulatorError", "message": repr(exc)})
         if fault is not None and fault.drop == "after":
@@ -336,6 +338,18 @@ class SandboxServer(ThreadingHTTPServer):
         self.emulator.close()
         self.shutdown()
         self.server_close()
+
+    def web_post(self, path: str) -> Response | None:
+        """A post at its web address (its state `url`, or X's `/i/web/status/<id>`), as its state JSON.
+
+        The links the bot prints in sandbox mode lead here, so a rehearsal's links open.
+        """
+        with self.emulator.lock:
+            posts = self.emulator.state_posts()
+        for post in posts:
+            if urlsplit(post["url"]).path == path or path == f"/i/web/status/{post['id']}":
+                return Response.json(200, post)
+        return None
 
     def take_fault(self, request: Request) -> Fault | None:
         with self._faults_lock:

@@ -143,7 +143,7 @@ class XEmulator(Emulator):
         self.store.clear()
 
     def state_posts(self) -> list[dict[str, Any]]:
-        return self.store.state_posts()
+        return self.store.state_posts(self.base_url)
 
     def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
         user = self.store.audience_user(author)
@@ -162,7 +162,7 @@ class XEmulator(Emulator):
         elif not hashtags_of(text):
             text = f"{text} {CAMPAIGN_HASHTAG}"
         tweet = self.store.add_tweet(user, text, parent=parent)
-        return self.store.state_post(tweet)
+        return self.store.state_post(tweet, self.base_url)
 
     # -- dispatch ----------------------------------------------------------------------------
 

@@ -183,17 +183,21 @@ class XStore:
                 includes["media"] = media
         return includes
 
-    def state_posts(self) -> list[dict[str, Any]]:
-        """Every tweet for GET /_sandbox/state (DESIGN §2), `raw` with every field X can send."""
-        users = self.users_by_name()
-        return [self.state_post(tweet, users) for tweet in self.tweets]
+    def state_posts(self, site: str) -> list[dict[str, Any]]:
+        """Every tweet for GET /_sandbox/state (DESIGN §2), `raw` with every field X can send.
 
-    def state_post(self, tweet: XTweet, users: dict[str, XUser] | None = None) -> dict[str, Any]:
+        `site` is the emulator's own address: a tweet's `url` is X's path on it, where the
+        emulator serves it, since on x.com it does not exist.
+        """
+        users = self.users_by_name()
+        return [self.state_post(tweet, site, users) for tweet in self.tweets]
+
+    def state_post(self, tweet: XTweet, site: str, users: dict[str, XUser] | None = None) -> dict[str, Any]:
         """One tweet as GET /_sandbox/state shows it (alone: audience answers need no more)."""
         users = users if users is not None else self.users_by_name()
         post: dict[str, Any] = {
             "id": tweet.id,
-            "url": f"https://x.com/{tweet.author.username}/status/{tweet.id}",
+            "url": f"{site}/{tweet.author.username}/status/{tweet.id}",
             "author": tweet.author.username,
             "text": tweet.posted_text,
             "created_at": format_time(tweet.created_at),

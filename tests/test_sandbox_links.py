@@ -1,0 +1,37 @@
+"""In sandbox mode every link the bot prints opens the post on the emulator that holds it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bot.cli import main
+from bot.sandbox import Sandbox, start_sandbox
+from tests.sandboxsite import PLATFORMS, Site
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    sandbox: Sandbox = start_sandbox()
+    s = Site(tmp_path, sandbox)
+    s.write_queue("calls", 'schedule: {every: 1h}\nposts:\n  - {id: first, text: "Drop the contracts"}\n')
+    for name, value in s.env.items():
+        monkeypatch.setenv(name, value)
+    yield s
+    sandbox.stop()
+
+
+def test_post_prints_links_to_the_emulators(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(site.config), "post", "calls"]) == 0
+    printed = capsys.readouterr().out
+    for platform in PLATFORMS:
+        (line,) = [line for line in printed.splitlines() if line.startswith(f"{platform}/main ")]
+        url = re.search(r"posted: (\S+)", line)
+        assert url is not None, line
+        assert url[1].startswith(site.base(platform) + "/"), line  # not x.com or bsky.app
+        opened = requests.get(url[1], timeout=5)
+        assert opened.status_code == 200 and opened.json()["text"].startswith("Drop the contracts")
