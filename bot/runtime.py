@@ -23,6 +23,7 @@ from bot.ledger import Ledger, open_ledger
 from bot.model import Account, Config, Queue
 from bot.platforms import PlatformClient, open_client
 from bot.platforms.weblinks import LocalLinks, local_site
+from bot.ratebudgets import BudgetRecorder
 
 log = logging.getLogger("bot.runtime")
 
@@ -61,10 +62,18 @@ class Contents:
 class Clients:
     """One client per account, opened on first use; dropped when the config changes."""
 
-    def __init__(self, config: Config, ledger: Ledger, now: Clock, **options: object) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        now: Clock,
+        budgets: BudgetRecorder | None = None,
+        **options: object,
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.now = now
+        self.budgets = budgets
         self.options = options
         self._clients: dict[tuple[str, str], PlatformClient] = {}
         self._retired: list[PlatformClient] = []
@@ -110,6 +119,7 @@ class Clients:
             content_dir=self.config.content_dir,
             load_session=lambda: ledger.load_session(platform, name),
             save_session=lambda blob: ledger.save_session(platform, name, blob, self.now()),
+            on_budget=self.budgets.sink(platform, name) if self.budgets is not None else None,
             **self.options,
         )
         site = local_site(platform, account.base_url)  # the sandbox: links to the emulator's posts
@@ -149,7 +159,8 @@ class Runtime:
         self._config_mtimes = self._config_files_mtimes()
         self.ledger = ledger or open_ledger(self.config.database_url)
         self.alert = Alerter(self.config.alerts_webhook, self.config.campaign, now=now)
-        self.clients = Clients(self.config, self.ledger, now)
+        self.budgets = BudgetRecorder(self.ledger.engine, now)
+        self.clients = Clients(self.config, self.ledger, now, self.budgets)
         self.contents = Contents()
         # Not logged at start: each command decides what an unreadable folder means (`run`
         # refuses, `status` warns, `pause` does not care).
@@ -244,5 +255,6 @@ class Runtime:
 
     def close(self) -> None:
         self.clients.close()
+        self.budgets.close()
         self.alert.close()
         self.ledger.close()

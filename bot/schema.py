@@ -182,6 +182,24 @@ def m001_initial(conn: Connection) -> None:
     )
 
 
+@migration
+def m002_rate_budgets(conn: Connection) -> None:
+    """What each account's endpoints last said of their rate windows, for `status` (DESIGN §2)."""
+    _run(
+        conn,
+        """CREATE TABLE rate_budgets (
+            platform TEXT NOT NULL,
+            account TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            quota INTEGER NOT NULL,
+            remaining INTEGER NOT NULL,
+            reset_at {ts},
+            seen_at {ts} NOT NULL,
+            PRIMARY KEY (platform, account, endpoint)
+        )""",
+    )
+
+
 # --- the tables as queries see them ---------------------------------------------------------
 # Descriptions for building statements, never used to create anything (the migrations above
 # do); tests/test_ledger.py checks that the two agree.
@@ -299,4 +317,16 @@ account_health = Table(
     Column("last_error", Text),
     Column("last_probe_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    Column("platform", Text, primary_key=True),
+    Column("account", Text, primary_key=True),
+    Column("endpoint", Text, primary_key=True),
+    Column("quota", Integer, nullable=False),
+    Column("remaining", Integer, nullable=False),
+    Column("reset_at", UtcDateTime),
+    Column("seen_at", UtcDateTime, nullable=False),
 )

@@ -2,8 +2,10 @@
 
 Per queue: the next slot and the post it would send, posted / failed / pending deliveries,
 exhausted or expired. Per account: the last post, health (a 401 makes it unhealthy until a
-probe succeeds), posts over the last 24 hours against `posts_per_day`, and when an account
-limit holds its next post back. And whether posting is paused.
+probe succeeds), posts over the last 24 hours against `posts_per_day`, when an account limit
+holds its next post back, and the platform's own rate budget per endpoint as its last answer
+stated it (`rate_budget`; a window whose reset has passed is shown as full again). And whether
+posting is paused.
 """
 
 from __future__ import annotations
@@ -14,12 +16,24 @@ from typing import Any
 from bot.ledger import DeliveryCounts
 from bot.limits import next_allowed
 from bot.planner import choose_post, progress_from_history
+from bot.ratebudgets import StoredBudget, read_budgets
 from bot.runtime import Runtime
 from bot.slots import next_slots
 
 
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat(timespec="seconds") if when is not None else None
+
+
+def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
+    reset = stored.reset_at is not None and stored.reset_at <= now
+    return {
+        "endpoint": stored.endpoint,
+        "limit": stored.limit,
+        "remaining": stored.limit if reset else stored.remaining,
+        "reset_at": None if reset else _iso(stored.reset_at),
+        "seen_at": _iso(stored.seen_at),
+    }
 
 
 def build_status(rt: Runtime) -> dict[str, Any]:
@@ -47,6 +61,9 @@ def build_status(rt: Runtime) -> dict[str, Any]:
             }
         )
     health = {(h.platform, h.account): h for h in ledger.account_health()}
+    budgets: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for stored in read_budgets(ledger.engine):
+        budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now))
     last_posts = ledger.last_posts()
     accounts = []
     for platform in rt.config.enabled_platforms():
@@ -66,6 +83,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                     "posts_last_24h": day,
                     "posts_per_day": account.limits.posts_per_day,
                     "waiting_until": _iso(wait),
+                    "rate_budget": budgets.get((platform, account.name), []),
                 }
             )
     return {
@@ -102,4 +120,7 @@ def format_status(status: dict[str, Any]) -> str:
         wait = f"; waiting for its limit until {a['waiting_until']}" if a["waiting_until"] else ""
         last = a["last_post"] or "-"
         lines.append(f"  {a['platform']}/{a['account']}: {health}; last post {last}; {budget}{wait}")
+        for b in a["rate_budget"]:
+            until = f" until {b['reset_at']}" if b["reset_at"] else ""
+            lines.append(f"    rate {b['endpoint']}: {b['remaining']} of {b['limit']} left{until}")
     return "\n".join(lines)

@@ -43,7 +43,7 @@ from bot.platforms.bluesky_feeds import Fetched, mention_of, parse_time, read_ba
 from bot.platforms.feeds import Page
 from bot.platforms.images import inspect_image
 from bot.platforms.opengraph import LinkPreview, fetch_link_preview
-from bot.platforms.ratelimits import seconds_until_reset
+from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
 from bot.platforms.tid import is_tid
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class BlueskyClient:
         save_session: Callable[[str], None] | None = None,
         content_dir: Path | None = None,
         link_card_timeout: float = LINK_CARD_TIMEOUT,
+        on_budget: BudgetSink | None = None,
     ) -> None:
         self.account = account.name
         self._handle = account.credentials.get("handle", "")
@@ -98,7 +99,9 @@ class BlueskyClient:
         self._save_session = save_session
         self._content_dir = content_dir or Path.cwd()
         self._link_card_timeout = link_card_timeout
-        self._client = _ClockedClient(self._service, Request(timeout=httpx.Timeout(timeout)), now)
+        hooks = {"response": [httpx_budget_hook(on_budget)]} if on_budget is not None else {}
+        request = Request(timeout=httpx.Timeout(timeout), event_hooks=hooks)
+        self._client = _ClockedClient(self._service, request, now)
         self._client.on_session_change(self._on_session_change)
         self._did: str | None = None
         self._session_handle: str | None = None
@@ -482,4 +485,5 @@ def open_client(account: Account, **options: Any) -> BlueskyClient:
         save_session=options.get("save_session"),
         content_dir=options.get("content_dir"),
         link_card_timeout=float(options.get("link_card_timeout") or LINK_CARD_TIMEOUT),
+        on_budget=options.get("on_budget"),
     )

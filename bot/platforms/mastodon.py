@@ -37,7 +37,7 @@ from bot.model import Account, Platform
 from bot.platforms import Batch, Media, Mention, Outgoing, Published, mastodon_reads, mastodon_stream
 from bot.platforms.feeds import MAX_PAGES, Page
 from bot.platforms.images import inspect_image
-from bot.platforms.ratelimits import seconds_until_reset
+from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,12 @@ class MastodonClient:
     platform: Platform = "mastodon"
 
     def __init__(
-        self, account: Account, *, timeout: float = DEFAULT_TIMEOUT, now: Callable[[], datetime]
+        self,
+        account: Account,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        now: Callable[[], datetime],
+        on_budget: BudgetSink | None = None,
     ) -> None:
         self.account = account.name
         self._now = now
@@ -62,6 +67,8 @@ class MastodonClient:
         # Mastodon.py's throw mode raises on a 429 without the reset it has just read; keep the
         # headers of each answer so RateLimited can say how long to wait.
         session.hooks["response"].append(self._remember_headers)
+        if on_budget is not None:
+            session.hooks["response"].append(requests_budget_hook(on_budget))
         self._api = Mastodon(
             access_token=account.credentials.get("access_token", ""),
             api_base_url=account.base_url,
@@ -361,4 +368,5 @@ def open_client(account: Account, **options: Any) -> MastodonClient:
         account,
         timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),
         now=options.get("now") or (lambda: datetime.now(UTC)),
+        on_budget=options.get("on_budget"),
     )

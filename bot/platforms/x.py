@@ -26,7 +26,7 @@ from bot.model import Account, Platform
 from bot.platforms import Batch, Mention, Outgoing, Published, x_reads
 from bot.platforms.feeds import MAX_PAGES, Page
 from bot.platforms.images import inspect_image
-from bot.platforms.ratelimits import seconds_until_reset
+from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,12 @@ class XClient:
     platform: Platform = "x"
 
     def __init__(
-        self, account: Account, *, timeout: float = DEFAULT_TIMEOUT, now: Callable[[], datetime]
+        self,
+        account: Account,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        now: Callable[[], datetime],
+        on_budget: BudgetSink | None = None,
     ) -> None:
         self.account = account.name
         creds = account.credentials
@@ -75,6 +80,8 @@ class XClient:
             access_token_secret=self._keys[3],
         )
         self._client.session = _TimeoutSession(timeout)
+        if on_budget is not None:
+            self._client.session.hooks["response"].append(requests_budget_hook(on_budget))
         base = account.base_url.rstrip("/")
         if base and base not in REAL_HOSTS:
             redirect_session(self._client.session, base)
@@ -388,4 +395,9 @@ def _normalized(text: str) -> str:
 
 def open_client(account: Account, **options: Any) -> XClient:
     now = options.get("now") or (lambda: datetime.now(UTC))
-    return XClient(account, timeout=float(options.get("timeout") or DEFAULT_TIMEOUT), now=now)
+    return XClient(
+        account,
+        timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),
+        now=now,
+        on_budget=options.get("on_budget"),
+    )
