@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 from bot.errors import InputError
 
 if TYPE_CHECKING:
+    from bot.model import Config, Queue
+    from bot.planner import Progress
     from bot.runtime import Runtime
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -26,7 +29,6 @@ Command = Callable[[argparse.Namespace], int]
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate config.yaml and every content queue; print a summary per queue."""
-    import os
     from datetime import UTC, datetime
 
     from bot.checking import check_campaign, describe_queue
@@ -59,11 +61,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     """Show the coming slots with the exact payload per platform and account.
 
-    Assumes nothing has been sent yet: the posts shown are those each slot would send from the
-    start of the queue.
+    Reads the ledger, when there is one, so each slot shows the post it will really send next.
     """
     import json
-    import os
     from datetime import UTC, datetime
 
     from bot.config import load_config
@@ -80,7 +80,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(f"preview: no valid queue named {args.queue!r} (queues: {known})", file=sys.stderr)
         return EXIT_INPUT if errors else EXIT_USAGE
     entries = build_preview(
-        config, queues, datetime.now(UTC), args.days, queue_name=args.queue, platform=args.platform
+        config,
+        queues,
+        datetime.now(UTC),
+        args.days,
+        queue_name=args.queue,
+        platform=args.platform,
+        progress=_ledger_progress(config, queues),
     )
     if args.json:
         print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
@@ -132,7 +138,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_mentions(args: argparse.Namespace) -> int:
     """Replies, mentions and hashtag posts tracked so far."""
-    import os
     import threading
     from datetime import UTC, datetime
 
@@ -205,10 +210,34 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progress] | None:
+    """Each queue's progress from the ledger; None (from the start) when there is no ledger yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.database import database_exists
+    from bot.ledger import open_ledger
+    from bot.planner import progress_from_history
+
+    if not database_exists(config.database_url):
+        return None  # a staff laptop before any run: nothing was sent, and nothing is created
+    try:
+        ledger = open_ledger(config.database_url)
+    except SQLAlchemyError as exc:
+        # Never the URL: it may hold the password.
+        print(
+            f"preview: cannot read the database ({type(exc).__name__}); as if nothing was sent",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        return {q.name: progress_from_history(ledger.sent_posts(q.name)) for q in queues}
+    finally:
+        ledger.close()
+
+
 @contextlib.contextmanager
 def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
     """Config, content, ledger and clients for one command; closed (alerts sent) on the way out."""
-    import os
 
     from bot.logs import setup_logging
     from bot.model import LoggingConfig
@@ -310,4 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         return EXIT_RUNTIME
+    except BrokenPipeError:
+        # The reader left (`preview | head`): no traceback; stdout goes nowhere from here on,
+        # so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code

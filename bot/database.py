@@ -41,6 +41,14 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
+def database_exists(url: str) -> bool:
+    """False for a SQLite file not created yet (a read-only command need not create it)."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and Path(parsed.database or "").exists()
+
+
 def connect(url: str) -> Engine:
     """An engine for `url`, with the SQLite file prepared owner-only; no tables are touched."""
     parsed = normalise_url(url)
