@@ -193,6 +193,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the three platform emulators; print their URLs and credentials as one JSON line."""
     import json
+    import signal
     import threading
 
     from bot.sandbox import start_sandbox
@@ -203,8 +204,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     print(json.dumps(sandbox.describe()), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
     try:
-        threading.Event().wait()  # serve until SIGINT/SIGTERM
+        stopped.wait()  # serve until SIGTERM or Ctrl-C: both are the normal way to stop (exit 0)
+    except KeyboardInterrupt:
+        pass
     finally:
         sandbox.stop()
     return EXIT_OK

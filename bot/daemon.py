@@ -63,6 +63,9 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     except ValueError as exc:
         print(f"--for: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if seconds is not None and seconds <= 0:
+        print("--for: the duration must be longer than 0 (30s, 5m, 2h, 1d)", file=sys.stderr)
+        return EXIT_USAGE
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

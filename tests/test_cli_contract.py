@@ -7,7 +7,9 @@ None of these cases reaches a network: the config points Mastodon at a closed lo
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -98,6 +100,7 @@ def test_pause_works_whatever_the_content(campaign: Path) -> None:
         ["run", "--for", "10x"],
         ["run", "--for=-5s"],
         ["run", "--for", "1.5m"],
+        ["run", "--for", "0s"],
         ["preview", "--days", "-1"],
         ["preview", "--days", "0"],
         ["preview", "--queue", "nope"],
@@ -143,3 +146,37 @@ def test_a_queue_with_an_error_is_invalid_input_for_check(campaign: Path) -> Non
         )
     )
     assert_input_error(bot(campaign, "check"), "calls.yaml:3: ")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sandbox_prints_one_json_line_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--accounts", "3"],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        described = json.loads(process.stdout.readline())
+        assert set(described) == {"x", "bluesky", "mastodon"}
+        keys = {
+            "x": {"name", "consumer_key", "consumer_secret", "access_token", "access_token_secret"},
+            "bluesky": {"name", "handle", "app_password"},
+            "mastodon": {"name", "access_token"},
+        }
+        for platform, shown in described.items():
+            assert set(shown) == {"base_url", "accounts"}
+            assert shown["base_url"].startswith("http://127.0.0.1:")
+            assert [set(a) for a in shown["accounts"]] == [keys[platform]] * 3
+            assert [a["name"] for a in shown["accounts"]] == ["main", "account2", "account3"]
+        process.send_signal(stop)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

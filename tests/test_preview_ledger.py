@@ -60,7 +60,16 @@ def test_preview_creates_no_database(site: Site) -> None:
 
 def test_preview_into_a_closed_pipe_is_no_traceback(site: Site) -> None:
     site.write_queue("calls", QUEUE.replace("posts:", "when_exhausted: repeat\nposts:"))
-    command = [sys.executable, "-m", "bot", "--config", str(site.config), "preview", "--days", "30"]  # past the pipe buffer
+    command = [
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        str(site.config),
+        "preview",
+        "--days",
+        "30",
+    ]  # past the pipe buffer
     shell = subprocess.run(
         " ".join(command) + " | head -1",
         shell=True,
