@@ -203,9 +203,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    print(json.dumps(sandbox.describe()), flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())  # before the line it waits for
+    print(json.dumps(sandbox.describe()), flush=True)
     try:
         stopped.wait()  # serve until SIGTERM or Ctrl-C: both are the normal way to stop (exit 0)
     except KeyboardInterrupt:
