@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -349,4 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:
+        # A runtime failure exits 3 (Python's own 1 would read as "invalid input" here).
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            # The driver's own words (host, port, reason), never the URL with its password nor
+            # a statement's parameters (a session blob).
+            reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
+            print(f"database: {reason}", file=sys.stderr)
+        else:
+            traceback.print_exc()  # a bug: its traceback is the useful report
+        return EXIT_RUNTIME
     return code

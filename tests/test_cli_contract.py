@@ -191,3 +191,15 @@ def test_sandbox_prints_one_json_line_and_stops_cleanly(tmp_path: Path, stop: si
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.mark.parametrize("command", [["status"], ["pause"], ["run", "--once"]])
+def test_an_unreachable_database_is_a_runtime_failure_without_its_password(
+    campaign: Path, command: list[str]
+) -> None:
+    database = "postgresql://campaign:hunter2-secret@127.0.0.1:1/bot"  # nothing listens on port 1
+    (campaign / "config.yaml").write_text(CONFIG.replace("sqlite:///state/bot.sqlite3", database))
+    result = bot(campaign, *command)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr and "hunter2-secret" not in result.stderr + result.stdout
+    assert result.stderr.startswith("database: ") and "127.0.0.1" in result.stderr
