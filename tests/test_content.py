@@ -378,7 +378,8 @@ def test_stray_yml_files_and_a_missing_content_folder_are_reported(campaign: Pat
     assert messages(problems) == ["content/old.yml:1: warning: ignored: queue files must end in .yaml"]
     (campaign / "config.yaml").write_text(CONFIG + "content: elsewhere/\n")
     config, _ = load_config(campaign / "config.yaml", {})
-    assert messages(load_queues(config)[1]) == ["config.yaml:1: content folder elsewhere does not exist"]
+    line = CONFIG.count("\n") + 1  # the `content:` line
+    assert messages(load_queues(config)[1]) == [f"config.yaml:{line}: content folder elsewhere does not exist"]
 
 
 def test_schedule_values_that_do_not_parse(campaign: Path) -> None:
