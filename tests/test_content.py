@@ -379,7 +379,8 @@ def test_stray_yml_files_and_a_missing_content_folder_are_reported(campaign: Pat
     (campaign / "config.yaml").write_text(CONFIG + "content: elsewhere/\n")
     config, _ = load_config(campaign / "config.yaml", {})
     line = CONFIG.count("\n") + 1  # the `content:` line
-    assert messages(load_queues(config)[1]) == [f"config.yaml:{line}: content folder elsewhere does not exist"]
+    expected = f"config.yaml:{line}: content folder elsewhere does not exist"
+    assert messages(load_queues(config)[1]) == [expected]
 
 
 def test_schedule_values_that_do_not_parse(campaign: Path) -> None:
