@@ -23,12 +23,28 @@ _SCALE: int = _V3["scale"]
 _URL_WEIGHT: int = _V3["transformed_url_length"] * _SCALE
 _DEFAULT_WEIGHT: int = _V3["default_weight"]
 _RANGES: list[tuple[int, int, int]] = [(r["start"], r["end"], r["weight"]) for r in _V3["ranges"]]
-# The pattern is built from this same list, so these are exactly the code points a match can start with.
-_EMOJI_STARTS = frozenset(chr(int(e.codepoint.split()[0], 16)) for e in _EMOJI_LIST)
-# A quick scan for where one may occur (a regex of all of them is slow: they lie beyond U+FFFF).
-_CANDIDATE = re.compile(
-    "[" + "".join(sorted(re.escape(c) for c in _EMOJI_STARTS if c.isascii())) + "\x80-\U0010ffff]"
-)
+
+
+def _candidate_pattern(emojis: list[tuple[str, ...]]) -> re.Pattern[str]:
+    """Where an emoji may start: any non-ASCII character, or an ASCII one (a keycap's # * 0-9)
+    followed by what can follow it in an emoji, so that digits in links are not tried."""
+    followers: dict[str, set[str]] = {}
+    for chars in emojis:
+        if chars[0].isascii():
+            followers.setdefault(chars[0], set()).update(chars[1:2] or [""])
+    ascii_starts = []
+    for start, after in sorted(followers.items()):
+        lookahead = "" if "" in after else "(?=[" + "".join(sorted(map(re.escape, after))) + "])"
+        ascii_starts.append(re.escape(start) + lookahead)
+    return re.compile("|".join([*ascii_starts, r"[\x80-\U0010ffff]"]))
+
+
+# twitter-text builds its pattern from this same list, so these are exactly the code points an
+# emoji can start with. A scan for candidates (`_CANDIDATE`) then a set lookup is much faster than a
+# character class of them all: most lie beyond U+FFFF, where re checks ranges one by one.
+_EMOJI_CHARS = [tuple(chr(int(c, 16)) for c in e.codepoint.split()) for e in _EMOJI_LIST]
+_EMOJI_STARTS = frozenset(chars[0] for chars in _EMOJI_CHARS)
+_CANDIDATE = _candidate_pattern(_EMOJI_CHARS)
 _LINE_ENDING = re.compile(r"\r\n|\r|\n")
 
 

@@ -1,10 +1,12 @@
-"""Our X weighted length is twitter-text's parse_tweet figure, only faster (bench/check_scale.py)."""
+"""Our X weighted length and grapheme count are the libraries' figures, only faster (bench/check_scale.py)."""
 
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twitter_text import parse_tweet
 from twitter_text.regexp.emoji import emoji_list
 
+from bot.facets import count_graphemes
 from bot.tweetlength import x_length
 
 EMOJIS = sorted({e.emoji for e in emoji_list})
@@ -27,3 +29,9 @@ def test_weighted_length_is_parse_tweets(text: str) -> None:
 def test_emoji_next_to_links_and_keycaps() -> None:
     assert x_length("1️⃣ #️⃣ 👩‍👩‍👧‍👦 https://example.org/" + "p" * 100) == 2 + 1 + 2 + 1 + 2 + 1 + 23
     assert x_length("a\r\nb") == 3  # CR LF is one character
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.lists(PIECES, max_size=8).map("".join))
+def test_grapheme_count_is_the_unicode_clusters(text: str) -> None:
+    assert count_graphemes(text) == len(regex.findall(r"\X", text))
