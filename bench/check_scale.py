@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from timing import PYTHON, REPO, Timing, best_of, load_average
+
 GOAL_SECONDS = 2.0
 GOAL_SIZE = 1000
 
@@ -116,27 +115,6 @@ def write_campaign(folder: Path, size: int) -> Path:
     return config
 
 
-def time_check(config: Path, runs: int) -> float:
-    """Best wall time of `python -m bot --config CONFIG check` over `runs`, in seconds."""
-    env = {**os.environ, **ENV}
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "--config", str(config), "check"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            sys.exit(f"check failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-        best = min(best, elapsed)
-    return best
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="queue sizes, comma-separated")
@@ -144,21 +122,24 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     failed = False
-    figures: dict[int, float] = {}
+    figures: dict[int, Timing] = {}
+    print(f"(load average {load_average():.1f} on {os.cpu_count()} cores; best of {args.runs})")
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-check-") as tmp:
             config = write_campaign(Path(tmp), size)
-            figures[size] = seconds = time_check(config, args.runs)
+            figures[size] = timing = best_of(
+                args.runs, [PYTHON, "-m", "bot", "--config", str(config), "check"], ENV
+            )
+        figure = f"check {size} posts: {timing.wall:.2f} s ({timing.cpu:.2f} s CPU)"
         if size == GOAL_SIZE:
-            verdict = "ok" if seconds <= GOAL_SECONDS else "MISSED"
+            verdict = "ok" if timing.wall <= GOAL_SECONDS else "MISSED"
             failed |= verdict != "ok"
-            print(f"check {size} posts: {seconds:.2f} s (goal <= {GOAL_SECONDS:g} s): {verdict}")
-        else:
-            print(f"check {size} posts: {seconds:.2f} s")
+            figure += f" (goal <= {GOAL_SECONDS:g} s): {verdict}"
+        print(figure)
     if len(figures) > 1:
         small, large = min(figures), max(figures)
-        growth = figures[large] / figures[small]
-        print(f"check growth {small} -> {large} posts: x{growth:.1f} time for x{large // small} posts")
+        growth = figures[large].cpu / figures[small].cpu
+        print(f"check growth {small} -> {large} posts: x{growth:.1f} CPU time for x{large // small} posts")
     return 1 if failed else 0
 
 
