@@ -61,6 +61,40 @@ def check_campaign(config_path: Path, environ: Mapping[str, str], now: datetime)
     return CheckReport(problems=problems, config=config, queues=queues, next_slots=slots)
 
 
+@dataclass(frozen=True)
+class AccountCheck:
+    platform: str
+    account: str
+    ok: bool
+    detail: str  # the handle on success, the platform's own message otherwise (never a secret)
+
+
+def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck]:
+    """`check --online`: one read-only call per account whose credentials are all set.
+
+    Bluesky logs in afresh (createSession) rather than touching the daemon's saved session: a
+    person runs this by hand, far below Bluesky's 30 logins per 5 minutes.
+    """
+    from bot.errors import PlatformError
+    from bot.platforms import open_client
+
+    results = []
+    for platform in config.enabled_platforms():
+        for account in config.accounts(platform):
+            if account.missing:
+                detail = f"not checked: {', '.join(account.missing)} not set"
+                results.append(AccountCheck(platform, account.name, False, detail))
+                continue
+            try:
+                client = open_client(account, timeout=timeout, content_dir=config.content_dir)
+                handle = client.verify()
+            except PlatformError as exc:
+                results.append(AccountCheck(platform, account.name, False, f"{type(exc).__name__}: {exc}"))
+            else:
+                results.append(AccountCheck(platform, account.name, True, handle))
+    return results
+
+
 def check_texts(config: Config, queues: Sequence[Queue]) -> list[Problem]:
     """Each text too long for a platform once the hashtag is added, as `FILE:LINE: message`."""
     problems = [p for queue in queues for p in length_problems(queue, targets_of(queue, config))]

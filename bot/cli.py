@@ -29,8 +29,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_campaign(args.config, os.environ, datetime.now(UTC))
     for problem in report.problems:
         print(problem, file=sys.stderr)
-    if args.online:
-        print("check --online: credential checks are not available yet", file=sys.stderr)
+    failed_accounts = 0
+    if args.online and report.config is not None:
+        from bot.checking import verify_accounts
+
+        for result in verify_accounts(report.config):
+            failed_accounts += not result.ok
+            mark = "ok" if result.ok else "FAILED"
+            print(f"{result.platform} {result.account}: {mark} {result.detail}")
     if report.config is not None:
         for queue in report.queues:
             print("\n".join(describe_queue(report.config, queue, report.next_slots[queue.name])))
@@ -40,7 +46,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{len(report.queues)} queues, {posts} posts: "
         f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
     )
-    return EXIT_INPUT if errors else EXIT_OK
+    if errors:
+        return EXIT_INPUT
+    return EXIT_RUNTIME if failed_accounts else EXIT_OK
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

@@ -14,17 +14,9 @@ from bot.model import Image, Part, PlatformOptions, Post, Queue, Schedule
 from bot.textrules import add_hashtags, length_problems, mastodon_length, render_post, x_length
 
 
-def find_reference() -> Path:
-    """shared/reference lies beside the repository (or beside the folder of worktrees)."""
-    for folder in Path(__file__).resolve().parents:
-        candidate = folder / "shared" / "reference"
-        if candidate.is_dir():
-            return candidate
-    raise AssertionError("shared/reference not found beside the repository")
-
-
 def conformance_cases(section: str) -> list[dict[str, Any]]:
-    path = find_reference() / "x" / "twitter-text_conformance_validate.yml"
+    # twitter-text's conformance file, copied unchanged from shared/reference/x/.
+    path = Path(__file__).parent / "data" / "x" / "twitter-text_conformance_validate.yml"
     cases: list[dict[str, Any]] = yaml.safe_load(path.read_text(encoding="utf-8"))["tests"][section]
     return cases
 

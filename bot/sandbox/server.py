@@ -221,6 +221,9 @@ class Emulator:
         """Anything else worth showing in GET /_sandbox/state."""
         return {}
 
+    def close(self) -> None:
+        """The server is stopping: end what outlives a request (open event streams)."""
+
     def describe(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "accounts": self.credentials()}
 
@@ -324,6 +327,7 @@ class SandboxServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self.emulator.close()
         self.shutdown()
         self.server_close()
 
