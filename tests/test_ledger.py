@@ -1,0 +1,537 @@
+"""The ledger on real SQLite, and on PostgreSQL too when BOT_TEST_DATABASE_URL is set.
+
+Every test takes `ledger_url`: a fresh SQLite file, or a fresh PostgreSQL schema of its own
+(other helpers' tests share the database), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from bot.database import connect, normalise_url
+from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
+from bot.monitorstore import MentionRecord, MonitorStore
+from bot.schema import MIGRATIONS, apply_migrations, metadata
+
+REPO = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=90)
+KEY = DeliveryKey("calls", "petition-launch", 0, 0, "bluesky", "main")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state/bot.sqlite3"
+        return
+    base = os.environ.get("BOT_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("BOT_TEST_DATABASE_URL is not set")
+    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    opened = open_ledger(ledger_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store(ledger: Ledger) -> MonitorStore:
+    return MonitorStore(ledger.engine)
+
+
+def race(n: int, attempt: Callable[[int], Any]) -> list[Any]:
+    """Run `attempt(i)` in n threads released at the same moment; their results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = attempt(i)
+        except BaseException as exc:  # surfaced below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+# --- engine and migrations -----------------------------------------------------------------
+
+
+def test_sqlite_file_and_new_folders_are_owner_only(tmp_path: Path) -> None:
+    ledger = open_ledger(f"sqlite:///{tmp_path}/state/deep/bot.sqlite3")
+    ledger.pause("testing", T0)  # a write, so the -wal file exists while the engine is open
+    db = tmp_path / "state" / "deep" / "bot.sqlite3"
+    for folder in (tmp_path / "state", tmp_path / "state" / "deep"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for file in (db, db.with_name("bot.sqlite3-wal")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    ledger.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused_with_what_to_write_instead(url: str) -> None:
+    with pytest.raises(ValueError, match="needs a SQLite file"):
+        connect(url)
+
+
+def test_worker_ids_differ_between_runs() -> None:
+    assert new_worker_id() != new_worker_id()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path}/bot.sqlite3")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgres://bot:pw@db.example:5432/campaign", "postgresql://bot:pw@db.example/campaign"],
+)
+def test_heroku_and_bare_postgres_urls_use_psycopg3(url: str) -> None:
+    assert normalise_url(url).drivername == "postgresql+psycopg"
+
+
+def test_other_databases_are_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported database"):
+        normalise_url("mysql://bot@localhost/campaign")
+
+
+def test_migrations_are_recorded_once_in_order(ledger_url: str) -> None:
+    engine = connect(ledger_url)
+    assert apply_migrations(engine) == [m.__name__ for m in MIGRATIONS]
+    assert apply_migrations(engine) == []
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM schema_migrations ORDER BY name")).scalars().all()
+    assert names == sorted(m.__name__ for m in MIGRATIONS)
+    engine.dispose()
+
+
+def test_tables_queried_match_tables_migrated(ledger: Ledger) -> None:
+    inspector = inspect(ledger.engine)
+    for table in metadata.sorted_tables:
+        migrated = {c["name"] for c in inspector.get_columns(table.name)}
+        assert migrated == {c.name for c in table.columns}, table.name
+
+
+def test_migrations_started_by_several_workers_at_once_apply_once(ledger_url: str) -> None:
+    engines = [connect(ledger_url) for _ in range(4)]
+    applied = race(4, lambda i: apply_migrations(engines[i]))
+    assert sorted(len(names) for names in applied) == [0, 0, 0, len(MIGRATIONS)]
+    with engines[0].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM schema_migrations")).scalar() == len(MIGRATIONS)
+    for engine in engines:
+        engine.dispose()
+
+
+def test_naive_times_are_refused(ledger: Ledger) -> None:
+    with pytest.raises(Exception, match="aware datetimes"):
+        ledger.pause("oops", datetime(2026, 12, 1, 9, 0))
+
+
+def test_times_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:
+    local = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    ledger.pause("rally", local)
+    since = ledger.pause_state().since
+    assert since == local and since is not None and since.tzinfo == UTC
+
+
+# --- slots ----------------------------------------------------------------------------------
+
+
+def test_a_slot_fires_once(ledger: Ledger) -> None:
+    assert ledger.claim_slot("calls", "2026-12-01T09:00", cycle=0, post_id="a", worker="w1", now=T0)
+    assert not ledger.claim_slot("calls", "2026-12-01T09:00", cycle=0, post_id="a", worker="w2", now=T0)
+    # The same slot name in another queue is another slot.
+    assert ledger.claim_slot("news", "2026-12-01T09:00", cycle=0, post_id="x", worker="w2", now=T0)
+
+
+def test_racing_workers_fire_a_slot_once(ledger: Ledger) -> None:
+    wins = race(8, lambda i: ledger.claim_slot("calls", "s1", cycle=0, post_id="a", worker=f"w{i}", now=T0))
+    assert wins.count(True) == 1
+    assert ledger.sent_posts("calls") == [(0, "a")]
+
+
+def test_a_missed_slot_never_fires_later(ledger: Ledger) -> None:
+    assert ledger.mark_slot("calls", "s1", "missed", T0)
+    assert not ledger.mark_slot("calls", "s1", "missed", T0)
+    assert not ledger.claim_slot("calls", "s1", cycle=0, post_id="a", worker="w1", now=T0)
+    assert ledger.sent_posts("calls") == []
+
+
+def test_sent_posts_follow_the_order_slots_fired_across_cycles(ledger: Ledger) -> None:
+    fired = [("s3", 0, "a"), ("s1", 0, "b"), ("s2", 1, "a")]  # names need not sort in time order
+    for minutes, (slot, cycle, post) in enumerate(fired):
+        ledger.claim_slot(
+            "calls", slot, cycle=cycle, post_id=post, worker="w", now=T0 + timedelta(minutes=minutes)
+        )
+    ledger.mark_slot("calls", "s4", "skipped", T0 + timedelta(minutes=5))
+    assert ledger.sent_posts("calls") == [(0, "a"), (0, "b"), (1, "a")]
+    last = ledger.last_slot("calls")
+    assert last is not None and (last.slot_name, last.state) == ("s4", "skipped")
+    assert ledger.last_slot("other") is None
+
+
+# --- deliveries -----------------------------------------------------------------------------
+
+
+def test_a_new_claim_gets_its_nonce_and_needs_no_reconciling(ledger: Ledger) -> None:
+    claim = ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "3kabc2rkey")
+    assert claim is not None
+    assert (claim.state, claim.nonce, claim.claimed_by, claim.attempted) == (
+        "claimed",
+        "3kabc2rkey",
+        "w1",
+        False,
+    )
+    assert claim.lease_until == T0 + LEASE
+
+
+def test_a_held_claim_is_not_taken(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    assert ledger.claim_delivery(KEY, "w2", T0 + LEASE - timedelta(seconds=1), LEASE, lambda: "n2") is None
+
+
+def test_a_dead_workers_claim_is_taken_over_with_its_nonce_and_reconciled_first(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    assert ledger.record_attempt(KEY, "w1", "Sign the petition #NoTechForICE", T0)
+    later = T0 + LEASE + timedelta(seconds=1)
+    assert [d.key for d in ledger.unconfirmed_deliveries(later)] == [KEY]
+    taken = ledger.claim_delivery(KEY, "w2", later, LEASE, lambda: "n2")
+    assert taken is not None
+    assert (taken.claimed_by, taken.nonce, taken.attempted) == ("w2", "n1", True)
+    assert taken.text == "Sign the petition #NoTechForICE"
+    assert ledger.unconfirmed_deliveries(later) == []
+    # The old worker wakes up: its claim is gone, so it must not send.
+    assert not ledger.record_attempt(KEY, "w1", "Sign the petition #NoTechForICE", later)
+
+
+def test_a_restarted_daemon_takes_over_its_dead_predecessors_claims_at_once(ledger: Ledger) -> None:
+    other = DeliveryKey("calls", "petition-launch", 0, 0, "x", "main")
+    ledger.claim_delivery(KEY, "host:111:aaaa", T0, LEASE, lambda: "n1")
+    ledger.claim_delivery(other, "host:222:bbbb", T0, LEASE, lambda: "n2")
+    assert ledger.claim_holders() == {"host:111:aaaa", "host:222:bbbb"}
+    restart = T0 + timedelta(seconds=5)
+    assert ledger.expire_claims("host:111:aaaa", restart) == 1
+    assert [d.key for d in ledger.unconfirmed_deliveries(restart)] == [KEY]
+    assert ledger.claim_delivery(KEY, "host:333:cccc", restart, LEASE, lambda: "n3") is not None
+    assert ledger.claim_delivery(other, "host:333:cccc", restart, LEASE, lambda: "n3") is None
+
+
+def test_a_claim_never_attempted_is_taken_over_without_reconciling(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    taken = ledger.claim_delivery(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2")
+    assert taken is not None and not taken.attempted
+
+
+def test_renewing_keeps_a_claim_through_a_long_backoff(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    assert ledger.renew_delivery(KEY, "w1", T0 + timedelta(seconds=80), LEASE)
+    assert ledger.claim_delivery(KEY, "w2", T0 + timedelta(seconds=100), LEASE, lambda: "n2") is None
+    assert not ledger.renew_delivery(KEY, "w2", T0 + timedelta(seconds=100), LEASE)
+
+
+def test_racing_workers_claim_a_delivery_once(ledger: Ledger) -> None:
+    claims = race(8, lambda i: ledger.claim_delivery(KEY, f"w{i}", T0, LEASE, lambda: f"n{i}"))
+    winners = [c for c in claims if c is not None]
+    assert len(winners) == 1
+    stored = ledger.get_delivery(KEY)
+    assert (
+        stored is not None and stored.claimed_by == winners[0].claimed_by and stored.nonce == winners[0].nonce
+    )
+
+
+def test_racing_workers_take_over_an_expired_claim_once(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "dead", T0, LEASE, lambda: "n0")
+    later = T0 + 2 * LEASE
+    claims = race(8, lambda i: ledger.claim_delivery(KEY, f"w{i}", later, LEASE, lambda: f"n{i}"))
+    winners = [c for c in claims if c is not None]
+    assert len(winners) == 1 and winners[0].nonce == "n0"
+
+
+def test_a_confirmed_delivery_is_never_claimed_again(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    ledger.record_attempt(KEY, "w1", "text", T0)
+    url = "https://bsky.app/profile/campaign.example/post/3kabc2rkey"
+    assert ledger.confirm_delivery(KEY, "at://did:plc:x/app.bsky.feed.post/3kabc2rkey", url, T0, cid="bafy")
+    for worker, when in [("w2", T0), ("w2", T0 + 10 * LEASE)]:
+        assert ledger.claim_delivery(KEY, worker, when, LEASE, lambda: "n2", retry_failed=True) is None
+    done = ledger.get_delivery(KEY)
+    assert done is not None
+    assert (done.state, done.url, done.remote_cid, done.posted_at, done.lease_until) == (
+        "posted",
+        url,
+        "bafy",
+        T0,
+        None,
+    )
+    assert not ledger.confirm_delivery(KEY, "other", None, T0)
+
+
+def test_a_failed_delivery_keeps_the_platforms_message_and_can_be_retried(ledger: Ledger) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    ledger.record_attempt(KEY, "w1", "text", T0)
+    assert ledger.fail_delivery(KEY, "Invalid record: text too long", T0)
+    failed = ledger.get_delivery(KEY)
+    assert failed is not None and (failed.state, failed.last_error) == (
+        "failed",
+        "Invalid record: text too long",
+    )
+    assert ledger.claim_delivery(KEY, "w2", T0 + 10 * LEASE, LEASE, lambda: "n2") is None
+    retry = ledger.claim_delivery(KEY, "w2", T0, LEASE, lambda: "n2", retry_failed=True)
+    assert retry is not None and (retry.state, retry.nonce, retry.attempted) == ("claimed", "n1", True)
+
+
+def test_a_failed_delivery_found_on_the_platform_is_confirmed(ledger: Ledger) -> None:
+    # Retries ran out after a 503 that had in fact applied the write; a later reconciliation
+    # finds the post, and the ledger must then say posted, not failed.
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    ledger.fail_delivery(KEY, "503 Service Unavailable", T0)
+    assert ledger.confirm_delivery(KEY, "id1", "https://example/1", T0 + timedelta(minutes=5))
+    done = ledger.get_delivery(KEY)
+    assert done is not None and (done.state, done.last_error) == ("posted", None)
+
+
+def test_only_posted_deliveries_are_retracted(ledger: Ledger) -> None:
+    other = DeliveryKey("calls", "petition-launch", 0, 1, "bluesky", "main")
+    for key in (KEY, other):
+        ledger.claim_delivery(key, "w1", T0, LEASE, lambda: "n")
+    ledger.confirm_delivery(KEY, "id1", "https://example/1", T0)
+    assert ledger.mark_retracted(KEY, T0)
+    assert not ledger.mark_retracted(other, T0)
+    assert [d.state for d in ledger.deliveries_for_post("calls", "petition-launch")] == [
+        "retracted",
+        "claimed",
+    ]
+
+
+def test_deliveries_for_a_post_come_in_thread_order(ledger: Ledger) -> None:
+    keys = [
+        DeliveryKey("calls", "thread", cycle, part, platform, "main")
+        for cycle in (1, 0)
+        for part in (1, 0)
+        for platform in ("x", "bluesky")
+    ]
+    for key in keys:
+        ledger.claim_delivery(key, "w", T0, LEASE, lambda: "n")
+    ledger.claim_delivery(DeliveryKey("calls", "other", 0, 0, "x", "main"), "w", T0, LEASE, lambda: "n")
+    got = [(d.key.cycle, d.key.part, d.key.platform) for d in ledger.deliveries_for_post("calls", "thread")]
+    assert got == sorted(got) and len(got) == 8
+    assert {d.key.cycle for d in ledger.deliveries_for_post("calls", "thread", cycle=1)} == {1}
+
+
+# --- pause, sessions, health, status ---------------------------------------------------------
+
+
+def test_pause_and_resume(ledger: Ledger) -> None:
+    assert not ledger.pause_state().paused
+    ledger.pause("ICE raid in progress: hold all posts", T0)
+    state = ledger.pause_state()
+    assert (state.paused, state.reason, state.since) == (True, "ICE raid in progress: hold all posts", T0)
+    ledger.resume(T0 + timedelta(hours=1))
+    assert not ledger.pause_state().paused
+
+
+def test_a_session_is_kept_and_replaced(ledger: Ledger) -> None:
+    assert ledger.load_session("bluesky", "main") is None
+    ledger.save_session("bluesky", "main", "session-1", T0)
+    ledger.save_session("bluesky", "main", "session-2", T0 + timedelta(minutes=1))
+    ledger.save_session("bluesky", "other", "session-3", T0)
+    assert ledger.load_session("bluesky", "main") == "session-2"
+
+
+def test_account_health_is_recorded_per_account(ledger: Ledger) -> None:
+    ledger.set_account_health("x", "main", healthy=False, error="Unauthorized", now=T0)
+    ledger.set_account_health("bluesky", "main", healthy=True, error=None, now=T0)
+    ledger.set_account_health("x", "main", healthy=True, error=None, now=T0 + timedelta(minutes=15))
+    health = {(h.platform, h.account): h for h in ledger.account_health()}
+    assert health[("x", "main")].healthy and health[("x", "main")].last_probe_at == T0 + timedelta(minutes=15)
+    assert len(health) == 2
+
+
+def test_status_counts_and_last_posts(ledger: Ledger) -> None:
+    def deliver(post: str, account: str, at: datetime, ok: bool) -> None:
+        key = DeliveryKey("calls", post, 0, 0, "x", account)
+        ledger.claim_delivery(key, "w", at, LEASE, lambda: "n")
+        if ok:
+            ledger.confirm_delivery(key, post, None, at)
+        else:
+            ledger.fail_delivery(key, "rejected", at)
+
+    deliver("a", "main", T0, ok=True)
+    deliver("b", "main", T0 + timedelta(hours=2), ok=True)
+    deliver("a", "second", T0, ok=False)
+    ledger.claim_delivery(DeliveryKey("news", "n", 0, 0, "x", "main"), "w", T0, LEASE, lambda: "n")
+    assert ledger.delivery_counts() == {
+        "calls": DeliveryCounts(posted=2, failed=1),
+        "news": DeliveryCounts(claimed=1),
+    }
+    assert ledger.last_posts() == {("x", "main"): T0 + timedelta(hours=2)}
+    assert ledger.count_posts("x", "main", since=T0 + timedelta(hours=1)) == 1
+    assert ledger.count_posts("x", "main", since=T0) == 2
+
+
+# --- several processes ------------------------------------------------------------------------
+
+RACER = textwrap.dedent(
+    """
+    import json, sys
+    from datetime import datetime, timedelta, UTC
+    from bot.ledger import DeliveryKey, open_ledger
+    ledger = open_ledger(sys.argv[1])  # both processes migrate the same fresh database at once
+    worker, now = sys.argv[2], datetime(2026, 12, 1, 14, tzinfo=UTC)
+    sys.stdin.readline()  # the starting gun: both processes are connected and waiting
+    won = []
+    for i in range(40):
+        if ledger.claim_slot("calls", f"slot-{i}", cycle=0, post_id="a", worker=worker, now=now):
+            won.append(f"slot-{i}")
+        key = DeliveryKey("calls", f"post-{i}", 0, 0, "x", "main")
+        if ledger.claim_delivery(key, worker, now, timedelta(seconds=90), lambda: worker):
+            won.append(f"post-{i}")
+    print(json.dumps(won))
+    """
+)
+
+
+def test_two_processes_claim_each_slot_and_delivery_once(ledger_url: str) -> None:
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, ledger_url, f"worker-{n}"],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    won = [json.loads(racer.communicate(timeout=60)[0]) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    assert sorted(won[0] + won[1]) == sorted(
+        [f"slot-{i}" for i in range(40)] + [f"post-{i}" for i in range(40)]
+    )
+
+
+# --- monitoring: mentions, cursors, leases, amplification ------------------------------------
+
+
+def mention(
+    remote_id: str, kind: str = "hashtag", seen_at: datetime = T0, platform: str = "bluesky"
+) -> MentionRecord:
+    return MentionRecord(
+        platform=platform,
+        remote_id=remote_id,
+        kind=kind,  # type: ignore[arg-type]
+        account="main" if kind != "hashtag" else None,
+        url=f"https://bsky.app/profile/alice.example/post/{remote_id}",
+        author="alice.example",
+        text="Drop the contract #NoTechForICE",
+        hashtags=("#NoTechForICE",),
+        in_reply_to=None,
+        created_at=seen_at - timedelta(minutes=1),
+        seen_at=seen_at,
+    )
+
+
+def test_each_mention_is_reported_once(store: MonitorStore) -> None:
+    first = store.record_mentions([mention("a"), mention("b"), mention("a", kind="reply")])
+    assert [(m.remote_id, m.kind) for m in first] == [("a", "hashtag"), ("b", "hashtag")]
+    again = store.record_mentions([mention("b"), mention("c"), mention("a", platform="mastodon")])
+    assert [(m.platform, m.remote_id) for m in again] == [("bluesky", "c"), ("mastodon", "a")]
+    assert store.record_mentions([]) == []
+
+
+def test_stored_mentions_read_back_whole_and_in_order(store: MonitorStore) -> None:
+    store.record_mentions([mention("a"), mention("b", seen_at=T0 + timedelta(hours=1))])
+    stored = store.list_mentions()
+    assert [m.remote_id for m in stored] == ["a", "b"]
+    assert stored[0] == replace(mention("a"), seq=stored[0].seq)
+    assert [m.remote_id for m in store.list_mentions(after_seq=stored[0].seq)] == ["b"]
+    assert [m.remote_id for m in store.list_mentions(since=T0 + timedelta(minutes=30))] == ["b"]
+
+
+def test_racing_workers_report_each_mention_once(store: MonitorStore) -> None:
+    batches = [[mention(f"p{j}") for j in range(i * 50, i * 50 + 200)] for i in range(4)]  # overlapping
+    reported = race(4, lambda i: [m.remote_id for m in store.record_mentions(batches[i])])
+    flat = [rid for batch in reported for rid in batch]
+    assert sorted(flat) == sorted({f"p{j}" for j in range(350)})
+
+
+def test_mentions_are_purged_after_retention(store: MonitorStore) -> None:
+    store.record_mentions([mention("old", seen_at=T0 - timedelta(days=31)), mention("new")])
+    assert store.purge_mentions(before=T0 - timedelta(days=30)) == 1
+    assert [m.remote_id for m in store.list_mentions()] == ["new"]
+
+
+def test_cursors_survive_and_move(store: MonitorStore) -> None:
+    assert store.get_cursor("x:hashtag:#NoTechForICE") is None
+    store.set_cursor("x:hashtag:#NoTechForICE", "1790000000000000000", T0)
+    store.set_cursor("x:hashtag:#NoTechForICE", "1790000000000000042", T0)
+    assert store.get_cursor("x:hashtag:#NoTechForICE") == "1790000000000000042"
+
+
+def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(store: MonitorStore) -> None:
+    ttl = timedelta(minutes=2)
+    assert store.acquire_lease("poll:bluesky", "w1", ttl, T0)
+    assert not store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=1))
+    assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=1))  # renewed
+    assert not store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=2))
+    assert store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=3))  # w1 died
+    store.release_lease("poll:bluesky", "w1")  # not its lease any more: nothing happens
+    assert not store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
+    store.release_lease("poll:bluesky", "w2")
+    assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
+
+
+def test_racing_workers_get_a_lease_once(store: MonitorStore) -> None:
+    wins = race(8, lambda i: store.acquire_lease("poll:x", f"w{i}", timedelta(minutes=2), T0))
+    assert wins.count(True) == 1
+
+
+def test_an_allys_post_is_amplified_once(store: MonitorStore) -> None:
+    assert store.record_amplification("bluesky", "at://ally/1", "main", T0)
+    assert not store.record_amplification("bluesky", "at://ally/1", "second", T0 + timedelta(hours=1))
+    store.record_amplification("bluesky", "at://ally/2", "main", T0 - timedelta(days=1))
+    store.record_amplification("mastodon", "1234", "main", T0)
+    assert store.count_amplifications("bluesky", since=T0 - timedelta(hours=1)) == 1
