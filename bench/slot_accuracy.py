@@ -44,9 +44,7 @@ def queue_yaml(name: str, start: datetime, every: int, posts: int) -> str:
     ]
     for n in range(posts):
         lines.append(f"  - id: {name}-{n}")
-        lines.append(
-            f'    text: "Slot test [{name}-{n}]: drop the ICE contracts. https://example.org/{n}"'
-        )
+        lines.append(f'    text: "Slot test [{name}-{n}]: drop the ICE contracts. https://example.org/{n}"')
     return "\n".join(lines) + "\n"
 
 
