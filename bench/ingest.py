@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from bot.classification import Ours
 from bot.config import load_config
 from bot.ledger import open_ledger
+from bot.logs import setup_logging
 from bot.monitor import Fetched, Monitor
 from bot.monitorstore import MonitorStore
 from bot.ourposts import OurPosts
@@ -102,12 +102,8 @@ def main() -> int:
         ledger = open_ledger(config.database_url)
         log_file = folder / "logs" / "bot.log"
         log_file.parent.mkdir()
-        handler = logging.FileHandler(log_file, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        bot_log = logging.getLogger("bot")
-        bot_log.addHandler(handler)
-        bot_log.setLevel(logging.INFO)
-        bot_log.propagate = False
+        log_stream = log_file.open("w", encoding="utf-8")
+        setup_logging(config.logging, log_stream)  # the daemon's own handler and text format
         monitor = Monitor(
             config=config,
             store=MonitorStore(ledger.engine),
@@ -127,7 +123,7 @@ def main() -> int:
             reported += len(monitor.report("mastodon", [Fetched(stream, page, StreamState())], ours))
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
-        handler.close()
+        log_stream.close()
         logged = sum(1 for _ in log_file.open(encoding="utf-8"))
         written = [json.loads(line) for line in (folder / "logs" / "mentions.jsonl").open(encoding="utf-8")]
         stored = len(monitor.store.list_mentions())
