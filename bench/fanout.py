@@ -125,9 +125,9 @@ def main() -> int:
             serial = deliver_round(description, root / "serial", "serial", platforms, names, 1, args.latency)
     finally:
         sandbox.stop()
-    where = "in-process" if args.in_process else "own process"
+    where = "in-process" if args.in_process else "in its own process"
     ok = fan[0] <= GOAL_RATIO * one[0]
-    print(f"fanout one call ({args.latency} ms latency, sandbox in its {where}): {one[0]:.2f} s")
+    print(f"fanout one call ({args.latency} ms latency, sandbox {where}): {one[0]:.2f} s")
     print(
         f"fanout 1 post to {len(platforms)} platforms x {len(names)} accounts, pool {args.pool}:"
         f" {fan[0]:.2f} s ({fan[1]:.2f} s CPU, {fan[1] / targets * 1000:.0f} ms a delivery)"
