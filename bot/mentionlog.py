@@ -56,7 +56,8 @@ _ROTATED = re.compile(r"\.(\d{4}-\d{2}-\d{2})$")
 def format_time(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times cheaper than strftime; same text for years 1000-9999.
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def one_line(text: str, limit: int = LINE_TEXT_MAX) -> str:
