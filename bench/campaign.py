@@ -46,7 +46,11 @@ def account_env(description: dict[str, Any]) -> tuple[dict[str, list[str]], dict
 
 
 def write_config(
-    folder: Path, description: dict[str, Any], queues: dict[str, str], extra: str = ""
+    folder: Path,
+    description: dict[str, Any],
+    queues: dict[str, str],
+    extra: str = "",
+    database: str = "sqlite:///state/bot.sqlite3",
 ) -> tuple[Path, dict[str, str]]:
     """config.yaml, content/<name>.yaml per queue and a state folder in `folder`.
 
@@ -63,7 +67,7 @@ def write_config(
             "timezone: UTC",
             'hashtags: ["#NoTechForICE"]',
             "content: content/",
-            "database: sqlite:///state/bot.sqlite3",
+            f"database: {database}",
             "logging: {level: INFO, format: text, mentions_log: logs/mentions.jsonl}",
             extra,
             "platforms:",

@@ -15,6 +15,7 @@ platforms, its work is not charged to the bot's interpreter; `--in-process` uses
 the clock starts, as in a daemon that has posted before. Goal: fan-out <= 1.5 x one call.
 
     python bench/fanout.py [--accounts 20] [--latency 200] [--pool 16] [--in-process]
+                           [--postgres postgresql+psycopg://postgres@127.0.0.1/postgres]
 """
 
 from __future__ import annotations
@@ -68,6 +69,23 @@ def queue_yaml(name: str, platforms: list[str], accounts: list[str]) -> str:
     )
 
 
+def fresh_database(server: str, name: str) -> str:
+    """Create database `name` on the PostgreSQL server at `server` (a URL ending in /postgres)."""
+    import psycopg
+
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def deliver_round(
     description: dict[str, Any],
     folder: Path,
@@ -76,9 +94,14 @@ def deliver_round(
     accounts: list[str],
     pool: int,
     latency_ms: int,
+    postgres: str | None = None,
 ) -> tuple[float, float]:
     """Fire one due slot to every (platform, account) and wait for its deliveries: (wall, CPU) seconds."""
-    config, env = write_config(folder, description, {name: queue_yaml(name, platforms, accounts)})
+    database = "sqlite:///state/bot.sqlite3"
+    if postgres is not None:
+        database = fresh_database(postgres, f"bench_fanout_{name}_{os.getpid()}")
+    queue = {name: queue_yaml(name, platforms, accounts)}
+    config, env = write_config(folder, description, queue, database=database)
     runtime = Runtime(config, {**os.environ, **env}, config_warnings=False)
     try:
         for platform in platforms:  # open the clients (Bluesky logs in) before the clock starts
@@ -97,6 +120,8 @@ def deliver_round(
         return elapsed, cpu
     finally:
         runtime.close()
+        if postgres is not None:
+            drop_database(postgres, database.rsplit("/", 1)[1])
 
 
 def main() -> int:
@@ -105,6 +130,12 @@ def main() -> int:
     parser.add_argument("--latency", type=int, default=200, help="ms added to every post call")
     parser.add_argument("--pool", type=int, default=16, help="delivery threads (the daemon's default: 16)")
     parser.add_argument("--in-process", action="store_true", help="emulators in this process")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="ledger on PostgreSQL: a server URL such as postgresql+psycopg://postgres@127.0.0.1/postgres"
+        " (each round creates and drops its own database)",
+    )
     args = parser.parse_args()
     print(f"(load average {load_average():.1f} on {os.cpu_count()} cores)")
     sandbox: Sandbox | SandboxProcess
@@ -120,12 +151,19 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
             root = Path(tmp)
-            one = deliver_round(description, root / "one", "one", ["mastodon"], names[:1], 16, args.latency)
-            fan = deliver_round(description, root / "fan", "fan", platforms, names, args.pool, args.latency)
-            serial = deliver_round(description, root / "serial", "serial", platforms, names, 1, args.latency)
+            one = deliver_round(
+                description, root / "one", "one", ["mastodon"], names[:1], 16, args.latency, args.postgres
+            )
+            fan = deliver_round(
+                description, root / "fan", "fan", platforms, names, args.pool, args.latency, args.postgres
+            )
+            serial = deliver_round(
+                description, root / "serial", "serial", platforms, names, 1, args.latency, args.postgres
+            )
     finally:
         sandbox.stop()
     where = "in-process" if args.in_process else "in its own process"
+    where += ", ledger on PostgreSQL" if args.postgres else ", ledger on SQLite"
     ok = fan[0] <= GOAL_RATIO * one[0]
     print(f"fanout one call ({args.latency} ms latency, sandbox {where}): {one[0]:.2f} s")
     print(
