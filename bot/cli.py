@@ -139,6 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_mentions(args: argparse.Namespace) -> int:
     """Replies, mentions and hashtag posts tracked so far."""
+    import signal
     import threading
     from datetime import UTC, datetime
 
@@ -156,6 +157,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     config, _ = load_config(args.config, os.environ)
     ledger = open_ledger(config.database_url)
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # `--follow` ends cleanly, exit 0
     try:
         fmt: Format = "json" if args.json else "csv" if args.csv else "text"
         show_mentions(

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,22 @@ def test_an_unreachable_database_is_a_runtime_failure_without_its_password(
     assert result.returncode == 3
     assert "Traceback" not in result.stderr and "hunter2-secret" not in result.stderr + result.stdout
     assert result.stderr.startswith("database: ") and "127.0.0.1" in result.stderr
+
+
+def test_mentions_follow_ends_cleanly_on_sigterm(campaign: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "mentions", "--follow"],
+        cwd=campaign,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)  # past start-up, into the follow loop
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        _, err = process.communicate()
+    assert "Traceback" not in err
