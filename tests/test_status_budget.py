@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from bot.platforms.ratelimits import budget_of, endpoint_of
+from bot.ledger import Ledger
+from bot.platforms.ratelimits import RateBudget, budget_of, endpoint_of
+from bot.ratebudgets import BudgetRecorder, read_budgets
 from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import Site
+from tests.test_ledger import ledger, ledger_url  # noqa: F401  (fixtures: SQLite, and PostgreSQL when set)
 
 POSTING = {
     "x": "POST /2/tweets",
@@ -78,3 +82,17 @@ def test_each_platforms_headers_and_ids() -> None:
         == "GET /2/users/:id/tweets"
     )
     assert endpoint_of("DELETE", "https://m.example/api/v1/statuses/109384") == "DELETE /api/v1/statuses/:id"
+
+
+def test_the_newest_budget_per_endpoint_is_stored_on_either_database(ledger: Ledger) -> None:  # noqa: F811
+    now = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    recorder = BudgetRecorder(ledger.engine, lambda: now)
+    note = recorder.sink("x", "main")
+    for left in (16, 15):
+        note(RateBudget("POST /2/tweets", 17, left, now + timedelta(hours=24)))
+    recorder.sink("mastodon", "main")(RateBudget("POST /api/v1/statuses", 300, 299, None))
+    recorder.flush()
+    note(RateBudget("POST /2/tweets", 17, 14, now + timedelta(hours=24)))  # an update of a stored row
+    recorder.close()
+    stored = {(b.platform, b.endpoint): (b.limit, b.remaining) for b in read_budgets(ledger.engine)}
+    assert stored == {("x", "POST /2/tweets"): (17, 14), ("mastodon", "POST /api/v1/statuses"): (300, 299)}
