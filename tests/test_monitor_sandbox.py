@@ -132,7 +132,7 @@ class World:
             self.monitor.close()
             self.monitor = None
         for client in self.clients.values():
-            client.close()  # type: ignore[attr-defined]
+            client.close()
         self.clients.clear()
 
     def poll(self, minutes: float = 20) -> list[Sighting]:

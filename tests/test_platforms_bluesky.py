@@ -18,11 +18,12 @@ import requests
 
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.model import Account, LinkCard
-from bot.platforms import Facet, Media, Outgoing, Published, open_client
+from bot.platforms import Batch, Facet, Media, Outgoing, Published, open_client
 from bot.platforms.bluesky import BlueskyClient
 from bot.platforms.tid import make_tid
 from bot.sandbox.bluesky import BlueskyEmulator
 from bot.sandbox.server import SandboxServer
+from tests.emulated import posts_of, read_all
 
 START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
@@ -463,31 +464,40 @@ def test_replies_and_mentions_are_read_once_with_their_links(bsky: Sandbox) -> N
     audience(bsky, kind="reply", author="alice.example", text="Agreed!", to=second_part.id)
     bsky.clock.now += timedelta(seconds=1)
     audience(bsky, kind="mention", author="bob.example", text="what do you think?")
-    first = client.read_mentions(None, since=START - timedelta(hours=1))
-    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_notifications(cursor, START - timedelta(hours=1))
+
+    first = read_all(read)
+    mentions = posts_of(first)
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in mentions] == [
         ("alice.example", second_part.id, False),
         ("bob.example", None, True),
     ]
-    assert first.mentions[0].text == "Agreed!" and first.complete
+    assert mentions[0].text == "Agreed!"
     bsky.clock.now += timedelta(seconds=1)
     audience(bsky, kind="mention", author="carol.example", text="hello")
-    later = client.read_mentions(first.cursor, since=START)
-    assert [m.author for m in later.mentions if m.id not in {f.id for f in first.mentions}] == [
-        "carol.example"
-    ]
-    assert "alice.example" not in [m.author for m in later.mentions]
+    later = posts_of(read_all(read, first[-1].cursor))
+    assert [m.author for m in later if m.id not in {f.id for f in mentions}] == ["carol.example"]
+    assert "alice.example" not in [m.author for m in later]
 
 
-def test_hashtag_search_pages_through_and_leaves_our_posts_out(bsky: Sandbox) -> None:
+def test_hashtag_search_pages_through_and_tells_our_posts_apart(bsky: Sandbox) -> None:
     client = bsky.client()
     client.publish(message("Our own #NoTechForICE post", facets=(Facet(9, 22, "tag", "NoTechForICE"),)))
     bsky.clock.now += timedelta(minutes=1)
     audience(bsky, kind="hashtag", author="dana.example", text="Solidarity #NoTechForICE", count=150)
-    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
-    assert len(page.mentions) == 150 and page.complete
-    assert {m.author for m in page.mentions} == {"dana.example"}
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START - timedelta(days=1))
+
+    pages = read_all(read)
+    found = posts_of(pages)
+    others = [m for m in found if m.author_id != client.identity()]
+    assert len(pages) == 2 and len(found) == 151
+    assert len(others) == 150 and {m.author for m in others} == {"dana.example"}
     bsky.clock.now += timedelta(minutes=1)
     audience(bsky, kind="hashtag", author="erin.example", text="Later #NoTechForICE")
-    later = client.search_hashtag("NoTechForICE", page.cursor, since=START)
-    assert "erin.example" in [m.author for m in later.mentions]
-    assert len(later.mentions) < 5  # only the boundary post may come again
+    later = posts_of(read_all(read, pages[-1].cursor))
+    assert "erin.example" in [m.author for m in later]
+    assert len(later) < 5  # only the boundary post may come again

@@ -15,11 +15,12 @@ import requests
 
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.model import Account
-from bot.platforms import Media, Outgoing, open_client
+from bot.platforms import Batch, Media, Outgoing, open_client
 from bot.platforms.mastodon import MastodonClient
 from bot.platforms.tid import make_tid
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
+from tests.emulated import posts_of, read_all
 
 START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 STATUSES = "/api/v1/statuses"
@@ -289,26 +290,35 @@ def test_replies_and_mentions_are_read_once_with_their_links(masto: Sandbox) -> 
     masto.clock.now += timedelta(minutes=1)
     audience(masto, kind="reply", author="alice", text="Agreed!", to=ours.id)
     audience(masto, kind="mention", author="bob", text="what do you think?")
-    first = client.read_mentions(None, since=START - timedelta(hours=1))
-    assert [(m.author.split("@")[0], m.in_reply_to, m.public) for m in first.mentions] == [
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_notifications(cursor, START - timedelta(hours=1))
+
+    first = read_all(read)
+    mentions = posts_of(first)
+    assert [(m.author.split("@")[0], m.in_reply_to, m.public) for m in mentions] == [
         ("alice", ours.id, True),
         ("bob", None, True),
     ]
-    assert "Agreed!" in first.mentions[0].text and first.complete
-    assert client.read_mentions(first.cursor, since=START).mentions == ()
+    assert "Agreed!" in mentions[0].text
+    assert posts_of(read_all(read, first[-1].cursor)) == []
     audience(masto, kind="mention", author="carol", text="hello")
-    assert [m.author.split("@")[0] for m in client.read_mentions(first.cursor, since=START).mentions] == [
-        "carol"
-    ]
+    assert [m.author.split("@")[0] for m in posts_of(read_all(read, first[-1].cursor))] == ["carol"]
 
 
-def test_hashtag_timeline_pages_through_and_leaves_our_posts_out(masto: Sandbox) -> None:
+def test_hashtag_timeline_pages_through_and_tells_our_posts_apart(masto: Sandbox) -> None:
     client = masto.client()
-    first = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START - timedelta(days=1))
+
+    first = read_all(read)
     client.publish(message("Our own #NoTechForICE post"))
     audience(masto, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
-    page = client.search_hashtag("NoTechForICE", first.cursor, since=START)
-    assert len(page.mentions) == 150 and page.complete
-    assert {m.author.split("@")[0] for m in page.mentions} == {"dana"}
-    assert all("notechforice" in [h.lower() for h in m.hashtags] for m in page.mentions)
-    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
+    pages = read_all(read, first[-1].cursor)
+    found = posts_of(pages)
+    others = [m for m in found if m.author_id != client.identity()]
+    assert len(pages) == 4 and len(found) == 151
+    assert len(others) == 150 and {m.author.split("@")[0] for m in others} == {"dana"}
+    assert all("notechforice" in [h.lower() for h in m.hashtags] for m in found)
+    assert posts_of(read_all(read, pages[-1].cursor)) == []

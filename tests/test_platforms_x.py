@@ -15,11 +15,12 @@ import requests
 
 from bot.errors import AuthFailed, Duplicate, RateLimited, Rejected, Transient
 from bot.model import Account
-from bot.platforms import Media, Outgoing, Published, open_client
+from bot.platforms import Batch, Media, Outgoing, Published, open_client
 from bot.platforms.tid import make_tid
 from bot.platforms.x import XClient
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.x import XEmulator
+from tests.emulated import posts_of, read_all
 
 START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 
@@ -253,35 +254,48 @@ def test_replies_and_mentions_are_read_once_with_their_links(x: Sandbox) -> None
     x.clock.now += timedelta(minutes=1)
     audience(x, kind="reply", author="alice", text="Agreed!", to=ours.id)
     audience(x, kind="mention", author="bob", text="what do you think?")
-    first = client.read_mentions(None, since=START - timedelta(hours=1))
-    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_notifications(cursor, START - timedelta(hours=1))
+
+    first = read_all(read)
+    mentions = posts_of(first)
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in mentions] == [
         ("alice", ours.id, True),
         ("bob", None, True),
     ]
-    assert first.mentions[0].text.endswith("Agreed!") and first.complete
-    assert client.read_mentions(first.cursor, since=START).mentions == ()
+    assert mentions[0].text.endswith("Agreed!")
+    assert posts_of(read_all(read, first[-1].cursor)) == []
     audience(x, kind="mention", author="carol", text="hello")
-    assert [m.author for m in client.read_mentions(first.cursor, since=START).mentions] == ["carol"]
+    assert [m.author for m in posts_of(read_all(read, first[-1].cursor))] == ["carol"]
 
 
-def test_hashtag_search_pages_through_and_leaves_our_posts_out(x: Sandbox) -> None:
+def test_hashtag_search_pages_through_and_tells_our_posts_apart(x: Sandbox) -> None:
     client = x.client()
     client.publish(message("Our own #NoTechForICE post"))
     x.clock.now += timedelta(minutes=1)
     audience(x, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
-    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
-    assert len(page.mentions) == 150 and page.complete
-    assert {m.author for m in page.mentions} == {"dana"}
-    assert all("NoTechForICE" in m.hashtags for m in page.mentions)
-    ids = [int(m.id) for m in page.mentions]
-    assert ids == sorted(ids)
-    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START - timedelta(days=1))
+
+    pages = read_all(read)
+    found = posts_of(pages)
+    others = [m for m in found if m.author_id != client.identity()]
+    assert len(pages) == 2 and len(found) == 151
+    assert len(others) == 150 and {m.author for m in others} == {"dana"}
+    assert all("NoTechForICE" in m.hashtags for m in found)
+    assert posts_of(read_all(read, pages[-1].cursor)) == []
 
 
 def test_a_search_cursor_older_than_seven_days_restarts_inside_the_window(x: Sandbox) -> None:
     client = x.client()
-    old = audience(x, kind="hashtag", author="erin", text="Old #NoTechForICE")[0]
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START)
+
+    audience(x, kind="hashtag", author="erin", text="Old #NoTechForICE")
+    cursor = read_all(read)[-1].cursor
     x.clock.now += timedelta(days=8)
     audience(x, kind="hashtag", author="erin", text="New #NoTechForICE")
-    page = client.search_hashtag("NoTechForICE", old["id"], since=START)
-    assert [m.text for m in page.mentions] == ["New #NoTechForICE"]
+    assert [m.text for m in posts_of(read_all(read, cursor))] == ["New #NoTechForICE"]

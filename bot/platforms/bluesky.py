@@ -38,9 +38,7 @@ from atproto_core.uri import AtUri
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.model import Account, LinkCard, Platform
-from bot.platforms import Batch, Facet, Media, Outgoing, Published, bluesky_reads
-from bot.platforms.bluesky_feeds import Fetched, mention_of, parse_time, read_back
-from bot.platforms.feeds import Page
+from bot.platforms import Batch, Facet, Media, Outgoing, PlatformClient, Published, bluesky_reads
 from bot.platforms.images import inspect_image
 from bot.platforms.opengraph import LinkPreview, fetch_link_preview
 from bot.platforms.ratelimits import seconds_until_reset
@@ -169,66 +167,7 @@ class BlueskyClient:
         created = self._call(create)
         return Published(id=created.uri, url=self._web_url(post_id), cid=created.cid)
 
-    # -- the FeedReader protocol (monitoring) ---------------------------------------------------
-
-    def read_mentions(self, after: str | None, since: datetime) -> Page:
-        """listNotifications for replies, mentions and quotes of this account."""
-
-        def fetch(cursor: str | None) -> Fetched:
-            answer = self._client.app.bsky.notification.list_notifications(
-                models.AppBskyNotificationListNotifications.Params(
-                    reasons=["reply", "mention", "quote"], limit=100, cursor=cursor
-                )
-            )
-            items = [
-                (
-                    parse_time(n.indexed_at) or self._now(),
-                    n.author.did,
-                    mention_of(
-                        n.uri,
-                        {"did": n.author.did, "handle": n.author.handle},
-                        n.record,
-                        self._own_did(),
-                        n.reason,
-                    ),
-                )
-                for n in answer.notifications
-                if n.reason in ("reply", "mention", "quote")
-            ]
-            return items, answer.cursor
-
-        return self._call(lambda: read_back(fetch, after, since, self._own_did()))
-
-    def search_hashtag(self, tag: str, after: str | None, since: datetime) -> Page:
-        """searchPosts, latest first, with both `q=#tag` and `tag=tag`: how live search treats
-        `#` in `q` is unverified (reference NOTES §8), the `tag` filter is exact."""
-
-        def fetch(cursor: str | None) -> Fetched:
-            answer = self._client.app.bsky.feed.search_posts(
-                models.AppBskyFeedSearchPosts.Params(
-                    q=f"#{tag}",
-                    tag=[tag],
-                    sort="latest",
-                    since=None if after else _timestamp(since),
-                    limit=100,
-                    cursor=cursor,
-                )
-            )
-            items = [
-                (
-                    parse_time(p.indexed_at) or self._now(),
-                    p.author.did,
-                    mention_of(
-                        p.uri, {"did": p.author.did, "handle": p.author.handle}, p.record, self._own_did()
-                    ),
-                )
-                for p in answer.posts
-            ]
-            return items, answer.cursor
-
-        return self._call(lambda: read_back(fetch, after, since, self._own_did()))
-
-    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+    # -- monitoring reads (bot.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """The account's DID, known once a session is up."""
@@ -473,7 +412,7 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def open_client(account: Account, **options: Any) -> BlueskyClient:
+def open_client(account: Account, **options: Any) -> PlatformClient:
     return BlueskyClient(
         account,
         timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),
