@@ -37,9 +37,9 @@ from atproto_core.exceptions import AtProtocolError
 from atproto_core.uri import AtUri
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
+from bot.images import inspect_image
 from bot.model import Account, LinkCard, Platform
 from bot.platforms import Batch, Facet, Media, Outgoing, PlatformClient, Published, bluesky_reads
-from bot.platforms.images import inspect_image
 from bot.platforms.opengraph import LinkPreview, fetch_link_preview
 from bot.platforms.ratelimits import seconds_until_reset
 from bot.platforms.tid import is_tid

@@ -32,9 +32,9 @@ from mastodon.errors import (
 )
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
+from bot.images import inspect_image
 from bot.model import Account, Platform
 from bot.platforms import Batch, Media, Outgoing, PlatformClient, Published, mastodon_reads
-from bot.platforms.images import inspect_image
 from bot.platforms.ratelimits import seconds_until_reset
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ import requests
 import tweepy
 
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
+from bot.images import inspect_image
 from bot.model import Account, Platform
 from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
-from bot.platforms.images import inspect_image
 from bot.platforms.ratelimits import seconds_until_reset
 from bot.platforms.x_transport import redirect_session
 
