@@ -56,7 +56,9 @@ def utf8_length(text: str) -> int:
 
 
 def count_graphemes(text: str) -> int:
-    return sum(1 for _ in _GRAPHEME.finditer(text))
+    if text.isascii():  # in ASCII only CR LF makes a cluster of two (UAX #29 GB3)
+        return len(text) - text.count("\r\n")
+    return len(_GRAPHEME.findall(text))
 
 
 def _has_known_tld(domain: str) -> bool:
