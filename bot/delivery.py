@@ -180,6 +180,17 @@ class Courier:
         label = f"{job.target} {job.queue}/{job.post_id}" + (
             f" part {index + 1}/{len(job.parts)}" if len(job.parts) > 1 else ""
         )
+
+        def reconciled(found: Published) -> tuple[Published, bool]:
+            log.info(
+                "reconciled %s: already posted %s",
+                label,
+                found.url,
+                extra=_event("reconciled", job, found.url),
+            )
+            confirm(found)
+            return found, True
+
         # A call may have reached the platform before: ask it first, whatever else happens.
         # Look for the text that call carried (the ledger keeps it): the post may have been
         # edited since, and its new text was never sent.
@@ -193,14 +204,7 @@ class Courier:
                     found = client.find_published(attempted, since=claim.claimed_at)
                     must_look = False
                     if found is not None:
-                        log.info(
-                            "reconciled %s: already posted %s",
-                            label,
-                            found.url,
-                            extra=_event("reconciled", job, found.url),
-                        )
-                        confirm(found)
-                        return found, True
+                        return reconciled(found)
                 if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
                     return Result(job, "deferred", error="claim taken over by another worker")
                 attempted = message
@@ -221,14 +225,7 @@ class Courier:
                     # "duplicate content"): a rejection is a reason to look, not proof.
                     found = self._look_quietly(client, attempted, claim.claimed_at)
                     if found is not None:
-                        log.info(
-                            "reconciled %s: already posted %s",
-                            label,
-                            found.url,
-                            extra=_event("reconciled", job, found.url),
-                        )
-                        confirm(found)
-                        return found, True
+                        return reconciled(found)
                 log.error("rejected %s: %s", label, exc, extra=_event("rejected", job, error=str(exc)))
                 self.ledger.fail_delivery(key, str(exc), self.now())
                 self.alert("rejected", f"{label} rejected by {job.platform}: {exc}")

@@ -50,20 +50,6 @@ _GRAPHEME = regex.compile(r"\X")
 MAX_TAG_GRAPHEMES = 64
 
 
-def facet_record(facet: Facet, did: str | None = None) -> dict[str, object]:
-    """The facet as the Bluesky record carries it; a mention needs its handle's DID (see above)."""
-    feature: dict[str, str]
-    if facet.kind == "tag":
-        feature = {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
-    elif facet.kind == "link":
-        feature = {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
-    else:
-        if did is None:
-            raise ValueError("a mention facet needs the DID its handle resolves to")
-        feature = {"$type": "app.bsky.richtext.facet#mention", "did": did}
-    return {"index": {"byteStart": facet.start, "byteEnd": facet.end}, "features": [feature]}
-
-
 def utf8_length(text: str) -> int:
     # surrogatepass: a lone surrogate cannot be posted, but counting it must not crash `check`.
     return len(text.encode("utf-8", "surrogatepass"))

@@ -108,7 +108,7 @@ class Clients:
         with self._lock:
             retired, self._retired = self._retired, []
         for client in retired:
-            _close(client)
+            client.close()
 
     def _open(self, account: Account) -> PlatformClient:
         ledger, platform, name = self.ledger, account.platform, account.name
@@ -124,13 +124,6 @@ class Clients:
         )
         site = local_site(platform, account.base_url)  # the sandbox: links to the emulator's posts
         return client if site is None else LocalLinks(client, site)
-
-
-def _close(client: PlatformClient) -> None:
-    # Not part of the Protocol: the adapters that hold an HTTP session close it here.
-    close = getattr(client, "close", None)
-    if callable(close):
-        close()
 
 
 class Runtime:

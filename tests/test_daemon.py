@@ -21,7 +21,6 @@ import pytest
 from bot.gate import LiveGate
 from bot.ledger import open_ledger
 from bot.runtime import Runtime, utc_now
-from bot.sandbox import Sandbox, start_sandbox
 from bot.scheduler import Daemon
 from bot.slots import slots_between
 from tests.fakeplatform import FakeGate
@@ -35,21 +34,6 @@ def at_queue(*posts: str, when: datetime | None = None) -> str:
     moment = (when or utc_now() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
     body = "".join(f'  - id: p{i + 1}\n    text: "{text}"\n' for i, text in enumerate(posts))
     return f'schedule: {{at: ["{moment}"]}}\nposts:\n{body}'
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    sb = start_sandbox()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture
-def site(sandbox: Sandbox, tmp_path: Path) -> Site:
-    for server in sandbox.servers.values():
-        server.emulator.reset()
-        server.faults.clear()
-    return Site(tmp_path, sandbox)
 
 
 @pytest.fixture
@@ -382,13 +366,12 @@ def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site)
 
 
 def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secrets(
-    sandbox: Sandbox, tmp_path: Path, opened: list[Runtime]
+    site: Site, tmp_path: Path, opened: list[Runtime]
 ) -> None:
     from bot.config import load_config
     from bot.rehearsal import demo_queue, point_at_sandbox
 
-    for server in sandbox.servers.values():
-        server.emulator.reset()
+    sandbox = site.sandbox
     shipped = REPO / "config.yaml"
     base, _ = load_config(shipped, {})  # the real secrets are absent
     assert base.platforms["x"].accounts[0].missing
@@ -408,13 +391,5 @@ def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secr
     daemon.wait_idle(30)
     assert len(fired) == 1
     for platform in PLATFORMS:
-        texts = [p["text"] for p in requests_state(sandbox, platform)]
+        texts = [p["text"] for p in site.state(platform)]
         assert any("(sandbox demo " in t for t in texts), (platform, texts)
-
-
-def requests_state(sandbox: Sandbox, platform: str) -> list[dict[str, Any]]:
-    import requests
-
-    base = sandbox.servers[platform].base_url
-    posts: list[dict[str, Any]] = requests.get(f"{base}/_sandbox/state", timeout=5).json()["posts"]
-    return posts

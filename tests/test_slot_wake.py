@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from bot.database import reading
 from bot.runtime import Runtime, utc_now
-from bot.sandbox import Sandbox, start_sandbox
 from bot.scheduler import Daemon
 from bot.schema import slots
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import Site
 
 HOURLY = 'schedule: {every: 1h}\nstart: 2026-01-01\nposts:\n  - {id: a, text: "Hourly ask"}\n'
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    sb = start_sandbox()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture
-def site(sandbox: Sandbox, tmp_path: Path) -> Site:
-    for server in sandbox.servers.values():
-        server.emulator.reset()
-    return Site(tmp_path, sandbox)
 
 
 def daemon_for(site: Site, now: datetime | None = None) -> Daemon:
