@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.runtime import Runtime, utc_now
-from bot.sandbox import Sandbox, start_sandbox
 from bot.scheduler import Daemon
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import Site
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    sandbox: Sandbox = start_sandbox()
-    yield Site(tmp_path, sandbox, grace="1h")
-    sandbox.stop()
 
 
 def missed_lines(site: Site, caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -8,13 +8,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import PLATFORMS, Site, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,15 +23,6 @@ posts:
   - {id: a, text: "Ask A"}
   - {id: b, text: "Ask B"}
 """
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    sandbox: Sandbox = start_sandbox()
-    s = Site(tmp_path, sandbox, grace="1m")
-    s.write_queue("often", QUEUE)
-    yield s
-    sandbox.stop()
 
 
 def bot(site: Site, *args: str) -> list[str]:
@@ -51,6 +38,7 @@ def post_times(site: Site) -> list[datetime]:
 
 
 def test_a_running_daemon_honours_pause_within_5_s_and_resume(site: Site) -> None:
+    site.write_queue("often", QUEUE)
     daemon = subprocess.Popen(
         bot(site, "run", "--for", "2m"),
         cwd=REPO,

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from bot.cli import main
-from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import PLATFORMS, Site
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    sandbox: Sandbox = start_sandbox()
-    s = Site(tmp_path, sandbox)
-    s.write_queue("calls", 'schedule: {every: 1h}\nposts:\n  - {id: first, text: "Drop the contracts"}\n')
-    for name, value in s.env.items():
+def test_post_prints_links_to_the_emulators(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.write_queue("calls", 'schedule: {every: 1h}\nposts:\n  - {id: first, text: "Drop the contracts"}\n')
+    for name, value in site.env.items():
         monkeypatch.setenv(name, value)
-    yield s
-    sandbox.stop()
-
-
-def test_post_prints_links_to_the_emulators(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(site.config), "post", "calls"]) == 0
     printed = capsys.readouterr().out
     for platform in PLATFORMS:

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.ledger import Ledger
+from bot.ledger import Ledger, open_ledger
 from bot.platforms.ratelimits import RateBudget, budget_of, endpoint_of
 from bot.ratebudgets import BudgetRecorder, read_budgets
 from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import Site
-from tests.test_ledger import ledger, ledger_url  # noqa: F401  (fixtures: SQLite, and PostgreSQL when set)
 
 POSTING = {
     "x": "POST /2/tweets",
@@ -84,7 +83,14 @@ def test_each_platforms_headers_and_ids() -> None:
     assert endpoint_of("DELETE", "https://m.example/api/v1/statuses/109384") == "DELETE /api/v1/statuses/:id"
 
 
-def test_the_newest_budget_per_endpoint_is_stored_on_either_database(ledger: Ledger) -> None:  # noqa: F811
+@pytest.fixture
+def ledger(database_url: str) -> Iterator[Ledger]:
+    opened = open_ledger(database_url)
+    yield opened
+    opened.close()
+
+
+def test_the_newest_budget_per_endpoint_is_stored_on_either_database(ledger: Ledger) -> None:
     now = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
     recorder = BudgetRecorder(ledger.engine, lambda: now)
     note = recorder.sink("x", "main")
