@@ -8,11 +8,16 @@ failure. Heavy imports happen inside the commands, so `--help` and `check` start
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import InputError
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
@@ -89,22 +94,37 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon."""
-    raise NotImplementedError
+    from bot.daemon import run_daemon
+
+    return run_daemon(args.config, once=args.once, duration=args.duration, sandbox=args.sandbox)
 
 
 def cmd_post(args: argparse.Namespace) -> int:
     """Send a queue's next post now, or one post to every target it has not reached."""
-    raise NotImplementedError
+    from bot.posting import post_now
+
+    with _runtime(args) as rt:
+        return post_now(rt, args.queue, args.item_id, args.platform, dry_run=args.dry_run, out=sys.stdout)
 
 
 def cmd_retract(args: argparse.Namespace) -> int:
     """Delete every copy of a post that we published."""
-    raise NotImplementedError
+    from bot.posting import retract_post
+
+    with _runtime(args) as rt:
+        return retract_post(rt, args.queue, args.item_id, args.platform, out=sys.stdout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per queue and per account: what was posted, what is next, what is wrong."""
-    raise NotImplementedError
+    import json
+
+    from bot.status import build_status, format_status
+
+    with _runtime(args) as rt:
+        status = build_status(rt)
+    print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
+    return EXIT_OK
 
 
 def cmd_mentions(args: argparse.Namespace) -> int:
@@ -114,12 +134,20 @@ def cmd_mentions(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
-    raise NotImplementedError
+    with _runtime(args) as rt:
+        rt.ledger.pause(args.reason, rt.now())
+        rt.alert("paused", "posting paused" + (f": {args.reason}" if args.reason else ""))
+    print("paused" + (f": {args.reason}" if args.reason else ""))
+    return EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Lift a pause."""
-    raise NotImplementedError
+    with _runtime(args) as rt:
+        rt.ledger.resume(rt.now())
+        rt.alert("resumed", "posting resumed")
+    print("resumed")
+    return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -140,6 +168,24 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     finally:
         sandbox.stop()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
+    """Config, content, ledger and clients for one command; closed (alerts sent) on the way out."""
+    import os
+
+    from bot.logs import setup_logging
+    from bot.model import LoggingConfig
+    from bot.runtime import Runtime
+
+    setup_logging(LoggingConfig())
+    rt = Runtime(args.config, os.environ)
+    setup_logging(rt.config.logging)
+    try:
+        yield rt
+    finally:
+        rt.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,347 @@
+"""The daemon against the emulators: slots, grace, outages, limits, live edits, pause, SIGTERM, alerts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.gate import LiveGate
+from bot.ledger import open_ledger
+from bot.runtime import Runtime, utc_now
+from bot.sandbox import Sandbox, start_sandbox
+from bot.scheduler import Daemon
+from bot.slots import slots_between
+from tests.fakeplatform import FakeGate
+from tests.sandboxsite import PLATFORMS, Site, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def at_queue(*posts: str, when: datetime | None = None) -> str:
+    """A queue with one `at` slot (default: a minute ago) and the given posts."""
+    moment = (when or utc_now() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    body = "".join(f'  - id: p{i + 1}\n    text: "{text}"\n' for i, text in enumerate(posts))
+    return f'schedule: {{at: ["{moment}"]}}\nposts:\n{body}'
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    sb = start_sandbox()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def site(sandbox: Sandbox, tmp_path: Path) -> Site:
+    for server in sandbox.servers.values():
+        server.emulator.reset()
+        server.faults.clear()
+    return Site(tmp_path, sandbox)
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Runtime]]:
+    runtimes: list[Runtime] = []
+    yield runtimes
+    for rt in runtimes:
+        rt.close()
+
+
+def daemon_for(site: Site, opened: list[Runtime], *, now: Any = utc_now, gate: Any = None) -> Daemon:
+    rt = Runtime(site.config, site.env, now=now)
+    opened.append(rt)
+    return Daemon(rt, gate=gate or FakeGate(), worker="test-worker")
+
+
+def test_a_missed_slot_after_downtime_fires_once_and_older_ones_are_logged_missed(
+    site: Site, opened: list[Runtime], caplog: pytest.LogCaptureFixture
+) -> None:
+    site.write_queue(
+        "hourly", 'schedule: {every: 1h}\nstart: 2026-01-01\nposts:\n  - {id: a, text: "Hourly ask"}\n'
+    )
+    daemon = daemon_for(site, opened)
+    queue = daemon.rt.queue("hourly")
+    assert queue is not None
+    now = utc_now()
+    # The daemon was down for the last three hours: the ledger's last slot is from before.
+    slots = slots_between(queue, now - timedelta(hours=4), now)
+    down_at = slots[-4]
+    daemon.rt.ledger.claim_slot(
+        "hourly", down_at.name, cycle=1, post_id="zzz", worker="old", now=down_at.fire_at
+    )
+    with caplog.at_level(logging.INFO, logger="bot"):
+        fired = daemon.tick()
+        daemon.wait_idle(30)
+        assert [f.slot for f in fired] == [slots[-1].name]
+        assert daemon.tick() == []  # a second pass never fires it again
+        daemon.wait_idle(30)
+    missed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("missed slot")]
+    assert len(missed) == 2
+    for platform in PLATFORMS:
+        assert len(site.live_texts(platform)) == 1
+
+
+def test_an_outage_on_one_platform_delays_none_of_the_others(site: Site, opened: list[Runtime]) -> None:
+    site.write_queue("calls", at_queue("Outage day ask"))
+    site.fault("mastodon", latency_ms=3000)
+    daemon = daemon_for(site, opened)
+    started = time.monotonic()
+    assert len(daemon.tick()) == 1
+    ledger = daemon.rt.ledger
+
+    def posted(platform: str) -> bool:
+        return any(
+            r.state == "posted" and r.key.platform == platform
+            for r in ledger.deliveries_for_post("calls", "p1")
+        )
+
+    assert wait_for(lambda: posted("x") and posted("bluesky"), timeout=2.5)
+    assert not posted("mastodon")  # still hanging: the others did not wait for it
+    assert time.monotonic() - started < 2.8
+    assert daemon.wait_idle(30)
+    assert posted("mastodon")
+    assert all(len(site.live_texts(p)) == 1 for p in PLATFORMS)
+
+
+def test_a_platform_that_stays_down_fails_after_its_retries_while_the_others_post(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("Down day ask"))
+    site.fault("bluesky", status=503, times=100)
+    gate = FakeGate()
+    daemon = daemon_for(site, opened, gate=gate)
+    daemon.tick()
+    daemon.wait_idle(30)
+    outcomes = {r.job.platform: r.outcome for r in daemon.results}
+    assert outcomes == {"x": "posted", "bluesky": "failed", "mastodon": "posted"}
+    assert gate.waits == [2.0, 4.0, 8.0, 16.0]  # the backoff, never slept for real
+    assert site.live_texts("bluesky") == []
+
+
+def test_account_limits_hold_a_post_until_the_gap_has_passed(site: Site, opened: list[Runtime]) -> None:
+    site.limits = "{min_gap: 20m}"
+    site.write_config()
+    site.write_queue("calls", at_queue("Ask from calls"))
+    site.write_queue("events", at_queue("Ask from events"))
+    daemon = daemon_for(site, opened)
+    assert len(daemon.tick()) == 2
+    daemon.wait_idle(30)
+    assert len(site.live_texts("x")) == 1
+    assert len(site.live_texts("mastodon")) == 2  # no limit there
+    from bot.status import build_status
+
+    [x] = [a for a in build_status(daemon.rt)["accounts"] if a["platform"] == "x"]
+    assert x["waiting_until"] is not None
+    # 21 minutes later (a new process: the lease of the held claim was already given back).
+    later = utc_now() + timedelta(minutes=21)
+    again = daemon_for(site, opened, now=lambda: later)
+    again.tick()
+    again.wait_idle(30)
+    assert sorted(site.live_texts("x")) == ["Ask from calls #NoTechForICE", "Ask from events #NoTechForICE"]
+    assert len(site.live_texts("mastodon")) == 2
+
+
+def test_a_live_edit_that_breaks_a_file_keeps_the_last_good_version_until_fixed(
+    site: Site, opened: list[Runtime], caplog: pytest.LogCaptureFixture
+) -> None:
+    start = time.time() - 100
+    path = site.write_queue("calls", at_queue("Old text"), mtime=start)
+    daemon = daemon_for(site, opened)
+    queue = daemon.rt.queue("calls")
+    assert queue is not None and queue.posts[0].parts[0].text == "Old text"
+    path.write_text(at_queue("New text") + "  - id: [broken\n")
+    os.utime(path, (start + 10, start + 10))
+    with caplog.at_level(logging.INFO, logger="bot"):
+        daemon.tick()
+        daemon.wait_idle(30)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert f"{path}:6: YAML syntax error" in errors[0]
+    assert site.live_texts("x") == ["Old text #NoTechForICE"]  # the last good version ran
+    path.write_text(at_queue("Fixed text", "Another"))
+    os.utime(path, (start + 20, start + 20))
+    daemon.tick()
+    daemon.wait_idle(30)
+    queue = daemon.rt.queue("calls")
+    assert queue is not None and [p.parts[0].text for p in queue.posts] == ["Fixed text", "Another"]
+
+
+def test_a_pause_during_a_fan_out_stops_the_waiting_delivery_and_resume_finishes_it(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("Pause day ask"))
+    site.fault("mastodon", status=503, times=100)
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    stop = threading.Event()
+    daemon = Daemon(rt, stop=stop, gate=LiveGate(rt.ledger, stop, refresh=0.1, step=0.05), worker="w")
+    daemon.tick()
+    assert wait_for(
+        lambda: len(site.live_texts("x")) == 1 and len(site.live_texts("bluesky")) == 1, timeout=5
+    )
+    paused_at = time.monotonic()
+    rt.ledger.pause("vigil", rt.now())
+    assert daemon.wait_idle(5)
+    assert time.monotonic() - paused_at < 1.5  # the 2 s backoff was cut short
+    [masto] = [r for r in daemon.results if r.job.platform == "mastodon"]
+    assert masto.outcome == "deferred" and masto.error == "paused"
+    assert daemon.tick() == []  # paused: nothing new starts
+    site.sandbox.servers["mastodon"].faults.clear()
+    rt.ledger.resume(rt.now())
+    time.sleep(0.15)
+    daemon.tick()
+    assert daemon.wait_idle(10)
+    assert site.live_texts("mastodon") == ["Pause day ask #NoTechForICE"]
+    assert all(len(site.live_texts(p)) == 1 for p in PLATFORMS)
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_alerts_reach_the_webhook_without_secrets(site: Site, opened: list[Runtime]) -> None:
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    Hook.received = []
+    try:
+        site.webhook = f"http://127.0.0.1:{server.server_address[1]}/hook/t0ken"
+        site.write_config()
+        site.write_queue("calls", at_queue("Rejected ask"))
+        site.fault("mastodon", status=422)
+        daemon = daemon_for(site, opened)
+        daemon.tick()
+        daemon.wait_idle(30)
+        daemon.rt.alert.close()
+        assert wait_for(lambda: len(Hook.received) >= 1, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    [alert] = Hook.received
+    assert alert["kind"] == "rejected" and "mastodon/main" in alert["text"] and alert["campaign"] == "Test"
+    dumped = json.dumps(Hook.received)
+    assert not any(secret in dumped for secret in site.env.values() if len(secret) > 8)
+
+
+def test_sigterm_mid_fan_out_exits_0_and_nothing_is_lost_or_doubled(site: Site) -> None:
+    site.write_queue("calls", at_queue("Shutdown day ask"))
+    site.fault("mastodon", latency_ms=2500)
+    env = {**os.environ, **site.env}
+    command = [sys.executable, "-m", "bot", "--config", str(site.config), "run"]
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    ledger = open_ledger(site.database)
+    try:
+
+        def mastodon_in_flight() -> bool:
+            rows = ledger.deliveries_for_post("calls", "p1")
+            return any(r.key.platform == "mastodon" and r.attempts > 0 for r in rows)
+
+        assert wait_for(mastodon_in_flight, timeout=20)
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, output
+        assert time.monotonic() - sent_at < 25
+        states = {r.key.platform: r.state for r in ledger.deliveries_for_post("calls", "p1")}
+        assert states == {"x": "posted", "bluesky": "posted", "mastodon": "posted"}, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ledger.close()
+    # A restart finds nothing left to do, and doubles nothing.
+    again = subprocess.run(
+        [*command, "--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert all(site.live_texts(p) == ["Shutdown day ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_run_once_fires_what_is_due_and_exits(site: Site) -> None:
+    site.write_queue("calls", at_queue("Once ask", when=datetime.now(UTC) - timedelta(minutes=5)))
+    env = {**os.environ, **site.env}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(site.config), "run", "--once"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "slot fired calls" in result.stderr and result.stderr.count(" posted ") == 3
+    assert all(site.live_texts(p) == ["Once ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a_fix(
+    site: Site, opened: list[Runtime]
+) -> None:
+    good = site.env["MASTODON_ACCESS_TOKEN"]
+    site.env["MASTODON_ACCESS_TOKEN"] = "revoked-token"
+    site.write_queue("calls", at_queue("First", "Second"))
+    daemon = daemon_for(site, opened)
+    daemon.tick()
+    daemon.wait_idle(30)
+    outcomes = {r.job.platform: (r.outcome, r.error) for r in daemon.results}
+    assert outcomes["mastodon"][0] == "failed" and "authentication refused" in (outcomes["mastodon"][1] or "")
+    assert outcomes["x"][0] == outcomes["bluesky"][0] == "posted"
+    [health] = daemon.rt.ledger.account_health()
+    assert (health.platform, health.healthy) == ("mastodon", False)
+    # The next slot skips the account (recorded, not sent), the others post.
+    site.write_queue("calls", at_queue("First", "Second", when=utc_now() - timedelta(seconds=20)))
+    os.utime(site.root / "content" / "calls.yaml", (time.time() + 5, time.time() + 5))
+    daemon.tick()
+    daemon.wait_idle(30)
+    rows = daemon.rt.ledger.deliveries_for_post("calls", "p2")
+    [second] = [r for r in rows if r.key.platform == "mastodon"]
+    assert second.state == "failed" and "unhealthy" in (second.last_error or "")
+    # Staff fix the token: the config change makes the daemon probe the account again.
+    site.env["MASTODON_ACCESS_TOKEN"] = good
+    os.utime(site.config, (time.time() + 10, time.time() + 10))
+    daemon.tick()
+    daemon.wait_idle(30)
+    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.account_health()), timeout=5)
+    assert site.live_texts("mastodon") == []
+
+
+def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[Runtime]) -> None:
+    site.write_queue("calls", at_queue("Two workers ask"))
+    first, second = daemon_for(site, opened), daemon_for(site, opened)
+    second.worker = second.courier.worker = "other-worker"
+    barrier = threading.Barrier(2)
+    fired: list[int] = []
+
+    def tick(daemon: Daemon) -> None:
+        barrier.wait()
+        fired.append(len(daemon.tick()))
+        daemon.wait_idle(30)
+
+    threads = [threading.Thread(target=tick, args=(d,)) for d in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(fired) == [0, 1]
+    assert all(site.live_texts(p) == ["Two workers ask #NoTechForICE"] for p in PLATFORMS)
