@@ -17,10 +17,7 @@ Every time comes in as an argument (aware UTC); nothing here reads a clock. Moni
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -29,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, and_,
 
 from bot.database import connect, insert_for, reading, writing
 from bot.schema import DELIVERY_KEY, account_health, apply_migrations, deliveries, pause, sessions, slots
+from bot.workers import new_worker_id as new_worker_id  # where the posting commands find it
 
 DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
 
@@ -112,12 +110,6 @@ class DeliveryCounts:
     retracted: int = 0
 
 
-def new_worker_id() -> str:
-    """A name for this process's claims: unique per run, so a restarted worker never mistakes a
-    claim of its previous life for a live one of its own (host and pid help people reading)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
 def open_ledger(url: str) -> Ledger:
     """Connect to `url` and bring its schema up to date (safe with several workers starting)."""
     engine = connect(url)
@@ -179,19 +171,58 @@ class Ledger:
     # --- slots ----------------------------------------------------------------------------
 
     def claim_slot(
-        self, queue: str, slot_name: str, *, cycle: int, post_id: str, worker: str, now: datetime
+        self,
+        queue: str,
+        slot_name: str,
+        *,
+        cycle: int,
+        post_id: str,
+        worker: str,
+        now: datetime,
+        owed: Sequence[DeliveryKey] = (),
+        nonce_factory: Callable[[], str] | None = None,
     ) -> bool:
-        """Record that this slot fires with this post; True for exactly one of racing workers."""
-        return self._record_slot(queue, slot_name, "fired", now, cycle=cycle, post_id=post_id, worker=worker)
+        """Record that this slot fires with this post; True for exactly one of racing workers.
+
+        `owed` are the deliveries the slot sends (part 0 per target). The winner records them in
+        the same transaction, as claims already given back (lease ends now), so a worker that
+        dies right after deciding the slot still leaves every one of them to resume: deciding a
+        slot and owing its deliveries are one fact, never two commits a crash could split.
+        """
+        with writing(self.engine) as conn:
+            won = self._record_slot_in(
+                conn, queue, slot_name, "fired", now, cycle=cycle, post_id=post_id, worker=worker
+            )
+            if won and owed:
+                if nonce_factory is None:
+                    raise ValueError("owed deliveries need a nonce_factory")
+                rows = [
+                    {
+                        **{name: getattr(key, name) for name in DELIVERY_KEY},
+                        "state": "claimed",
+                        "nonce": nonce_factory(),
+                        "claimed_by": worker,
+                        "lease_until": now,
+                        "attempts": 0,
+                        "claimed_at": now,
+                        "updated_at": now,
+                    }
+                    for key in owed
+                ]
+                stmt = insert_for(conn, deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+                conn.execute(stmt, rows)
+            return won
 
     def mark_slot(
         self, queue: str, slot_name: str, state: Literal["missed", "skipped"], now: datetime
     ) -> bool:
         """Record a slot that will not fire (past the grace, or nothing to send); False if decided already."""
-        return self._record_slot(queue, slot_name, state, now)
+        with writing(self.engine) as conn:
+            return self._record_slot_in(conn, queue, slot_name, state, now)
 
-    def _record_slot(
-        self,
+    @staticmethod
+    def _record_slot_in(
+        conn: Connection,
         queue: str,
         slot_name: str,
         state: str,
@@ -201,12 +232,11 @@ class Ledger:
         post_id: str | None = None,
         worker: str | None = None,
     ) -> bool:
-        with writing(self.engine) as conn:
-            values = dict(queue=queue, slot_name=slot_name, state=state, cycle=cycle, post_id=post_id)
-            insert = insert_for(conn, slots).values(**values, claimed_by=worker, recorded_at=now)
-            # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
-            stmt = insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
-            return conn.execute(stmt).first() is not None
+        values = dict(queue=queue, slot_name=slot_name, state=state, cycle=cycle, post_id=post_id)
+        insert = insert_for(conn, slots).values(**values, claimed_by=worker, recorded_at=now)
+        # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
+        stmt = insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
+        return conn.execute(stmt).first() is not None
 
     def sent_posts(self, queue: str) -> list[tuple[int, str]]:
         """(cycle, post id) of every fired slot of the queue, in the order they fired: the planner's input."""

@@ -173,8 +173,18 @@ class Daemon:
             # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
             accounts = targets(self.rt.config, queue)
             jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
+            # Every target's delivery is recorded with the slot, in one transaction, as a claim
+            # given back: a pause, a stop or a crash from here on leaves each one to resume,
+            # never a slot fired with targets nothing will ever send to.
             if not ledger.claim_slot(
-                queue.name, slot.name, cycle=cycle, post_id=post.id, worker=self.worker, now=now
+                queue.name,
+                slot.name,
+                cycle=cycle,
+                post_id=post.id,
+                worker=self.worker,
+                now=now,
+                owed=[job.key(0) for job in jobs],
+                nonce_factory=self._nonce,
             ):
                 continue
             log.info(
@@ -188,10 +198,7 @@ class Daemon:
             fired.append(Fired(queue.name, slot.name, post.id, cycle))
             healthy = self.healthy(accounts)
             for account, job in zip(accounts, jobs, strict=True):
-                # A pending row before any thread runs: a pause, a stop or a crash from here on
-                # leaves a claim to resume, never a slot fired with nothing to show for it.
                 if account in healthy:
-                    self._reserve(job)
                     self.dispatch(job)
                 else:
                     self._skip_unhealthy(job)

@@ -190,6 +190,35 @@ def test_racing_workers_fire_a_slot_once(ledger: Ledger) -> None:
     assert ledger.sent_posts("calls") == [(0, "a")]
 
 
+def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> None:
+    owed = [DeliveryKey("calls", "a", 1, 0, platform, "main") for platform in ("x", "bluesky", "mastodon")]
+    nonces = iter(f"n{i}" for i in range(10))
+
+    def fire(worker: str, keys: list[DeliveryKey]) -> bool:
+        return ledger.claim_slot(
+            "calls",
+            "s1",
+            cycle=1,
+            post_id="a",
+            worker=worker,
+            now=T0,
+            owed=keys,
+            nonce_factory=lambda: next(nonces),
+        )
+
+    assert fire("w1", owed)
+    # Recorded as claims given back: whoever resumes pending work picks them up at once.
+    pending = ledger.unconfirmed_deliveries(T0)
+    assert sorted(d.key.platform for d in pending) == ["bluesky", "mastodon", "x"]
+    assert not any(d.attempted for d in pending)
+    taken = ledger.claim_delivery(owed[0], "w2", T0, LEASE, lambda: "unused")
+    assert taken is not None and taken.nonce == "n0"
+    # A worker that lost the slot records none of what it would have owed.
+    late = DeliveryKey("calls", "a", 1, 0, "x", "account2")
+    assert not fire("w3", [late])
+    assert ledger.get_delivery(late) is None
+
+
 def test_a_missed_slot_never_fires_later(ledger: Ledger) -> None:
     assert ledger.mark_slot("calls", "s1", "missed", T0)
     assert not ledger.mark_slot("calls", "s1", "missed", T0)
