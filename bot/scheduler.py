@@ -37,6 +37,7 @@ from bot.payloads import build_job, targets
 from bot.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
 from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
+from bot.workers import died_here
 
 log = logging.getLogger("bot.scheduler")
 
@@ -69,6 +70,7 @@ class Daemon:
         worker: str | None = None,
         max_workers: int = 16,
         monitor: Callable[[bool], object] | None = None,
+        died: Callable[[str], bool] = died_here,
     ) -> None:
         self.rt = runtime
         self.stop = stop or threading.Event()
@@ -77,6 +79,7 @@ class Daemon:
         self.courier = Courier(
             ledger=runtime.ledger, now=runtime.now, gate=self.gate, worker=self.worker, alert=runtime.alert
         )
+        self._died = died  # whether a worker id names a process gone from this host
         self.monitor = monitor  # one monitoring pass (`wait`: for its calls), plugged in by bot.monitor
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="deliver")
         self.in_flight: dict[tuple[str, str, int, str, str], Future[Result]] = {}
@@ -120,6 +123,7 @@ class Daemon:
         fired: list[Fired] = []
         for queue in self.rt.queues():
             fired.extend(self.fire_due(queue, now))
+        self.expire_dead_workers(now)
         self.resume_pending(now)
         self.probe_accounts(now)
         return fired
@@ -302,6 +306,19 @@ class Daemon:
         return Result(
             job, "deferred", error=f"account limit: next allowed at {until.isoformat(timespec='seconds')}"
         )
+
+    def expire_dead_workers(self, now: datetime) -> None:
+        """End the leases of workers that died on this host, so their claims are resumed now.
+
+        A killed worker's claims would otherwise wait out their 90 s lease. Only a worker whose
+        process is provably gone is expired (`bot.workers.died_here`); the next claimer still
+        reconciles each attempted claim with the platform before sending.
+        """
+        for holder in self.rt.ledger.claim_holders():
+            if holder != self.worker and self._died(holder):
+                expired = self.rt.ledger.expire_claims(holder, now)
+                if expired:
+                    log.warning("worker %s is gone: resuming its %d claims", holder, expired)
 
     def resume_pending(self, now: datetime) -> None:
         """Pick up claims nobody holds: a crashed worker's, a paused or limited delivery's."""

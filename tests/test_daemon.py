@@ -345,3 +345,51 @@ def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[R
         t.join(60)
     assert sorted(fired) == [0, 1]
     assert all(site.live_texts(p) == ["Two workers ask #NoTechForICE"] for p in PLATFORMS)
+
+
+class Dying(BaseException):
+    """The process dies here, as under SIGKILL: nothing after this line runs."""
+
+
+class DiesAfterFiring(Daemon):
+    def dispatch(self, job: Any) -> None:
+        raise Dying
+
+
+def test_a_worker_that_dies_right_after_firing_a_slot_leaves_every_target_to_resume(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("Crash day ask"))
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    with pytest.raises(Dying):
+        DiesAfterFiring(rt, gate=FakeGate(), worker="host:1:dead").tick()
+    # The next worker owes nothing to the dead one's memory: the ledger lists every target.
+    survivor = daemon_for(site, opened)
+    assert survivor.tick() == []  # the slot was decided: it never fires twice
+    assert survivor.wait_idle(30)
+    assert sorted(r.job.platform for r in survivor.results if r.outcome == "posted") == sorted(PLATFORMS)
+    assert all(site.live_texts(p) == ["Crash day ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_claims_of_a_worker_gone_from_this_host_are_resumed_without_waiting_out_the_lease(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("Killed worker ask"))
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    with pytest.raises(Dying):
+        DiesAfterFiring(rt, gate=FakeGate(), worker="host:1:dead").tick()
+    # The dead worker had taken one of them (a 90 s lease) before it was killed.
+    [row, *_] = rt.ledger.unconfirmed_deliveries(rt.now())
+    held = rt.ledger.claim_delivery(row.key, "host:1:dead", rt.now(), timedelta(seconds=90), lambda: "n")
+    assert held is not None
+    alive = Daemon(rt, gate=FakeGate(), worker="w-alive", died=lambda worker: False)
+    alive.tick()
+    assert alive.wait_idle(30)
+    assert len(alive.results) == 2  # the held one waits for its lease: its worker may be alive
+    knows = Daemon(rt, gate=FakeGate(), worker="w-knows", died=lambda worker: worker == "host:1:dead")
+    knows.tick()
+    assert knows.wait_idle(30)
+    assert [r.job.platform for r in knows.results] == [row.key.platform]
+    assert all(site.live_texts(p) == ["Killed worker ask #NoTechForICE"] for p in PLATFORMS)
