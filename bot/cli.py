@@ -129,7 +129,39 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_mentions(args: argparse.Namespace) -> int:
     """Replies, mentions and hashtag posts tracked so far."""
-    raise NotImplementedError
+    import os
+    import threading
+    from datetime import UTC, datetime
+
+    from bot.config import load_config
+    from bot.durations import parse_duration
+    from bot.ledger import open_ledger
+    from bot.mentionlog import Format, show_mentions
+    from bot.monitorstore import MonitorStore
+
+    try:
+        since = datetime.now(UTC) - parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"mentions: --since: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config, _ = load_config(args.config, os.environ)
+    ledger = open_ledger(config.database_url)
+    stop = threading.Event()
+    try:
+        fmt: Format = "json" if args.json else "csv" if args.csv else "text"
+        show_mentions(
+            MonitorStore(ledger.engine),
+            sys.stdout,
+            fmt=fmt,
+            since=since,
+            follow=args.follow,
+            wait=lambda seconds: not stop.wait(seconds),
+        )
+    except KeyboardInterrupt:
+        pass  # the way to end --follow
+    finally:
+        ledger.close()
+    return EXIT_OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

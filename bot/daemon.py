@@ -74,7 +74,14 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
             start_emulators,
         )
 
-        emulators = start_emulators(accounts=2)
+        try:
+            emulators = start_emulators(accounts=2)
+        except OSError as exc:
+            print(
+                f"run --sandbox: cannot listen on the sandbox ports (another sandbox running?): {exc}",
+                file=sys.stderr,
+            )
+            return EXIT_RUNTIME
         log.info(
             "sandbox: emulators on %s",
             ", ".join(f"{name} {server.base_url}" for name, server in emulators.servers.items()),
@@ -106,7 +113,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     try:
         if once:
             results = daemon.run_once()
-            daemon.pool.shutdown(wait=True)
+            daemon.deliveries.shutdown(wait=True)
             return EXIT_RUNTIME if any(r.outcome == "failed" for r in results) else EXIT_OK
         if seconds is not None:
             timer = threading.Timer(seconds, stop.set)

@@ -32,6 +32,7 @@ from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Reject
 from bot.ledger import DELIVERY_LEASE, Delivery, DeliveryKey, Ledger
 from bot.platforms import Outgoing, PlatformClient, Published
 from bot.platforms.tid import make_tid
+from bot.workers import died_here
 
 log = logging.getLogger("bot.delivery")
 
@@ -204,7 +205,7 @@ class Courier:
                 attempted = message
                 published = client.publish(message)
             except AuthFailed as exc:
-                self._unhealthy(job, str(exc))
+                self.mark_unhealthy(job, str(exc))
                 log.error(
                     "failed %s: authentication refused: %s",
                     label,
@@ -304,7 +305,7 @@ class Courier:
         """Leave the claim unconfirmed for the next claimer, who will reconcile it first."""
         self.ledger.renew_delivery(key, self.worker, self.now(), timedelta(0))
 
-    def _unhealthy(self, job: Job, error: str) -> None:
+    def mark_unhealthy(self, job: Job, error: str) -> None:
         was_healthy = all(
             h.healthy
             for h in self.ledger.account_health()
@@ -330,6 +331,23 @@ def _event(kind: str, job: Job, url: str | None = None, error: str | None = None
     return fields
 
 
+def expire_dead_workers(
+    ledger: Ledger, now: datetime, *, died: Callable[[str], bool] = died_here
+) -> list[str]:
+    """End the claims of workers whose process is gone from this host, so they are reconciled at once.
+
+    `died` decides (`bot.workers.died_here`: same host and pid namespace, pid gone or a zombie).
+    A worker on another host, or a pid perhaps reused by another program, is left alone: its
+    claims wait out their lease. Whoever takes an expired claim reconciles it before sending.
+    """
+    expired = []
+    for worker in ledger.claim_holders():
+        if died(worker) and ledger.expire_claims(worker, now):
+            log.warning("worker %s is gone: its claims are resumed now", worker)
+            expired.append(worker)
+    return expired
+
+
 ClientFactory = Callable[[str, str], PlatformClient]  # (platform, account) -> client
 
 
@@ -346,7 +364,7 @@ def fan_out(courier: Courier, jobs: Sequence[Job], client_for: ClientFactory) ->
         try:
             client = client_for(job.platform, job.account)
         except AuthFailed as exc:
-            courier._unhealthy(job, str(exc))
+            courier.mark_unhealthy(job, str(exc))
             return Result(job, "failed", error=f"authentication refused: {exc}")
         except PlatformError as exc:
             return Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
-from bot.delivery import Courier, fan_out
+from bot.delivery import Courier, expire_dead_workers, fan_out
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.gate import LiveGate
 from bot.ledger import Delivery, new_worker_id
@@ -95,6 +95,7 @@ def post_now(
         print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=out)
         return EXIT_RUNTIME
     now = rt.now()
+    expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
     worker = new_worker_id()
     already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.sent_posts(queue.name))
     if item_id is None or not already:

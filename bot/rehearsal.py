@@ -41,6 +41,7 @@ def sandbox_database(config: Config) -> str:
     path = config.path.parent / "state" / "sandbox.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    (path.parent / "sandbox-mentions.jsonl").unlink(missing_ok=True)
     return f"sqlite:///{path}"
 
 
@@ -61,8 +62,21 @@ def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Con
             )
             for account, cred in zip(platform.accounts, creds["accounts"], strict=False)
         )
-        platforms[name] = replace(platform, accounts=accounts)
-    return replace(config, platforms=platforms, database_url=database_url, alerts_webhook=None)
+        # The emulators enforce no rate limits (`--limits none`): no tier budget to pace X by.
+        tier = "pro" if name == "x" else platform.tier
+        platforms[name] = replace(platform, accounts=accounts, tier=tier)
+    # Replies should show up while a newcomer watches, not five minutes later.
+    monitor = replace(config.monitor, hashtags_every=DEMO_EVERY, replies_every=DEMO_EVERY)
+    # Rehearsal replies stay out of the campaign's own mentions log.
+    mentions = config.path.parent / "state" / "sandbox-mentions.jsonl"
+    return replace(
+        config,
+        platforms=platforms,
+        database_url=database_url,
+        alerts_webhook=None,
+        monitor=monitor,
+        logging=replace(config.logging, mentions_log=mentions),
+    )
 
 
 def demo_queue(config: Config, now: datetime) -> Queue:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bot.deliverypool import DeliveryPool
 from bot.gate import LiveGate
 from bot.ledger import open_ledger
 from bot.runtime import Runtime, utc_now
@@ -60,10 +61,12 @@ def opened() -> Iterator[list[Runtime]]:
         rt.close()
 
 
-def daemon_for(site: Site, opened: list[Runtime], *, now: Any = utc_now, gate: Any = None) -> Daemon:
+def daemon_for(
+    site: Site, opened: list[Runtime], *, now: Any = utc_now, gate: Any = None, worker: str = "test-worker"
+) -> Daemon:
     rt = Runtime(site.config, site.env, now=now)
     opened.append(rt)
-    return Daemon(rt, gate=gate or FakeGate(), worker="test-worker")
+    return Daemon(rt, gate=gate or FakeGate(), worker=worker)
 
 
 def test_a_missed_slot_after_downtime_fires_once_and_older_ones_are_logged_missed(
@@ -328,8 +331,7 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
 
 def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[Runtime]) -> None:
     site.write_queue("calls", at_queue("Two workers ask"))
-    first, second = daemon_for(site, opened), daemon_for(site, opened)
-    second.worker = second.courier.worker = "other-worker"
+    first, second = daemon_for(site, opened), daemon_for(site, opened, worker="other-worker")
     barrier = threading.Barrier(2)
     fired: list[int] = []
 
@@ -351,9 +353,16 @@ class Dying(BaseException):
     """The process dies here, as under SIGKILL: nothing after this line runs."""
 
 
-class DiesAfterFiring(Daemon):
+class DyingPool(DeliveryPool):
     def dispatch(self, job: Any) -> None:
         raise Dying
+
+
+def dies_after_firing(rt: Runtime) -> Daemon:
+    """A daemon whose process dies right after it decided a slot, before any delivery starts."""
+    daemon = Daemon(rt, gate=FakeGate(), worker="host:1:dead")
+    daemon.deliveries = DyingPool(rt, daemon.courier)
+    return daemon
 
 
 def test_a_worker_that_dies_right_after_firing_a_slot_leaves_every_target_to_resume(
@@ -363,7 +372,7 @@ def test_a_worker_that_dies_right_after_firing_a_slot_leaves_every_target_to_res
     rt = Runtime(site.config, site.env)
     opened.append(rt)
     with pytest.raises(Dying):
-        DiesAfterFiring(rt, gate=FakeGate(), worker="host:1:dead").tick()
+        dies_after_firing(rt).tick()
     # The next worker owes nothing to the dead one's memory: the ledger lists every target.
     survivor = daemon_for(site, opened)
     assert survivor.tick() == []  # the slot was decided: it never fires twice
@@ -379,7 +388,7 @@ def test_claims_of_a_worker_gone_from_this_host_are_resumed_without_waiting_out_
     rt = Runtime(site.config, site.env)
     opened.append(rt)
     with pytest.raises(Dying):
-        DiesAfterFiring(rt, gate=FakeGate(), worker="host:1:dead").tick()
+        dies_after_firing(rt).tick()
     # The dead worker had taken one of them (a 90 s lease) before it was killed.
     [row, *_] = rt.ledger.unconfirmed_deliveries(rt.now())
     held = rt.ledger.claim_delivery(row.key, "host:1:dead", rt.now(), timedelta(seconds=90), lambda: "n")
@@ -393,3 +402,75 @@ def test_claims_of_a_worker_gone_from_this_host_are_resumed_without_waiting_out_
     assert knows.wait_idle(30)
     assert [r.job.platform for r in knows.results] == [row.key.platform]
     assert all(site.live_texts(p) == ["Killed worker ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site) -> None:
+    site.write_queue("calls", at_queue("Killed day ask"))
+    site.fault("bluesky", latency_ms=1500)
+    env = {**os.environ, **site.env}
+    command = [sys.executable, "-m", "bot", "--config", str(site.config), "run"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = open_ledger(site.database)
+    try:
+
+        def bluesky_in_flight() -> bool:
+            rows = ledger.deliveries_for_post("calls", "p1")
+            return any(r.key.platform == "bluesky" and r.attempts > 0 for r in rows)
+
+        assert wait_for(bluesky_in_flight, timeout=20)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ledger.close()
+    again = subprocess.run(
+        [*command, "--once"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert all(site.live_texts(p) == ["Killed day ask #NoTechForICE"] for p in PLATFORMS), again.stderr
+    ledger = open_ledger(site.database)
+    try:
+        assert {r.state for r in ledger.deliveries_for_post("calls", "p1")} == {"posted"}
+    finally:
+        ledger.close()
+
+
+def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secrets(
+    sandbox: Sandbox, tmp_path: Path, opened: list[Runtime]
+) -> None:
+    from bot.config import load_config
+    from bot.rehearsal import demo_queue, point_at_sandbox
+
+    for server in sandbox.servers.values():
+        server.emulator.reset()
+    shipped = REPO / "config.yaml"
+    base, _ = load_config(shipped, {})  # the real secrets are absent
+    assert base.platforms["x"].accounts[0].missing
+    database = f"sqlite:///{tmp_path / 'sandbox.sqlite3'}"
+    demo = demo_queue(base, utc_now() - timedelta(seconds=5))
+    rt = Runtime(
+        shipped,
+        {},
+        adjust=lambda config: point_at_sandbox(config, sandbox, database),
+        extra_queues=(demo,),
+        config_warnings=False,
+    )
+    opened.append(rt)
+    assert all(not a.missing for p in rt.config.enabled_platforms() for a in rt.config.accounts(p))
+    daemon = Daemon(rt, gate=FakeGate(), worker="rehearsal")
+    fired = [f for f in daemon.tick() if f.queue == "sandbox-demo"]
+    daemon.wait_idle(30)
+    assert len(fired) == 1
+    for platform in PLATFORMS:
+        texts = [p["text"] for p in requests_state(sandbox, platform)]
+        assert any("(sandbox demo " in t for t in texts), (platform, texts)
+
+
+def requests_state(sandbox: Sandbox, platform: str) -> list[dict[str, Any]]:
+    import requests
+
+    base = sandbox.servers[platform].base_url
+    posts: list[dict[str, Any]] = requests.get(f"{base}/_sandbox/state", timeout=5).json()["posts"]
+    return posts

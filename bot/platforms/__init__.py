@@ -9,6 +9,7 @@ so the core never names tweepy, atproto or Mastodon.py.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,17 +61,41 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Mention:
-    """A post by someone else that monitoring saw."""
+    """A post by someone else that monitoring saw.
+
+    Authors and named accounts are given twice: `author` is the handle people read (X
+    username, Bluesky handle, Mastodon `user@domain`), `author_id` the stable identity that
+    `PlatformClient.identity()` returns for our own accounts (X user id, Bluesky DID, Mastodon
+    `user@domain` lower-cased), so monitoring can tell our posts and our names apart.
+    """
 
     id: str
     url: str
     author: str
     text: str
     created_at: datetime
-    hashtags: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()  # as written, without '#'
     in_reply_to: str | None = None  # the id of the post it answers or quotes, when it does
-    mentions_us: bool = False
+    mentions_us: bool = False  # the platform notified the polling account of a mention
     public: bool = True  # False for DMs and followers-only posts: never logged
+    author_id: str = ""
+    mentioned: tuple[str, ...] = ()  # identities of the accounts it names
+    in_reply_to_author: str | None = None  # identity of the author of the post answered or quoted
+    in_reply_to_url: str | None = None  # that post's web address, when the adapter can tell
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One page of a monitoring read.
+
+    `cursor` is opaque to the caller: store it and hand it back on the next read. `more` says
+    another page is waiting now (a gap longer than a page): call again at once, budget allowing.
+    Posts come newest first or oldest first as the platform serves them; the caller sorts.
+    """
+
+    posts: tuple[Mention, ...]
+    cursor: str | None
+    more: bool = False
 
 
 class PlatformClient(Protocol):
@@ -99,6 +124,32 @@ class PlatformClient(Protocol):
 
     def repost(self, post_id: str) -> Published:
         """Retweet, repost or boost someone else's post."""
+        ...
+
+    # -- monitoring reads (DESIGN §7) -------------------------------------------------------
+
+    def identity(self) -> str:
+        """This account's identity as `Mention.author_id` spells it; cached after the first call."""
+        ...
+
+    def read_hashtags(
+        self, tags: Sequence[str], cursor: str | None, start: datetime, conversations: Sequence[str] = ()
+    ) -> Batch:
+        """Public posts using any of `tags` (without '#') after `cursor`, or since `start` without one.
+
+        X: recent search `(#a OR #b OR conversation_id:ID ...) -is:retweet`; `conversations`
+        are our recent posts whose replies are wanted (X has no reply notifications on Free).
+        Bluesky (searchPosts) and Mastodon (the tag timeline) take exactly one tag and ignore
+        `conversations`.
+        """
+        ...
+
+    def read_notifications(self, cursor: str | None, start: datetime) -> Batch:
+        """Replies, quotes and mentions addressed to this account after `cursor` (or since `start`).
+
+        X: users/:id/mentions; Bluesky: listNotifications (reply, quote, mention); Mastodon:
+        notifications of type mention (replies are mentions there), DMs marked not public.
+        """
         ...
 
 

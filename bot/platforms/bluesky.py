@@ -38,7 +38,7 @@ from atproto_core.uri import AtUri
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.model import Account, LinkCard, Platform
-from bot.platforms import Facet, Media, Outgoing, Published
+from bot.platforms import Batch, Facet, Media, Outgoing, Published, bluesky_reads
 from bot.platforms.bluesky_feeds import Fetched, mention_of, parse_time, read_back
 from bot.platforms.feeds import Page
 from bot.platforms.images import inspect_image
@@ -227,6 +227,23 @@ class BlueskyClient:
             return items, answer.cursor
 
         return self._call(lambda: read_back(fetch, after, since, self._own_did()))
+
+    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+
+    def identity(self) -> str:
+        """The account's DID, known once a session is up."""
+        return self._call(self._own_did)
+
+    def read_hashtags(
+        self, tags: Sequence[str], cursor: str | None, start: datetime, conversations: Sequence[str] = ()
+    ) -> Batch:
+        """One page of searchPosts for one tag (`bot.platforms.bluesky_reads`)."""
+        (tag,) = tags
+        return bluesky_reads.read_search(self._call, self._client, tag, cursor, start)
+
+    def read_notifications(self, cursor: str | None, start: datetime) -> Batch:
+        """One page of listNotifications: replies, quotes and mentions of this account."""
+        return bluesky_reads.read_notifications(self._call, self._client, cursor, start)
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from html.parser import HTMLParser
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from mastodon import Mastodon
@@ -33,7 +34,7 @@ from mastodon.errors import (
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.model import Account, Platform
-from bot.platforms import Media, Mention, Outgoing, Published
+from bot.platforms import Batch, Media, Mention, Outgoing, Published, mastodon_reads
 from bot.platforms.feeds import MAX_PAGES, Page
 from bot.platforms.images import inspect_image
 from bot.platforms.ratelimits import seconds_until_reset
@@ -71,6 +72,7 @@ class MastodonClient:
             session=session,
             user_agent="campaign-bot",
         )
+        self._base_url = account.base_url
         self._own_id: str | None = None
         self._has_source_route = True  # until the server answers 404 for it
 
@@ -211,6 +213,31 @@ class MastodonClient:
             # Followers-only posts and direct messages are never logged (DESIGN §7).
             public=status.get("visibility") in ("public", "unlisted"),
         )
+
+    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+
+    def identity(self) -> str:
+        """`user@domain`, lower-cased: how other statuses name this account."""
+        return f"{self._call(self._api.account_verify_credentials)['acct']}@{self._domain()}".lower()
+
+    def read_hashtags(
+        self, tags: Sequence[str], cursor: str | None, start: datetime, conversations: Sequence[str] = ()
+    ) -> Batch:
+        """One page of this instance's timeline for one tag (`bot.platforms.mastodon_reads`)."""
+        (tag,) = tags
+        return mastodon_reads.read_tag(
+            self._call, self._api, self._domain(), html_to_text, tag, cursor, start
+        )
+
+    def read_notifications(self, cursor: str | None, start: datetime) -> Batch:
+        """One page of mention notifications (replies mention the author they answer)."""
+        return mastodon_reads.read_notifications(
+            self._call, self._api, self._domain(), html_to_text, cursor, start
+        )
+
+    def _domain(self) -> str:
+        # The API says `user` for accounts of its own instance and `user@domain` for others.
+        return (urlsplit(self._base_url).hostname or self._base_url).lower()
 
     # -- the rest ------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import contextlib
 import html
 import logging
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -23,7 +23,7 @@ import tweepy
 
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
 from bot.model import Account, Platform
-from bot.platforms import Mention, Outgoing, Published
+from bot.platforms import Batch, Mention, Outgoing, Published, x_reads
 from bot.platforms.feeds import MAX_PAGES, Page
 from bot.platforms.images import inspect_image
 from bot.platforms.ratelimits import seconds_until_reset
@@ -241,6 +241,27 @@ class XClient:
                 mentions_us=addressed_to_us
                 or (bool(self._username) and str(self._username).lower() in mentioned),
             ),
+        )
+
+    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+
+    def identity(self) -> str:
+        """The user id: free from the access token's shape (users/me costs 1 of 25 a day on Free)."""
+        return self._own_id()
+
+    def read_hashtags(
+        self, tags: Sequence[str], cursor: str | None, start: datetime, conversations: Sequence[str] = ()
+    ) -> Batch:
+        """One page of recent search for the tags and our conversations (`bot.platforms.x_reads`)."""
+        return x_reads.read_search(
+            self._call, self._client, _plain_text, tags, conversations, cursor, start, self._now()
+        )
+
+    def read_notifications(self, cursor: str | None, start: datetime) -> Batch:
+        """One page of `users/:id/mentions`: replies to us start with our @username, so they are here."""
+        user_id = self._own_id()
+        return x_reads.read_mentions(
+            self._call, self._client, _plain_text, user_id, cursor, start, self._now()
         )
 
     # -- the rest ------------------------------------------------------------------------------

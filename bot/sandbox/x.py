@@ -159,7 +159,7 @@ class XEmulator(Emulator):
         elif not hashtags_of(text):
             text = f"{text} {CAMPAIGN_HASHTAG}"
         tweet = self.store.add_tweet(user, text, parent=parent)
-        return next(p for p in self.store.state_posts() if p["id"] == tweet.id)
+        return self.store.state_post(tweet)
 
     # -- dispatch ----------------------------------------------------------------------------
 

@@ -186,20 +186,22 @@ class XStore:
     def state_posts(self) -> list[dict[str, Any]]:
         """Every tweet for GET /_sandbox/state (DESIGN §2), `raw` with every field X can send."""
         users = self.users_by_name()
-        posts = []
-        for tweet in self.tweets:
-            post: dict[str, Any] = {
-                "id": tweet.id,
-                "url": f"https://x.com/{tweet.author.username}/status/{tweet.id}",
-                "author": tweet.author.username,
-                "account": tweet.author.account,
-                "text": tweet.posted_text,
-                "created_at": format_time(tweet.created_at),
-                "in_reply_to": tweet.kind("replied_to"),
-                "media": [{"id": m.id, "alt": m.alt} for m in tweet.media],
-                "raw": tweet.render(TWEET_FIELDS, users, self.reply_count(tweet)),
-            }
-            if tweet.deleted:
-                post["deleted"] = True
-            posts.append(post)
-        return posts
+        return [self.state_post(tweet, users) for tweet in self.tweets]
+
+    def state_post(self, tweet: XTweet, users: dict[str, XUser] | None = None) -> dict[str, Any]:
+        """One tweet as GET /_sandbox/state shows it (alone: audience answers need no more)."""
+        users = users if users is not None else self.users_by_name()
+        post: dict[str, Any] = {
+            "id": tweet.id,
+            "url": f"https://x.com/{tweet.author.username}/status/{tweet.id}",
+            "author": tweet.author.username,
+            "account": tweet.author.account,
+            "text": tweet.posted_text,
+            "created_at": format_time(tweet.created_at),
+            "in_reply_to": tweet.kind("replied_to"),
+            "media": [{"id": m.id, "alt": m.alt} for m in tweet.media],
+            "raw": tweet.render(TWEET_FIELDS, users, self.reply_count(tweet)),
+        }
+        if tweet.deleted:
+            post["deleted"] = True
+        return post

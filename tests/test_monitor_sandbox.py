@@ -1,0 +1,505 @@
+"""Monitoring end to end: the real SDKs against the sandbox emulators, a real SQLite ledger.
+
+Other people post through each emulator's `/_sandbox/audience`; a pass of the monitor must then
+report each post once, in order, with the right kind, across restarts and 429 storms.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from bot.classification import Sighting
+from bot.database import normalise_url
+from bot.ledger import DeliveryKey, Ledger, open_ledger
+from bot.mentionlog import MentionsLog
+from bot.model import Account, AmplifyRule, Config, LoggingConfig, MonitorConfig, Platform, PlatformConfig
+from bot.monitor import Monitor, monitor_pass
+from bot.monitorstore import MonitorStore
+from bot.ourposts import OurPosts
+from bot.platforms import Outgoing, PlatformClient, Published, open_client
+from bot.platforms.tid import make_tid
+from bot.sandbox.server import Emulator, SandboxServer
+
+START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+EMULATORS = {
+    "x": ("bot.sandbox.x", "XEmulator"),
+    "bluesky": ("bot.sandbox.bluesky", "BlueskyEmulator"),
+    "mastodon": ("bot.sandbox.mastodon", "MastodonEmulator"),
+}
+PLATFORMS: list[Platform] = ["x", "bluesky", "mastodon"]
+
+
+class Clock:
+    """One settable clock for the emulators, the ledger and the monitor."""
+
+    def __init__(self) -> None:
+        self.current = START
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+def _account(platform: Platform, base_url: str, creds: dict[str, str]) -> Account:
+    secrets = {k: v for k, v in creds.items() if k != "name"}
+    return Account(platform, creds["name"], base_url, credentials=secrets)
+
+
+@dataclass
+class World:
+    platform: Platform
+    server: SandboxServer
+    clock: Clock
+    ledger: Ledger
+    tmp: Path
+    amplify: dict[Platform, AmplifyRule] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    tier: str = "pro"
+    clients: dict[str, PlatformClient] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)
+    monitor: Monitor | None = None
+    published: int = 0
+
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator
+
+    def accounts(self) -> tuple[Account, ...]:
+        return tuple(_account(self.platform, self.server.base_url, c) for c in self.emulator.credentials())
+
+    def config(self) -> Config:
+        return Config(
+            path=self.tmp / "config.yaml",
+            campaign="test",
+            platforms={
+                self.platform: PlatformConfig(
+                    self.platform,
+                    True,
+                    self.accounts(),
+                    self.tier,  # type: ignore[arg-type]
+                )
+            },
+            hashtags=("#NoTechForICE",),
+            logging=LoggingConfig(mentions_log=self.tmp / "logs" / "mentions.jsonl"),
+            monitor=MonitorConfig(ignore=self.ignore),
+            amplify=self.amplify,
+        )
+
+    def client(self, name: str = "main") -> PlatformClient:
+        if name not in self.clients:
+            account = next(a for a in self.accounts() if a.name == name)
+            self.clients[name] = open_client(
+                account,
+                now=self.clock,
+                timeout=5.0,
+                load_session=lambda: self.sessions.get(name),
+                save_session=lambda blob: self.sessions.__setitem__(name, blob),
+            )
+        return self.clients[name]
+
+    def start(self, worker: str = "worker-1") -> Monitor:
+        """A fresh monitor process: new clients, the same database (a restart)."""
+        self.stop()
+        engine = self.ledger.engine
+        self.monitor = Monitor(
+            config=self.config(),
+            store=MonitorStore(engine),
+            posts=OurPosts(engine),
+            clients=lambda platform, name: self.client(name),
+            now=self.clock,
+            worker=worker,
+            mentions_log=MentionsLog(self.tmp / "logs" / "mentions.jsonl", 30),
+        )
+        return self.monitor
+
+    def stop(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+        for client in self.clients.values():
+            client.close()  # type: ignore[attr-defined]
+        self.clients.clear()
+
+    def poll(self, minutes: float = 20) -> list[Sighting]:
+        """Let time pass, then one pass of every due stream."""
+        self.clock.advance(minutes=minutes)
+        monitor = self.monitor or self.start()
+        return monitor.run_pass(wait=True)
+
+    def publish(
+        self,
+        text: str,
+        account: str = "main",
+        reply_to: Published | None = None,
+        root: Published | None = None,
+    ) -> Published:
+        """One of our posts, recorded in the ledger as the delivery engine records it."""
+        self.published += 1
+        client = self.client(account)
+        key = DeliveryKey("queue", f"post-{self.published}", 0, 0, self.platform, account)
+        nonce = make_tid(self.clock())
+        claimed = self.ledger.claim_delivery(key, "poster", self.clock(), timedelta(minutes=1), lambda: nonce)
+        assert claimed is not None
+        published = client.publish(Outgoing(text=text, nonce=nonce, reply_to=reply_to, root=root))
+        self.ledger.confirm_delivery(key, published.id, published.url, self.clock(), cid=published.cid)
+        return published
+
+    def audience(
+        self, kind: str, text: str, author: str = "alice", to: str | None = None, count: int = 1
+    ) -> list[dict[str, Any]]:
+        body = {"kind": kind, "author": author, "text": text, "to": to, "count": count}
+        answer = requests.post(f"{self.server.base_url}/_sandbox/audience", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        posts: list[dict[str, Any]] = answer.json()["posts"]
+        return posts
+
+    def control(self, route: str, body: dict[str, Any]) -> None:
+        answer = requests.post(f"{self.server.base_url}/_sandbox/{route}", json=body, timeout=5)
+        assert answer.status_code == 200, answer.text
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = requests.get(f"{self.server.base_url}/_sandbox/state", timeout=5).json()
+        return state
+
+    def logged(self) -> list[dict[str, Any]]:
+        path = self.tmp / "logs" / "mentions.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _emulator(platform: str, clock: Clock, limits: str = "none") -> Emulator:
+    module_name, class_name = EMULATORS[platform]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        pytest.skip(f"{module_name} is not on this branch yet")
+    emulator: Emulator = getattr(module, class_name)(accounts=2, limits=limits, clock=clock)
+    return emulator
+
+
+@pytest.fixture(params=PLATFORMS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    clock = Clock()
+    server = SandboxServer(_emulator(request.param, clock)).start()
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    world = World(request.param, server, clock, ledger, tmp_path)
+    yield world
+    world.stop()
+    ledger.close()
+    server.stop()
+
+
+def kinds(sightings: list[Sighting]) -> list[tuple[str, str]]:
+    return [(s.kind, s.post.text) for s in sightings]
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+
+def test_replies_mentions_and_hashtags_appear_once_each_in_order_across_a_restart(world: World) -> None:
+    ours = world.publish("Drop the contracts. #NoTechForICE")
+    world.poll()  # the first pass: nothing from others yet
+    world.audience("hashtag", "first hashtag post #NoTechForICE")
+    world.audience("reply", "a reply to the campaign", to=ours.id)
+    world.audience("mention", "a mention of the campaign")
+    world.audience("hashtag", "second hashtag post #notechforice")
+    found = world.poll()
+    assert [s.kind for s in found] == ["hashtag", "reply", "mention", "hashtag"]
+    assert found[0].post.text.startswith("first hashtag post")
+    assert found[1].in_reply_to == ours.url and found[1].account == "main"
+
+    world.start()  # a restart: a new process on the same database
+    assert world.poll() == []
+    world.audience("hashtag", "after the restart #NoTechForICE")
+    again = world.poll()
+    assert [s.post.text for s in again] == [world.state()["posts"][-1]["text"]]
+
+    logged = world.logged()
+    assert [r["kind"] for r in logged] == ["hashtag", "reply", "mention", "hashtag", "hashtag"]
+    assert len({r["id"] for r in logged}) == 5
+    assert logged[1]["in_reply_to"] == ours.url
+    assert all(r["platform"] == world.platform for r in logged)
+
+
+def test_our_own_posts_are_never_reported(world: World) -> None:
+    world.poll()
+    world.publish("From the main account #NoTechForICE", account="main")
+    world.publish("From the second account #NoTechForICE", account="account2")
+    # Written by hand, outside the ledger: known as ours by its author alone.
+    world.client("account2").publish(Outgoing(text="By hand #NoTechForICE", nonce=make_tid(world.clock())))
+    world.audience("hashtag", "someone else #NoTechForICE")
+    found = world.poll()
+    assert [s.post.text for s in found] == [world.state()["posts"][-1]["text"]]
+
+
+def test_a_reply_to_a_threads_second_part_is_linked_to_that_part(world: World) -> None:
+    first = world.publish("Thread, part one #NoTechForICE")
+    second = world.publish("Thread, part two", reply_to=first, root=first)
+    world.poll()
+    world.audience("reply", "answering part two", to=second.id)
+    (found,) = world.poll()
+    assert (found.kind, found.in_reply_to) == ("reply", second.url)
+
+
+def test_a_storm_of_429s_delays_but_neither_loses_nor_repeats(world: World) -> None:
+    world.poll()
+    world.audience("hashtag", "during the storm #NoTechForICE", count=3)
+    paths = {
+        "x": "/2/*",
+        "bluesky": "/xrpc/app.bsky.*",
+        "mastodon": "/api/v1/*",
+    }
+    world.control(
+        "faults", {"method": "GET", "path": paths[world.platform], "status": 429, "reset_in": 60, "times": 6}
+    )
+    seen: list[Sighting] = []
+    for _ in range(12):
+        seen += world.poll(minutes=30)
+    assert len(seen) == 3
+    assert len({s.post.id for s in seen}) == 3
+
+
+def test_a_thousand_hashtag_posts_between_two_polls_are_all_read(world: World) -> None:
+    world.poll()
+    world.audience("hashtag", "one of many #NoTechForICE", count=1000)
+    found = world.poll()
+    assert len(found) == 1000
+    assert len({s.post.id for s in found}) == 1000
+    times = [s.post.created_at for s in found]
+    assert times == sorted(times)
+    assert world.poll() == []
+
+
+def test_ignored_handles_are_never_logged(world: World) -> None:
+    # As staff would write them: any case, with or without '@'; Mastodon handles in full.
+    world.ignore = {
+        "x": ("@Opted_Out",),
+        "bluesky": ("Opted_Out.test",),
+        "mastodon": ("@Opted_Out@example.social",),
+    }[world.platform]
+    world.start()
+    world.poll()
+    world.audience("hashtag", "please do not log me #NoTechForICE", author="opted_out")
+    world.audience("hashtag", "log me #NoTechForICE", author="alice")
+    found = world.poll()
+    assert [s.post.text for s in found] == [world.state()["posts"][-1]["text"]]
+    assert "do not log me" not in (world.tmp / "logs" / "mentions.jsonl").read_text()
+
+
+def test_the_log_line_names_kind_platform_author_text_and_url(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.poll()
+    world.audience("hashtag", "see the line #NoTechForICE")
+    with caplog.at_level(logging.INFO, logger="bot.monitor"):
+        (found,) = world.poll()
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("hashtag "))
+    assert line == f'hashtag {world.platform} @{found.post.author} "{found.post.text}" {found.post.url}'
+
+
+def test_an_allys_hashtag_post_is_reposted_once_and_never_again_after_a_restart(world: World) -> None:
+    if world.platform == "x":
+        ally = "ally"
+    elif world.platform == "bluesky":
+        ally = "ally.test"
+    else:
+        ally = "ally@example.social"
+    world.amplify = {world.platform: AmplifyRule(allow=(ally,), max_per_day=10)}
+    world.start()
+    world.poll()
+    (post,) = world.audience("hashtag", "an ally speaks #NoTechForICE", author=ally)
+    world.audience("hashtag", "not an ally #NoTechForICE", author="stranger")
+    world.poll()
+    store = MonitorStore(world.ledger.engine)
+    assert store.count_amplifications(world.platform, START) == 1
+    world.start()
+    world.poll()
+    # Forget the post was ever seen (mentions purged, cursors lost): read again, it is still
+    # not reposted again, since the ledger remembers the repost itself.
+    store.purge_mentions(world.clock() + timedelta(days=1))
+    for stream in world.start().streams:
+        store.set_cursor(stream.key, "", world.clock())
+    world.poll()
+    assert store.count_amplifications(world.platform, START) == 1
+    reposts = _reposts_of(world, post["id"])
+    assert reposts == 1
+
+
+def _reposts_of(world: World, post_id: str) -> int:
+    state = world.state()
+    if world.platform == "bluesky":
+        return sum(1 for r in state.get("reposts", []) if r["subject"] == post_id and not r.get("deleted"))
+    if world.platform == "x":
+        return sum(
+            1
+            for p in state["posts"]
+            if any(
+                ref.get("type") == "retweeted" and ref.get("id") == post_id
+                for ref in (p["raw"].get("referenced_tweets") or [])
+            )
+        )
+    return sum(1 for p in state["posts"] if (p["raw"].get("reblog") or {}).get("id") == post_id)
+
+
+@pytest.mark.parametrize("visibility", ["direct", "private"])
+def test_direct_messages_and_followers_only_posts_are_never_logged(tmp_path: Path, visibility: str) -> None:
+    clock = Clock()
+    server = SandboxServer(_emulator("mastodon", clock)).start()
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    world = World("mastodon", server, clock, ledger, tmp_path)
+    try:
+        world.poll()
+        world.control("settings", {"audience_visibility": visibility})
+        world.audience("mention", "a private word for the campaign #NoTechForICE")
+        world.control("settings", {"audience_visibility": "public"})
+        world.audience("mention", "a public word for the campaign")
+        found = world.poll()
+        assert [s.post.text for s in found] == [world.state()["posts"][-1]["text"]]
+        assert "private word" not in (tmp_path / "logs" / "mentions.jsonl").read_text()
+    finally:
+        world.stop()
+        ledger.close()
+        server.stop()
+
+
+def test_x_free_reads_a_long_gap_a_page_per_15_minutes_without_a_429(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    server = SandboxServer(_emulator("x", clock, limits="free")).start()
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    world = World("x", server, clock, ledger, tmp_path, tier="free")
+    try:
+        world.poll()
+        world.audience("hashtag", "one of many #NoTechForICE", count=250)
+        seen: list[Sighting] = []
+        with caplog.at_level(logging.WARNING, logger="bot.monitor"):
+            for _ in range(12):  # an hour, one pass every 5 minutes
+                seen += world.poll(minutes=5)
+        assert [r.getMessage() for r in caplog.records] == []  # no 429, no failure
+        assert len(seen) == 250 and len({s.post.id for s in seen}) == 250
+    finally:
+        world.stop()
+        ledger.close()
+        server.stop()
+
+
+@dataclass
+class Host:
+    """The parts of the daemon's runtime that monitoring uses."""
+
+    config: Config
+    now: Clock
+    clients: Any
+    ledger: Ledger
+
+
+def test_the_daemon_hook_keeps_one_monitor_and_follows_a_reloaded_config(world: World) -> None:
+    host = Host(world.config(), world.clock, lambda platform, name: world.client(name), world.ledger)
+    monitor_pass(host)
+    world.audience("hashtag", "first #NoTechForICE", author="alice")
+    world.clock.advance(minutes=20)
+    assert [s.post.text for s in monitor_pass(host)] == [world.state()["posts"][-1]["text"]]
+    world.clock.advance(minutes=20)
+    assert monitor_pass(host) == []  # the same monitor: nothing again
+
+    world.ignore = {"x": ("bob",), "bluesky": ("bob.test",), "mastodon": ("bob@example.social",)}[
+        world.platform
+    ]
+    host.config = world.config()  # as a reload replaces it
+    world.audience("hashtag", "from bob #NoTechForICE", author="bob")
+    world.clock.advance(minutes=20)
+    assert monitor_pass(host) == []
+    vars(host)["monitor"].close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a PostgreSQL schema of this test's own (BOT_TEST_DATABASE_URL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
+        return
+    base = os.environ.get("BOT_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("BOT_TEST_DATABASE_URL is not set")
+    schema = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_two_workers_share_the_streams_through_leases(database_url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    server = SandboxServer(_emulator("bluesky", clock)).start()
+    ledger = open_ledger(database_url)
+    world = World("bluesky", server, clock, ledger, tmp_path)
+    try:
+        _two_workers(world)
+    finally:
+        world.stop()
+        ledger.close()
+        server.stop()
+
+
+def _two_workers(world: World) -> None:
+    first = world.start("worker-1")
+    engine = world.ledger.engine
+    second = Monitor(
+        config=world.config(),
+        store=MonitorStore(engine),
+        posts=OurPosts(engine),
+        clients=lambda platform, name: world.client(name),
+        now=world.clock,
+        worker="worker-2",
+        mentions_log=MentionsLog(world.tmp / "logs" / "mentions.jsonl", 30),
+    )
+    try:
+        world.clock.advance(minutes=20)
+        first.run_pass()
+        world.audience("hashtag", "one #NoTechForICE")
+        world.clock.advance(minutes=3)  # due again (every 2 minutes), within worker-1's lease
+        assert second.run_pass() == []  # worker-1 holds every stream
+        assert len(first.run_pass()) == 1
+        world.audience("hashtag", "two #NoTechForICE")
+        world.clock.advance(minutes=6)  # worker-1 died: its leases run out
+        assert [s.post.text for s in second.run_pass()] == [world.state()["posts"][-1]["text"]]
+        first.close()
+    finally:
+        second.close()
+    assert [r["text"] for r in world.logged()] == ["one #NoTechForICE", "two #NoTechForICE"]
+
+
+@pytest.mark.parametrize("world", ["mastodon"], indirect=True)
+def test_mentions_are_forgotten_after_the_retention_days(world: World) -> None:
+    world.poll()
+    world.audience("hashtag", "kept for a while #NoTechForICE")
+    world.poll()
+    store = MonitorStore(world.ledger.engine)
+    assert len(store.list_mentions()) == 1
+    world.clock.advance(days=29)
+    world.poll()
+    assert len(store.list_mentions()) == 1
+    world.clock.advance(days=2)
+    world.poll()
+    assert store.list_mentions() == []
