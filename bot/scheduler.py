@@ -31,6 +31,7 @@ from bot.errors import PlatformError
 from bot.gate import LiveGate
 from bot.ledger import new_worker_id
 from bot.model import Post, Queue
+from bot.monitorstore import MonitorStore
 from bot.payloads import build_job, targets
 from bot.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
 from bot.platforms.tid import make_tid
@@ -289,8 +290,13 @@ class Daemon:
             log.exception("monitoring pass failed")
 
     def expire_dead_workers(self, now: datetime) -> None:
-        """End the leases of workers gone from this host, so their claims are resumed now."""
+        """End the leases of workers gone from this host: their claims are resumed now, and
+        their monitoring streams polled by the next worker that asks, not in 5 minutes."""
         expire_dead_workers(self.rt.ledger, now, died=self._died)
+        streams = MonitorStore(self.rt.ledger.engine)
+        for holder in streams.lease_holders():
+            if self._died(holder) and streams.release_leases_of(holder):
+                log.warning("worker %s is gone: its monitoring streams pass on now", holder)
 
     def start_up(self) -> None:
         """Free the claims of this host's dead workers (a crash): the first tick reconciles them."""

@@ -21,6 +21,7 @@ import pytest
 from bot.deliverypool import DeliveryPool
 from bot.gate import LiveGate
 from bot.ledger import open_ledger
+from bot.monitorstore import MonitorStore
 from bot.runtime import Runtime, utc_now
 from bot.sandbox import Sandbox, start_sandbox
 from bot.scheduler import Daemon
@@ -402,6 +403,20 @@ def test_claims_of_a_worker_gone_from_this_host_are_resumed_without_waiting_out_
     assert knows.wait_idle(30)
     assert [r.job.platform for r in knows.results] == [row.key.platform]
     assert all(site.live_texts(p) == ["Killed worker ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_monitoring_streams_of_a_worker_gone_from_this_host_pass_on_at_once(
+    site: Site, opened: list[Runtime]
+) -> None:
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    streams = MonitorStore(rt.ledger.engine)
+    lease = timedelta(minutes=5)
+    assert streams.acquire_lease("monitor:x:hashtags", "host:1:dead", lease, rt.now())
+    assert streams.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", lease, rt.now())
+    Daemon(rt, gate=FakeGate(), worker="w", died=lambda worker: worker == "host:1:dead").tick()
+    assert streams.acquire_lease("monitor:x:hashtags", "w", lease, rt.now())
+    assert not streams.acquire_lease("monitor:mastodon:hashtags", "w", lease, rt.now())
 
 
 def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site) -> None:

@@ -553,6 +553,18 @@ def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(store: MonitorS
     assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
 
 
+def test_the_leases_of_a_dead_worker_are_handed_on_at_once(store: MonitorStore) -> None:
+    ttl = timedelta(minutes=5)
+    assert store.acquire_lease("monitor:x:hashtags", "host:1:dead", ttl, T0)
+    assert store.acquire_lease("monitor:bluesky:replies:main", "host:1:dead", ttl, T0)
+    assert store.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", ttl, T0)
+    assert store.lease_holders() == {"host:1:dead", "host:2:alive"}
+    assert store.release_leases_of("host:1:dead") == 2
+    soon = T0 + timedelta(seconds=2)
+    assert store.acquire_lease("monitor:x:hashtags", "host:3:next", ttl, soon)
+    assert not store.acquire_lease("monitor:mastodon:hashtags", "host:3:next", ttl, soon)
+
+
 def test_racing_workers_get_a_lease_once(store: MonitorStore) -> None:
     wins = race(8, lambda i: store.acquire_lease("poll:x", f"w{i}", timedelta(minutes=2), T0))
     assert wins.count(True) == 1
