@@ -489,3 +489,20 @@ def requests_state(sandbox: Sandbox, platform: str) -> list[dict[str, Any]]:
     base = sandbox.servers[platform].base_url
     posts: list[dict[str, Any]] = requests.get(f"{base}/_sandbox/state", timeout=5).json()["posts"]
     return posts
+
+
+def test_an_account_limit_holds_across_workers_on_one_database(site: Site, opened: list[Runtime]) -> None:
+    site.limits = "{min_gap: 20m}"
+    site.write_config()
+    site.fault("x", latency_ms=1500)  # the first X post is still on the wire when the second is due
+    site.write_queue("calls", at_queue("Ask from calls"))
+    first = daemon_for(site, opened)
+    assert len(first.tick()) == 1
+    assert wait_for(lambda: any(r.attempts for r in first.rt.ledger.deliveries_for_post("calls", "p1")))
+    site.write_queue("events", at_queue("Ask from events"))
+    second = daemon_for(site, opened)
+    second.worker = second.courier.worker = "other-worker"
+    assert [f.queue for f in second.tick()] == ["events"]
+    assert first.wait_idle(30) and second.wait_idle(30)
+    assert site.live_texts("x") == ["Ask from calls #NoTechForICE"]  # 20 minutes apart, whoever sends
+    assert len(site.live_texts("mastodon")) == 2  # no limit there
