@@ -18,8 +18,6 @@ from bot.sandbox import Sandbox, start_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest.importorskip("bot.daemon", reason="the daemon (engine branch) is not on this branch yet")
-
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:

@@ -183,10 +183,7 @@ class World:
 
 def _emulator(platform: str, clock: Clock, limits: str = "none") -> Emulator:
     module_name, class_name = EMULATORS[platform]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        pytest.skip(f"{module_name} is not on this branch yet")
+    module = importlib.import_module(module_name)
     emulator: Emulator = getattr(module, class_name)(accounts=2, limits=limits, clock=clock)
     return emulator
 
