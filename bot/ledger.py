@@ -17,12 +17,25 @@ Every time comes in as an argument (aware UTC); nothing here reads a clock. Moni
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from bot.database import connect, insert_for, reading, writing
 from bot.schema import DELIVERY_KEY, account_health, apply_migrations, deliveries, pause, sessions, slots
@@ -117,6 +130,12 @@ def open_ledger(url: str) -> Ledger:
     return Ledger(engine)
 
 
+def _queue_lock_key(queue: str) -> int:
+    """The advisory lock of one queue's slot decisions: a signed 64-bit number from its name."""
+    digest = hashlib.sha256(f"campaign-bot slots\x00{queue}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _is_key(key: DeliveryKey) -> ColumnElement[bool]:
     return and_(*(deliveries.c[name] == getattr(key, name) for name in DELIVERY_KEY))
 
@@ -181,8 +200,16 @@ class Ledger:
         now: datetime,
         owed: Sequence[DeliveryKey] = (),
         nonce_factory: Callable[[], str] | None = None,
+        once_per_cycle: bool = True,
     ) -> bool:
         """Record that this slot fires with this post; True for exactly one of racing workers.
+
+        With `once_per_cycle` (every slot but a pinned post's), it is also refused when another
+        slot of the queue already fired this post in this cycle: a worker that chose the post
+        from a history read just before another worker's slot committed must choose again, or
+        two slots would send one post and the queue would lose a slot. Slots of one queue are
+        decided one at a time for that (PostgreSQL: a transaction-level advisory lock per queue;
+        SQLite: `BEGIN IMMEDIATE` admits one writer).
 
         `owed` are the deliveries the slot sends (part 0 per target). The winner records them in
         the same transaction, as claims already given back (lease ends now), so a worker that
@@ -190,6 +217,17 @@ class Ledger:
         slot and owing its deliveries are one fact, never two commits a crash could split.
         """
         with writing(self.engine) as conn:
+            if once_per_cycle:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _queue_lock_key(queue)})
+                already = select(slots.c.id).where(
+                    slots.c.queue == queue,
+                    slots.c.state == "fired",
+                    slots.c.cycle == cycle,
+                    slots.c.post_id == post_id,
+                )
+                if conn.execute(already.limit(1)).first() is not None:
+                    return False
             won = self._record_slot_in(
                 conn, queue, slot_name, "fired", now, cycle=cycle, post_id=post_id, worker=worker
             )
@@ -237,6 +275,12 @@ class Ledger:
         # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
         stmt = insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
         return conn.execute(stmt).first() is not None
+
+    def slot_decided(self, queue: str, slot_name: str) -> bool:
+        """Whether any worker recorded this slot (fired, missed or skipped)."""
+        stmt = select(slots.c.id).where(slots.c.queue == queue, slots.c.slot_name == slot_name)
+        with reading(self.engine) as conn:
+            return conn.execute(stmt).first() is not None
 
     def sent_posts(self, queue: str) -> list[tuple[int, str]]:
         """(cycle, post id) of every fired slot of the queue, in the order they fired: the planner's input."""

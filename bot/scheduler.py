@@ -160,43 +160,41 @@ class Daemon:
     def _fire_slot(self, queue: Queue, slot: Slot, now: datetime) -> list[Fired]:
         """Decide one due slot: skip it, or claim it and hand its deliveries out."""
         ledger = self.rt.ledger
-        post: Post | None
-        if slot.pinned is not None:
-            post, cycle = pinned_post(queue, slot), PINNED_CYCLE
-            exhausted = False
+        # Twice at most: the ledger refuses a post another worker's slot sent after our read
+        # of the history, and the second choice reads the history again.
+        for _ in range(2):
+            post: Post | None
+            if slot.pinned is not None:
+                post, cycle = pinned_post(queue, slot), PINNED_CYCLE
+                exhausted = False
+            else:
+                sent = ledger.sent_posts(queue.name)
+                choice = choose_post(queue, progress_from_history(sent), slot.fire_at)
+                post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
+            if post is None:
+                self._skip_slot(queue, slot, now, exhausted)
+                return []
+            # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
+            accounts = targets(self.rt.config, queue)
+            jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
+            # Every target's delivery is recorded with the slot, in one transaction, as a claim
+            # given back: a pause, a stop or a crash from here on leaves each one to resume,
+            # never a slot fired with targets nothing will ever send to.
+            if ledger.claim_slot(
+                queue.name,
+                slot.name,
+                cycle=cycle,
+                post_id=post.id,
+                worker=self.worker,
+                now=now,
+                owed=[job.key(0) for job in jobs],
+                nonce_factory=lambda: make_tid(self.rt.now()),
+                once_per_cycle=slot.pinned is None,
+            ):
+                break
+            if slot.pinned is not None or ledger.slot_decided(queue.name, slot.name):
+                return []  # another worker decided this slot
         else:
-            choice = choose_post(queue, progress_from_history(ledger.sent_posts(queue.name)), slot.fire_at)
-            post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
-        if post is None:
-            previous = ledger.last_slot(queue.name)
-            if ledger.mark_slot(queue.name, slot.name, "skipped", now):
-                why = "queue exhausted" if exhausted else "nothing to send"
-                log.warning(
-                    "skip slot %s %s: %s",
-                    queue.name,
-                    slot.name,
-                    why,
-                    extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
-                )
-                if exhausted and (previous is None or previous.state != "skipped"):
-                    self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
-            return []
-        # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
-        accounts = targets(self.rt.config, queue)
-        jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
-        # Every target's delivery is recorded with the slot, in one transaction, as a claim given
-        # back: a pause, a stop or a crash from here on leaves each one to resume, never a slot
-        # fired with targets nothing will ever send to.
-        if not ledger.claim_slot(
-            queue.name,
-            slot.name,
-            cycle=cycle,
-            post_id=post.id,
-            worker=self.worker,
-            now=now,
-            owed=[job.key(0) for job in jobs],
-            nonce_factory=lambda: make_tid(self.rt.now()),
-        ):
             return []
         log.info(
             "slot fired %s %s: post %s (cycle %d)",
@@ -214,6 +212,20 @@ class Daemon:
             else:
                 self.deliveries.skip_unhealthy(job)
         return [fired]
+
+    def _skip_slot(self, queue: Queue, slot: Slot, now: datetime, exhausted: bool) -> None:
+        previous = self.rt.ledger.last_slot(queue.name)
+        if self.rt.ledger.mark_slot(queue.name, slot.name, "skipped", now):
+            why = "queue exhausted" if exhausted else "nothing to send"
+            log.warning(
+                "skip slot %s %s: %s",
+                queue.name,
+                slot.name,
+                why,
+                extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
+            )
+            if exhausted and (previous is None or previous.state != "skipped"):
+                self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
 
     def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
         """One line per missed slot, but a first start of a fast queue does not flood the log."""

@@ -20,7 +20,7 @@ import pytest
 
 from bot.deliverypool import DeliveryPool
 from bot.gate import LiveGate
-from bot.ledger import open_ledger
+from bot.ledger import Ledger, open_ledger
 from bot.monitorstore import MonitorStore
 from bot.runtime import Runtime, utc_now
 from bot.sandbox import Sandbox, start_sandbox
@@ -506,3 +506,31 @@ def test_an_account_limit_holds_across_workers_on_one_database(site: Site, opene
     assert first.wait_idle(30) and second.wait_idle(30)
     assert site.live_texts("x") == ["Ask from calls #NoTechForICE"]  # 20 minutes apart, whoever sends
     assert len(site.live_texts("mastodon")) == 2  # no limit there
+
+
+class StaleHistory(Ledger):
+    """Its first history read misses the newest fired slot: read just before another worker's
+    slot committed, as happens when two workers decide two slots of one queue at once."""
+
+    stale = True
+
+    def sent_posts(self, queue: str) -> list[tuple[int, str]]:
+        history = super().sent_posts(queue)
+        if self.stale:
+            self.stale = False
+            return history[:-1]
+        return history
+
+
+def test_a_slot_whose_post_another_worker_just_sent_sends_the_next_post(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("First ask", "Second ask"))
+    ledger = StaleHistory(open_ledger(site.database).engine)
+    ledger.claim_slot("calls", "manual:elsewhere", cycle=1, post_id="p1", worker="other", now=utc_now())
+    rt = Runtime(site.config, site.env, ledger=ledger)
+    opened.append(rt)
+    daemon = Daemon(rt, gate=FakeGate(), worker="w")
+    assert [f.post_id for f in daemon.tick()] == ["p2"]  # not p1 a second time: the queue keeps its pace
+    assert daemon.wait_idle(30)
+    assert site.live_texts("x") == ["Second ask #NoTechForICE"]

@@ -219,6 +219,26 @@ def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> 
     assert ledger.get_delivery(late) is None
 
 
+def test_a_post_fires_in_one_slot_per_cycle(ledger: Ledger) -> None:
+    def fire(slot: str, cycle: int, **options: bool) -> bool:
+        return ledger.claim_slot("calls", slot, cycle=cycle, post_id="a", worker="w", now=T0, **options)
+
+    assert fire("s1", 1)
+    assert not fire("s2", 1)  # chosen from a history read before s1 committed: choose again
+    assert not ledger.slot_decided("calls", "s2")
+    assert fire("s2", 2)  # the next cycle sends it again
+    assert fire("pinned:a", 1, once_per_cycle=False)
+    assert ledger.sent_posts("calls") == [(1, "a"), (2, "a"), (1, "a")]
+
+
+def test_racing_workers_fire_a_post_in_one_slot(ledger: Ledger) -> None:
+    wins = race(
+        8, lambda i: ledger.claim_slot("calls", f"s{i}", cycle=1, post_id="a", worker=f"w{i}", now=T0)
+    )
+    assert wins.count(True) == 1
+    assert ledger.sent_posts("calls") == [(1, "a")]
+
+
 def test_a_missed_slot_never_fires_later(ledger: Ledger) -> None:
     assert ledger.mark_slot("calls", "s1", "missed", T0)
     assert not ledger.mark_slot("calls", "s1", "missed", T0)
@@ -450,7 +470,7 @@ RACER = textwrap.dedent(
     sys.stdin.readline()  # the starting gun: both processes are connected and waiting
     won = []
     for i in range(40):
-        if ledger.claim_slot("calls", f"slot-{i}", cycle=0, post_id="a", worker=worker, now=now):
+        if ledger.claim_slot("calls", f"slot-{i}", cycle=0, post_id=f"a{i}", worker=worker, now=now):
             won.append(f"slot-{i}")
         key = DeliveryKey("calls", f"post-{i}", 0, 0, "x", "main")
         if ledger.claim_delivery(key, worker, now, timedelta(seconds=90), lambda: worker):
