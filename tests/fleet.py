@@ -256,6 +256,10 @@ class Campaign:
 
     # --- the emulators -----------------------------------------------------------------------
 
+    def settings(self, platform: str, **settings: Any) -> None:
+        base = self.sandbox.servers[platform].base_url
+        requests.post(f"{base}/_sandbox/settings", data=json.dumps(settings), timeout=5).raise_for_status()
+
     def our_posts(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(platform, account, post) of every live post by one of our accounts."""
         found = []
