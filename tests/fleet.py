@@ -191,7 +191,7 @@ class Campaign:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
-    def stop_all(self, timeout: float = 40.0) -> list[int | None]:
+    def stop_all(self, timeout: float = 30.0) -> list[int | None]:
         for proc in self.workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
