@@ -132,7 +132,9 @@ def assert_each_slot_fired_once(campaign: Campaign, seed: int) -> None:
 def report(label: str, campaign: Campaign, faults: FaultInjector, kills: int, started: float) -> None:
     print(
         f"{label}: {sum(campaign.expected().values())} deliveries, {faults.log.total} faults "
-        f"({dict(faults.log.injected)}), {kills} kills, {time.monotonic() - started:.1f} s"
+        f"({dict(faults.log.injected)}), {kills} kills, {time.monotonic() - started:.1f} s; "
+        f"{len(campaign.grep_logs(' reconciled '))} lost answers found on the platform, "
+        f"{len(campaign.grep_logs(' is gone: '))} dead workers' claims taken over at once"
     )
 
 
