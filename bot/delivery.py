@@ -238,6 +238,18 @@ class Courier:
                     must_look = True  # the write may have been applied
                 delay = self._delay(exc, failures)
                 if failures >= self.policy.max_attempts or waited + delay > self.policy.max_wait:
+                    # The last call may have landed (a 503 after the write, a lost answer): one
+                    # last look, so the ledger does not call failed a post that is out there.
+                    found = self._look_quietly(client, attempted, claim.claimed_at) if must_look else None
+                    if found is not None:
+                        log.info(
+                            "reconciled %s: already posted %s",
+                            label,
+                            found.url,
+                            extra=_event("reconciled", job, found.url),
+                        )
+                        confirm(found)
+                        return found, True
                     error = f"gave up after {failures} attempts: {exc}"
                     log.error("failed %s: %s", label, error, extra=_event("failed", job, error=error))
                     self.ledger.fail_delivery(key, error, self.now())
