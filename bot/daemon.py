@@ -47,6 +47,14 @@ def _monitor_for(runtime: Runtime) -> Callable[[bool], object] | None:
     return monitor
 
 
+def _close_live_streams(runtime: Runtime) -> None:
+    # The monitor's live streams (Mastodon) are closed now, before the clients and the ledger
+    # they report through; the rest of the monitor closes at exit.
+    close = getattr(sys.modules.get(MONITOR_HOOK), "close_live_streams", None)
+    if callable(close):
+        close(runtime)
+
+
 def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: bool) -> int:
     setup_logging(LoggingConfig())
     try:
@@ -122,6 +130,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         finished = daemon.run()
     finally:
         audience_stop.set()
+        _close_live_streams(runtime)
         runtime.close()
         if emulators is not None:
             emulators.stop()

@@ -10,6 +10,10 @@ classified (`bot.classification`), deduplicated by the ledger (a post seen by tw
 two workers is reported once), logged, written to the mentions log, and amplified when an ally
 posted it.
 
+Where a Mastodon instance offers streaming, the worker polling a tag's timeline also holds
+the tag's live stream open (`bot.livestreams`): streamed posts go through the same reporting
+at once, and the poll slows down to a fallback.
+
 The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does the work.
 """
 
@@ -29,6 +33,7 @@ from sqlalchemy import Engine
 from bot.amplification import Amplifier
 from bot.classification import Ours, Sighting, classify
 from bot.errors import PlatformError, RateLimited
+from bot.livestreams import LiveStreams, streams_live
 from bot.mentionlog import MentionsLog, log_line, record_of
 from bot.model import Config, Platform
 from bot.monitorstore import MentionRecord, MonitorStore
@@ -72,7 +77,10 @@ class Monitor:
         now: Clock,
         worker: str,
         mentions_log: MentionsLog | None = None,
+        live_streams: bool = False,
     ) -> None:
+        """`live_streams`: hold Mastodon's hashtag streams open (the daemon does; tests of the
+        polls alone leave them closed, so that each pass returns everything new)."""
         self.store = store
         self.posts = posts
         self.clients = clients
@@ -85,6 +93,9 @@ class Monitor:
         self._leases: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="monitor")
         self._last_purge: datetime | None = None
+        # Polls and live streams report from several threads: one at a time keeps the log in order.
+        self._reporting = threading.Lock()
+        self.live = LiveStreams(self._report_streamed) if live_streams else None
         self.config = config
         self.streams = plan_streams(config)
         self.mentions_log = mentions_log or MentionsLog(
@@ -100,9 +111,17 @@ class Monitor:
             self.mentions_log = MentionsLog(config.logging.mentions_log, config.monitor.retention_days)
             self.amplifier = Amplifier(config.amplify, self.store, self.now)
             self._identities.clear()
+        if self.live is not None:
+            self.live.drop_all()  # reopened by the next pass, with the new accounts and tags
+
+    def close_live_streams(self) -> None:
+        """Close the live streams for good (a stop): never waits on the network. Idempotent."""
+        if self.live is not None:
+            self.live.close()
 
     def close(self) -> None:
         """Let passes in flight end, then hand every stream lease on (a clean stop). Idempotent."""
+        self.close_live_streams()
         self._pool.shutdown(wait=True)
         for lease in sorted(self._leases):
             self.store.release_lease(lease, self.worker)
@@ -173,12 +192,23 @@ class Monitor:
         lease = f"monitor:{stream.key}"
         if not self.store.acquire_lease(lease, self.worker, STREAM_LEASE, self.now()):
             self._leases.discard(lease)
+            if self.live is not None:
+                self.live.drop(stream.key)  # the live stream goes with the lease
             return None
         self._leases.add(lease)
-        state = StreamState.load(self.store.get_cursor(stream.key))
         now = self.now()
-        if state.next_at is not None and now < state.next_at:
+        state = StreamState.load(self.store.get_cursor(stream.key))
+        due = state.next_at
+        if self.live is not None and streams_live(stream):
+            try:
+                self.live.keep_open(stream, self.clients(stream.platform, stream.account), now)
+            except PlatformError as exc:
+                log.warning("monitor %s: no client for the live stream: %s", stream.key, exc)
+            due = self.live.poll_due_at(stream, state)
+        if due is not None and now < due:
             return None
+        if self.live is not None:
+            self.live.polling(stream)
         window = self._windows.setdefault(stream.key, RequestWindow(stream.budget))
         start = now - self.config.monitor.backfill
         conversations = self._conversations(stream, now)
@@ -224,8 +254,19 @@ class Monitor:
 
     # -- reporting ------------------------------------------------------------------------
 
+    def _report_streamed(self, stream: Stream, post: Mention) -> None:
+        """A post from a live stream (Mastodon.py's thread): reported as a poll would report it."""
+        try:
+            self.report(stream.platform, [Fetched(stream, [post], StreamState())], self.ours(stream.platform))
+        except Exception:  # the stream thread must live on; the next poll reads the post again
+            log.exception("monitor %s: reporting a streamed post failed", stream.key)
+
     def report(self, platform: Platform, fetched: Iterable[Fetched], ours: Ours) -> list[Sighting]:
         """Classify, store (the ledger says which are new), log, write and amplify, oldest first."""
+        with self._reporting:
+            return self._report(platform, fetched, ours)
+
+    def _report(self, platform: Platform, fetched: Iterable[Fetched], ours: Ours) -> list[Sighting]:
         found: dict[str, tuple[Mention, Stream]] = {}
         for item in fetched:
             for post in item.posts:
@@ -314,6 +355,7 @@ def open_monitor(runtime: Host, worker: str | None = None) -> Monitor:
         clients=runtime.clients,
         now=runtime.now,
         worker=worker or new_worker_id(),
+        live_streams=True,
     )
 
 
@@ -334,3 +376,14 @@ def monitor_pass(runtime: Host, wait: bool = True) -> list[Sighting]:
     elif monitor.config is not runtime.config:
         monitor.reconfigure(runtime.config)
     return monitor.run_pass(wait=wait)
+
+
+def close_live_streams(runtime: Host) -> None:
+    """The daemon stops: close the runtime's live streams now, before its clients and ledger.
+
+    Never waits on the network, so SIGTERM's bound holds; the rest of `Monitor.close` (passes
+    in flight, leases) runs at exit.
+    """
+    monitor: Monitor | None = vars(runtime).get("monitor")
+    if monitor is not None:
+        monitor.close_live_streams()

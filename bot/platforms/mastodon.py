@@ -34,7 +34,7 @@ from mastodon.errors import (
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.model import Account, Platform
-from bot.platforms import Batch, Media, Mention, Outgoing, Published, mastodon_reads
+from bot.platforms import Batch, Media, Mention, Outgoing, Published, mastodon_reads, mastodon_stream
 from bot.platforms.feeds import MAX_PAGES, Page
 from bot.platforms.images import inspect_image
 from bot.platforms.ratelimits import seconds_until_reset
@@ -233,6 +233,25 @@ class MastodonClient:
         """One page of mention notifications (replies mention the author they answer)."""
         return mastodon_reads.read_notifications(
             self._call, self._api, self._domain(), html_to_text, cursor, start
+        )
+
+    def open_hashtag_stream(
+        self, tag: str, deliver: Callable[[Mention], None]
+    ) -> mastodon_stream.HashtagStream | None:
+        """Hold the tag's stream open in the background, or None when the instance offers none.
+
+        Each streamed status goes to `deliver` (from Mastodon.py's stream thread). Not part of
+        the PlatformClient protocol: only Mastodon streams (`bot.livestreams`).
+        """
+        return mastodon_stream.open_hashtag_stream(
+            access_token=str(self._api.access_token or ""),
+            api_base_url=self._base_url,
+            tag=tag,
+            host=self._domain(),
+            to_text=html_to_text,
+            deliver=deliver,
+            call=self._call,
+            timeout=float(self._api.request_timeout),
         )
 
     def _domain(self) -> str:

@@ -14,6 +14,9 @@ Settings (`POST /_sandbox/settings`):
     default_visibility   the accounts' posting default (`source.privacy`, default public)
     audience_visibility  the visibility of the audience's next posts (default public)
     stream_heartbeat     seconds between `:thump` heartbeats on a stream (default 15)
+    streaming            "up" (default); "down": the streaming server is gone (open streams end,
+                         new ones get nginx's 502) while the API answers; "none": the instance
+                         offers no streaming (no streaming URL in its documents, 404)
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "default_visibility": "public",
     "audience_visibility": "public",
     "stream_heartbeat": 15.0,
+    "streaming": "up",
 }
+STREAMING = ("up", "down", "none")
 
 STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|reblog|unreblog))?$")
 ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
@@ -125,7 +130,11 @@ class MastodonEmulator(Emulator):
         for key in ("default_visibility", "audience_visibility"):
             if key in settings and settings[key] not in VISIBILITIES:
                 raise ValueError(f"{key} must be one of {', '.join(VISIBILITIES)}")
+        if settings.get("streaming", "up") not in STREAMING:
+            raise ValueError(f"streaming must be one of {', '.join(STREAMING)}")
         self.settings.update(settings)
+        if self.settings["streaming"] != "up":
+            self.streams.end_open()
         for actor in self.store.ours:
             actor.default_visibility = str(self.settings["default_visibility"])
 
@@ -252,10 +261,14 @@ class MastodonEmulator(Emulator):
         base = self.base_url
         if method == "GET" and path.rstrip("/") == "/api/v1/instance":
             users, count = len(self.store.ours), len(self.store.live_statuses())
-            document = instance_v1(base, int(self.settings["max_characters"]), users, count)
+            document = instance_v1(
+                base, int(self.settings["max_characters"]), users, count, self._offers_streaming
+            )
             return Response.json(200, document, {"Deprecation": V1_DEPRECATION})
         if method == "GET" and path.rstrip("/") == "/api/v2/instance":
-            return Response.json(200, instance_v2(base, int(self.settings["max_characters"])))
+            return Response.json(
+                200, instance_v2(base, int(self.settings["max_characters"]), self._offers_streaming)
+            )
         if method == "GET" and path == "/api/v1/accounts/verify_credentials":
             actor = self._require(request, viewer)
             return Response.json(200, credential_account_json(self.store.account_json(actor, base), actor))
@@ -425,8 +438,16 @@ class MastodonEmulator(Emulator):
         else:
             self.streams.publish(kind, status, status.id)
 
+    @property
+    def _offers_streaming(self) -> bool:
+        return bool(self.settings["streaming"] != "none")
+
     def _streaming(self, request: Request) -> Response:
         """The streaming server (node.js on another port in production): no rate-limit headers."""
+        if self.settings["streaming"] == "none":
+            return Response.json(404, {"error": ERRORS[404]})
+        if self.settings["streaming"] == "down":
+            return Response(502, nginx_page(502), {"Content-Type": "text/html"})
         plain = {"Access-Control-Allow-Origin": "*", "Cache-Control": "private, no-store"}
         if request.path == "/api/v1/streaming/health":
             return Response(200, b"OK", {**plain, "Content-Type": "text/plain"})

@@ -78,7 +78,9 @@ def _statuses(max_characters: int) -> dict[str, int]:
     }
 
 
-def instance_v1(base_url: str, max_characters: int, users: int, statuses: int) -> dict[str, Any]:
+def instance_v1(
+    base_url: str, max_characters: int, users: int, statuses: int, streaming: bool = True
+) -> dict[str, Any]:
     return {
         "uri": _host(base_url),
         "title": "Mastodon",
@@ -86,7 +88,7 @@ def instance_v1(base_url: str, max_characters: int, users: int, statuses: int) -
         "description": "",
         "email": "",
         "version": VERSION,
-        "urls": {"streaming_api": _streaming(base_url)},
+        "urls": {"streaming_api": _streaming(base_url)} if streaming else {},
         "stats": {"user_count": users, "status_count": statuses, "domain_count": 1},
         "thumbnail": f"{base_url}/packs/images/preview.png",
         "languages": ["en"],
@@ -111,9 +113,9 @@ def instance_v1(base_url: str, max_characters: int, users: int, statuses: int) -
     }
 
 
-def instance_v2(base_url: str, max_characters: int) -> dict[str, Any]:
+def instance_v2(base_url: str, max_characters: int, streaming: bool = True) -> dict[str, Any]:
     public = {"local": "public", "remote": "public"}
-    return {
+    document: dict[str, Any] = {
         "domain": _host(base_url),
         "title": "Mastodon",
         "version": VERSION,
@@ -178,3 +180,6 @@ def instance_v2(base_url: str, max_characters: int) -> dict[str, Any]:
         "contact": {"email": "", "account": None},
         "rules": [],
     }
+    if not streaming:
+        del document["configuration"]["urls"]["streaming"]
+    return document

@@ -3,7 +3,8 @@
 Real framing (shared/reference/mastodon/test_stream_user_local.yaml): `:)` first, then
 `event: update` / `data: {status}` frames separated by a blank line, and `:thump` comment
 lines as heartbeats. A stream waits on a condition for new events and checks every 0.2 s
-whether the server is stopping, so an open stream never holds a shutdown up.
+whether the server is stopping (or the streaming server was switched off), so an open stream
+never holds a shutdown up.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class HashtagStreams:
         self._log: list[tuple[str, Status, dict[str, Any] | str]] = []
         self._dropped = 0
         self._closed = threading.Event()
+        self._generation = 0  # one more each time the open streams are ended
 
     def publish(self, kind: str, status: Status, payload: dict[str, Any] | str) -> None:
         """`update` with the status as streamed, or `delete` with its id."""
@@ -37,6 +39,12 @@ class HashtagStreams:
             self._dropped += len(self._log)
             self._log.clear()
 
+    def end_open(self) -> None:
+        """End the streams open now (the streaming server went away); later ones run as usual."""
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
     def close(self) -> None:
         self._closed.set()
         with self._condition:
@@ -47,8 +55,9 @@ class HashtagStreams:
         yield b":)\n"
         with self._condition:
             position = self._dropped + len(self._log)
+            generation = self._generation
         last_beat = time.monotonic()
-        while not self._closed.is_set():
+        while not self._closed.is_set() and generation == self._generation:
             with self._condition:
                 if self._dropped + len(self._log) <= position:
                     self._condition.wait(0.2)
