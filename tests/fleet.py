@@ -214,7 +214,7 @@ class Campaign:
 
     def grep_logs(self, needle: str) -> list[str]:
         return [
-            line
+            f"{log.stem}: {line}"
             for log in self.logs
             if log.exists()
             for line in log.read_text(errors="replace").splitlines()

@@ -101,7 +101,14 @@ def assert_exactly_once(campaign: Campaign, seed: int) -> None:
     doubles = sorted(k for k, n in seen.items() if n > 1)
     lost = sorted(k for k in expected if seen[k] == 0)
     strangers = sorted(k for k in seen if k not in expected)
-    assert not doubles, f"seed {seed}: posted more than once: {doubles}"
+    if doubles:
+        ids = {p.text: p.post_id for p in campaign.parts()}
+        story = [
+            line
+            for platform, account, text in doubles
+            for line in campaign.grep_logs(f"{platform}/{account} {ids[text].split('-')[0]}/{ids[text]}")
+        ]
+        assert not doubles, f"seed {seed}: posted more than once: {doubles}\n" + "\n".join(story)
     assert not lost, f"seed {seed}: never posted: {lost}"
     assert not strangers, f"seed {seed}: unexpected posts: {strangers}"
     by_text = {(platform, account, post["text"]): post for platform, account, post in posts}
