@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
-from bot.ledger import DELIVERY_LEASE, Delivery, DeliveryKey, Ledger
+from bot.ledger import CALL_IN_FLIGHT, DELIVERY_LEASE, INTERRUPTED, Delivery, DeliveryKey, Ledger
 from bot.platforms import Outgoing, PlatformClient, Published
 from bot.platforms.tid import make_tid
 from bot.workers import died_here
@@ -200,6 +200,17 @@ class Courier:
                         )
                         confirm(found)
                         return found, True
+                    landing = self._may_still_land(claim) if not failures else None
+                    if landing is not None:
+                        # The call of a worker that died mid-call, not on the platform yet, may
+                        # still be in the server, which applies it even though nobody reads the
+                        # answer: sending now could make two copies where the platform has no
+                        # idempotency key (X, GoToSocial). Look again once it could have landed.
+                        self.ledger.renew_delivery(key, self.worker, self.now(), landing - self.now())
+                        until = landing.isoformat(timespec="seconds")
+                        why = f"an interrupted call may still land until {until}"
+                        log.info("waiting %s: %s", label, why, extra=_event("deferred", job, error=why))
+                        return Result(job, "deferred", error=why)
                 if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
                     return Result(job, "deferred", error="claim taken over by another worker")
                 attempted = message
@@ -288,6 +299,17 @@ class Courier:
             lambda: make_tid(self.now()),
             retry_failed=self.retry_failed,
         )
+
+    def _may_still_land(self, claim: Delivery) -> datetime | None:
+        """Until when a dead worker's last call may still reach the platform, if that is ahead.
+
+        Only a claim taken from a worker that died mid-call (`INTERRUPTED`): a claim given back
+        cleanly (a pause, a stop) or failed had its call answered, or timed out, first.
+        """
+        if claim.last_error != INTERRUPTED or claim.attempted_at is None:
+            return None
+        landing = claim.attempted_at + CALL_IN_FLIGHT
+        return landing if landing > self.now() else None
 
     def _not_ours(self, job: Job, key: DeliveryKey) -> tuple[Published, bool] | Result:
         """The claim was refused: the part is done, failed before, or another worker holds it."""

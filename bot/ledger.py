@@ -47,6 +47,13 @@ DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
 # (record_attempt, renew_delivery) before every call and every longer wait, so the lease only
 # runs out when the worker is gone. See docs/decisions.md.
 DELIVERY_LEASE = timedelta(seconds=90)
+# How long a request may still reach the platform after it was sent: one call's timeout
+# (bot.runtime.CALL_TIMEOUT, 20 s) and a margin for the server. A claim whose worker died
+# mid-call (`INTERRUPTED`) and whose call is not found on the platform is not sent again
+# before that (`bot.delivery`).
+CALL_IN_FLIGHT = timedelta(seconds=30)
+# `last_error` of an attempted claim ended by `expire_claims`: its call may still be in flight.
+INTERRUPTED = "interrupted: its worker died during a call"
 
 
 @dataclass(frozen=True)
@@ -360,6 +367,7 @@ class Ledger:
                 .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
                 .values(
                     attempts=deliveries.c.attempts + 1,
+                    last_error=None,  # this call is the last one now
                     text=text,
                     attempted_at=now,
                     lease_until=now + lease,
@@ -458,16 +466,16 @@ class Ledger:
         (on its own host, a worker id whose pid is gone: `new_worker_id` names host and pid), and
         need not then wait out the lease before reconciling what the dead one left.
         """
+        live = and_(
+            deliveries.c.state == "claimed", deliveries.c.claimed_by == worker, deliveries.c.lease_until > now
+        )
         with writing(self.engine) as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.state == "claimed",
-                    deliveries.c.claimed_by == worker,
-                    deliveries.c.lease_until > now,
-                )
-                .values(lease_until=now, updated_at=now)
+            # An attempted claim is marked: its call may still be in the server, which applies it
+            # though nobody reads the answer, so the next claimer must not resend too soon.
+            conn.execute(
+                update(deliveries).where(live, deliveries.c.attempts > 0).values(last_error=INTERRUPTED)
             )
+            result = conn.execute(update(deliveries).where(live).values(lease_until=now, updated_at=now))
             return result.rowcount
 
     # --- pause ----------------------------------------------------------------------------

@@ -534,3 +534,46 @@ def test_a_slot_whose_post_another_worker_just_sent_sends_the_next_post(
     assert [f.post_id for f in daemon.tick()] == ["p2"]  # not p1 a second time: the queue keeps its pace
     assert daemon.wait_idle(30)
     assert site.live_texts("x") == ["Second ask #NoTechForICE"]
+
+
+def test_a_dead_workers_request_still_in_the_server_is_found_not_sent_again(
+    site: Site, opened: list[Runtime]
+) -> None:
+    """GoToSocial ignores Idempotency-Key: only waiting for the request to land avoids a double."""
+    from dataclasses import replace
+
+    from bot.payloads import build_job
+
+    site.settings("mastodon", idempotency=False)
+    site.write_queue("calls", at_queue("Orphan ask"))
+    offset = timedelta(0)
+    rt = Runtime(site.config, site.env, now=lambda: utc_now() + offset)
+    opened.append(rt)
+    with pytest.raises(Dying):
+        dies_after_firing(rt).tick()
+    # The dead worker had sent its Mastodon post; the server is still working on it (2 s).
+    queue = rt.queue("calls")
+    assert queue is not None
+    account = rt.clients.account("mastodon", "main")
+    job = build_job(rt.config, queue, queue.posts[0], 1, account)
+    claim = rt.ledger.claim_delivery(job.key(0), "host:1:dead", rt.now(), timedelta(seconds=90), lambda: "n")
+    assert claim is not None
+    message = replace(job.parts[0], nonce=claim.nonce)
+    assert rt.ledger.record_attempt(job.key(0), "host:1:dead", message.text, rt.now())
+    site.fault("mastodon", latency_ms=2000)
+    orphan = threading.Thread(target=lambda: rt.clients("mastodon", "main").publish(message))
+    orphan.start()
+    time.sleep(0.2)  # the request is in the server
+    survivor = Daemon(rt, gate=FakeGate(), worker="w", died=lambda worker: worker == "host:1:dead")
+    survivor.tick()
+    assert survivor.wait_idle(30)
+    orphan.join(10)
+    assert site.live_texts("mastodon") == ["Orphan ask #NoTechForICE"]
+    # Once the dead worker's call could have landed, its claim is reconciled: found, not resent.
+    offset = timedelta(seconds=31)
+    survivor.tick()
+    assert survivor.wait_idle(30)
+    assert site.live_texts("mastodon") == ["Orphan ask #NoTechForICE"]
+    [row] = [r for r in rt.ledger.deliveries_for_post("calls", "p1") if r.key.platform == "mastodon"]
+    assert row.state == "posted"
+    assert all(len(site.live_texts(p)) == 1 for p in PLATFORMS)

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from bot.database import connect, normalise_url
-from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
+from bot.ledger import INTERRUPTED, DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
 from bot.monitorstore import MentionRecord, MonitorStore
 from bot.schema import MIGRATIONS, apply_migrations, metadata
 
@@ -303,6 +303,23 @@ def test_a_restarted_daemon_takes_over_its_dead_predecessors_claims_at_once(ledg
     assert [d.key for d in ledger.unconfirmed_deliveries(restart)] == [KEY]
     assert ledger.claim_delivery(KEY, "host:333:cccc", restart, LEASE, lambda: "n3") is not None
     assert ledger.claim_delivery(other, "host:333:cccc", restart, LEASE, lambda: "n3") is None
+
+
+def test_a_dead_workers_attempted_claim_is_marked_interrupted_until_attempted_again(ledger: Ledger) -> None:
+    sent = DeliveryKey("calls", "petition-launch", 0, 0, "x", "main")
+    ledger.claim_delivery(KEY, "host:111:aaaa", T0, LEASE, lambda: "n1")  # never attempted
+    ledger.claim_delivery(sent, "host:111:aaaa", T0, LEASE, lambda: "n2")
+    assert ledger.record_attempt(sent, "host:111:aaaa", "Sign the petition", T0)
+    restart = T0 + timedelta(seconds=5)
+    assert ledger.expire_claims("host:111:aaaa", restart) == 2
+    rows = {d.key: d for d in ledger.unconfirmed_deliveries(restart)}
+    assert rows[KEY].last_error is None
+    assert rows[sent].last_error == INTERRUPTED  # its call may still be in the server
+    taken = ledger.claim_delivery(sent, "host:333:cccc", restart, LEASE, lambda: "unused")
+    assert taken is not None and taken.last_error == INTERRUPTED and taken.attempted
+    assert ledger.record_attempt(sent, "host:333:cccc", "Sign the petition", restart)
+    row = ledger.get_delivery(sent)
+    assert row is not None and row.last_error is None
 
 
 def test_a_claim_never_attempted_is_taken_over_without_reconciling(ledger: Ledger) -> None:
