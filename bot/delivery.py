@@ -179,6 +179,17 @@ class Courier:
         label = f"{job.target} {job.queue}/{job.post_id}" + (
             f" part {index + 1}/{len(job.parts)}" if len(job.parts) > 1 else ""
         )
+
+        def reconciled(found: Published) -> tuple[Published, bool]:
+            log.info(
+                "reconciled %s: already posted %s",
+                label,
+                found.url,
+                extra=_event("reconciled", job, found.url),
+            )
+            confirm(found)
+            return found, True
+
         # A call may have reached the platform before: ask it first, whatever else happens.
         # Look for the text that call carried (the ledger keeps it): the post may have been
         # edited since, and its new text was never sent.
@@ -192,14 +203,7 @@ class Courier:
                     found = client.find_published(attempted, since=claim.claimed_at)
                     must_look = False
                     if found is not None:
-                        log.info(
-                            "reconciled %s: already posted %s",
-                            label,
-                            found.url,
-                            extra=_event("reconciled", job, found.url),
-                        )
-                        confirm(found)
-                        return found, True
+                        return reconciled(found)
                     landing = self._may_still_land(claim) if not failures else None
                     if landing is not None:
                         # The call of a worker that died mid-call, not on the platform yet, may
@@ -231,14 +235,7 @@ class Courier:
                     # "duplicate content"): a rejection is a reason to look, not proof.
                     found = self._look_quietly(client, attempted, claim.claimed_at)
                     if found is not None:
-                        log.info(
-                            "reconciled %s: already posted %s",
-                            label,
-                            found.url,
-                            extra=_event("reconciled", job, found.url),
-                        )
-                        confirm(found)
-                        return found, True
+                        return reconciled(found)
                 log.error("rejected %s: %s", label, exc, extra=_event("rejected", job, error=str(exc)))
                 self.ledger.fail_delivery(key, str(exc), self.now())
                 self.alert("rejected", f"{label} rejected by {job.platform}: {exc}")
@@ -253,14 +250,7 @@ class Courier:
                     # last look, so the ledger does not call failed a post that is out there.
                     found = self._look_quietly(client, attempted, claim.claimed_at) if must_look else None
                     if found is not None:
-                        log.info(
-                            "reconciled %s: already posted %s",
-                            label,
-                            found.url,
-                            extra=_event("reconciled", job, found.url),
-                        )
-                        confirm(found)
-                        return found, True
+                        return reconciled(found)
                     error = f"gave up after {failures} attempts: {exc}"
                     log.error("failed %s: %s", label, error, extra=_event("failed", job, error=error))
                     self.ledger.fail_delivery(key, error, self.now())

@@ -50,27 +50,15 @@ _GRAPHEME = regex.compile(r"\X")
 MAX_TAG_GRAPHEMES = 64
 
 
-def facet_record(facet: Facet, did: str | None = None) -> dict[str, object]:
-    """The facet as the Bluesky record carries it; a mention needs its handle's DID (see above)."""
-    feature: dict[str, str]
-    if facet.kind == "tag":
-        feature = {"$type": "app.bsky.richtext.facet#tag", "tag": facet.value}
-    elif facet.kind == "link":
-        feature = {"$type": "app.bsky.richtext.facet#link", "uri": facet.value}
-    else:
-        if did is None:
-            raise ValueError("a mention facet needs the DID its handle resolves to")
-        feature = {"$type": "app.bsky.richtext.facet#mention", "did": did}
-    return {"index": {"byteStart": facet.start, "byteEnd": facet.end}, "features": [feature]}
-
-
 def utf8_length(text: str) -> int:
     # surrogatepass: a lone surrogate cannot be posted, but counting it must not crash `check`.
     return len(text.encode("utf-8", "surrogatepass"))
 
 
 def count_graphemes(text: str) -> int:
-    return sum(1 for _ in _GRAPHEME.finditer(text))
+    if text.isascii():  # in ASCII only CR LF makes a cluster of two (UAX #29 GB3)
+        return len(text) - text.count("\r\n")
+    return len(_GRAPHEME.findall(text))
 
 
 def _has_known_tld(domain: str) -> bool:

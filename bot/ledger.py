@@ -1,4 +1,4 @@
-"""The ledger: what was posted where, which slots fired, and the state every worker shares.
+"""The ledger: what was posted where and which slots fired, in the database every worker shares.
 
 One database (SQLite by default, PostgreSQL for several workers) holds everything that must
 survive a restart (DESIGN §3, §6). The rules that make "exactly once" hold:
@@ -11,8 +11,9 @@ survive a restart (DESIGN §3, §6). The rules that make "exactly once" hold:
   lease runs out, and the next claimer takes it over with the same nonce and must reconcile
   first (`Delivery.attempted`).
 
-Every time comes in as an argument (aware UTC); nothing here reads a clock. Monitoring's share
-(mentions, cursors, leases, amplifications) lives in `bot.monitorstore` on the same engine.
+Every time comes in as an argument (aware UTC); nothing here reads a clock. The pause, saved
+sessions and account health are `bot.sharedstate`'s (the Ledger inherits them); monitoring's
+share (mentions, cursors, leases, amplifications) lives in `bot.monitorstore` on the same engine.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from sqlalchemy import (
 )
 
 from bot.database import connect, insert_for, reading, writing
-from bot.schema import DELIVERY_KEY, account_health, apply_migrations, deliveries, pause, sessions, slots
+from bot.schema import DELIVERY_KEY, apply_migrations, deliveries, slots
+from bot.sharedstate import SharedState
 from bot.workers import new_worker_id as new_worker_id  # where the posting commands find it
 
 DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
@@ -101,23 +103,6 @@ class SlotRecord:
     post_id: str | None
     claimed_by: str | None
     recorded_at: datetime
-
-
-@dataclass(frozen=True)
-class PauseState:
-    paused: bool
-    reason: str | None
-    since: datetime | None
-
-
-@dataclass(frozen=True)
-class AccountHealth:
-    platform: str
-    account: str
-    healthy: bool
-    last_error: str | None
-    last_probe_at: datetime | None
-    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -185,8 +170,9 @@ def _take_over(
     return row
 
 
-class Ledger:
-    """The posting side of the database. Thread-safe: every method is its own transaction."""
+class Ledger(SharedState):
+    """The posting side of the database, with the pause, sessions and account health that every
+    worker shares (`bot.sharedstate`). Thread-safe: every method is its own transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -477,58 +463,6 @@ class Ledger:
             )
             result = conn.execute(update(deliveries).where(live).values(lease_until=now, updated_at=now))
             return result.rowcount
-
-    # --- pause ----------------------------------------------------------------------------
-
-    def pause(self, reason: str | None, now: datetime) -> None:
-        with writing(self.engine) as conn:
-            conn.execute(update(pause).where(pause.c.id == 1).values(paused=True, reason=reason, since=now))
-
-    def resume(self, now: datetime) -> None:
-        with writing(self.engine) as conn:
-            conn.execute(update(pause).where(pause.c.id == 1).values(paused=False, reason=None, since=now))
-
-    def pause_state(self) -> PauseState:
-        with reading(self.engine) as conn:
-            row = conn.execute(select(pause.c.paused, pause.c.reason, pause.c.since)).one()
-        return PauseState(paused=bool(row.paused), reason=row.reason, since=row.since)
-
-    # --- sessions -------------------------------------------------------------------------
-
-    def save_session(self, platform: str, account: str, blob: str, now: datetime) -> None:
-        """Keep a platform session (the Bluesky session string); never logged by anyone."""
-        with writing(self.engine) as conn:
-            stmt = insert_for(conn, sessions).values(
-                platform=platform, account=account, blob=blob, updated_at=now
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["platform", "account"], set_={"blob": blob, "updated_at": now}
-                )
-            )
-
-    def load_session(self, platform: str, account: str) -> str | None:
-        stmt = select(sessions.c.blob).where(sessions.c.platform == platform, sessions.c.account == account)
-        with reading(self.engine) as conn:
-            blob: str | None = conn.execute(stmt).scalar()
-        return blob
-
-    # --- account health -------------------------------------------------------------------
-
-    def set_account_health(
-        self, platform: str, account: str, *, healthy: bool, error: str | None, now: datetime
-    ) -> None:
-        """Record the outcome of a post or probe: healthy, or refused with the platform's message."""
-        values = {"healthy": healthy, "last_error": error, "last_probe_at": now, "updated_at": now}
-        with writing(self.engine) as conn:
-            stmt = insert_for(conn, account_health).values(platform=platform, account=account, **values)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["platform", "account"], set_=values))
-
-    def account_health(self) -> list[AccountHealth]:
-        """Every account with a recorded health; an account never recorded is presumed healthy."""
-        stmt = select(account_health).order_by(account_health.c.platform, account_health.c.account)
-        with reading(self.engine) as conn:
-            return [AccountHealth(**row._mapping) for row in conn.execute(stmt)]
 
     # --- status and limits ----------------------------------------------------------------
 

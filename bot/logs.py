@@ -8,6 +8,7 @@ own error messages; a credential never reaches them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -20,7 +21,13 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    return datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second(int(record.created))
+
+
+# Lines come in bursts (a monitoring pass logs one per post seen): format each second once.
+@functools.lru_cache(maxsize=4)
+def _second(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class TextFormatter(logging.Formatter):

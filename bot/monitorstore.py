@@ -85,6 +85,14 @@ def _insert_unseen(conn: Connection, batch: list[MentionRecord]) -> list[Mention
                 stamps[t] = to_db(t) if to_db else t
             return stamps[t]
 
+        # Most posts carry the same few tags: encode each distinct tuple once.
+        encoded: dict[tuple[str, ...], str] = {}
+
+        def tags(hashtags: tuple[str, ...]) -> str:
+            if hashtags not in encoded:
+                encoded[hashtags] = json.dumps(list(hashtags))
+            return encoded[hashtags]
+
         rows = [
             (
                 m.platform,
@@ -94,7 +102,7 @@ def _insert_unseen(conn: Connection, batch: list[MentionRecord]) -> list[Mention
                 m.url,
                 m.author,
                 m.text,
-                json.dumps(list(m.hashtags)),
+                tags(m.hashtags),
                 m.in_reply_to,
                 stamp(m.created_at),
                 stamp(m.seen_at),

@@ -98,7 +98,7 @@ class Clients:
         with self._lock:
             retired, self._retired = self._retired, []
         for client in retired:
-            _close(client)
+            client.close()
 
     def _open(self, account: Account) -> PlatformClient:
         ledger, platform, name = self.ledger, account.platform, account.name
@@ -111,13 +111,6 @@ class Clients:
             save_session=lambda blob: ledger.save_session(platform, name, blob, self.now()),
             **self.options,
         )
-
-
-def _close(client: PlatformClient) -> None:
-    # Not part of the Protocol: the adapters that hold an HTTP session close it here.
-    close = getattr(client, "close", None)
-    if callable(close):
-        close()
 
 
 class Runtime:

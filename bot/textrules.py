@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import regex
-from twitter_text import parse_tweet
 from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.has_invalid_characters import has_invalid_characters
 
@@ -29,6 +28,7 @@ from bot.errors import Problem
 from bot.facets import count_graphemes, detect_facets, utf8_length
 from bot.model import Image, LinkCard, Platform, PlatformOptions, Post, Queue
 from bot.platforms import Facet, Media, Outgoing, Published
+from bot.tweetlength import x_length
 
 X_LIMIT = 280
 BLUESKY_GRAPHEMES = 300
@@ -178,11 +178,6 @@ def _measure(
             byte_limit=BLUESKY_BYTES,
         )
     return RenderedPart(text, mastodon_length(text, spoiler), mastodon_max, images)
-
-
-def x_length(text: str) -> int:
-    """twitter-text v3 weighted length."""
-    return int(parse_tweet(text).weightedLength) if text else 0
 
 
 # Account::MENTION_RE: the username, then optionally @domain; not after a word character, = or /.

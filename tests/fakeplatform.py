@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from bot.errors import PlatformError
 from bot.platforms import Outgoing, Published
+from tests.clock import Clock
 
 
 @dataclass
@@ -30,19 +31,6 @@ class Step:
 
     error: PlatformError
     applied: bool = False
-
-
-class Clock:
-    """A settable UTC clock shared by the ledger and the fake platforms."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -1,5 +1,3 @@
-import struct
-import zlib
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,6 +8,7 @@ from bot.config import load_config
 from bot.content import load_queues
 from bot.errors import Problem
 from bot.model import Config, Image, LinkCard, Part, Queue
+from tests.imagefiles import png
 
 CONFIG = """\
 timezone: America/New_York
@@ -33,27 +32,12 @@ TWO_X_ACCOUNTS = CONFIG.replace(
 )
 
 
-def tiny_png() -> bytes:
-    """A real 1x1 PNG, so image checks see a file of the right kind."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0"))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.fixture
 def campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)  # messages show paths relative to the current folder
     (tmp_path / "content" / "images").mkdir(parents=True)
-    (tmp_path / "content" / "images" / "rally.png").write_bytes(tiny_png())
-    (tmp_path / "secret.png").write_bytes(tiny_png())
+    (tmp_path / "content" / "images" / "rally.png").write_bytes(png(1, 1))
+    (tmp_path / "secret.png").write_bytes(png(1, 1))
     (tmp_path / "config.yaml").write_text(CONFIG)
     return tmp_path
 

@@ -23,7 +23,6 @@ from bot.gate import LiveGate
 from bot.ledger import Ledger, open_ledger
 from bot.monitorstore import MonitorStore
 from bot.runtime import Runtime, utc_now
-from bot.sandbox import Sandbox, start_sandbox
 from bot.scheduler import Daemon
 from bot.slots import slots_between
 from tests.fakeplatform import FakeGate
@@ -37,21 +36,6 @@ def at_queue(*posts: str, when: datetime | None = None) -> str:
     moment = (when or utc_now() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
     body = "".join(f'  - id: p{i + 1}\n    text: "{text}"\n' for i, text in enumerate(posts))
     return f'schedule: {{at: ["{moment}"]}}\nposts:\n{body}'
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    sb = start_sandbox()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture
-def site(sandbox: Sandbox, tmp_path: Path) -> Site:
-    for server in sandbox.servers.values():
-        server.emulator.reset()
-        server.faults.clear()
-    return Site(tmp_path, sandbox)
 
 
 @pytest.fixture
@@ -453,13 +437,12 @@ def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site)
 
 
 def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secrets(
-    sandbox: Sandbox, tmp_path: Path, opened: list[Runtime]
+    site: Site, tmp_path: Path, opened: list[Runtime]
 ) -> None:
     from bot.config import load_config
     from bot.rehearsal import demo_queue, point_at_sandbox
 
-    for server in sandbox.servers.values():
-        server.emulator.reset()
+    sandbox = site.sandbox
     shipped = REPO / "config.yaml"
     base, _ = load_config(shipped, {})  # the real secrets are absent
     assert base.platforms["x"].accounts[0].missing
@@ -479,16 +462,8 @@ def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secr
     daemon.wait_idle(30)
     assert len(fired) == 1
     for platform in PLATFORMS:
-        texts = [p["text"] for p in requests_state(sandbox, platform)]
+        texts = [p["text"] for p in site.state(platform)]
         assert any("(sandbox demo " in t for t in texts), (platform, texts)
-
-
-def requests_state(sandbox: Sandbox, platform: str) -> list[dict[str, Any]]:
-    import requests
-
-    base = sandbox.servers[platform].base_url
-    posts: list[dict[str, Any]] = requests.get(f"{base}/_sandbox/state", timeout=5).json()["posts"]
-    return posts
 
 
 def test_an_account_limit_holds_across_workers_on_one_database(site: Site, opened: list[Runtime]) -> None:

@@ -1,12 +1,13 @@
 """Exactly once, on the orchestration side: claims, reconciliation, retries, threads, fan-out.
 
-A real SQLite ledger and a fake platform that fails on cue (tests/fakeplatform.py); the same
-faults against the sandbox emulators with the real SDKs are in test_delivery_sandbox.py.
+A real SQLite ledger and a fake platform that fails on cue (tests/fakeplatform.py); then the
+same faults against the sandbox emulators with the real SDKs.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,13 @@ import pytest
 from bot.delivery import Courier, Job, RetryPolicy, fan_out
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.ledger import DELIVERY_LEASE, Ledger, open_ledger
+from bot.payloads import build_jobs
 from bot.platforms import Outgoing
 from bot.platforms.tid import make_tid
-from tests.fakeplatform import Clock, FakeClient, FakeGate, Step
+from bot.runtime import Runtime
+from tests.clock import Clock
+from tests.fakeplatform import FakeClient, FakeGate, Step
+from tests.sandboxsite import PLATFORMS, Site
 
 
 @pytest.fixture
@@ -268,13 +273,6 @@ def test_fan_out_never_lets_a_slow_platform_delay_the_others(ledger: Ledger, clo
 
 # --- against the emulators, with the real SDKs ------------------------------------------------
 
-from collections.abc import Iterator  # noqa: E402
-
-from bot.payloads import build_jobs  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from bot.sandbox import Sandbox, start_sandbox  # noqa: E402
-from tests.sandboxsite import PLATFORMS, Site  # noqa: E402
-
 THREAD_QUEUE = """\
     schedule: {every: 1h}
     posts:
@@ -288,21 +286,10 @@ THREAD_QUEUE = """\
 """
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    sb = start_sandbox()
-    yield sb
-    sb.stop()
-
-
 @pytest.fixture
-def site(sandbox: Sandbox, tmp_path: Path) -> Site:
-    for server in sandbox.servers.values():
-        server.emulator.reset()
-        server.faults.clear()
-    s = Site(tmp_path, sandbox)
-    s.write_queue("calls", THREAD_QUEUE)
-    return s
+def site(site: Site) -> Site:
+    site.write_queue("calls", THREAD_QUEUE)
+    return site
 
 
 @pytest.fixture

@@ -1,19 +1,17 @@
 """The ledger on real SQLite, and on PostgreSQL too when BOT_TEST_DATABASE_URL is set.
 
-Every test takes `ledger_url`: a fresh SQLite file, or a fresh PostgreSQL schema of its own
+Every test takes `database_url`: a fresh SQLite file, or a fresh PostgreSQL schema of its own
 (other helpers' tests share the database), dropped afterwards.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
 import textwrap
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from bot.database import connect, normalise_url
 from bot.ledger import INTERRUPTED, DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
@@ -34,30 +32,9 @@ LEASE = timedelta(seconds=90)
 KEY = DeliveryKey("calls", "petition-launch", 0, 0, "bluesky", "main")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/state/bot.sqlite3"
-        return
-    base = os.environ.get("BOT_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("BOT_TEST_DATABASE_URL is not set")
-    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(base))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    opened = open_ledger(ledger_url)
+def ledger(database_url: str) -> Iterator[Ledger]:
+    opened = open_ledger(database_url)
     yield opened
     opened.close()
 
@@ -135,8 +112,8 @@ def test_other_databases_are_refused() -> None:
         normalise_url("mysql://bot@localhost/campaign")
 
 
-def test_migrations_are_recorded_once_in_order(ledger_url: str) -> None:
-    engine = connect(ledger_url)
+def test_migrations_are_recorded_once_in_order(database_url: str) -> None:
+    engine = connect(database_url)
     assert apply_migrations(engine) == [m.__name__ for m in MIGRATIONS]
     assert apply_migrations(engine) == []
     with engine.connect() as conn:
@@ -152,8 +129,8 @@ def test_tables_queried_match_tables_migrated(ledger: Ledger) -> None:
         assert migrated == {c.name for c in table.columns}, table.name
 
 
-def test_migrations_started_by_several_workers_at_once_apply_once(ledger_url: str) -> None:
-    engines = [connect(ledger_url) for _ in range(4)]
+def test_migrations_started_by_several_workers_at_once_apply_once(database_url: str) -> None:
+    engines = [connect(database_url) for _ in range(4)]
     applied = race(4, lambda i: apply_migrations(engines[i]))
     assert sorted(len(names) for names in applied) == [0, 0, 0, len(MIGRATIONS)]
     with engines[0].connect() as conn:
@@ -497,10 +474,10 @@ RACER = textwrap.dedent(
 )
 
 
-def test_two_processes_claim_each_slot_and_delivery_once(ledger_url: str) -> None:
+def test_two_processes_claim_each_slot_and_delivery_once(database_url: str) -> None:
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, ledger_url, f"worker-{n}"],
+            [sys.executable, "-c", RACER, database_url, f"worker-{n}"],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from bot.sandbox import Sandbox, start_sandbox
+from tests.sandboxsite import env_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,21 +30,8 @@ def sandbox() -> Iterator[Sandbox]:
 def _campaign(folder: Path, sandbox: Sandbox) -> Path:
     described = sandbox.describe()
     x, bsky, masto = (described[p] for p in ("x", "bluesky", "mastodon"))
-    xa, ba, ma = x["accounts"][0], bsky["accounts"][0], masto["accounts"][0]
     (folder / "content").mkdir()
-    (folder / ".env").write_text(
-        "\n".join(
-            [
-                f"X_CONSUMER_KEY={xa['consumer_key']}",
-                f"X_CONSUMER_SECRET={xa['consumer_secret']}",
-                f"X_ACCESS_TOKEN={xa['access_token']}",
-                f"X_ACCESS_TOKEN_SECRET={xa['access_token_secret']}",
-                f"BSKY_HANDLE={ba['handle']}",
-                f"BSKY_APP_PASSWORD={ba['app_password']}",
-                f"MASTODON_ACCESS_TOKEN={ma['access_token']}",
-            ]
-        )
-    )
+    (folder / ".env").write_text("\n".join(f"{name}={value}" for name, value in env_for(sandbox).items()))
     config = folder / "config.yaml"
     config.write_text(
         f"""\

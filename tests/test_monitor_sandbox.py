@@ -6,66 +6,38 @@ report each post once, in order, with the right kind, across restarts and 429 st
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from sqlalchemy import create_engine, text
 
 from bot.classification import Sighting
-from bot.database import normalise_url
 from bot.ledger import DeliveryKey, Ledger, open_ledger
 from bot.mentionlog import MentionsLog
 from bot.model import Account, AmplifyRule, Config, LoggingConfig, MonitorConfig, Platform, PlatformConfig
 from bot.monitor import Monitor, monitor_pass
 from bot.monitorstore import MonitorStore
 from bot.ourposts import OurPosts
-from bot.platforms import Outgoing, PlatformClient, Published, open_client
+from bot.platforms import Outgoing, PlatformClient, Published
 from bot.platforms.tid import make_tid
-from bot.sandbox.server import Emulator, SandboxServer
+from tests.clock import START, Clock
+from tests.emulated import Emulated, start_emulator
 
-START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-EMULATORS = {
-    "x": ("bot.sandbox.x", "XEmulator"),
-    "bluesky": ("bot.sandbox.bluesky", "BlueskyEmulator"),
-    "mastodon": ("bot.sandbox.mastodon", "MastodonEmulator"),
-}
 PLATFORMS: list[Platform] = ["x", "bluesky", "mastodon"]
 
 
-class Clock:
-    """One settable clock for the emulators, the ledger and the monitor."""
-
-    def __init__(self) -> None:
-        self.current = START
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
-
-
-def _account(platform: Platform, base_url: str, creds: dict[str, str]) -> Account:
-    secrets = {k: v for k, v in creds.items() if k != "name"}
-    return Account(platform, creds["name"], base_url, credentials=secrets)
-
-
 @dataclass
-class World:
-    platform: Platform
-    server: SandboxServer
-    clock: Clock
+class World(Emulated):
+    """One platform's emulator, our ledger and the monitor processes a test starts on them."""
+
+    _: KW_ONLY
     ledger: Ledger
     tmp: Path
     amplify: dict[Platform, AmplifyRule] = field(default_factory=dict)
@@ -76,12 +48,8 @@ class World:
     monitor: Monitor | None = None
     published: int = 0
 
-    @property
-    def emulator(self) -> Emulator:
-        return self.server.emulator
-
     def accounts(self) -> tuple[Account, ...]:
-        return tuple(_account(self.platform, self.server.base_url, c) for c in self.emulator.credentials())
+        return tuple(self.account(i) for i in range(len(self.server.emulator.credentials())))
 
     def config(self) -> Config:
         return Config(
@@ -104,10 +72,8 @@ class World:
     def client(self, name: str = "main") -> PlatformClient:
         if name not in self.clients:
             account = next(a for a in self.accounts() if a.name == name)
-            self.clients[name] = open_client(
+            self.clients[name] = self.open(
                 account,
-                now=self.clock,
-                timeout=5.0,
                 load_session=lambda: self.sessions.get(name),
                 save_session=lambda blob: self.sessions.__setitem__(name, blob),
             )
@@ -132,8 +98,7 @@ class World:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
-        for client in self.clients.values():
-            client.close()  # type: ignore[attr-defined]
+        self.close()
         self.clients.clear()
 
     def poll(self, minutes: float = 20) -> list[Sighting]:
@@ -160,45 +125,32 @@ class World:
         self.ledger.confirm_delivery(key, published.id, published.url, self.clock(), cid=published.cid)
         return published
 
-    def audience(
-        self, kind: str, text: str, author: str = "alice", to: str | None = None, count: int = 1
-    ) -> list[dict[str, Any]]:
-        body = {"kind": kind, "author": author, "text": text, "to": to, "count": count}
-        answer = requests.post(f"{self.server.base_url}/_sandbox/audience", json=body, timeout=30)
-        assert answer.status_code == 200, answer.text
-        posts: list[dict[str, Any]] = answer.json()["posts"]
-        return posts
-
-    def control(self, route: str, body: dict[str, Any]) -> None:
-        answer = requests.post(f"{self.server.base_url}/_sandbox/{route}", json=body, timeout=5)
-        assert answer.status_code == 200, answer.text
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = requests.get(f"{self.server.base_url}/_sandbox/state", timeout=5).json()
-        return state
-
     def logged(self) -> list[dict[str, Any]]:
         path = self.tmp / "logs" / "mentions.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _emulator(platform: str, clock: Clock, limits: str = "none") -> Emulator:
-    module_name, class_name = EMULATORS[platform]
-    module = importlib.import_module(module_name)
-    emulator: Emulator = getattr(module, class_name)(accounts=2, limits=limits, clock=clock)
-    return emulator
+@contextmanager
+def running(
+    platform: Platform, tmp: Path, database: str = "", limits: str = "none", **fields: Any
+) -> Iterator[World]:
+    """An emulator on its own clock and a ledger (SQLite in `tmp` unless `database` is given)."""
+    clock = Clock()
+    server = start_emulator(platform, clock, limits)
+    ledger = open_ledger(database or f"sqlite:///{tmp / 'state.sqlite3'}")
+    world = World(platform, server, clock, ledger=ledger, tmp=tmp, **fields)
+    try:
+        yield world
+    finally:
+        world.stop()
+        ledger.close()
+        server.stop()
 
 
 @pytest.fixture(params=PLATFORMS)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    clock = Clock()
-    server = SandboxServer(_emulator(request.param, clock)).start()
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-    world = World(request.param, server, clock, ledger, tmp_path)
-    yield world
-    world.stop()
-    ledger.close()
-    server.stop()
+    with running(request.param, tmp_path) as world:
+        yield world
 
 
 def kinds(sightings: list[Sighting]) -> list[tuple[str, str]]:
@@ -261,9 +213,7 @@ def test_a_storm_of_429s_delays_but_neither_loses_nor_repeats(world: World) -> N
         "bluesky": "/xrpc/app.bsky.*",
         "mastodon": "/api/v1/*",
     }
-    world.control(
-        "faults", {"method": "GET", "path": paths[world.platform], "status": 429, "reset_in": 60, "times": 6}
-    )
+    world.fault(method="GET", path=paths[world.platform], status=429, reset_in=60, times=6)
     seen: list[Sighting] = []
     for _ in range(12):
         seen += world.poll(minutes=30)
@@ -355,33 +305,21 @@ def _reposts_of(world: World, post_id: str) -> int:
 
 @pytest.mark.parametrize("visibility", ["direct", "private"])
 def test_direct_messages_and_followers_only_posts_are_never_logged(tmp_path: Path, visibility: str) -> None:
-    clock = Clock()
-    server = SandboxServer(_emulator("mastodon", clock)).start()
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-    world = World("mastodon", server, clock, ledger, tmp_path)
-    try:
+    with running("mastodon", tmp_path) as world:
         world.poll()
-        world.control("settings", {"audience_visibility": visibility})
+        world.control("settings", audience_visibility=visibility)
         world.audience("mention", "a private word for the campaign #NoTechForICE")
-        world.control("settings", {"audience_visibility": "public"})
+        world.control("settings", audience_visibility="public")
         world.audience("mention", "a public word for the campaign")
         found = world.poll()
         assert [s.post.text for s in found] == [world.state()["posts"][-1]["text"]]
         assert "private word" not in (tmp_path / "logs" / "mentions.jsonl").read_text()
-    finally:
-        world.stop()
-        ledger.close()
-        server.stop()
 
 
 def test_x_free_reads_a_long_gap_a_page_per_15_minutes_without_a_429(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = Clock()
-    server = SandboxServer(_emulator("x", clock, limits="free")).start()
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'state.sqlite3'}")
-    world = World("x", server, clock, ledger, tmp_path, tier="free")
-    try:
+    with running("x", tmp_path, limits="free", tier="free") as world:
         world.poll()
         world.audience("hashtag", "one of many #NoTechForICE", count=250)
         seen: list[Sighting] = []
@@ -390,10 +328,6 @@ def test_x_free_reads_a_long_gap_a_page_per_15_minutes_without_a_429(
                 seen += world.poll(minutes=5)
         assert [r.getMessage() for r in caplog.records] == []  # no 429, no failure
         assert len(seen) == 250 and len({s.post.id for s in seen}) == 250
-    finally:
-        world.stop()
-        ledger.close()
-        server.stop()
 
 
 @dataclass
@@ -442,39 +376,9 @@ def test_the_daemon_hook_keeps_one_monitor_and_follows_a_reloaded_config(world: 
     vars(host)["monitor"].close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a PostgreSQL schema of this test's own (BOT_TEST_DATABASE_URL)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.sqlite3'}"
-        return
-    base = os.environ.get("BOT_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("BOT_TEST_DATABASE_URL is not set")
-    schema = f"monitor_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(base))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def test_two_workers_share_the_streams_through_leases(database_url: str, tmp_path: Path) -> None:
-    clock = Clock()
-    server = SandboxServer(_emulator("bluesky", clock)).start()
-    ledger = open_ledger(database_url)
-    world = World("bluesky", server, clock, ledger, tmp_path)
-    try:
+    with running("bluesky", tmp_path, database_url) as world:
         _two_workers(world)
-    finally:
-        world.stop()
-        ledger.close()
-        server.stop()
 
 
 def _two_workers(world: World) -> None:

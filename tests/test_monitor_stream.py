@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +37,12 @@ from bot.sandbox import start_sandbox
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
 from bot.streams import Stream, StreamState
+from tests.clock import START, Clock
 from tests.sandboxsite import Site, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 STREAM = "mastodon:hashtags:{host}:notechforice"
 INTERVAL = timedelta(minutes=2)  # monitor.hashtags_every's default, within Mastodon's budget
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.current = START
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
 
 
 @dataclass
@@ -144,7 +133,7 @@ def instance(tmp_path: Path) -> Iterator[Instance]:
     for monitor in inst.monitors:
         monitor.close()
     for client in inst.clients:
-        client.close()  # type: ignore[attr-defined]
+        client.close()
     ledger.close()
     server.stop()
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import struct
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,15 @@ import requests
 
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.model import Account, LinkCard
-from bot.platforms import Facet, Media, Outgoing, Published, open_client
+from bot.platforms import Batch, Facet, Media, Outgoing, Published
 from bot.platforms.bluesky import BlueskyClient
 from bot.platforms.tid import make_tid
-from bot.sandbox.bluesky import BlueskyEmulator
-from bot.sandbox.server import SandboxServer
+from tests.clock import START
+from tests.emulated import Emulated, emulated, posts_of, read_all
+from tests.imagefiles import png
 
-START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
 CREATE_RECORD = "/xrpc/com.atproto.repo.createRecord"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -50,22 +40,7 @@ class SessionStore:
         self.saved.append(session)
 
 
-@dataclass
-class Sandbox:
-    server: SandboxServer
-    clock: Clock
-    opened: list[BlueskyClient] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.base_url
-
-    def account(self, index: int = 0, **changes: str) -> Account:
-        creds = dict(self.server.emulator.credentials()[index])
-        name = creds.pop("name")
-        creds.update(changes)
-        return Account(platform="bluesky", name=name, base_url=self.url, credentials=creds)
-
+class Sandbox(Emulated):
     def client(
         self,
         index: int = 0,
@@ -83,21 +58,13 @@ class Sandbox:
         )
 
     def open(self, account: Account, **options: Any) -> BlueskyClient:
-        options.setdefault("now", self.clock)
-        client = open_client(account, timeout=5, **options)
+        client = super().open(account, **options)
         assert isinstance(client, BlueskyClient)
-        self.opened.append(client)
         return client
 
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()
-        return state
-
     def posts(self) -> list[dict[str, Any]]:
+        """Our accounts' posts, the audience's left out."""
         return [p for p in self.state()["posts"] if p["author"].endswith("sandbox.test")]
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
 
     def did_of(self, handle: str) -> str:
         answer = requests.get(
@@ -109,22 +76,8 @@ class Sandbox:
 
 @pytest.fixture
 def bsky() -> Iterator[Sandbox]:
-    clock = Clock(START)
-    server = SandboxServer(BlueskyEmulator(accounts=2, limits="none", clock=clock)).start()
-    sandbox = Sandbox(server, clock)
-    yield sandbox
-    for client in sandbox.opened:
-        client.close()
-    server.stop()
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    with emulated(Sandbox, "bluesky") as sandbox:
+        yield sandbox
 
 
 _clock_ids = iter(range(1024))
@@ -384,11 +337,9 @@ def test_delete_removes_the_post_and_can_be_repeated(bsky: Sandbox) -> None:
 
 
 def test_repost_of_an_allys_post(bsky: Sandbox) -> None:
-    ally = requests.post(
-        f"{bsky.url}/_sandbox/audience",
-        json={"kind": "hashtag", "author": "ally.example.org", "text": "Tech workers say no #NoTechForICE"},
-        timeout=5,
-    ).json()["posts"][0]
+    (ally,) = bsky.audience(
+        kind="hashtag", author="ally.example.org", text="Tech workers say no #NoTechForICE"
+    )
     reposted = bsky.client().repost(ally["id"])
     (repost,) = bsky.state()["reposts"]
     assert repost["subject"] == ally["id"] and repost["id"] == reposted.id
@@ -449,45 +400,48 @@ def test_a_nonce_that_is_not_a_tid_is_refused(bsky: Sandbox) -> None:
 # -- monitoring reads ------------------------------------------------------------------------
 
 
-def audience(bsky: Sandbox, **post: Any) -> list[dict[str, Any]]:
-    answer = requests.post(f"{bsky.url}/_sandbox/audience", json=post, timeout=5)
-    posts: list[dict[str, Any]] = answer.json()["posts"]
-    return posts
-
-
 def test_replies_and_mentions_are_read_once_with_their_links(bsky: Sandbox) -> None:
     client = bsky.client()
     first_part = client.publish(message("Part one #NoTechForICE"))
     second_part = client.publish(message("Part two", reply_to=first_part, root=first_part))
     bsky.clock.now += timedelta(minutes=1)
-    audience(bsky, kind="reply", author="alice.example", text="Agreed!", to=second_part.id)
+    bsky.audience(kind="reply", author="alice.example", text="Agreed!", to=second_part.id)
     bsky.clock.now += timedelta(seconds=1)
-    audience(bsky, kind="mention", author="bob.example", text="what do you think?")
-    first = client.read_mentions(None, since=START - timedelta(hours=1))
-    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+    bsky.audience(kind="mention", author="bob.example", text="what do you think?")
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_notifications(cursor, START - timedelta(hours=1))
+
+    first = read_all(read)
+    mentions = posts_of(first)
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in mentions] == [
         ("alice.example", second_part.id, False),
         ("bob.example", None, True),
     ]
-    assert first.mentions[0].text == "Agreed!" and first.complete
+    assert mentions[0].text == "Agreed!"
     bsky.clock.now += timedelta(seconds=1)
-    audience(bsky, kind="mention", author="carol.example", text="hello")
-    later = client.read_mentions(first.cursor, since=START)
-    assert [m.author for m in later.mentions if m.id not in {f.id for f in first.mentions}] == [
-        "carol.example"
-    ]
-    assert "alice.example" not in [m.author for m in later.mentions]
+    bsky.audience(kind="mention", author="carol.example", text="hello")
+    later = posts_of(read_all(read, first[-1].cursor))
+    assert [m.author for m in later if m.id not in {f.id for f in mentions}] == ["carol.example"]
+    assert "alice.example" not in [m.author for m in later]
 
 
-def test_hashtag_search_pages_through_and_leaves_our_posts_out(bsky: Sandbox) -> None:
+def test_hashtag_search_pages_through_and_tells_our_posts_apart(bsky: Sandbox) -> None:
     client = bsky.client()
     client.publish(message("Our own #NoTechForICE post", facets=(Facet(9, 22, "tag", "NoTechForICE"),)))
     bsky.clock.now += timedelta(minutes=1)
-    audience(bsky, kind="hashtag", author="dana.example", text="Solidarity #NoTechForICE", count=150)
-    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
-    assert len(page.mentions) == 150 and page.complete
-    assert {m.author for m in page.mentions} == {"dana.example"}
+    bsky.audience(kind="hashtag", author="dana.example", text="Solidarity #NoTechForICE", count=150)
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START - timedelta(days=1))
+
+    pages = read_all(read)
+    found = posts_of(pages)
+    others = [m for m in found if m.author_id != client.identity()]
+    assert len(pages) == 2 and len(found) == 151
+    assert len(others) == 150 and {m.author for m in others} == {"dana.example"}
     bsky.clock.now += timedelta(minutes=1)
-    audience(bsky, kind="hashtag", author="erin.example", text="Later #NoTechForICE")
-    later = client.search_hashtag("NoTechForICE", page.cursor, since=START)
-    assert "erin.example" in [m.author for m in later.mentions]
-    assert len(later.mentions) < 5  # only the boundary post may come again
+    bsky.audience(kind="hashtag", author="erin.example", text="Later #NoTechForICE")
+    later = posts_of(read_all(read, pages[-1].cursor))
+    assert "erin.example" in [m.author for m in later]
+    assert len(later) < 5  # only the boundary post may come again

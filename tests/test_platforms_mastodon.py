@@ -2,88 +2,39 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
-from bot.model import Account
-from bot.platforms import Media, Outgoing, open_client
+from bot.platforms import Batch, Media, Outgoing
 from bot.platforms.mastodon import MastodonClient
 from bot.platforms.tid import make_tid
-from bot.sandbox.mastodon import MastodonEmulator
-from bot.sandbox.server import SandboxServer
+from tests.clock import START
+from tests.emulated import Emulated, emulated, posts_of, read_all
+from tests.imagefiles import png
 
-START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 STATUSES = "/api/v1/statuses"
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Sandbox:
-    server: SandboxServer
-    clock: Clock
-    opened: list[MastodonClient] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.base_url
-
-    def account(self, index: int = 0, **changes: str) -> Account:
-        creds = dict(self.server.emulator.credentials()[index])
-        name = creds.pop("name")
-        creds.update(changes)
-        return Account(platform="mastodon", name=name, base_url=self.url, credentials=creds)
-
+class Sandbox(Emulated):
     def client(self, index: int = 0, timeout: float = 5, **changes: str) -> MastodonClient:
-        client = open_client(self.account(index, **changes), timeout=timeout, now=self.clock)
+        client = self.open(self.account(index, **changes), timeout=timeout)
         assert isinstance(client, MastodonClient)
-        self.opened.append(client)
         return client
 
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()
-        return state
-
     def posts(self) -> list[dict[str, Any]]:
+        """Our statuses and the audience's, boosts left out."""
         return [p for p in self.state()["posts"] if "reblog_of" not in p]
-
-    def control(self, route: str, **body: Any) -> None:
-        requests.post(f"{self.url}/_sandbox/{route}", json=body, timeout=5).raise_for_status()
 
 
 @pytest.fixture
 def masto() -> Iterator[Sandbox]:
-    clock = Clock(START)
-    server = SandboxServer(MastodonEmulator(accounts=2, limits="none", clock=clock)).start()
-    sandbox = Sandbox(server, clock)
-    yield sandbox
-    for client in sandbox.opened:
-        client.close()
-    server.stop()
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    with emulated(Sandbox, "mastodon") as sandbox:
+        yield sandbox
 
 
 _clock_ids = iter(range(10**6))
@@ -264,11 +215,7 @@ def test_delete_removes_the_post_and_can_be_repeated(masto: Sandbox) -> None:
 
 
 def test_boost_of_an_allys_post(masto: Sandbox) -> None:
-    ally = requests.post(
-        f"{masto.url}/_sandbox/audience",
-        json={"kind": "hashtag", "author": "ally", "text": "Tech workers say no #NoTechForICE"},
-        timeout=5,
-    ).json()["posts"][0]
+    (ally,) = masto.audience(kind="hashtag", author="ally", text="Tech workers say no #NoTechForICE")
     boosted = masto.client().repost(ally["id"])
     (reblog,) = [p for p in masto.state()["posts"] if p.get("reblog_of") == ally["id"]]
     assert reblog["id"] == boosted.id and reblog["author"] == "main"
@@ -277,41 +224,44 @@ def test_boost_of_an_allys_post(masto: Sandbox) -> None:
 # -- monitoring reads ------------------------------------------------------------------------
 
 
-def audience(masto: Sandbox, **post: Any) -> list[dict[str, Any]]:
-    answer = requests.post(f"{masto.url}/_sandbox/audience", json=post, timeout=5)
-    posts: list[dict[str, Any]] = answer.json()["posts"]
-    return posts
-
-
 def test_replies_and_mentions_are_read_once_with_their_links(masto: Sandbox) -> None:
     client = masto.client()
     ours = client.publish(message("Drop the contracts #NoTechForICE"))
     masto.clock.now += timedelta(minutes=1)
-    audience(masto, kind="reply", author="alice", text="Agreed!", to=ours.id)
-    audience(masto, kind="mention", author="bob", text="what do you think?")
-    first = client.read_mentions(None, since=START - timedelta(hours=1))
-    assert [(m.author.split("@")[0], m.in_reply_to, m.public) for m in first.mentions] == [
+    masto.audience(kind="reply", author="alice", text="Agreed!", to=ours.id)
+    masto.audience(kind="mention", author="bob", text="what do you think?")
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_notifications(cursor, START - timedelta(hours=1))
+
+    first = read_all(read)
+    mentions = posts_of(first)
+    assert [(m.author.split("@")[0], m.in_reply_to, m.public) for m in mentions] == [
         ("alice", ours.id, True),
         ("bob", None, True),
     ]
-    assert "Agreed!" in first.mentions[0].text and first.complete
-    assert client.read_mentions(first.cursor, since=START).mentions == ()
-    audience(masto, kind="mention", author="carol", text="hello")
-    assert [m.author.split("@")[0] for m in client.read_mentions(first.cursor, since=START).mentions] == [
-        "carol"
-    ]
+    assert "Agreed!" in mentions[0].text
+    assert posts_of(read_all(read, first[-1].cursor)) == []
+    masto.audience(kind="mention", author="carol", text="hello")
+    assert [m.author.split("@")[0] for m in posts_of(read_all(read, first[-1].cursor))] == ["carol"]
 
 
-def test_hashtag_timeline_pages_through_and_leaves_our_posts_out(masto: Sandbox) -> None:
+def test_hashtag_timeline_pages_through_and_tells_our_posts_apart(masto: Sandbox) -> None:
     client = masto.client()
-    first = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START - timedelta(days=1))
+
+    first = read_all(read)
     client.publish(message("Our own #NoTechForICE post"))
-    audience(masto, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
-    page = client.search_hashtag("NoTechForICE", first.cursor, since=START)
-    assert len(page.mentions) == 150 and page.complete
-    assert {m.author.split("@")[0] for m in page.mentions} == {"dana"}
-    assert all("notechforice" in [h.lower() for h in m.hashtags] for m in page.mentions)
-    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
+    masto.audience(kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
+    pages = read_all(read, first[-1].cursor)
+    found = posts_of(pages)
+    others = [m for m in found if m.author_id != client.identity()]
+    assert len(pages) == 4 and len(found) == 151
+    assert len(others) == 150 and {m.author.split("@")[0] for m in others} == {"dana"}
+    assert all("notechforice" in [h.lower() for h in m.hashtags] for m in found)
+    assert posts_of(read_all(read, pages[-1].cursor)) == []
 
 
 def test_a_429_names_its_own_reset_while_other_threads_share_the_client(masto: Sandbox) -> None:

@@ -6,37 +6,21 @@ import contextlib
 import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bot.platforms.images import inspect_image
+from bot.images import inspect_image
 from bot.platforms.mastodon import html_to_text
 from bot.platforms.opengraph import fetch_link_preview, parse_link_preview
 from bot.platforms.ratelimits import seconds_until_reset
 from bot.platforms.tid import is_tid, make_tid
 from bot.platforms.x import _plain_text
+from tests.imagefiles import jpeg, png
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-def jpeg(width: int, height: int) -> bytes:
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    dqt = b"\xff\xdb" + struct.pack(">H", 67) + b"\x00" + bytes(64)
-    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8" + app0 + dqt + sof0 + b"\xff\xd9"
 
 
 # -- images ----------------------------------------------------------------------------------

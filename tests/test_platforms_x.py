@@ -2,84 +2,37 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from bot.errors import AuthFailed, Duplicate, RateLimited, Rejected, Transient
-from bot.model import Account
-from bot.platforms import Media, Outgoing, Published, open_client
+from bot.platforms import Batch, Media, Outgoing, Published
 from bot.platforms.tid import make_tid
 from bot.platforms.x import XClient
-from bot.sandbox.server import SandboxServer
-from bot.sandbox.x import XEmulator
-
-START = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.clock import START
+from tests.emulated import Emulated, emulated, posts_of, read_all
+from tests.imagefiles import png
 
 
-@dataclass
-class Sandbox:
-    server: SandboxServer
-    clock: Clock
-    opened: list[XClient] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return self.server.base_url
-
-    def account(self, index: int = 0, **changes: str) -> Account:
-        creds = dict(self.server.emulator.credentials()[index])
-        name = creds.pop("name")
-        creds.update(changes)
-        return Account(platform="x", name=name, base_url=self.url, credentials=creds)
-
+class Sandbox(Emulated):
     def client(self, index: int = 0, timeout: float = 5, **changes: str) -> XClient:
-        client = open_client(self.account(index, **changes), timeout=timeout, now=self.clock)
+        client = self.open(self.account(index, **changes), timeout=timeout)
         assert isinstance(client, XClient)
-        self.opened.append(client)
         return client
 
     def posts(self) -> list[dict[str, Any]]:
-        posts: list[dict[str, Any]] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()["posts"]
+        posts: list[dict[str, Any]] = self.state()["posts"]
         return posts
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
 
 
 @pytest.fixture
 def x() -> Iterator[Sandbox]:
-    clock = Clock(START)
-    server = SandboxServer(XEmulator(accounts=2, limits="none", clock=clock)).start()
-    sandbox = Sandbox(server, clock)
-    yield sandbox
-    for client in sandbox.opened:
-        client.close()
-    server.stop()
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    with emulated(Sandbox, "x") as sandbox:
+        yield sandbox
 
 
 def message(text: str, **fields: Any) -> Outgoing:
@@ -217,11 +170,7 @@ def test_delete_removes_the_post_and_can_be_repeated(x: Sandbox) -> None:
 
 
 def test_repost_retweets_an_allys_post(x: Sandbox) -> None:
-    ally = requests.post(
-        f"{x.url}/_sandbox/audience",
-        json={"kind": "hashtag", "author": "ally", "text": "Tech workers say no #NoTechForICE"},
-        timeout=5,
-    ).json()["posts"][0]
+    (ally,) = x.audience(kind="hashtag", author="ally", text="Tech workers say no #NoTechForICE")
     reposted = x.client().repost(ally["id"])
     assert reposted.id == ally["id"]
     retweets = [p for p in x.posts() if p["id"] != ally["id"]]
@@ -240,48 +189,54 @@ def test_thread_reply_to_a_deleted_part_is_rejected(x: Sandbox) -> None:
 # -- monitoring reads ------------------------------------------------------------------------
 
 
-def audience(x: Sandbox, **post: Any) -> list[dict[str, Any]]:
-    posts: list[dict[str, Any]] = requests.post(f"{x.url}/_sandbox/audience", json=post, timeout=5).json()[
-        "posts"
-    ]
-    return posts
-
-
 def test_replies_and_mentions_are_read_once_with_their_links(x: Sandbox) -> None:
     client = x.client()
     ours = client.publish(message("Drop the contracts #NoTechForICE"))
     x.clock.now += timedelta(minutes=1)
-    audience(x, kind="reply", author="alice", text="Agreed!", to=ours.id)
-    audience(x, kind="mention", author="bob", text="what do you think?")
-    first = client.read_mentions(None, since=START - timedelta(hours=1))
-    assert [(m.author, m.in_reply_to, m.mentions_us) for m in first.mentions] == [
+    x.audience(kind="reply", author="alice", text="Agreed!", to=ours.id)
+    x.audience(kind="mention", author="bob", text="what do you think?")
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_notifications(cursor, START - timedelta(hours=1))
+
+    first = read_all(read)
+    mentions = posts_of(first)
+    assert [(m.author, m.in_reply_to, m.mentions_us) for m in mentions] == [
         ("alice", ours.id, True),
         ("bob", None, True),
     ]
-    assert first.mentions[0].text.endswith("Agreed!") and first.complete
-    assert client.read_mentions(first.cursor, since=START).mentions == ()
-    audience(x, kind="mention", author="carol", text="hello")
-    assert [m.author for m in client.read_mentions(first.cursor, since=START).mentions] == ["carol"]
+    assert mentions[0].text.endswith("Agreed!")
+    assert posts_of(read_all(read, first[-1].cursor)) == []
+    x.audience(kind="mention", author="carol", text="hello")
+    assert [m.author for m in posts_of(read_all(read, first[-1].cursor))] == ["carol"]
 
 
-def test_hashtag_search_pages_through_and_leaves_our_posts_out(x: Sandbox) -> None:
+def test_hashtag_search_pages_through_and_tells_our_posts_apart(x: Sandbox) -> None:
     client = x.client()
     client.publish(message("Our own #NoTechForICE post"))
     x.clock.now += timedelta(minutes=1)
-    audience(x, kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
-    page = client.search_hashtag("NoTechForICE", None, since=START - timedelta(days=1))
-    assert len(page.mentions) == 150 and page.complete
-    assert {m.author for m in page.mentions} == {"dana"}
-    assert all("NoTechForICE" in m.hashtags for m in page.mentions)
-    ids = [int(m.id) for m in page.mentions]
-    assert ids == sorted(ids)
-    assert client.search_hashtag("NoTechForICE", page.cursor, since=START).mentions == ()
+    x.audience(kind="hashtag", author="dana", text="Solidarity #NoTechForICE", count=150)
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START - timedelta(days=1))
+
+    pages = read_all(read)
+    found = posts_of(pages)
+    others = [m for m in found if m.author_id != client.identity()]
+    assert len(pages) == 2 and len(found) == 151
+    assert len(others) == 150 and {m.author for m in others} == {"dana"}
+    assert all("NoTechForICE" in m.hashtags for m in found)
+    assert posts_of(read_all(read, pages[-1].cursor)) == []
 
 
 def test_a_search_cursor_older_than_seven_days_restarts_inside_the_window(x: Sandbox) -> None:
     client = x.client()
-    old = audience(x, kind="hashtag", author="erin", text="Old #NoTechForICE")[0]
+
+    def read(cursor: str | None) -> Batch:
+        return client.read_hashtags(["NoTechForICE"], cursor, START)
+
+    x.audience(kind="hashtag", author="erin", text="Old #NoTechForICE")
+    cursor = read_all(read)[-1].cursor
     x.clock.now += timedelta(days=8)
-    audience(x, kind="hashtag", author="erin", text="New #NoTechForICE")
-    page = client.search_hashtag("NoTechForICE", old["id"], since=START)
-    assert [m.text for m in page.mentions] == ["New #NoTechForICE"]
+    x.audience(kind="hashtag", author="erin", text="New #NoTechForICE")
+    assert [m.text for m in posts_of(read_all(read, cursor))] == ["New #NoTechForICE"]

@@ -8,14 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from bot.ledger import open_ledger
-from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import PLATFORMS, Site, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,23 +32,12 @@ QUEUE = """\
 """
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    sb = start_sandbox()
-    yield sb
-    sb.stop()
-
-
 @pytest.fixture
-def site(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
-    for server in sandbox.servers.values():
-        server.emulator.reset()
-        server.faults.clear()
-    s = Site(tmp_path, sandbox)
-    s.write_queue("calls", QUEUE)
-    for name, value in s.env.items():
+def site(site: Site, monkeypatch: pytest.MonkeyPatch) -> Site:
+    site.write_queue("calls", QUEUE)
+    for name, value in site.env.items():
         monkeypatch.setenv(name, value)
-    return s
+    return site
 
 
 def bot(site: Site, *args: str) -> int:
@@ -156,19 +143,10 @@ def test_a_post_killed_between_claim_and_confirm_is_reconciled_on_restart(site: 
     # The platform applies the write 1.5 s after the request arrives; the process dies before.
     site.fault(platform, latency_ms=1500)
     env = {**os.environ, **site.env}
+    command = [sys.executable, "-m", "bot", "--config", str(site.config), "post", "calls", "first"]
+    command += ["--platform", platform]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(site.config),
-            "post",
-            "calls",
-            "first",
-            "--platform",
-            platform,
-        ],
+        command,
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -192,18 +170,7 @@ def test_a_post_killed_between_claim_and_confirm_is_reconciled_on_restart(site: 
     assert wait_for(lambda: len(site.live_texts(platform)) == 1, timeout=5)  # the write landed after all
     # Restarted at once: the dead process's claim is released and reconciled, not sent again.
     again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "--config",
-            str(site.config),
-            "post",
-            "calls",
-            "first",
-            "--platform",
-            platform,
-        ],
+        command,
         cwd=REPO,
         env=env,
         capture_output=True,

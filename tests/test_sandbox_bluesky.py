@@ -25,6 +25,7 @@ from bot.sandbox.bluesky import BlueskyEmulator
 from bot.sandbox.bluesky_lexicon import make_tid
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.server import SandboxServer
+from tests.clock import Clock
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 64
@@ -32,22 +33,10 @@ GIF = b"GIF89a" + b"\0" * 64
 WEBP = b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 64
 
 
-class Clock:
-    """An injected clock that starts at the real now: the SDK refreshes by the real clock."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    # Starts at the real now: the SDK refreshes a session by the real clock.
+    return Clock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,28 +26,16 @@ from mastodon.errors import MastodonDeprecationWarning
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.mastodon_entities import status_length
 from bot.sandbox.server import SandboxServer
+from tests.clock import Clock
+from tests.imagefiles import png
 
-# A 2x3 PNG header is all the emulator reads to size an image.
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000020000000308060000") + b"\0" * 64
+PNG = png(2, 3)
 MP4 = b"\0\0\0\x18ftypmp42" + b"\0" * 64
-
-
-class Clock:
-    """The emulator's injected clock: tests move it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 8, 1, 13, 53, 57, 755000, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(datetime(2026, 8, 1, 13, 53, 57, 755000, tzinfo=UTC))
 
 
 def start(clock: Clock, limits: str = "none") -> SandboxServer:

@@ -19,9 +19,10 @@ from mastodon import Mastodon
 
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
+from tests.imagefiles import png
 
 REFERENCE = Path(__file__).parent / "data" / "mastodon"
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000020000000308060000") + b"\0" * 64
+PNG = png(2, 3)
 
 
 def recorded(cassette: str, method: str, path: str, index: int = 0) -> tuple[int, dict[str, Any], Any]:

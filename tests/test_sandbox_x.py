@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +17,8 @@ from bot.platforms.x_transport import redirect_session
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.x import XEmulator
 from bot.sandbox.x_tweets import snowflake_at
+from tests.clock import Clock
+from tests.imagefiles import gif, jpeg, png, webp
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
@@ -28,19 +28,6 @@ DUPLICATE = {
     "title": "Forbidden",
     "status": 403,
 }
-
-
-class Clock:
-    """The emulator's injected clock: tests move it instead of waiting."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class Sandbox:
@@ -91,7 +78,7 @@ class Sandbox:
 
 
 def start(limits: str = "none", accounts: int = 2) -> tuple[XEmulator, SandboxServer, Clock]:
-    clock = Clock()
+    clock = Clock(START)
     emulator = XEmulator(accounts=accounts, limits=limits, clock=clock)
     return emulator, SandboxServer(emulator).start(), clock
 
@@ -108,33 +95,6 @@ def free() -> Iterator[Sandbox]:
     emulator, server, clock = start(limits="free")
     yield Sandbox(emulator, server, clock)
     server.stop()
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    )
-
-
-def jpeg(width: int, height: int) -> bytes:
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
-
-
-def gif(width: int, height: int) -> bytes:
-    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00;"
-
-
-def webp(width: int, height: int) -> bytes:
-    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
-    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
 
 
 # -- users/me and signatures ---------------------------------------------------------------

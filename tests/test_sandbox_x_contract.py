@@ -18,9 +18,8 @@ import requests
 import tweepy
 import yaml
 
-from bot.sandbox.server import SandboxServer
-from bot.sandbox.x import XEmulator
-from tests.test_sandbox_x import Clock, Sandbox, png
+from tests.imagefiles import png
+from tests.test_sandbox_x import Sandbox, start
 
 CASSETTES = Path(__file__).parent / "data" / "x"
 
@@ -62,9 +61,7 @@ def shape(value: Any) -> Any:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    clock = Clock()
-    emulator = XEmulator(clock=clock)
-    server = SandboxServer(emulator).start()
+    emulator, server, clock = start()
     yield Sandbox(emulator, server, clock)
     server.stop()
 

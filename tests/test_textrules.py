@@ -9,8 +9,9 @@ from atproto_client.utils.facet_detection import detect_mentions as sdk_detect_m
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.facets import count_graphemes, detect_facets, facet_record, utf8_length
+from bot.facets import count_graphemes, detect_facets, utf8_length
 from bot.model import Image, Part, PlatformOptions, Post, Queue, Schedule
+from bot.platforms import Facet
 from bot.textrules import add_hashtags, length_problems, mastodon_length, render_post, x_length
 
 
@@ -97,17 +98,10 @@ def test_platform_text_replaces_the_post_text() -> None:
 
 def test_bluesky_facets_match_the_proven_example() -> None:
     text = "Tech workers say no ✊ #NoTechForICE https://example.org/petition"
-    records = [facet_record(f) for f in detect_facets(text)]
-    assert records == [
-        {
-            "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "NoTechForICE"}],
-            "index": {"byteStart": 24, "byteEnd": 37},
-        },
-        {
-            "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://example.org/petition"}],
-            "index": {"byteStart": 38, "byteEnd": 66},
-        },
-    ]
+    assert detect_facets(text) == (
+        Facet(24, 37, "tag", "NoTechForICE"),
+        Facet(38, 66, "link", "https://example.org/petition"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -127,11 +121,6 @@ def test_bluesky_tag_offsets_count_utf8_bytes_after_emoji_and_cjk(prefix: str, s
 def test_bluesky_mention_facet_carries_the_handle_for_the_adapter_to_resolve() -> None:
     (mention,) = [f for f in detect_facets("Thanks @ally.example.org!") if f.kind == "mention"]
     assert mention.value == "ally.example.org"
-    assert facet_record(mention, did="did:plc:abc")["features"] == [
-        {"$type": "app.bsky.richtext.facet#mention", "did": "did:plc:abc"}
-    ]
-    with pytest.raises(ValueError, match="DID"):
-        facet_record(mention)
 
 
 def test_bluesky_tag_rules() -> None:

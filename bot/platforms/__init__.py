@@ -126,6 +126,10 @@ class PlatformClient(Protocol):
         """Retweet, repost or boost someone else's post."""
         ...
 
+    def close(self) -> None:
+        """Close the HTTP connection pool (an unclosed one leaks its sockets until collected)."""
+        ...
+
     # -- monitoring reads (DESIGN §7) -------------------------------------------------------
 
     def identity(self) -> str:

@@ -2,7 +2,7 @@
 
 Records are written with `createRecord` and an explicit TID rkey (the delivery's nonce), so a
 lost answer is settled by `getRecord` on that key. Facets, images with aspect ratios and link
-cards are built here: `send_post` adds none of them. The session is saved through the
+cards are built by `bluesky_records`: `send_post` adds none of them. The session is saved through the
 `save_session` callable on every create and refresh and reused through `load_session`, since
 createSession is limited to 30 per 5 minutes and refresh tokens rotate.
 """
@@ -10,14 +10,13 @@ createSession is limited to 30 per 5 minutes and refresh tokens rotate.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from atproto import Client, models
+from atproto_client import Client, models
 from atproto_client.client.session import Session, SessionEvent
 from atproto_client.exceptions import (
     BadRequestError,
@@ -31,32 +30,24 @@ from atproto_client.exceptions import (
     UnauthorizedError,
 )
 from atproto_client.models.common import XrpcError
-from atproto_client.models.utils import get_response_model
 from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
 from atproto_core.uri import AtUri
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.model import Account, LinkCard, Platform
-from bot.platforms import Batch, Facet, Media, Outgoing, Published, bluesky_reads
-from bot.platforms.bluesky_feeds import Fetched, mention_of, parse_time, read_back
-from bot.platforms.feeds import Page
-from bot.platforms.images import inspect_image
-from bot.platforms.opengraph import LinkPreview, fetch_link_preview
+from bot.model import Account, Platform
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, bluesky_reads
+from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
 from bot.platforms.ratelimits import seconds_until_reset
 from bot.platforms.tid import is_tid
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-POST = "app.bsky.feed.post"
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_TIMEOUT = 30.0
-LINK_CARD_TIMEOUT = 5.0
-MAX_IMAGE_BYTES = 1_000_000  # the lexicon now says 2 MB, older PDSs refuse over 976.56 KB
 # Errors that mean "this session is no good", as opposed to "this request is no good".
 SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"})
-URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
 
 
 class _ClockedClient(Client):  # type: ignore[misc]  # atproto ships no type information
@@ -96,14 +87,12 @@ class BlueskyClient:
         self._now = now
         self._load_session = load_session
         self._save_session = save_session
-        self._content_dir = content_dir or Path.cwd()
-        self._link_card_timeout = link_card_timeout
         self._client = _ClockedClient(self._service, Request(timeout=httpx.Timeout(timeout)), now)
         self._client.on_session_change(self._on_session_change)
         self._did: str | None = None
         self._session_handle: str | None = None
         self._has_session = False
-        self._dids: dict[str, str | None] = {}  # handle -> DID, resolved once per client
+        self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
         return f"BlueskyClient(account={self.account!r})"  # never the password or the session
@@ -122,16 +111,16 @@ class BlueskyClient:
     def publish(self, message: Outgoing) -> Published:
         if not is_tid(message.nonce):
             raise ValueError("a Bluesky delivery needs a TID nonce (bot.platforms.tid.make_tid)")
-        images = [self._read_image(media) for media in message.images]  # refuse before any upload
+        images = [read_image(media) for media in message.images]  # refuse before any upload
 
         def create() -> models.AppBskyFeedPost.CreateRecordResponse:
             record = models.AppBskyFeedPost.Record(
                 created_at=_timestamp(self._now()),
                 text=message.text,
-                facets=self._facets(message.text, message.facets) or None,
+                facets=self._records.facets(message.text, message.facets) or None,
                 langs=[message.language] if message.language else None,
-                reply=self._reply_ref(message),
-                embed=self._embed(message, images),
+                reply=self._records.reply_ref(message),
+                embed=self._records.embed(message, images),
             )
             return self._client.app.bsky.feed.post.create(self._own_did(), record, rkey=message.nonce)
 
@@ -160,7 +149,7 @@ class BlueskyClient:
 
     def repost(self, post_id: str) -> Published:
         """An `app.bsky.feed.repost` record for the post at `post_id` (an at:// URI)."""
-        subject = self._strong_ref(Published(id=post_id, url=""))
+        subject = self._records.strong_ref(Published(id=post_id, url=""))
 
         def create() -> models.AppBskyFeedRepost.CreateRecordResponse:
             record = models.AppBskyFeedRepost.Record(created_at=_timestamp(self._now()), subject=subject)
@@ -169,66 +158,7 @@ class BlueskyClient:
         created = self._call(create)
         return Published(id=created.uri, url=self._web_url(post_id), cid=created.cid)
 
-    # -- the FeedReader protocol (monitoring) ---------------------------------------------------
-
-    def read_mentions(self, after: str | None, since: datetime) -> Page:
-        """listNotifications for replies, mentions and quotes of this account."""
-
-        def fetch(cursor: str | None) -> Fetched:
-            answer = self._client.app.bsky.notification.list_notifications(
-                models.AppBskyNotificationListNotifications.Params(
-                    reasons=["reply", "mention", "quote"], limit=100, cursor=cursor
-                )
-            )
-            items = [
-                (
-                    parse_time(n.indexed_at) or self._now(),
-                    n.author.did,
-                    mention_of(
-                        n.uri,
-                        {"did": n.author.did, "handle": n.author.handle},
-                        n.record,
-                        self._own_did(),
-                        n.reason,
-                    ),
-                )
-                for n in answer.notifications
-                if n.reason in ("reply", "mention", "quote")
-            ]
-            return items, answer.cursor
-
-        return self._call(lambda: read_back(fetch, after, since, self._own_did()))
-
-    def search_hashtag(self, tag: str, after: str | None, since: datetime) -> Page:
-        """searchPosts, latest first, with both `q=#tag` and `tag=tag`: how live search treats
-        `#` in `q` is unverified (reference NOTES §8), the `tag` filter is exact."""
-
-        def fetch(cursor: str | None) -> Fetched:
-            answer = self._client.app.bsky.feed.search_posts(
-                models.AppBskyFeedSearchPosts.Params(
-                    q=f"#{tag}",
-                    tag=[tag],
-                    sort="latest",
-                    since=None if after else _timestamp(since),
-                    limit=100,
-                    cursor=cursor,
-                )
-            )
-            items = [
-                (
-                    parse_time(p.indexed_at) or self._now(),
-                    p.author.did,
-                    mention_of(
-                        p.uri, {"did": p.author.did, "handle": p.author.handle}, p.record, self._own_did()
-                    ),
-                )
-                for p in answer.posts
-            ]
-            return items, answer.cursor
-
-        return self._call(lambda: read_back(fetch, after, since, self._own_did()))
-
-    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+    # -- monitoring reads (bot.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """The account's DID, known once a session is up."""
@@ -287,120 +217,6 @@ class BlueskyClient:
         if self._did is None:
             raise LoginRequiredError
         return self._did
-
-    # -- building records --------------------------------------------------------------------
-
-    def _facets(self, text: str, facets: Sequence[Facet]) -> list[models.AppBskyRichtextFacet.Main]:
-        built = []
-        for facet in facets:
-            feature: Any
-            if facet.kind == "tag":
-                feature = models.AppBskyRichtextFacet.Tag(tag=facet.value)
-            elif facet.kind == "link":
-                feature = models.AppBskyRichtextFacet.Link(uri=facet.value)
-            else:
-                did = self._resolve_handle(facet.value)
-                if did is None:
-                    continue  # as the official app does: an unknown handle stays plain text
-                feature = models.AppBskyRichtextFacet.Mention(did=did)
-            built.append(
-                models.AppBskyRichtextFacet.Main(
-                    features=[feature],
-                    index=models.AppBskyRichtextFacet.ByteSlice(byte_start=facet.start, byte_end=facet.end),
-                )
-            )
-        return built
-
-    def _resolve_handle(self, handle: str) -> str | None:
-        if handle not in self._dids:
-            try:
-                answer = self._client.com.atproto.identity.resolve_handle(
-                    models.ComAtprotoIdentityResolveHandle.Params(handle=handle)
-                )
-                self._dids[handle] = answer.did
-            except BadRequestError:
-                log.info("bluesky %s: @%s does not resolve; left as plain text", self.account, handle)
-                self._dids[handle] = None
-        return self._dids[handle]
-
-    def _reply_ref(self, message: Outgoing) -> models.AppBskyFeedPost.ReplyRef | None:
-        if message.reply_to is None:
-            return None
-        parent = self._strong_ref(message.reply_to)
-        root = self._strong_ref(message.root) if message.root is not None else parent
-        return models.AppBskyFeedPost.ReplyRef(root=root, parent=parent)
-
-    def _strong_ref(self, published: Published) -> models.ComAtprotoRepoStrongRef.Main:
-        cid = published.cid
-        if cid is None:  # e.g. a part recorded before its cid was known: ask the PDS
-            uri = AtUri.from_str(published.id)
-            cid = self._client.com.atproto.repo.get_record(
-                models.ComAtprotoRepoGetRecord.Params(
-                    repo=uri.hostname, collection=uri.collection, rkey=uri.rkey
-                )
-            ).cid
-            if cid is None:
-                raise Rejected(f"Bluesky: no cid for {published.id}")
-        return models.ComAtprotoRepoStrongRef.Main(uri=published.id, cid=cid)
-
-    def _read_image(self, media: Media) -> tuple[bytes, Media]:
-        data = media.path.read_bytes()
-        if len(data) > MAX_IMAGE_BYTES:
-            raise Rejected(f"Bluesky: {media.path.name} is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
-        return data, media
-
-    def _upload(self, data: bytes) -> models.blob_ref.BlobRef:
-        # Not `upload_blob()`: it hands the bytes to httpx as `data=`, which httpx deprecates with
-        # a DeprecationWarning on every upload. `content=` is the same request. And the SDK sends
-        # `*/*`; naming the type spares the PDS a guess.
-        response = self._client.invoke_procedure(
-            "com.atproto.repo.uploadBlob",
-            data=None,
-            content=data,
-            input_encoding=inspect_image(data).mime,
-            output_encoding="application/json",
-        )
-        return get_response_model(response, models.ComAtprotoRepoUploadBlob.Response).blob
-
-    def _embed(self, message: Outgoing, images: list[tuple[bytes, Media]]) -> Any:
-        if images:
-            embedded = []
-            for data, media in images:
-                info = inspect_image(data)
-                ratio = None
-                if info.width and info.height:
-                    ratio = models.AppBskyEmbedDefs.AspectRatio(width=info.width, height=info.height)
-                embedded.append(
-                    models.AppBskyEmbedImages.Image(
-                        alt=media.alt, image=self._upload(data), aspect_ratio=ratio
-                    )
-                )
-            return models.AppBskyEmbedImages.Main(images=embedded)
-        if message.link_card is False:
-            return None
-        url = _first_link(message.text, message.facets)
-        if url is None:
-            return None
-        preview = self._link_preview(url, message.link_card)
-        if preview is None:
-            return None
-        thumb = self._upload(preview.image) if preview.image else None
-        return models.AppBskyEmbedExternal.Main(
-            external=models.AppBskyEmbedExternal.External(
-                uri=preview.url, title=preview.title, description=preview.description, thumb=thumb
-            )
-        )
-
-    def _link_preview(self, url: str, card: LinkCard | bool) -> LinkPreview | None:
-        if isinstance(card, LinkCard):
-            image = None
-            if card.image:
-                image = (self._content_dir / card.image).read_bytes()
-                if len(image) > MAX_IMAGE_BYTES:
-                    log.warning("bluesky %s: link card image over 1 MB, card sent without it", self.account)
-                    image = None
-            return LinkPreview(url, card.title, card.description, image)
-        return fetch_link_preview(url, self._link_card_timeout)
 
     def _web_url(self, uri: str) -> str:
         at = AtUri.from_str(uri)
@@ -461,19 +277,11 @@ def _error_name(exc: RequestErrorBase) -> str | None:
     return content.error if isinstance(content, XrpcError) else None
 
 
-def _first_link(text: str, facets: Sequence[Facet]) -> str | None:
-    links = sorted((f for f in facets if f.kind == "link"), key=lambda f: f.start)
-    if links:
-        return links[0].value
-    match = URL_PATTERN.search(text)
-    return match.group(0).rstrip(".,;:!?)") if match else None
-
-
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def open_client(account: Account, **options: Any) -> BlueskyClient:
+def open_client(account: Account, **options: Any) -> PlatformClient:
     return BlueskyClient(
         account,
         timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from atproto import models
+from atproto_client import models
 from atproto_core.uri import AtUri
 
 from bot.platforms import Batch, Mention

@@ -14,7 +14,6 @@ import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from html.parser import HTMLParser
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -34,10 +33,18 @@ from mastodon.errors import (
 )
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
+from bot.images import inspect_image
 from bot.model import Account, Platform
-from bot.platforms import Batch, Media, Mention, Outgoing, Published, mastodon_reads, mastodon_stream
-from bot.platforms.feeds import MAX_PAGES, Page
-from bot.platforms.images import inspect_image
+from bot.platforms import (
+    Batch,
+    Media,
+    Mention,
+    Outgoing,
+    PlatformClient,
+    Published,
+    mastodon_reads,
+    mastodon_stream,
+)
 from bot.platforms.ratelimits import seconds_until_reset
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,6 @@ DEFAULT_TIMEOUT = 30.0
 # created_at is the server's clock, `since` ours: the skew allowed when looking for a lost part.
 CLOCK_SKEW = timedelta(minutes=2)
 RECENT_STATUSES = 40  # the API's page maximum; a lost part is among the newest few
-PAGE = 40  # notifications and timelines answer at most 40 per page
 
 
 class MastodonClient:
@@ -146,79 +152,7 @@ class MastodonClient:
         original = reblog.get("reblog") or {}
         return Published(id=str(reblog["id"]), url=str(original.get("url") or reblog.get("url") or ""))
 
-    # -- the FeedReader protocol (monitoring) ---------------------------------------------------
-
-    def read_mentions(self, after: str | None, since: datetime) -> Page:
-        """Mention notifications: replies to us mention us, so they come this way too."""
-
-        def fetch(**page: Any) -> list[tuple[str, Any]]:
-            notes = self._api.notifications(types=["mention"], limit=PAGE, **page)
-            return [(str(n["id"]), n["status"]) for n in notes if n.get("status")]
-
-        return self._read_forward(fetch, after, since)
-
-    def search_hashtag(self, tag: str, after: str | None, since: datetime) -> Page:
-        """The hashtag timeline of this account's instance (polling; streaming is the monitor's)."""
-
-        def fetch(**page: Any) -> list[tuple[str, Any]]:
-            return [(str(s["id"]), s) for s in self._api.timeline_hashtag(tag, limit=PAGE, **page)]
-
-        return self._read_forward(fetch, after, since)
-
-    def _read_forward(
-        self, fetch: Callable[..., list[tuple[str, Any]]], after: str | None, since: datetime
-    ) -> Page:
-        """Oldest first from the cursor (`min_id` returns the page right after it), so a cap
-        stops the cursor where the read stopped and nothing is skipped. A first pass pages back
-        from the newest to `since` instead. `fetch` gives (paging id, status) pairs: the paging
-        id is the notification's for mentions, the status's for timelines."""
-        if self._own_id is None:
-            self.verify()
-        found: dict[str, Mapping[str, Any]] = {}
-        complete = False
-        if after is None:
-            max_id: str | None = None
-            for _ in range(MAX_PAGES):
-                batch = self._call(partial(fetch, max_id=max_id) if max_id else fetch)
-                if not batch:
-                    complete = True
-                    break
-                found |= {k: s for k, s in batch if s.get("created_at") is None or s["created_at"] >= since}
-                max_id = min((k for k, _ in batch), key=_id_order)
-                if any(s.get("created_at") is not None and s["created_at"] < since for _, s in batch):
-                    complete = True
-                    break
-        else:
-            cursor = after
-            for _ in range(MAX_PAGES):
-                batch = self._call(partial(fetch, min_id=cursor))
-                if not batch:
-                    complete = True
-                    break
-                found |= dict(batch)
-                cursor = max((k for k, _ in batch), key=_id_order)
-        keys = sorted(found, key=_id_order)
-        newest = keys[-1] if keys else after
-        mentions = tuple(
-            self._mention(found[k]) for k in keys if str(found[k]["account"]["id"]) != self._own_id
-        )
-        return Page(mentions, newest, complete)
-
-    def _mention(self, status: Mapping[str, Any]) -> Mention:
-        return Mention(
-            id=str(status["id"]),
-            url=str(status.get("url") or status.get("uri") or ""),
-            author=str(status["account"]["acct"]),
-            text=html_to_text(str(status.get("content") or "")),
-            created_at=status.get("created_at") or self._now(),
-            hashtags=tuple(str(t["name"]) for t in status.get("tags") or []),
-            in_reply_to=str(status["in_reply_to_id"]) if status.get("in_reply_to_id") else None,
-            mentions_us=any(str(m.get("id")) == self._own_id for m in status.get("mentions") or []),
-            # Followers-only posts and direct messages are never logged (DESIGN §7).
-            public=status.get("visibility") in ("public", "unlisted"),
-        )
-
-    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+    # -- monitoring reads (bot.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """`user@domain`, lower-cased: how other statuses name this account."""
@@ -351,17 +285,11 @@ def _normalized(text: str) -> str:
     return unicodedata.normalize("NFC", text.replace("\r\n", "\n")).strip()
 
 
-def _id_order(status_id: str) -> tuple[int, str]:
-    # Mastodon ids are numbers in strings (compare by length, then digits); GoToSocial's are
-    # ULIDs, which sort as strings.
-    return (len(status_id), status_id)
-
-
 def _published(status: Mapping[str, Any]) -> Published:
     return Published(id=str(status["id"]), url=str(status.get("url") or status.get("uri") or ""))
 
 
-def open_client(account: Account, **options: Any) -> MastodonClient:
+def open_client(account: Account, **options: Any) -> PlatformClient:
     return MastodonClient(
         account,
         timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),

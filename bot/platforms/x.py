@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import html
-import logging
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, NoReturn
 
 import requests
 import tweepy
 
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
+from bot.images import inspect_image
 from bot.model import Account, Platform
-from bot.platforms import Batch, Mention, Outgoing, Published, x_reads
-from bot.platforms.feeds import MAX_PAGES, Page
-from bot.platforms.images import inspect_image
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
 from bot.platforms.ratelimits import seconds_until_reset
 from bot.platforms.x_transport import redirect_session
-
-log = logging.getLogger(__name__)
 
 REAL_HOSTS = ("https://api.x.com", "https://api.twitter.com")
 MEDIA_HOST = "https://api.x.com"  # v2 media lives on api.x.com; tweepy's own calls use api.twitter.com
@@ -37,8 +31,6 @@ DEFAULT_TIMEOUT = 30.0
 # A post's created_at comes from X's clock and `since` from ours: allow this much skew when
 # looking for a part whose answer was lost. A repeat cycle is hours away, never this close.
 CLOCK_SKEW = timedelta(minutes=2)
-# Recent search covers 7 days; a minute's margin keeps the start inside on X's side too.
-SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=1)
 
 
 class _TimeoutSession(requests.Session):
@@ -147,103 +139,7 @@ class XClient:
         self._call(lambda: self._client.request("POST", route, json={"tweet_id": post_id}, user_auth=True))
         return self._published(post_id, own=False)
 
-    # -- the FeedReader protocol (monitoring) ---------------------------------------------------
-
-    def read_mentions(self, after: str | None, since: datetime) -> Page:
-        """`GET /2/users/:id/mentions` (user auth): replies to us start with our @username, so
-        they are here too."""
-        user_id = self._own_id()
-        return self._read_timeline(
-            lambda **page: self._client.get_users_mentions(user_id, user_auth=True, **page),
-            after,
-            since,
-            token_name="pagination_token",
-            addressed_to_us=True,
-        )
-
-    def search_hashtag(self, tag: str, after: str | None, since: datetime) -> Page:
-        """`GET /2/tweets/search/recent` for `#tag -is:retweet` (user auth; 1 per 15 min on Free).
-
-        Search reaches back 7 days: an older `since` is clamped, and a cursor older than that
-        (X answers 400 "'since_id' must be a tweet id created after ...") is dropped for a start
-        time inside the window.
-        """
-        query = f"#{tag} -is:retweet"
-        window_start = self._now() - SEARCH_WINDOW
-        since = max(since, window_start)
-
-        def search(**page: Any) -> Any:
-            return self._client.search_recent_tweets(query, user_auth=True, **page)
-
-        try:
-            return self._read_timeline(search, after, since, token_name="next_token")
-        except Rejected as exc:
-            if after is None or "since_id" not in str(exc):
-                raise
-            log.info("x %s: cursor older than search's 7 days; reading from the window's start", self.account)
-            return self._read_timeline(search, None, window_start, token_name="next_token")
-
-    def _read_timeline(
-        self,
-        fetch: Callable[..., Any],
-        after: str | None,
-        since: datetime,
-        token_name: str,
-        addressed_to_us: bool = False,
-    ) -> Page:
-        params: dict[str, Any] = {
-            "max_results": 100,
-            "tweet_fields": ["author_id", "conversation_id", "created_at", "entities", "referenced_tweets"],
-            "expansions": ["author_id"],
-            "user_fields": ["username"],
-        }
-        if after is not None:
-            params["since_id"] = after
-        else:
-            params["start_time"] = since.astimezone(UTC)
-        found: list[_Authored] = []
-        newest: str | None = after
-        token: str | None = None
-        complete = False
-        for _ in range(MAX_PAGES):
-            page: dict[str, Any] = {**params, token_name: token} if token else params
-            response = self._call(partial(fetch, **page))
-            if newest == after and response.meta.get("newest_id"):
-                newest = str(response.meta["newest_id"])
-            users = {str(u.id): str(u.username) for u in response.includes.get("users", [])}
-            found.extend(self._mention(t.data, users, addressed_to_us) for t in response.data or [])
-            token = response.meta.get("next_token")
-            if not token:
-                complete = True
-                break
-        own = self._own_id()
-        mentions = sorted((m for m in found if m.author_id != own), key=lambda m: int(m.mention.id))
-        return Page(tuple(m.mention for m in mentions), newest, complete)
-
-    def _mention(
-        self, tweet: Mapping[str, Any], users: Mapping[str, str], addressed_to_us: bool
-    ) -> _Authored:
-        entities = tweet.get("entities") or {}
-        author_id = str(tweet.get("author_id", ""))
-        username = users.get(author_id, author_id)
-        referenced = {str(r.get("type")): str(r.get("id")) for r in tweet.get("referenced_tweets") or []}
-        mentioned = {str(m.get("username", "")).lower() for m in entities.get("mentions") or []}
-        return _Authored(
-            author_id,
-            Mention(
-                id=str(tweet["id"]),
-                url=f"https://x.com/{username}/status/{tweet['id']}",
-                author=username,
-                text=_plain_text(str(tweet.get("text", "")), entities),
-                created_at=_parse_time(tweet.get("created_at")) or self._now(),
-                hashtags=tuple(str(h.get("tag")) for h in entities.get("hashtags") or []),
-                in_reply_to=referenced.get("replied_to") or referenced.get("quoted"),
-                mentions_us=addressed_to_us
-                or (bool(self._username) and str(self._username).lower() in mentioned),
-            ),
-        )
-
-    # -- monitoring reads (bot.monitor) --------------------------------------------------------
+    # -- monitoring reads (bot.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """The user id: free from the access token's shape (users/me costs 1 of 25 a day on Free)."""
@@ -353,21 +249,6 @@ def translate_error(
     return error
 
 
-@dataclass(frozen=True)
-class _Authored:
-    author_id: str  # to leave our own posts out: usernames can change, ids cannot
-    mention: Mention
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _plain_text(text: str, entities: Mapping[str, Any]) -> str:
     """A tweet's text as it was written: t.co links expanded, the appended media link removed."""
     for url in entities.get("urls") or []:
@@ -386,6 +267,6 @@ def _normalized(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def open_client(account: Account, **options: Any) -> XClient:
+def open_client(account: Account, **options: Any) -> PlatformClient:
     now = options.get("now") or (lambda: datetime.now(UTC))
     return XClient(account, timeout=float(options.get("timeout") or DEFAULT_TIMEOUT), now=now)

@@ -32,6 +32,13 @@ TWEET_FIELDS = [
     "referenced_tweets",
 ]
 EXPANSIONS = ["author_id", "referenced_tweets.id"]
+# Asked on every read: enough to classify each post (author, reply, quote) without another call.
+FIELDS: dict[str, Any] = {
+    "max_results": PAGE_SIZE,
+    "tweet_fields": TWEET_FIELDS,
+    "expansions": EXPANSIONS,
+    "user_fields": ["username"],
+}
 
 Call = Callable[[Callable[[], Any]], Any]
 # The text as written, from X's text and entities (t.co links expanded: the adapter's _plain_text).
@@ -86,14 +93,7 @@ def read_search(
     def search(window: Mapping[str, Any]) -> Any:
         return call(
             lambda: client.search_recent_tweets(
-                query,
-                user_auth=True,
-                max_results=PAGE_SIZE,
-                next_token=sweep.page,
-                tweet_fields=TWEET_FIELDS,
-                expansions=EXPANSIONS,
-                user_fields=["username"],
-                **window,
+                query, user_auth=True, next_token=sweep.page, **FIELDS, **window
             )
         )
 
@@ -116,11 +116,8 @@ def read_mentions(
         lambda: client.get_users_mentions(
             user_id,
             user_auth=True,
-            max_results=PAGE_SIZE,
             pagination_token=sweep.page,
-            tweet_fields=TWEET_FIELDS,
-            expansions=EXPANSIONS,
-            user_fields=["username"],
+            **FIELDS,
             **window_params(sweep, start, now, seven_days=False),
         )
     )

@@ -35,8 +35,6 @@ EMBED_IMAGES = "app.bsky.embed.images"
 EMBED_EXTERNAL = "app.bsky.embed.external"
 EMBED_RECORD = "app.bsky.embed.record"
 EMBED_RECORD_WITH_MEDIA = "app.bsky.embed.recordWithMedia"
-EMBED_VIDEO = "app.bsky.embed.video"
-EMBED_GALLERY = "app.bsky.embed.gallery"
 
 # The images embed's blob limit. The lexicon snapshot in reference/ says 2,000,000 (raised by
 # @atproto/api 0.19.7); older PDS deployments still enforce 1,000,000, so the emulator holds

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.images import UNKNOWN, inspect_image
 from bot.sandbox.bluesky_appview import Actor, Blob, Network, Record
 from bot.sandbox.bluesky_lexicon import (
     POST,
@@ -30,23 +31,15 @@ from bot.sandbox.server import Request, Response
 # limit is the lexicon's and is checked when a record references the blob, as the PDS does.
 UPLOAD_LIMIT = 5 * 1024 * 1024
 
-_SNIFF: list[tuple[bytes, int, str]] = [
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"GIF87a", 0, "image/gif"),
-    (b"GIF89a", 0, "image/gif"),
-    (b"WEBP", 8, "image/webp"),
-]
-
 
 def sniff_mime(data: bytes, declared: str | None) -> str:
     """The PDS trusts the bytes, then the header (the SDK always sends `*/*`)."""
-    for magic, offset, mime in _SNIFF:
-        if data[offset : offset + len(magic)] == magic and (offset == 0 or data[:4] == b"RIFF"):
-            return mime
+    sniffed = inspect_image(data).mime
+    if sniffed != UNKNOWN:
+        return sniffed
     if declared and declared != "*/*" and "/" in declared:
         return declared.split(";")[0].strip()
-    return "application/octet-stream"
+    return UNKNOWN
 
 
 class Repo:

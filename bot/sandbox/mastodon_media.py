@@ -9,10 +9,10 @@ first poll, or 5 s after the upload on the emulator's clock, whichever comes fir
 
 from __future__ import annotations
 
-import struct
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.images import UNKNOWN, inspect_image
 from bot.sandbox.mastodon_entities import DESCRIPTION_LIMIT, MAX_MEDIA_ATTACHMENTS, Actor, Media, media_json
 from bot.sandbox.mastodon_http import ApiError
 from bot.sandbox.mastodon_instance import SUPPORTED_MIME_TYPES
@@ -51,7 +51,8 @@ def upload_media(
     if parts.get("focus"):
         x, _, y = parts["focus"][0].data.decode().partition(",")
         focus = (float(x), float(y or 0))
-    width, height = image_size(data) if kind == "image" else (640, 640)
+    image = inspect_image(data)
+    width, height = (image.width or 0, image.height or 0) if kind == "image" else (640, 640)
     # v1 media answered only once processed; v2 answers at once and processes afterwards.
     asynchronous = v2 and (kind != "image" or process_images)
     media = Media(
@@ -103,39 +104,11 @@ def attachable_media(store: MastodonStore, ids: list[str], author: Actor) -> lis
     return media
 
 
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height of a PNG, GIF or JPEG from its header; (0, 0) when unknown."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return int(width), int(height)
-    if data.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            length = int.from_bytes(data[i + 2 : i + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2):
-                height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-                return int(width), int(height)
-            i += 2 + length
-    return 0, 0
-
-
 def sniff_mime_type(data: bytes, declared: str) -> str:
     """The content type from the file's own bytes, as Mastodon checks it, else the declared one."""
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
+    image = inspect_image(data).mime
+    if image != UNKNOWN:
+        return image
     if data[4:8] == b"ftyp":
         return "video/mp4"
     if data.startswith(b"\x1a\x45\xdf\xa3"):

@@ -16,6 +16,7 @@ from typing import Any
 
 from twitter_text import parse_tweet
 
+from bot.images import inspect_image
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify_signature
 from bot.sandbox.x_errors import (
@@ -39,7 +40,6 @@ from bot.sandbox.x_limits import (
     USERS_ME,
     RateBook,
 )
-from bot.sandbox.x_media import sniff_image
 from bot.sandbox.x_query import QueryError, compile_query
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import RECENT, TimelineError, read_page
@@ -294,10 +294,10 @@ class XEmulator(Emulator):
         if not parts.get("media"):
             return invalid_request("The `media` field is required.", "media", [])
         data = parts["media"][0].data
-        sniffed = sniff_image(data)
-        if sniffed is None:
+        image = inspect_image(data)
+        if image.width is None or image.height is None:
             return invalid_request("The media type is not supported.", "media", [])
-        mime, width, height = sniffed
+        mime, width, height = image.mime, image.width, image.height
         if len(data) > IMAGE_MAX_BYTES.get(mime, IMAGE_DEFAULT_MAX_BYTES):
             return invalid_request("The media size exceeds the limit for its type.", "media", [])
         media = XMedia(self.store.next_id(), user.id, mime, width, height, len(data), self.clock())

@@ -1,8 +1,9 @@
 """What an image file is and how big it is, read from its first bytes.
 
-Bluesky wants each image's aspect ratio in the embed and a MIME type on upload (the SDK sends
-`*/*`); reading PNG, JPEG, GIF and WebP headers ourselves avoids a dependency on Pillow for two
-numbers.
+Pure, and shared by the adapters and the emulators. The adapters need a MIME type for each
+upload (the atproto SDK sends `*/*`) and Bluesky's embed wants each image's aspect ratio; the
+emulators check uploads the way the platforms do, from the bytes and not the file name.
+Reading PNG, JPEG, GIF and WebP headers ourselves spares a dependency on Pillow for two numbers.
 """
 
 from __future__ import annotations
@@ -10,29 +11,47 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+UNKNOWN = "application/octet-stream"
+
 
 @dataclass(frozen=True)
 class ImageInfo:
-    mime: str
-    width: int | None = None
+    mime: str  # UNKNOWN unless the bytes are a PNG, JPEG, GIF or WebP
+    width: int | None = None  # None where the header does not give the size
     height: int | None = None
 
 
 def inspect_image(data: bytes) -> ImageInfo:
     """The image's MIME type and, where the header gives it, its size in pixels."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return ImageInfo("image/png", width, height)
-    if data.startswith(b"\xff\xd8"):
-        size = _jpeg_size(data)
-        return ImageInfo("image/jpeg", *size) if size else ImageInfo("image/jpeg")
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return ImageInfo("image/gif", width, height)
+    mime = _image_type(data)
+    size = _SIZE_READERS[mime](data) if mime in _SIZE_READERS else None
+    return ImageInfo(mime, *size) if size else ImageInfo(mime)
+
+
+def _image_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        size = _webp_size(data)
-        return ImageInfo("image/webp", *size) if size else ImageInfo("image/webp")
-    return ImageInfo("application/octet-stream")
+        return "image/webp"
+    return UNKNOWN
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 24:
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _gif_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 10:
+        return None
+    width, height = struct.unpack("<HH", data[6:10])
+    return width, height
 
 
 # Start-of-frame markers carry the size; C4 (Huffman tables), C8 and CC (arithmetic coding
@@ -73,3 +92,11 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     return None
+
+
+_SIZE_READERS = {
+    "image/png": _png_size,
+    "image/jpeg": _jpeg_size,
+    "image/gif": _gif_size,
+    "image/webp": _webp_size,
+}

@@ -1,0 +1,55 @@
+"""Fixtures shared by several test files."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.database import normalise_url
+from bot.sandbox import Sandbox, start_sandbox
+from tests.sandboxsite import Site
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a PostgreSQL schema of this test's own (BOT_TEST_DATABASE_URL),
+    dropped afterwards: other helpers' tests share that database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state/bot.sqlite3"
+        return
+    base = os.environ.get("BOT_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("BOT_TEST_DATABASE_URL is not set")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    """The three emulators, started once per test module (`site` empties them for each test)."""
+    started = start_sandbox()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def site(sandbox: Sandbox, tmp_path: Path) -> Site:
+    """A campaign folder wired to the module's sandbox, emptied of earlier tests' posts and faults."""
+    for server in sandbox.servers.values():
+        server.emulator.reset()
+        server.faults.clear()
+    return Site(tmp_path, sandbox)
