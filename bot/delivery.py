@@ -22,8 +22,6 @@ next claimer reconciles it.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -31,9 +29,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
-from bot.ledger import DELIVERY_LEASE, Delivery, DeliveryKey, Ledger
+from bot.ledger import CALL_IN_FLIGHT, DELIVERY_LEASE, INTERRUPTED, Delivery, DeliveryKey, Ledger
 from bot.platforms import Outgoing, PlatformClient, Published
 from bot.platforms.tid import make_tid
+from bot.workers import died_here
 
 log = logging.getLogger("bot.delivery")
 
@@ -205,6 +204,17 @@ class Courier:
                     must_look = False
                     if found is not None:
                         return reconciled(found)
+                    landing = self._may_still_land(claim) if not failures else None
+                    if landing is not None:
+                        # The call of a worker that died mid-call, not on the platform yet, may
+                        # still be in the server, which applies it even though nobody reads the
+                        # answer: sending now could make two copies where the platform has no
+                        # idempotency key (X, GoToSocial). Look again once it could have landed.
+                        self.ledger.renew_delivery(key, self.worker, self.now(), landing - self.now())
+                        until = landing.isoformat(timespec="seconds")
+                        why = f"an interrupted call may still land until {until}"
+                        log.info("waiting %s: %s", label, why, extra=_event("deferred", job, error=why))
+                        return Result(job, "deferred", error=why)
                 if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
                     return Result(job, "deferred", error="claim taken over by another worker")
                 attempted = message
@@ -236,6 +246,11 @@ class Courier:
                     must_look = True  # the write may have been applied
                 delay = self._delay(exc, failures)
                 if failures >= self.policy.max_attempts or waited + delay > self.policy.max_wait:
+                    # The last call may have landed (a 503 after the write, a lost answer): one
+                    # last look, so the ledger does not call failed a post that is out there.
+                    found = self._look_quietly(client, attempted, claim.claimed_at) if must_look else None
+                    if found is not None:
+                        return reconciled(found)
                     error = f"gave up after {failures} attempts: {exc}"
                     log.error("failed %s: %s", label, error, extra=_event("failed", job, error=error))
                     self.ledger.fail_delivery(key, error, self.now())
@@ -274,6 +289,17 @@ class Courier:
             lambda: make_tid(self.now()),
             retry_failed=self.retry_failed,
         )
+
+    def _may_still_land(self, claim: Delivery) -> datetime | None:
+        """Until when a dead worker's last call may still reach the platform, if that is ahead.
+
+        Only a claim taken from a worker that died mid-call (`INTERRUPTED`): a claim given back
+        cleanly (a pause, a stop) or failed had its call answered, or timed out, first.
+        """
+        if claim.last_error != INTERRUPTED or claim.attempted_at is None:
+            return None
+        landing = claim.attempted_at + CALL_IN_FLIGHT
+        return landing if landing > self.now() else None
 
     def _not_ours(self, job: Job, key: DeliveryKey) -> tuple[Published, bool] | Result:
         """The claim was refused: the part is done, failed before, or another worker holds it."""
@@ -329,35 +355,21 @@ def _event(kind: str, job: Job, url: str | None = None, error: str | None = None
     return fields
 
 
-def expire_dead_workers(ledger: Ledger, now: datetime) -> list[str]:
-    """End the claims of workers on this host whose process is gone, so a restart reconciles at once.
+def expire_dead_workers(
+    ledger: Ledger, now: datetime, *, died: Callable[[str], bool] = died_here
+) -> list[str]:
+    """End the claims of workers whose process is gone from this host, so they are reconciled at once.
 
-    Worker ids are `host:pid:token` (`bot.ledger.new_worker_id`). Only this host's pids can be
-    checked; a live pid (perhaps reused by another program) is left alone, and its claims wait
-    out their lease as any other host's do.
+    `died` decides (`bot.workers.died_here`: same host and pid namespace, pid gone or a zombie).
+    A worker on another host, or a pid perhaps reused by another program, is left alone: its
+    claims wait out their lease. Whoever takes an expired claim reconciles it before sending.
     """
-    host, expired = socket.gethostname(), []
+    expired = []
     for worker in ledger.claim_holders():
-        name, _, rest = worker.partition(":")
-        pid_text = rest.partition(":")[0]
-        if name != host or not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        if _process_alive(int(pid_text)):
-            continue
-        if ledger.expire_claims(worker, now):
-            log.info("claims of %s (no longer running) released for reconciliation", worker)
+        if died(worker) and ledger.expire_claims(worker, now):
+            log.warning("worker %s is gone: its claims are resumed now", worker)
             expired.append(worker)
     return expired
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 ClientFactory = Callable[[str, str], PlatformClient]  # (platform, account) -> client

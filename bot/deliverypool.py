@@ -19,6 +19,7 @@ from bot.errors import AuthFailed, PlatformError
 from bot.ledger import DELIVERY_LEASE
 from bot.limits import next_allowed
 from bot.model import Account
+from bot.monitorstore import MonitorStore
 from bot.payloads import build_job, targets
 from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
@@ -31,6 +32,14 @@ PENDING_MAX_AGE = timedelta(days=1)
 
 JobId = tuple[str, str, int, str, str]  # queue, post, cycle, platform, account
 
+# How soon a job held back because another worker is posting to the same limited account
+# looks again (the other worker's post then counts in the limit).
+ACCOUNT_BUSY_RETRY = timedelta(seconds=5)
+
+
+def _account_lease(job: Job) -> str:
+    return f"account:{job.platform}/{job.account}"
+
 
 class DeliveryPool:
     def __init__(self, runtime: Runtime, courier: Courier, *, max_workers: int = 16) -> None:
@@ -42,6 +51,7 @@ class DeliveryPool:
         self._lock = threading.Lock()
         self._account_locks: dict[tuple[str, str], threading.Lock] = {}
         self._waiting: dict[JobId, datetime] = {}  # held by an account limit until then
+        self._leases = MonitorStore(runtime.ledger.engine)  # one poster at a time per limited account
 
     @property
     def worker(self) -> str:
@@ -87,8 +97,17 @@ class DeliveryPool:
         lock = self._account_lock(job) if limited else None
         if lock is not None:
             lock.acquire()
+        leased = False
         try:
             if limited:
+                # The thread lock keeps this worker's jobs for the account apart; the lease keeps
+                # other workers' apart (several `run` processes on one database), so the check
+                # below and the post it allows are one step among all of them.
+                leased = self._take_account(job)
+                if not leased:
+                    return self._hold(
+                        job, self.rt.now() + ACCOUNT_BUSY_RETRY, "account busy in another worker"
+                    )
                 wait_until = self._limit_wait(account)
                 if wait_until is not None:
                     return self._hold(job, wait_until)
@@ -102,10 +121,19 @@ class DeliveryPool:
             log.exception("delivery %s %s/%s crashed", job.target, job.queue, job.post_id)
             result = Result(job, "failed", error=f"internal error: {type(exc).__name__}")
         finally:
+            if leased:
+                self._leases.release_lease(_account_lease(job), self.worker)
             if lock is not None:
                 lock.release()
         self._report(result)
         return result
+
+    def _take_account(self, job: Job) -> bool:
+        # Long enough for one delivery with all its retries; a worker that dies holding it hands
+        # it on when its lease runs out, or at once when it died on this host (the daemon's
+        # dead-worker check releases every lease of a gone worker).
+        ttl = timedelta(seconds=self.courier.policy.max_wait) + DELIVERY_LEASE
+        return self._leases.acquire_lease(_account_lease(job), self.worker, ttl, self.rt.now())
 
     def _report(self, result: Result) -> None:
         with self._lock:
@@ -125,17 +153,13 @@ class DeliveryPool:
         posted = ledger.count_posts(account.platform, account.name, now - timedelta(days=1))
         return next_allowed(account.limits, now, last_post=last, posts_last_day=posted)
 
-    def _hold(self, job: Job, until: datetime) -> Result:
+    def _hold(self, job: Job, until: datetime, why: str = "account limit") -> Result:
         """Wait for an account limit without a thread: leave a released claim for `resume_pending`."""
         with self._lock:
             self._waiting[(job.queue, job.post_id, job.cycle, job.platform, job.account)] = until
         self.reserve(job)
-        log.info(
-            "waiting %s %s/%s: account limit until %s", job.target, job.queue, job.post_id, until.isoformat()
-        )
-        return Result(
-            job, "deferred", error=f"account limit: next allowed at {until.isoformat(timespec='seconds')}"
-        )
+        log.info("waiting %s %s/%s: %s until %s", job.target, job.queue, job.post_id, why, until.isoformat())
+        return Result(job, "deferred", error=f"{why}: next allowed at {until.isoformat(timespec='seconds')}")
 
     def resume_pending(self, now: datetime) -> None:
         """Pick up claims nobody holds: a crashed worker's, a paused or limited delivery's."""

@@ -14,23 +14,35 @@ survive a restart (DESIGN §3, §6). The rules that make "exactly once" hold:
 Every time comes in as an argument (aware UTC); nothing here reads a clock. The pause, saved
 sessions and account health are `bot.sharedstate`'s (the Ledger inherits them); monitoring's
 share (mentions, cursors, leases, amplifications) lives in `bot.monitorstore` on the same engine.
+Slots (`claim_slot`, `mark_slot`, `sent_posts`, ...) are `bot.slotbook`'s, inherited likewise.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from bot.database import connect, insert_for, reading, writing
-from bot.schema import DELIVERY_KEY, apply_migrations, deliveries, slots
+from bot.schema import DELIVERY_KEY, apply_migrations, deliveries
 from bot.sharedstate import SharedState
+from bot.slotbook import SlotBook
+from bot.slotbook import SlotRecord as SlotRecord  # for callers that read last_slot
+from bot.workers import new_worker_id as new_worker_id  # where the posting commands find it
 
 DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
 
@@ -38,6 +50,13 @@ DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
 # (record_attempt, renew_delivery) before every call and every longer wait, so the lease only
 # runs out when the worker is gone. See docs/decisions.md.
 DELIVERY_LEASE = timedelta(seconds=90)
+# How long a request may still reach the platform after it was sent: one call's timeout
+# (bot.runtime.CALL_TIMEOUT, 20 s) and a margin for the server. A claim whose worker died
+# mid-call (`INTERRUPTED`) and whose call is not found on the platform is not sent again
+# before that (`bot.delivery`).
+CALL_IN_FLIGHT = timedelta(seconds=30)
+# `last_error` of an attempted claim ended by `expire_claims`: its call may still be in flight.
+INTERRUPTED = "interrupted: its worker died during a call"
 
 
 @dataclass(frozen=True)
@@ -77,17 +96,6 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class SlotRecord:
-    queue: str
-    slot_name: str
-    state: Literal["fired", "missed", "skipped"]
-    cycle: int | None
-    post_id: str | None
-    claimed_by: str | None
-    recorded_at: datetime
-
-
-@dataclass(frozen=True)
 class DeliveryCounts:
     """Deliveries of one queue by state (one per part, platform and account)."""
 
@@ -95,12 +103,6 @@ class DeliveryCounts:
     posted: int = 0
     failed: int = 0
     retracted: int = 0
-
-
-def new_worker_id() -> str:
-    """A name for this process's claims: unique per run, so a restarted worker never mistakes a
-    claim of its previous life for a live one of its own (host and pid help people reading)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def open_ledger(url: str) -> Ledger:
@@ -152,7 +154,7 @@ def _take_over(
     return row
 
 
-class Ledger(SharedState):
+class Ledger(SlotBook, SharedState):
     """The posting side of the database, with the pause, sessions and account health that every
     worker shares (`bot.sharedstate`). Thread-safe: every method is its own transaction."""
 
@@ -161,62 +163,6 @@ class Ledger(SharedState):
 
     def close(self) -> None:
         self.engine.dispose()
-
-    # --- slots ----------------------------------------------------------------------------
-
-    def claim_slot(
-        self, queue: str, slot_name: str, *, cycle: int, post_id: str, worker: str, now: datetime
-    ) -> bool:
-        """Record that this slot fires with this post; True for exactly one of racing workers."""
-        return self._record_slot(queue, slot_name, "fired", now, cycle=cycle, post_id=post_id, worker=worker)
-
-    def mark_slot(
-        self, queue: str, slot_name: str, state: Literal["missed", "skipped"], now: datetime
-    ) -> bool:
-        """Record a slot that will not fire (past the grace, or nothing to send); False if decided already."""
-        return self._record_slot(queue, slot_name, state, now)
-
-    def _record_slot(
-        self,
-        queue: str,
-        slot_name: str,
-        state: str,
-        now: datetime,
-        *,
-        cycle: int | None = None,
-        post_id: str | None = None,
-        worker: str | None = None,
-    ) -> bool:
-        with writing(self.engine) as conn:
-            values = dict(queue=queue, slot_name=slot_name, state=state, cycle=cycle, post_id=post_id)
-            insert = insert_for(conn, slots).values(**values, claimed_by=worker, recorded_at=now)
-            # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
-            stmt = insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
-            return conn.execute(stmt).first() is not None
-
-    def sent_posts(self, queue: str) -> list[tuple[int, str]]:
-        """(cycle, post id) of every fired slot of the queue, in the order they fired: the planner's input."""
-        stmt = (
-            select(slots.c.cycle, slots.c.post_id)
-            .where(slots.c.queue == queue, slots.c.state == "fired")
-            .order_by(slots.c.recorded_at, slots.c.id)
-        )
-        with reading(self.engine) as conn:
-            return [(row.cycle, row.post_id) for row in conn.execute(stmt)]
-
-    def last_slot(self, queue: str) -> SlotRecord | None:
-        """The slot decided most recently (fired, missed or skipped): where catching up starts."""
-        stmt = (
-            select(slots)
-            .where(slots.c.queue == queue)
-            .order_by(slots.c.recorded_at.desc(), slots.c.id.desc())
-        )
-        with reading(self.engine) as conn:
-            row = conn.execute(stmt.limit(1)).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return SlotRecord(**{name: m[name] for name in SlotRecord.__dataclass_fields__})
 
     # --- deliveries -----------------------------------------------------------------------
 
@@ -272,6 +218,7 @@ class Ledger(SharedState):
                 .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
                 .values(
                     attempts=deliveries.c.attempts + 1,
+                    last_error=None,  # this call is the last one now
                     text=text,
                     attempted_at=now,
                     lease_until=now + lease,
@@ -370,16 +317,16 @@ class Ledger(SharedState):
         (on its own host, a worker id whose pid is gone: `new_worker_id` names host and pid), and
         need not then wait out the lease before reconciling what the dead one left.
         """
+        live = and_(
+            deliveries.c.state == "claimed", deliveries.c.claimed_by == worker, deliveries.c.lease_until > now
+        )
         with writing(self.engine) as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.state == "claimed",
-                    deliveries.c.claimed_by == worker,
-                    deliveries.c.lease_until > now,
-                )
-                .values(lease_until=now, updated_at=now)
+            # An attempted claim is marked: its call may still be in the server, which applies it
+            # though nobody reads the answer, so the next claimer must not resend too soon.
+            conn.execute(
+                update(deliveries).where(live, deliveries.c.attempts > 0).values(last_error=INTERRUPTED)
             )
+            result = conn.execute(update(deliveries).where(live).values(lease_until=now, updated_at=now))
             return result.rowcount
 
     # --- status and limits ----------------------------------------------------------------

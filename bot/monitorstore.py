@@ -215,6 +215,16 @@ class MonitorStore:
         with writing(self.engine) as conn:
             conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
 
+    def lease_holders(self) -> set[str]:
+        """Everyone holding a lease, run out or not (to find the dead among them)."""
+        with reading(self.engine) as conn:
+            return set(conn.execute(select(leases.c.holder).distinct()).scalars())
+
+    def release_leases_of(self, holder: str) -> int:
+        """Hand every lease of a worker known to be dead on at once; returns how many."""
+        with writing(self.engine) as conn:
+            return conn.execute(delete(leases).where(leases.c.holder == holder)).rowcount
+
     # --- amplification --------------------------------------------------------------------
 
     def record_amplification(self, platform: str, remote_id: str, account: str, now: datetime) -> bool:

@@ -24,6 +24,7 @@ from bot.model import Post, Queue
 from bot.payloads import build_jobs, describe_post, targets
 from bot.planner import PINNED_CYCLE, choose_post, progress_from_history
 from bot.platforms import Outgoing, Published
+from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
 
 # A queue or post id that does not exist is a usage error (2), as `preview --queue` has it: the
@@ -108,8 +109,16 @@ def post_now(
     already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.sent_posts(queue.name))
     if item_id is None or not already:
         # Counts as a slot of the queue, so the schedule does not send this post again this cycle.
+        # Its deliveries are recorded with it, so a crash from here on leaves them to resume.
         rt.ledger.claim_slot(
-            queue.name, f"manual:{now.isoformat()}", cycle=cycle, post_id=post.id, worker=worker, now=now
+            queue.name,
+            f"manual:{now.isoformat()}",
+            cycle=cycle,
+            post_id=post.id,
+            worker=worker,
+            now=now,
+            owed=[job.key(0) for job in jobs],
+            nonce_factory=lambda: make_tid(rt.now()),
         )
     courier = Courier(
         ledger=rt.ledger,

@@ -31,10 +31,13 @@ from bot.errors import PlatformError
 from bot.gate import LiveGate
 from bot.ledger import new_worker_id
 from bot.model import Post, Queue
+from bot.monitorstore import MonitorStore
 from bot.payloads import build_job, targets
 from bot.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
+from bot.platforms.tid import make_tid
 from bot.runtime import Runtime
 from bot.slots import Slot, next_slots
+from bot.workers import died_here
 
 log = logging.getLogger("bot.scheduler")
 
@@ -65,6 +68,7 @@ class Daemon:
         worker: str | None = None,
         max_workers: int = 16,
         monitor: Callable[[bool], object] | None = None,
+        died: Callable[[str], bool] = died_here,
     ) -> None:
         self.rt = runtime
         self.stop = stop or threading.Event()
@@ -73,6 +77,7 @@ class Daemon:
         self.courier = Courier(
             ledger=runtime.ledger, now=runtime.now, gate=self.gate, worker=self.worker, alert=runtime.alert
         )
+        self._died = died  # whether a worker id names a process gone from this host
         self.monitor = monitor  # one monitoring pass (`wait`: for its calls), plugged in by bot.monitor
         self.deliveries = DeliveryPool(runtime, self.courier, max_workers=max_workers)
         self._was_paused: bool | None = None
@@ -117,6 +122,9 @@ class Daemon:
                 fired.extend(self.fire_due(queue, now))
             except Exception:  # one queue's trouble (a bug, a database hiccup) holds no other back
                 log.exception("queue %s: tick failed", queue.name)
+        # Every tick, not only at start-up: a worker killed next to this one (several `run`
+        # processes on one machine) has its claims resumed within seconds, not after the lease.
+        self.expire_dead_workers(now)
         self.deliveries.resume_pending(now)
         self.probe_accounts(now)
         return fired
@@ -152,33 +160,41 @@ class Daemon:
     def _fire_slot(self, queue: Queue, slot: Slot, now: datetime) -> list[Fired]:
         """Decide one due slot: skip it, or claim it and hand its deliveries out."""
         ledger = self.rt.ledger
-        post: Post | None
-        if slot.pinned is not None:
-            post, cycle = pinned_post(queue, slot), PINNED_CYCLE
-            exhausted = False
+        # Twice at most: the ledger refuses a post another worker's slot sent after our read
+        # of the history, and the second choice reads the history again.
+        for _ in range(2):
+            post: Post | None
+            if slot.pinned is not None:
+                post, cycle = pinned_post(queue, slot), PINNED_CYCLE
+                exhausted = False
+            else:
+                sent = ledger.sent_posts(queue.name)
+                choice = choose_post(queue, progress_from_history(sent), slot.fire_at)
+                post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
+            if post is None:
+                self._skip_slot(queue, slot, now, exhausted)
+                return []
+            # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
+            accounts = targets(self.rt.config, queue)
+            jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
+            # Every target's delivery is recorded with the slot, in one transaction, as a claim
+            # given back: a pause, a stop or a crash from here on leaves each one to resume,
+            # never a slot fired with targets nothing will ever send to.
+            if ledger.claim_slot(
+                queue.name,
+                slot.name,
+                cycle=cycle,
+                post_id=post.id,
+                worker=self.worker,
+                now=now,
+                owed=[job.key(0) for job in jobs],
+                nonce_factory=lambda: make_tid(self.rt.now()),
+                once_per_cycle=slot.pinned is None,
+            ):
+                break
+            if slot.pinned is not None or ledger.slot_decided(queue.name, slot.name):
+                return []  # another worker decided this slot
         else:
-            choice = choose_post(queue, progress_from_history(ledger.sent_posts(queue.name)), slot.fire_at)
-            post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
-        if post is None:
-            previous = ledger.last_slot(queue.name)
-            if ledger.mark_slot(queue.name, slot.name, "skipped", now):
-                why = "queue exhausted" if exhausted else "nothing to send"
-                log.warning(
-                    "skip slot %s %s: %s",
-                    queue.name,
-                    slot.name,
-                    why,
-                    extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
-                )
-                if exhausted and (previous is None or previous.state != "skipped"):
-                    self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
-            return []
-        # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
-        accounts = targets(self.rt.config, queue)
-        jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
-        if not ledger.claim_slot(
-            queue.name, slot.name, cycle=cycle, post_id=post.id, worker=self.worker, now=now
-        ):
             return []
         log.info(
             "slot fired %s %s: post %s (cycle %d)",
@@ -191,14 +207,25 @@ class Daemon:
         fired = Fired(queue.name, slot.name, post.id, cycle)
         healthy = self.deliveries.healthy(accounts)
         for account, job in zip(accounts, jobs, strict=True):
-            # A pending row before any thread runs: a pause, a stop or a crash from here on
-            # leaves a claim to resume, never a slot fired with nothing to show for it.
             if account in healthy:
-                self.deliveries.reserve(job)
                 self.deliveries.dispatch(job)
             else:
                 self.deliveries.skip_unhealthy(job)
         return [fired]
+
+    def _skip_slot(self, queue: Queue, slot: Slot, now: datetime, exhausted: bool) -> None:
+        previous = self.rt.ledger.last_slot(queue.name)
+        if self.rt.ledger.mark_slot(queue.name, slot.name, "skipped", now):
+            why = "queue exhausted" if exhausted else "nothing to send"
+            log.warning(
+                "skip slot %s %s: %s",
+                queue.name,
+                slot.name,
+                why,
+                extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
+            )
+            if exhausted and (previous is None or previous.state != "skipped"):
+                self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
 
     def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
         """One line per missed slot, but a first start of a fast queue does not flood the log."""
@@ -287,10 +314,19 @@ class Daemon:
         except Exception:  # monitoring trouble must never stop the posting
             log.exception("monitoring pass failed")
 
+    def expire_dead_workers(self, now: datetime) -> None:
+        """End the leases of workers gone from this host: their claims are resumed now, and
+        their monitoring streams polled by the next worker that asks, not in 5 minutes."""
+        expire_dead_workers(self.rt.ledger, now, died=self._died)
+        streams = MonitorStore(self.rt.ledger.engine)
+        for holder in streams.lease_holders():
+            if self._died(holder) and streams.release_leases_of(holder):
+                log.warning("worker %s is gone: its monitoring streams pass on now", holder)
+
     def start_up(self) -> None:
         """Free the claims of this host's dead workers (a crash): the first tick reconciles them."""
         try:
-            expire_dead_workers(self.rt.ledger, self.rt.now())
+            self.expire_dead_workers(self.rt.now())
         except Exception:
             log.exception("could not look for dead workers' claims")
 

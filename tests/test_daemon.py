@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from bot.deliverypool import DeliveryPool
 from bot.gate import LiveGate
-from bot.ledger import open_ledger
+from bot.ledger import Ledger, open_ledger
+from bot.monitorstore import MonitorStore
 from bot.runtime import Runtime, utc_now
 from bot.scheduler import Daemon
 from bot.slots import slots_between
@@ -332,6 +334,75 @@ def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[R
     assert all(site.live_texts(p) == ["Two workers ask #NoTechForICE"] for p in PLATFORMS)
 
 
+class Dying(BaseException):
+    """The process dies here, as under SIGKILL: nothing after this line runs."""
+
+
+class DyingPool(DeliveryPool):
+    def dispatch(self, job: Any) -> None:
+        raise Dying
+
+
+def dies_after_firing(rt: Runtime) -> Daemon:
+    """A daemon whose process dies right after it decided a slot, before any delivery starts."""
+    daemon = Daemon(rt, gate=FakeGate(), worker="host:1:dead")
+    daemon.deliveries = DyingPool(rt, daemon.courier)
+    return daemon
+
+
+def test_a_worker_that_dies_right_after_firing_a_slot_leaves_every_target_to_resume(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("Crash day ask"))
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    with pytest.raises(Dying):
+        dies_after_firing(rt).tick()
+    # The next worker owes nothing to the dead one's memory: the ledger lists every target.
+    survivor = daemon_for(site, opened)
+    assert survivor.tick() == []  # the slot was decided: it never fires twice
+    assert survivor.wait_idle(30)
+    assert sorted(r.job.platform for r in survivor.results if r.outcome == "posted") == sorted(PLATFORMS)
+    assert all(site.live_texts(p) == ["Crash day ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_claims_of_a_worker_gone_from_this_host_are_resumed_without_waiting_out_the_lease(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("Killed worker ask"))
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    with pytest.raises(Dying):
+        dies_after_firing(rt).tick()
+    # The dead worker had taken one of them (a 90 s lease) before it was killed.
+    [row, *_] = rt.ledger.unconfirmed_deliveries(rt.now())
+    held = rt.ledger.claim_delivery(row.key, "host:1:dead", rt.now(), timedelta(seconds=90), lambda: "n")
+    assert held is not None
+    alive = Daemon(rt, gate=FakeGate(), worker="w-alive", died=lambda worker: False)
+    alive.tick()
+    assert alive.wait_idle(30)
+    assert len(alive.results) == 2  # the held one waits for its lease: its worker may be alive
+    knows = Daemon(rt, gate=FakeGate(), worker="w-knows", died=lambda worker: worker == "host:1:dead")
+    knows.tick()
+    assert knows.wait_idle(30)
+    assert [r.job.platform for r in knows.results] == [row.key.platform]
+    assert all(site.live_texts(p) == ["Killed worker ask #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_monitoring_streams_of_a_worker_gone_from_this_host_pass_on_at_once(
+    site: Site, opened: list[Runtime]
+) -> None:
+    rt = Runtime(site.config, site.env)
+    opened.append(rt)
+    streams = MonitorStore(rt.ledger.engine)
+    lease = timedelta(minutes=5)
+    assert streams.acquire_lease("monitor:x:hashtags", "host:1:dead", lease, rt.now())
+    assert streams.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", lease, rt.now())
+    Daemon(rt, gate=FakeGate(), worker="w", died=lambda worker: worker == "host:1:dead").tick()
+    assert streams.acquire_lease("monitor:x:hashtags", "w", lease, rt.now())
+    assert not streams.acquire_lease("monitor:mastodon:hashtags", "w", lease, rt.now())
+
+
 def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site) -> None:
     site.write_queue("calls", at_queue("Killed day ask"))
     site.fault("bluesky", latency_ms=1500)
@@ -393,3 +464,91 @@ def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secr
     for platform in PLATFORMS:
         texts = [p["text"] for p in site.state(platform)]
         assert any("(sandbox demo " in t for t in texts), (platform, texts)
+
+
+def test_an_account_limit_holds_across_workers_on_one_database(site: Site, opened: list[Runtime]) -> None:
+    site.limits = "{min_gap: 20m}"
+    site.write_config()
+    site.fault("x", latency_ms=1500)  # the first X post is still on the wire when the second is due
+    site.write_queue("calls", at_queue("Ask from calls"))
+    first = daemon_for(site, opened)
+    assert len(first.tick()) == 1
+    assert wait_for(lambda: any(r.attempts for r in first.rt.ledger.deliveries_for_post("calls", "p1")))
+    site.write_queue("events", at_queue("Ask from events"))
+    second = daemon_for(site, opened)
+    second.worker = second.courier.worker = "other-worker"
+    assert [f.queue for f in second.tick()] == ["events"]
+    assert first.wait_idle(30) and second.wait_idle(30)
+    assert site.live_texts("x") == ["Ask from calls #NoTechForICE"]  # 20 minutes apart, whoever sends
+    assert len(site.live_texts("mastodon")) == 2  # no limit there
+
+
+class StaleHistory(Ledger):
+    """Its first history read misses the newest fired slot: read just before another worker's
+    slot committed, as happens when two workers decide two slots of one queue at once."""
+
+    stale = True
+
+    def sent_posts(self, queue: str) -> list[tuple[int, str]]:
+        history = super().sent_posts(queue)
+        if self.stale:
+            self.stale = False
+            return history[:-1]
+        return history
+
+
+def test_a_slot_whose_post_another_worker_just_sent_sends_the_next_post(
+    site: Site, opened: list[Runtime]
+) -> None:
+    site.write_queue("calls", at_queue("First ask", "Second ask"))
+    ledger = StaleHistory(open_ledger(site.database).engine)
+    ledger.claim_slot("calls", "manual:elsewhere", cycle=1, post_id="p1", worker="other", now=utc_now())
+    rt = Runtime(site.config, site.env, ledger=ledger)
+    opened.append(rt)
+    daemon = Daemon(rt, gate=FakeGate(), worker="w")
+    assert [f.post_id for f in daemon.tick()] == ["p2"]  # not p1 a second time: the queue keeps its pace
+    assert daemon.wait_idle(30)
+    assert site.live_texts("x") == ["Second ask #NoTechForICE"]
+
+
+def test_a_dead_workers_request_still_in_the_server_is_found_not_sent_again(
+    site: Site, opened: list[Runtime]
+) -> None:
+    """GoToSocial ignores Idempotency-Key: only waiting for the request to land avoids a double."""
+    from dataclasses import replace
+
+    from bot.payloads import build_job
+
+    site.settings("mastodon", idempotency=False)
+    site.write_queue("calls", at_queue("Orphan ask"))
+    offset = timedelta(0)
+    rt = Runtime(site.config, site.env, now=lambda: utc_now() + offset)
+    opened.append(rt)
+    with pytest.raises(Dying):
+        dies_after_firing(rt).tick()
+    # The dead worker had sent its Mastodon post; the server is still working on it (2 s).
+    queue = rt.queue("calls")
+    assert queue is not None
+    account = rt.clients.account("mastodon", "main")
+    job = build_job(rt.config, queue, queue.posts[0], 1, account)
+    claim = rt.ledger.claim_delivery(job.key(0), "host:1:dead", rt.now(), timedelta(seconds=90), lambda: "n")
+    assert claim is not None
+    message = replace(job.parts[0], nonce=claim.nonce)
+    assert rt.ledger.record_attempt(job.key(0), "host:1:dead", message.text, rt.now())
+    site.fault("mastodon", latency_ms=2000)
+    orphan = threading.Thread(target=lambda: rt.clients("mastodon", "main").publish(message))
+    orphan.start()
+    time.sleep(0.2)  # the request is in the server
+    survivor = Daemon(rt, gate=FakeGate(), worker="w", died=lambda worker: worker == "host:1:dead")
+    survivor.tick()
+    assert survivor.wait_idle(30)
+    orphan.join(10)
+    assert site.live_texts("mastodon") == ["Orphan ask #NoTechForICE"]
+    # Once the dead worker's call could have landed, its claim is reconciled: found, not resent.
+    offset = timedelta(seconds=31)
+    survivor.tick()
+    assert survivor.wait_idle(30)
+    assert site.live_texts("mastodon") == ["Orphan ask #NoTechForICE"]
+    [row] = [r for r in rt.ledger.deliveries_for_post("calls", "p1") if r.key.platform == "mastodon"]
+    assert row.state == "posted"
+    assert all(len(site.live_texts(p)) == 1 for p in PLATFORMS)

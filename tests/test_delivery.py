@@ -111,6 +111,19 @@ def test_retries_stop_at_the_bound_and_the_delivery_fails_with_the_message(
     assert row is not None and row.state == "failed" and "503" in (row.last_error or "")
 
 
+def test_a_last_call_that_landed_before_its_5xx_is_found_before_giving_up(
+    ledger: Ledger, clock: Clock
+) -> None:
+    script = [Step(Transient("503")), Step(Transient("503 after the write"), applied=True)]
+    client = FakeClient("x", "main", clock, script=script)
+    result = courier(ledger, clock, policy=RetryPolicy(max_attempts=2)).deliver(
+        job("Hi", platform="x"), client
+    )
+    assert result.outcome == "posted" and client.live_texts() == ["Hi"]
+    row = ledger.get_delivery(job("x", platform="x").key(0))
+    assert row is not None and row.state == "posted" and row.remote_id == client.copies[0].published.id
+
+
 def test_a_reset_past_the_wait_bound_gives_up_at_once(ledger: Ledger, clock: Clock) -> None:
     client = FakeClient("x", "main", clock, script=[Step(RateLimited("429", retry_after=3600.0))])
     gate = FakeGate(clock)

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from bot.database import connect, normalise_url
-from bot.ledger import DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
+from bot.ledger import INTERRUPTED, DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
 from bot.monitorstore import MentionRecord, MonitorStore
 from bot.schema import MIGRATIONS, apply_migrations, metadata
 
@@ -167,6 +167,55 @@ def test_racing_workers_fire_a_slot_once(ledger: Ledger) -> None:
     assert ledger.sent_posts("calls") == [(0, "a")]
 
 
+def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> None:
+    owed = [DeliveryKey("calls", "a", 1, 0, platform, "main") for platform in ("x", "bluesky", "mastodon")]
+    nonces = iter(f"n{i}" for i in range(10))
+
+    def fire(worker: str, keys: list[DeliveryKey]) -> bool:
+        return ledger.claim_slot(
+            "calls",
+            "s1",
+            cycle=1,
+            post_id="a",
+            worker=worker,
+            now=T0,
+            owed=keys,
+            nonce_factory=lambda: next(nonces),
+        )
+
+    assert fire("w1", owed)
+    # Recorded as claims given back: whoever resumes pending work picks them up at once.
+    pending = ledger.unconfirmed_deliveries(T0)
+    assert sorted(d.key.platform for d in pending) == ["bluesky", "mastodon", "x"]
+    assert not any(d.attempted for d in pending)
+    taken = ledger.claim_delivery(owed[0], "w2", T0, LEASE, lambda: "unused")
+    assert taken is not None and taken.nonce == "n0"
+    # A worker that lost the slot records none of what it would have owed.
+    late = DeliveryKey("calls", "a", 1, 0, "x", "account2")
+    assert not fire("w3", [late])
+    assert ledger.get_delivery(late) is None
+
+
+def test_a_post_fires_in_one_slot_per_cycle(ledger: Ledger) -> None:
+    def fire(slot: str, cycle: int, **options: bool) -> bool:
+        return ledger.claim_slot("calls", slot, cycle=cycle, post_id="a", worker="w", now=T0, **options)
+
+    assert fire("s1", 1)
+    assert not fire("s2", 1)  # chosen from a history read before s1 committed: choose again
+    assert not ledger.slot_decided("calls", "s2")
+    assert fire("s2", 2)  # the next cycle sends it again
+    assert fire("pinned:a", 1, once_per_cycle=False)
+    assert ledger.sent_posts("calls") == [(1, "a"), (2, "a"), (1, "a")]
+
+
+def test_racing_workers_fire_a_post_in_one_slot(ledger: Ledger) -> None:
+    wins = race(
+        8, lambda i: ledger.claim_slot("calls", f"s{i}", cycle=1, post_id="a", worker=f"w{i}", now=T0)
+    )
+    assert wins.count(True) == 1
+    assert ledger.sent_posts("calls") == [(1, "a")]
+
+
 def test_a_missed_slot_never_fires_later(ledger: Ledger) -> None:
     assert ledger.mark_slot("calls", "s1", "missed", T0)
     assert not ledger.mark_slot("calls", "s1", "missed", T0)
@@ -231,6 +280,23 @@ def test_a_restarted_daemon_takes_over_its_dead_predecessors_claims_at_once(ledg
     assert [d.key for d in ledger.unconfirmed_deliveries(restart)] == [KEY]
     assert ledger.claim_delivery(KEY, "host:333:cccc", restart, LEASE, lambda: "n3") is not None
     assert ledger.claim_delivery(other, "host:333:cccc", restart, LEASE, lambda: "n3") is None
+
+
+def test_a_dead_workers_attempted_claim_is_marked_interrupted_until_attempted_again(ledger: Ledger) -> None:
+    sent = DeliveryKey("calls", "petition-launch", 0, 0, "x", "main")
+    ledger.claim_delivery(KEY, "host:111:aaaa", T0, LEASE, lambda: "n1")  # never attempted
+    ledger.claim_delivery(sent, "host:111:aaaa", T0, LEASE, lambda: "n2")
+    assert ledger.record_attempt(sent, "host:111:aaaa", "Sign the petition", T0)
+    restart = T0 + timedelta(seconds=5)
+    assert ledger.expire_claims("host:111:aaaa", restart) == 2
+    rows = {d.key: d for d in ledger.unconfirmed_deliveries(restart)}
+    assert rows[KEY].last_error is None
+    assert rows[sent].last_error == INTERRUPTED  # its call may still be in the server
+    taken = ledger.claim_delivery(sent, "host:333:cccc", restart, LEASE, lambda: "unused")
+    assert taken is not None and taken.last_error == INTERRUPTED and taken.attempted
+    assert ledger.record_attempt(sent, "host:333:cccc", "Sign the petition", restart)
+    row = ledger.get_delivery(sent)
+    assert row is not None and row.last_error is None
 
 
 def test_a_claim_never_attempted_is_taken_over_without_reconciling(ledger: Ledger) -> None:
@@ -398,7 +464,7 @@ RACER = textwrap.dedent(
     sys.stdin.readline()  # the starting gun: both processes are connected and waiting
     won = []
     for i in range(40):
-        if ledger.claim_slot("calls", f"slot-{i}", cycle=0, post_id="a", worker=worker, now=now):
+        if ledger.claim_slot("calls", f"slot-{i}", cycle=0, post_id=f"a{i}", worker=worker, now=now):
             won.append(f"slot-{i}")
         key = DeliveryKey("calls", f"post-{i}", 0, 0, "x", "main")
         if ledger.claim_delivery(key, worker, now, timedelta(seconds=90), lambda: worker):
@@ -499,6 +565,18 @@ def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(store: MonitorS
     assert not store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
     store.release_lease("poll:bluesky", "w2")
     assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
+
+
+def test_the_leases_of_a_dead_worker_are_handed_on_at_once(store: MonitorStore) -> None:
+    ttl = timedelta(minutes=5)
+    assert store.acquire_lease("monitor:x:hashtags", "host:1:dead", ttl, T0)
+    assert store.acquire_lease("monitor:bluesky:replies:main", "host:1:dead", ttl, T0)
+    assert store.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", ttl, T0)
+    assert store.lease_holders() == {"host:1:dead", "host:2:alive"}
+    assert store.release_leases_of("host:1:dead") == 2
+    soon = T0 + timedelta(seconds=2)
+    assert store.acquire_lease("monitor:x:hashtags", "host:3:next", ttl, soon)
+    assert not store.acquire_lease("monitor:mastodon:hashtags", "host:3:next", ttl, soon)
 
 
 def test_racing_workers_get_a_lease_once(store: MonitorStore) -> None:

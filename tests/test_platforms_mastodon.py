@@ -262,3 +262,38 @@ def test_hashtag_timeline_pages_through_and_tells_our_posts_apart(masto: Sandbox
     assert len(others) == 150 and {m.author.split("@")[0] for m in others} == {"dana"}
     assert all("notechforice" in [h.lower() for h in m.hashtags] for m in found)
     assert posts_of(read_all(read, pages[-1].cursor)) == []
+
+
+def test_a_429_names_its_own_reset_while_other_threads_share_the_client(masto: Sandbox) -> None:
+    """The reset comes from the 429's own headers, never from another thread's answer."""
+    import sys
+    import threading
+
+    client = masto.client()
+    client.verify()  # the account id is known: every call below is one request
+    masto.control(
+        "faults", method="GET", path="/api/v1/accounts/verify_credentials", status=429, reset_in=1, times=40
+    )
+    waits: list[float | None] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        for _ in range(10):
+            try:
+                client.verify()
+            except RateLimited as exc:
+                with lock:
+                    waits.append(exc.retry_after)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so a shared last answer gets overwritten
+    try:
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(waits) == 40
+    assert all(wait is not None and wait <= 2 for wait in waits), sorted(w or 0 for w in waits)[-5:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -68,10 +69,13 @@ class MastodonClient:
     ) -> None:
         self.account = account.name
         self._now = now
-        self._last_headers: Mapping[str, str] = {}
+        # Per thread: several delivery threads (and monitoring) share one client, and another
+        # thread's answer must not lend a 429 its reset (it did: 300 s instead of 1 s).
+        self._answers = threading.local()
         session = requests.Session()
         # Mastodon.py's throw mode raises on a 429 without the reset it has just read; keep the
-        # headers of each answer so RateLimited can say how long to wait.
+        # headers of each answer so RateLimited can say how long to wait. requests runs the hook
+        # in the thread that made the request.
         session.hooks["response"].append(self._remember_headers)
         if on_budget is not None:
             session.hooks["response"].append(requests_budget_hook(on_budget))
@@ -211,7 +215,7 @@ class MastodonClient:
         return str(attachment["id"])
 
     def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last_headers = dict(response.headers)
+        self._answers.headers = dict(response.headers)
 
     def _source_text(self, status: Mapping[str, Any]) -> str:
         if status.get("text"):
@@ -230,7 +234,8 @@ class MastodonClient:
         try:
             return send()
         except MastodonError as exc:
-            raise translate_error(exc, self._last_headers, self._now()) from exc
+            headers: Mapping[str, str] = getattr(self._answers, "headers", {})
+            raise translate_error(exc, headers, self._now()) from exc
         except ValueError as exc:  # Mastodon.py checks some arguments (visibility) itself
             raise Rejected(f"Mastodon: {exc}") from exc
 
