@@ -70,7 +70,6 @@ class Campaign:
         (self.root / "content").mkdir(parents=True, exist_ok=True)
         described = self.sandbox.describe()
         self.accounts = {p: [a["name"] for a in described[p]["accounts"]] for p in PLATFORMS}
-        self.handles = {a["handle"]: a["name"] for a in described["bluesky"]["accounts"]}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_"))}
         for account in described["x"]["accounts"]:
             for name in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"):
@@ -265,11 +264,12 @@ class Campaign:
         found = []
         for platform in PLATFORMS:
             base = self.sandbox.servers[platform].base_url
-            posts = requests.get(f"{base}/_sandbox/state", timeout=10).json()["posts"]
-            for post in posts:
+            state = requests.get(f"{base}/_sandbox/state", timeout=10).json()
+            ours = {author: name for name, author in state["accounts"].items()}
+            for post in state["posts"]:
                 if post.get("deleted"):
                     continue
-                account = post.get("account") or self.handles.get(post.get("author", ""))
+                account = ours.get(post["author"])
                 if account is not None:
                     found.append((platform, account, post))
         return found
