@@ -11,6 +11,7 @@ created owner-only: they hold other people's posts.
 from __future__ import annotations
 
 import csv
+import fcntl
 import functools
 import json
 import os
@@ -108,7 +109,9 @@ class MentionsLog:
     """Appends JSON lines to `path` (None: stdout), rotating daily by the records' `ts` (UTC).
 
     Each write opens and closes the file, so several daemons appending to one file, or one
-    rotating it under another, never leave a writer holding a renamed file.
+    rotating it under another, never leave a writer holding a renamed file. Rotating and
+    appending happen under an exclusive lock on `<path>.lock`: without it, one daemon could copy
+    the file aside while another appends to it, and lose that line.
     """
 
     path: Path | None
@@ -123,10 +126,16 @@ class MentionsLog:
             out.write("".join(json_line(r) + "\n" for r in records))
             out.flush()
             return
-        for day, group in _by_day(records):
-            self._rotate(day)
-            self._append(group)
-            self.delete_expired(day)
+        make_private_folders(self.path.parent)  # other people's posts: owner only (DESIGN §8)
+        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for day, group in _by_day(records):
+                self._rotate(day)
+                self._append(group)
+                self.delete_expired(day)
+        finally:
+            os.close(lock)  # closing releases the lock
 
     def rotated_files(self) -> list[tuple[date, Path]]:
         assert self.path is not None
@@ -165,7 +174,6 @@ class MentionsLog:
 
     def _append(self, records: Iterable[Mapping[str, Any]]) -> None:
         assert self.path is not None
-        make_private_folders(self.path.parent)  # other people's posts: owner only (DESIGN §8)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write("".join(json_line(r) + "\n" for r in records))

@@ -8,6 +8,7 @@ import json
 import stat
 import subprocess
 import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -400,3 +401,28 @@ def test_mentions_follow_shows_new_ones_as_they_are_stored(tmp_path: Path) -> No
     show_mentions(store, out, fmt="json", follow=True, wait=wait)
     ledger.close()
     assert [json.loads(line)["kind"] for line in out.getvalue().splitlines()] == ["hashtag", "mention"]
+
+
+def test_two_daemons_sharing_the_mentions_log_rotate_it_without_losing_lines(tmp_path: Path) -> None:
+    # Several workers may write one mentions_log: when a day turns, both try to rotate it, and
+    # the one that moves second must neither fail nor drop its lines.
+    path = tmp_path / "logs" / "mentions.jsonl"
+    logs = [MentionsLog(path, retention_days=400), MentionsLog(path, retention_days=400)]
+    failures: list[BaseException] = []
+
+    def write_days(log: MentionsLog, offset: int) -> None:
+        try:
+            for n in range(60):
+                log.write([_record(T0 + timedelta(days=n, minutes=offset), 2 * n + offset)])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write_days, args=(log, i)) for i, log in enumerate(logs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    files = [path, *(p for _, p in logs[0].rotated_files())]
+    ids = sorted(int(json.loads(line)["id"]) for f in files for line in f.read_text().splitlines())
+    assert ids == list(range(120))
