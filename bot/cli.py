@@ -157,7 +157,8 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     config, _ = load_config(args.config, os.environ)
     ledger = open_ledger(config.database_url)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # `--follow` ends cleanly, exit 0
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
+        signal.signal(signum, lambda signum, frame: stop.set())
     try:
         fmt: Format = "json" if args.json else "csv" if args.csv else "text"
         show_mentions(
@@ -168,8 +169,6 @@ def cmd_mentions(args: argparse.Namespace) -> int:
             follow=args.follow,
             wait=lambda seconds: not stop.wait(seconds),
         )
-    except KeyboardInterrupt:
-        pass  # the way to end --follow
     finally:
         ledger.close()
     return EXIT_OK
@@ -207,12 +206,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())  # before the line it waits for
+    # SIGTERM and Ctrl-C are the normal ways to stop (exit 0). Both handlers go in before the
+    # line a caller waits for: a signal sent right after it must not land outside the wait.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stopped.set())
     print(json.dumps(sandbox.describe()), flush=True)
     try:
-        stopped.wait()  # serve until SIGTERM or Ctrl-C: both are the normal way to stop (exit 0)
-    except KeyboardInterrupt:
-        pass
+        stopped.wait()
     finally:
         sandbox.stop()
     return EXIT_OK
