@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,10 @@ from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import Site
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a PostgreSQL schema of this test's own (BOT_TEST_DATABASE_URL),
-    dropped afterwards: other helpers' tests share that database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/state/bot.sqlite3"
-        return
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema of this test's own in BOT_TEST_DATABASE_URL, dropped afterwards:
+    other tests share that database. Skips when the variable is unset (CI always sets it)."""
     base = os.environ.get("BOT_TEST_DATABASE_URL")
     if not base:
         pytest.skip("BOT_TEST_DATABASE_URL is not set")
@@ -36,6 +34,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state/bot.sqlite3"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,12 @@ import itertools
 import os
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from bot.database import normalise_url
 from bot.sandbox import Sandbox, start_sandbox
 from tests.fleet import Campaign, FaultInjector
 
@@ -65,25 +62,6 @@ def sandbox() -> Iterator[Sandbox]:
     sb = start_sandbox(accounts=ACCOUNTS)
     yield sb
     sb.stop()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema of its own in BOT_TEST_DATABASE_URL (other tests share the database)."""
-    base = os.environ.get("BOT_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("BOT_TEST_DATABASE_URL is not set")
-    schema = f"reliability_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(base))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def wait_settled(campaign: Campaign, deadline: float) -> bool:
