@@ -128,7 +128,10 @@ def _insert_returning_new(conn: Connection, batch: list[MentionRecord]) -> list[
         .on_conflict_do_nothing(index_elements=["platform", "remote_id"])
         .returning(mentions.c.platform, mentions.c.remote_id)
     )
-    stored = {(row.platform, row.remote_id) for row in conn.execute(stmt, [_mention_row(m) for m in batch])}
+    # Rows go in key order: two workers inserting overlapping posts in different orders would
+    # each wait for the other's row, and PostgreSQL would abort one as a deadlock.
+    rows = [_mention_row(m) for m in sorted(batch, key=lambda m: (m.platform, m.remote_id))]
+    stored = {(row.platform, row.remote_id) for row in conn.execute(stmt, rows)}
     return [m for m in batch if (m.platform, m.remote_id) in stored]
 
 

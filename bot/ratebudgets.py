@@ -99,7 +99,9 @@ class BudgetRecorder:
             return
         try:
             with writing(self._engine) as conn:
-                for b in pending:
+                # Upsert in key order: workers sharing a PostgreSQL ledger write overlapping
+                # rows, and two transactions locking the same rows in different orders deadlock.
+                for b in sorted(pending, key=lambda b: (b.platform, b.account, b.endpoint)):
                     values = {
                         "quota": b.limit,
                         "remaining": b.remaining,
@@ -114,8 +116,8 @@ class BudgetRecorder:
                             index_elements=["platform", "account", "endpoint"], set_=values
                         )
                     )
-        except Exception:  # a note for `status`: never worth stopping the daemon for
-            log.warning("could not store the platforms' rate budgets", exc_info=True)
+        except Exception as exc:  # a note for `status`: never worth stopping the daemon for
+            log.warning("could not store the platforms' rate budgets: %s", type(exc).__name__)
 
     def close(self) -> None:
         self._stop.set()

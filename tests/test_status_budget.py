@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,3 +103,28 @@ def test_the_newest_budget_per_endpoint_is_stored_on_either_database(ledger: Led
     recorder.close()
     stored = {(b.platform, b.endpoint): (b.limit, b.remaining) for b in read_budgets(ledger.engine)}
     assert stored == {("x", "POST /2/tweets"): (17, 14), ("mastodon", "POST /api/v1/statuses"): (300, 299)}
+
+
+def test_workers_flushing_the_same_budgets_at_once_never_deadlock(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every worker posts for every account, so their flushes write the same rows; two
+    # transactions upserting them in different orders deadlock on PostgreSQL.
+    ledger = open_ledger(database_url)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    keys = [(f"account{n}", f"endpoint{e}") for n in range(10) for e in range(5)]
+    try:
+        for _ in range(10):
+            recorders = [BudgetRecorder(ledger.engine, lambda: now) for _ in range(2)]
+            for recorder, order in zip(recorders, (keys, keys[::-1]), strict=True):
+                for account, endpoint in order:
+                    recorder.sink("mastodon", account)(RateBudget(endpoint, 300, 299, now))
+            threads = [threading.Thread(target=r.flush) for r in recorders]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert "could not store" not in caplog.text
+        assert len(read_budgets(ledger.engine)) == len(keys)
+    finally:
+        ledger.close()
