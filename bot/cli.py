@@ -352,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except ImportError as exc:
+        # Run by an interpreter without the project's dependencies (not the venv).
+        print(f"campaign-bot: {exc}; install it with `pip install -e .`", file=sys.stderr)
+        return EXIT_RUNTIME
     except Exception as exc:
         # A runtime failure exits 3 (Python's own 1 would read as "invalid input" here).
         from sqlalchemy.exc import SQLAlchemyError
