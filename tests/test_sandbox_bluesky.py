@@ -21,12 +21,13 @@ from atproto.exceptions import (
     UnauthorizedError,
 )
 
+from bot.platforms.tid import make_tid
 from bot.sandbox.bluesky import BlueskyEmulator
-from bot.sandbox.bluesky_lexicon import make_tid
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.server import SandboxServer
 from tests.clock import Clock
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 64
 GIF = b"GIF89a" + b"\0" * 64
@@ -457,7 +458,8 @@ def test_a_thread_of_replies_with_root_and_parent(bot: Client) -> None:
     orphan = bot.get_post_thread(third.uri).thread
     assert isinstance(orphan.parent, models.AppBskyFeedDefs.NotFoundPost)  # type: ignore[union-attr]
     ghost = models.ComAtprotoRepoStrongRef.Main(
-        uri=root.uri.replace(rkey_of(root.uri), make_tid(1)), cid=root.cid
+        uri=root.uri.replace(rkey_of(root.uri), make_tid(EPOCH + timedelta(microseconds=1), clock_id=0)),
+        cid=root.cid,
     )
     with pytest.raises(BadRequestError) as exc:
         bot.send_post("to nowhere", reply_to=models.AppBskyFeedPost.ReplyRef(root=ghost, parent=ghost))
@@ -466,7 +468,7 @@ def test_a_thread_of_replies_with_root_and_parent(bot: Client) -> None:
 
 def test_explicit_tid_rkey_then_the_pds_500_on_reuse(bot: Client, server: SandboxServer) -> None:
     assert bot.me is not None
-    rkey = make_tid(1_790_000_000_000_000, 42)
+    rkey = make_tid(EPOCH + timedelta(microseconds=1_790_000_000_000_000), clock_id=42)
     record = models.AppBskyFeedPost.Record(text="exactly once", created_at=bot.get_current_time_iso())
     first = bot.app.bsky.feed.post.create(bot.me.did, record, rkey=rkey)
     assert rkey_of(first.uri) == rkey
@@ -484,7 +486,7 @@ def test_explicit_tid_rkey_then_the_pds_500_on_reuse(bot: Client, server: Sandbo
 def test_get_record_missing_and_delete(bot: Client, server: SandboxServer) -> None:
     assert bot.me is not None
     with pytest.raises(BadRequestError) as exc:
-        bot.get_post(make_tid(5))
+        bot.get_post(make_tid(EPOCH + timedelta(microseconds=5), clock_id=0))
     status, error, message = xrpc_error(exc)
     assert (status, error) == (400, "RecordNotFound") and message.startswith("Could not locate record: at://")
     posted = bot.send_post("to be retracted #NoTechForICE")
@@ -708,7 +710,7 @@ def test_dropped_answer_after_the_write_is_reconciled_with_get_record(
         drop="after",
         account="main",
     )
-    rkey = make_tid(1_790_000_000_000_000)
+    rkey = make_tid(EPOCH + timedelta(microseconds=1_790_000_000_000_000), clock_id=0)
     record = models.AppBskyFeedPost.Record(text="lost answer", created_at=bot.get_current_time_iso())
     # The SDK maps only httpx's timeouts and NetworkError; a closed connection escapes raw.
     with pytest.raises(httpx.RemoteProtocolError):

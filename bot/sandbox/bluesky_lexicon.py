@@ -42,8 +42,6 @@ EMBED_RECORD_WITH_MEDIA = "app.bsky.embed.recordWithMedia"
 IMAGE_MAX_SIZE = 1_000_000
 THUMB_MAX_SIZE = 1_000_000  # app.bsky.embed.external#external.thumb
 
-_S32 = "234567abcdefghijklmnopqrstuvwxyz"
-_TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 _DATETIME = re.compile(
     r"^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{1,20})?"
     r"(Z|[+-][0-2][0-9]:[0-5][0-9])$"
@@ -54,16 +52,6 @@ _AT_URI = re.compile(r"^at://[a-zA-Z0-9._:%-]+(/[a-zA-Z0-9.-]+(/[a-zA-Z0-9._~:@!
 _CID = re.compile(r"^[a-zA-Z0-9+=]{8,256}$")
 _LANGUAGE = re.compile(r"^(i|[a-z]{2,3})(-[a-zA-Z0-9]+)*$")
 _GRAPHEME = regex.compile(r"\X")
-
-
-def make_tid(micros: int, clock_id: int = 0) -> str:
-    """A TID as TS `TID.fromTime` makes it: 53 bits of microseconds, 10 bits of clock id, base32-sortable."""
-    value = (micros << 10) | (clock_id & 1023)
-    return "".join(_S32[(value >> (60 - 5 * i)) & 31] for i in range(13))
-
-
-def is_tid(text: str) -> bool:
-    return bool(_TID.match(text))
 
 
 def make_cid(data: bytes, *, raw: bool = False) -> str:

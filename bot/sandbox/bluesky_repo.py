@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.images import UNKNOWN, inspect_image
+from bot.platforms.tid import is_tid, make_tid
 from bot.sandbox.bluesky_appview import Actor, Blob, Network, Record
 from bot.sandbox.bluesky_lexicon import (
     POST,
     RecordInvalid,
     check_facet_ranges,
-    is_tid,
     make_cid,
-    make_tid,
     record_cid,
     validate_record,
 )
@@ -170,14 +169,14 @@ class Repo:
     def store(
         self, actor: Actor, collection: str, rkey: str | None, value: dict[str, Any], at: datetime
     ) -> Record:
-        rkey = rkey or make_tid(int(at.timestamp() * 1_000_000), clock_id=7)
+        rkey = rkey or make_tid(at, clock_id=7)
         uri = f"at://{actor.did}/{collection}/{rkey}"
         record = Record(uri, record_cid(value), actor.did, collection, rkey, value, at)
         self.net.index(record)
         return record
 
     def _commit(self) -> dict[str, str]:
-        rev = make_tid(int(self.stamp().timestamp() * 1_000_000), clock_id=3)
+        rev = make_tid(self.stamp(), clock_id=3)
         return {"cid": make_cid(rev.encode()), "rev": rev}
 
     def _write_answer(self, record: Record) -> dict[str, Any]:
