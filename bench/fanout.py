@@ -1,6 +1,6 @@
 """Fan-out: one due post to 3 platforms x 20 accounts, with 200 ms of latency on every post.
 
-The daemon's own path (bot.scheduler.Daemon: a tick fires the due slot, one delivery job per
+The daemon's own path (bot.daemon.scheduler.Daemon: a tick fires the due slot, one delivery job per
 target goes to the delivery pool, each claimed and confirmed in a SQLite ledger) against a
 sandbox with 20 accounts per platform whose emulators hold every post call for `--latency`
 ms (POST /_sandbox/faults). Three rounds, each with its own queue and ledger:
@@ -36,9 +36,9 @@ from timing import REPO, load_average
 
 sys.path.insert(0, str(REPO))
 
-from bot.runtime import Runtime
+from bot.daemon.runtime import Runtime
+from bot.daemon.scheduler import Daemon
 from bot.sandbox import Sandbox, start_sandbox
-from bot.scheduler import Daemon
 
 GOAL_RATIO = 1.5
 POST_PATHS = {

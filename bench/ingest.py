@@ -1,6 +1,6 @@
 """Ingest: 50,000 already-fetched mentions through dedup, store and log (goal >= 20,000 a second).
 
-The monitor's own reporting path (`bot.monitor.Monitor.report`): classify each post, let the
+The monitor's own reporting path (`bot.monitoring.monitor.Monitor.report`): classify each post, let the
 SQLite ledger say which are new (`MonitorStore.record_mentions`), write a log line and a JSON
 line in the mentions log for each new one. Posts come in pages of `--page` (100, a Mastodon
 or X page), and every page repeats `--repeat` posts of the page before, as overlapping polls
@@ -25,15 +25,15 @@ from timing import REPO, load_average
 
 sys.path.insert(0, str(REPO))
 
-from bot.classification import Ours
-from bot.config import load_config
-from bot.ledger import open_ledger
-from bot.logs import setup_logging
-from bot.monitor import Fetched, Monitor
-from bot.monitorstore import MonitorStore
-from bot.ourposts import OurPosts
+from bot.campaign.config import load_config
+from bot.daemon.logs import setup_logging
+from bot.ledger.deliveries import open_ledger
+from bot.ledger.mentions import MonitorStore
+from bot.ledger.ourposts import OurPosts
+from bot.monitoring.classification import Ours
+from bot.monitoring.monitor import Fetched, Monitor
+from bot.monitoring.streams import StreamState, plan_streams
 from bot.platforms import Mention
-from bot.streams import StreamState, plan_streams
 
 GOAL_PER_SECOND = 20_000
 OUR_IDENTITY = "campaign@example.social"

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import select
 
-from bot.database import connect, reading
-from bot.schema import slots
+from bot.ledger.database import connect, reading
+from bot.ledger.schema import slots
 
 GOAL_P99_SECONDS = 1.0
 WARMUP = timedelta(seconds=8)  # start-up of `run` (imports, ledger, sessions) before the first slot

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 from bot.errors import InputError
 
 if TYPE_CHECKING:
-    from bot.model import Config, Queue
-    from bot.planner import Progress
-    from bot.runtime import Runtime
+    from bot.campaign.model import Config, Queue
+    from bot.daemon.runtime import Runtime
+    from bot.planning.planner import Progress
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
@@ -32,14 +32,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Validate config.yaml and every content queue; print a summary per queue."""
     from datetime import UTC, datetime
 
-    from bot.checking import check_campaign, describe_queue
+    from bot.commands.check import check_campaign, describe_queue
 
     report = check_campaign(args.config, os.environ, datetime.now(UTC))
     for problem in report.problems:
         print(problem, file=sys.stderr)
     failed_accounts = 0
     if args.online and report.config is not None:
-        from bot.checking import verify_accounts
+        from bot.commands.check import verify_accounts
 
         for result in verify_accounts(report.config):
             failed_accounts += not result.ok
@@ -67,9 +67,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from bot.config import load_config
-    from bot.content import load_queues
-    from bot.preview import build_preview, format_preview, preview_records
+    from bot.campaign.config import load_config
+    from bot.campaign.queues import load_queues
+    from bot.commands.preview import build_preview, format_preview, preview_records
 
     config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
     queues, problems = load_queues(config)
@@ -98,14 +98,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon."""
-    from bot.daemon import run_daemon
+    from bot.commands.run import run_daemon
 
     return run_daemon(args.config, once=args.once, duration=args.duration, sandbox=args.sandbox)
 
 
 def cmd_post(args: argparse.Namespace) -> int:
     """Send a queue's next post now, or one post to every target it has not reached."""
-    from bot.posting import post_now
+    from bot.commands.post import post_now
 
     with _runtime(args) as rt:
         return post_now(
@@ -115,7 +115,7 @@ def cmd_post(args: argparse.Namespace) -> int:
 
 def cmd_retract(args: argparse.Namespace) -> int:
     """Delete every copy of a post that we published."""
-    from bot.posting import retract_post
+    from bot.commands.post import retract_post
 
     with _runtime(args) as rt:
         return retract_post(rt, args.queue, args.item_id, args.platform, out=sys.stdout, err=sys.stderr)
@@ -125,7 +125,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Per queue and per account: what was posted, what is next, what is wrong."""
     import json
 
-    from bot.status import build_status, format_status
+    from bot.commands.status import build_status, format_status
 
     with _runtime(args) as rt:
         status = build_status(rt)
@@ -143,11 +143,11 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     import threading
     from datetime import UTC, datetime
 
-    from bot.config import load_config
-    from bot.durations import parse_duration
-    from bot.ledger import open_ledger
-    from bot.mentionlog import Format, show_mentions
-    from bot.monitorstore import MonitorStore
+    from bot.campaign.config import load_config
+    from bot.campaign.durations import parse_duration
+    from bot.ledger.deliveries import open_ledger
+    from bot.ledger.mentions import MonitorStore
+    from bot.monitoring.mentionlog import Format, show_mentions
 
     try:
         since = datetime.now(UTC) - parse_duration(args.since) if args.since else None
@@ -222,9 +222,9 @@ def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progr
     """Each queue's progress from the ledger; None (from the start) when there is no ledger yet."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.database import database_exists
-    from bot.ledger import open_ledger
-    from bot.planner import progress_from_history
+    from bot.ledger.database import database_exists
+    from bot.ledger.deliveries import open_ledger
+    from bot.planning.planner import progress_from_history
 
     if not database_exists(config.database_url):
         return None  # a staff laptop before any run: nothing was sent, and nothing is created
@@ -247,9 +247,9 @@ def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progr
 def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
     """Config, content, ledger and clients for one command; closed (alerts sent) on the way out."""
 
-    from bot.logs import setup_logging
-    from bot.model import LoggingConfig
-    from bot.runtime import Runtime
+    from bot.campaign.model import LoggingConfig
+    from bot.daemon.logs import setup_logging
+    from bot.daemon.runtime import Runtime
 
     setup_logging(LoggingConfig())
     rt = Runtime(args.config, os.environ)

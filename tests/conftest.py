@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.database import normalise_url
+from bot.ledger.database import normalise_url
 from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import Site
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from bot.model import Account, Platform
+from bot.campaign.model import Account, Platform
 from bot.platforms import Batch, Mention, PlatformClient, open_client
 from bot.sandbox.bluesky import BlueskyEmulator
 from bot.sandbox.mastodon import MastodonEmulator

@@ -27,9 +27,9 @@ from typing import IO, Any
 import requests
 from sqlalchemy import select
 
-from bot.ledger import Delivery, open_ledger
+from bot.ledger.deliveries import Delivery, open_ledger
+from bot.ledger.schema import slots
 from bot.sandbox import Sandbox
-from bot.schema import slots
 
 REPO = Path(__file__).resolve().parent.parent
 PLATFORMS = ("x", "bluesky", "mastodon")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_config
+from bot.campaign.config import load_config
 from bot.errors import InputError, Problem
 
 REPO = Path(__file__).resolve().parent.parent

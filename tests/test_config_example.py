@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_config
+from bot.campaign.config import load_config
 
 # ruff: noqa: E501  (the example is verbatim, its long account lines included)
 

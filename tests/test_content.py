@@ -4,10 +4,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import load_config
-from bot.content import load_queues
+from bot.campaign.config import load_config
+from bot.campaign.model import Config, Image, LinkCard, Part, Queue
+from bot.campaign.queues import load_queues
 from bot.errors import Problem
-from bot.model import Config, Image, LinkCard, Part, Queue
 from tests.imagefiles import png
 
 CONFIG = """\

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cron import CronError, parse_cron
-from bot.durations import format_duration, parse_duration
+from bot.campaign.cron import CronError, parse_cron
+from bot.campaign.durations import format_duration, parse_duration
 
 
 def test_fields_ranges_steps_lists_and_names() -> None:

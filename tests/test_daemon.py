@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from bot.deliverypool import DeliveryPool
-from bot.gate import LiveGate
-from bot.ledger import Ledger, open_ledger
-from bot.monitorstore import MonitorStore
-from bot.runtime import Runtime, utc_now
-from bot.scheduler import Daemon
-from bot.slots import slots_between
+from bot.daemon.runtime import Runtime, utc_now
+from bot.daemon.scheduler import Daemon
+from bot.delivery.gate import LiveGate
+from bot.delivery.pool import DeliveryPool
+from bot.ledger.deliveries import Ledger, open_ledger
+from bot.ledger.leases import Leases
+from bot.planning.slots import slots_between
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import PLATFORMS, Site, wait_for
 
@@ -129,7 +129,7 @@ def test_account_limits_hold_a_post_until_the_gap_has_passed(site: Site, opened:
     daemon.wait_idle(30)
     assert len(site.live_texts("x")) == 1
     assert len(site.live_texts("mastodon")) == 2  # no limit there
-    from bot.status import build_status
+    from bot.commands.status import build_status
 
     [x] = [a for a in build_status(daemon.rt)["accounts"] if a["platform"] == "x"]
     assert x["waiting_until"] is not None
@@ -394,7 +394,7 @@ def test_monitoring_streams_of_a_worker_gone_from_this_host_pass_on_at_once(
 ) -> None:
     rt = Runtime(site.config, site.env)
     opened.append(rt)
-    streams = MonitorStore(rt.ledger.engine)
+    streams = Leases(rt.ledger.engine)
     lease = timedelta(minutes=5)
     assert streams.acquire_lease("monitor:x:hashtags", "host:1:dead", lease, rt.now())
     assert streams.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", lease, rt.now())
@@ -439,8 +439,8 @@ def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site)
 def test_the_sandbox_rehearsal_posts_the_demo_queue_everywhere_with_no_real_secrets(
     site: Site, tmp_path: Path, opened: list[Runtime]
 ) -> None:
-    from bot.config import load_config
-    from bot.rehearsal import demo_queue, point_at_sandbox
+    from bot.campaign.config import load_config
+    from bot.daemon.rehearsal import demo_queue, point_at_sandbox
 
     sandbox = site.sandbox
     shipped = REPO / "config.yaml"
@@ -517,7 +517,7 @@ def test_a_dead_workers_request_still_in_the_server_is_found_not_sent_again(
     """GoToSocial ignores Idempotency-Key: only waiting for the request to land avoids a double."""
     from dataclasses import replace
 
-    from bot.payloads import build_job
+    from bot.delivery.jobs import build_job
 
     site.settings("mastodon", idempotency=False)
     site.write_queue("calls", at_queue("Orphan ask"))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery import Courier, Job, RetryPolicy, fan_out
+from bot.daemon.runtime import Runtime
+from bot.delivery.courier import Courier, Job, RetryPolicy, fan_out
+from bot.delivery.jobs import build_jobs
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
-from bot.ledger import DELIVERY_LEASE, Ledger, open_ledger
-from bot.payloads import build_jobs
+from bot.ledger.deliveries import DELIVERY_LEASE, Ledger, open_ledger
 from bot.platforms import Outgoing
 from bot.platforms.tid import make_tid
-from bot.runtime import Runtime
 from tests.clock import Clock
 from tests.fakeplatform import FakeClient, FakeGate, Step
 from tests.sandboxsite import PLATFORMS, Site
@@ -396,8 +396,8 @@ def test_json_logs_carry_one_event_per_line_with_its_url(ledger: Ledger, clock: 
     import json
     import logging
 
-    from bot.logs import setup_logging
-    from bot.model import LoggingConfig
+    from bot.campaign.model import LoggingConfig
+    from bot.daemon.logs import setup_logging
 
     stream = io.StringIO()
     setup_logging(LoggingConfig(format="json"), stream)

@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 
-from bot.database import connect, normalise_url
-from bot.ledger import INTERRUPTED, DeliveryCounts, DeliveryKey, Ledger, new_worker_id, open_ledger
-from bot.monitorstore import MentionRecord, MonitorStore
-from bot.schema import MIGRATIONS, apply_migrations, metadata
+from bot.ledger.database import connect, normalise_url
+from bot.ledger.deliveries import INTERRUPTED, DeliveryCounts, Ledger, new_worker_id, open_ledger
+from bot.ledger.leases import Leases
+from bot.ledger.mentions import MentionRecord, MonitorStore
+from bot.ledger.schema import MIGRATIONS, DeliveryKey, apply_migrations, metadata
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
@@ -458,7 +459,7 @@ RACER = textwrap.dedent(
     """
     import json, sys
     from datetime import datetime, timedelta, UTC
-    from bot.ledger import DeliveryKey, open_ledger
+    from bot.ledger.deliveries import DeliveryKey, open_ledger
     ledger = open_ledger(sys.argv[1])  # both processes migrate the same fresh database at once
     worker, now = sys.argv[2], datetime(2026, 12, 1, 14, tzinfo=UTC)
     sys.stdin.readline()  # the starting gun: both processes are connected and waiting
@@ -554,7 +555,8 @@ def test_cursors_survive_and_move(store: MonitorStore) -> None:
     assert store.get_cursor("x:hashtag:#NoTechForICE") == "1790000000000000042"
 
 
-def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(store: MonitorStore) -> None:
+def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(ledger: Ledger) -> None:
+    store = Leases(ledger.engine)
     ttl = timedelta(minutes=2)
     assert store.acquire_lease("poll:bluesky", "w1", ttl, T0)
     assert not store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=1))
@@ -567,7 +569,8 @@ def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(store: MonitorS
     assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
 
 
-def test_the_leases_of_a_dead_worker_are_handed_on_at_once(store: MonitorStore) -> None:
+def test_the_leases_of_a_dead_worker_are_handed_on_at_once(ledger: Ledger) -> None:
+    store = Leases(ledger.engine)
     ttl = timedelta(minutes=5)
     assert store.acquire_lease("monitor:x:hashtags", "host:1:dead", ttl, T0)
     assert store.acquire_lease("monitor:bluesky:replies:main", "host:1:dead", ttl, T0)
@@ -579,7 +582,8 @@ def test_the_leases_of_a_dead_worker_are_handed_on_at_once(store: MonitorStore) 
     assert not store.acquire_lease("monitor:mastodon:hashtags", "host:3:next", ttl, soon)
 
 
-def test_racing_workers_get_a_lease_once(store: MonitorStore) -> None:
+def test_racing_workers_get_a_lease_once(ledger: Ledger) -> None:
+    store = Leases(ledger.engine)
     wins = race(8, lambda i: store.acquire_lease("poll:x", f"w{i}", timedelta(minutes=2), T0))
     assert wins.count(True) == 1
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.runtime import Runtime, utc_now
-from bot.scheduler import Daemon
+from bot.daemon.runtime import Runtime, utc_now
+from bot.daemon.scheduler import Daemon
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import Site
 

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.classification import OurPost, Ours, classify
-from bot.ledger import open_ledger
-from bot.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of, show_mentions
-from bot.model import Account, Config, MonitorConfig, PlatformConfig
-from bot.monitorstore import MentionRecord, MonitorStore
-from bot.pacing import Budget, RequestWindow, backoff, budget_for, poll_interval
+from bot.campaign.model import Account, Config, MonitorConfig, PlatformConfig
+from bot.ledger.deliveries import open_ledger
+from bot.ledger.mentions import MentionRecord, MonitorStore
+from bot.ledger.ourposts import OurPost
+from bot.monitoring.classification import Ours, classify
+from bot.monitoring.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of, show_mentions
+from bot.monitoring.pacing import Budget, RequestWindow, backoff, budget_for, poll_interval
+from bot.monitoring.streams import StreamState, plan_streams
 from bot.platforms import Mention
 from bot.platforms.paging import Sweep
 from bot.platforms.x_reads import search_query, snowflake_time, window_params
-from bot.streams import StreamState, plan_streams
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 OURS = Ours.build({"100": "main", "200": "second"}, ["#NoTechForICE"], ["@OptedOut"])

@@ -18,13 +18,22 @@ from typing import Any
 
 import pytest
 
-from bot.classification import Sighting
-from bot.ledger import DeliveryKey, Ledger, open_ledger
-from bot.mentionlog import MentionsLog
-from bot.model import Account, AmplifyRule, Config, LoggingConfig, MonitorConfig, Platform, PlatformConfig
-from bot.monitor import Monitor, monitor_pass
-from bot.monitorstore import MonitorStore
-from bot.ourposts import OurPosts
+from bot.campaign.model import (
+    Account,
+    AmplifyRule,
+    Config,
+    LoggingConfig,
+    MonitorConfig,
+    Platform,
+    PlatformConfig,
+)
+from bot.ledger.deliveries import Ledger, open_ledger
+from bot.ledger.mentions import MonitorStore
+from bot.ledger.ourposts import OurPosts
+from bot.ledger.schema import DeliveryKey
+from bot.monitoring.classification import Sighting
+from bot.monitoring.mentionlog import MentionsLog
+from bot.monitoring.monitor import DaemonMonitor, Monitor
 from bot.platforms import Outgoing, PlatformClient, Published
 from bot.platforms.tid import make_tid
 from tests.clock import START, Clock
@@ -253,7 +262,7 @@ def test_the_log_line_names_kind_platform_author_text_and_url(
 ) -> None:
     world.poll()
     world.audience("hashtag", "see the line #NoTechForICE")
-    with caplog.at_level(logging.INFO, logger="bot.monitor"):
+    with caplog.at_level(logging.INFO, logger="bot.monitoring.monitor"):
         (found,) = world.poll()
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("hashtag "))
     assert line == f'hashtag {world.platform} @{found.post.author} "{found.post.text}" {found.post.url}'
@@ -323,7 +332,7 @@ def test_x_free_reads_a_long_gap_a_page_per_15_minutes_without_a_429(
         world.poll()
         world.audience("hashtag", "one of many #NoTechForICE", count=250)
         seen: list[Sighting] = []
-        with caplog.at_level(logging.WARNING, logger="bot.monitor"):
+        with caplog.at_level(logging.WARNING, logger="bot.monitoring.monitor"):
             for _ in range(12):  # an hour, one pass every 5 minutes
                 seen += world.poll(minutes=5)
         assert [r.getMessage() for r in caplog.records] == []  # no 429, no failure
@@ -355,25 +364,26 @@ def test_the_daemon_hook_keeps_one_monitor_and_follows_a_reloaded_config(world: 
     # The daemon's monitor holds Mastodon's live stream open: a post may be reported by the
     # stream rather than by the pass, so the mentions log is what counts.
     host = Host(world.config(), world.clock, lambda platform, name: world.client(name), world.ledger)
-    monitor_pass(host)
+    monitor_pass = DaemonMonitor(host)
+    monitor_pass()
     world.audience("hashtag", "first #NoTechForICE", author="alice")
     world.clock.advance(minutes=20)
-    monitor_pass(host)
+    monitor_pass()
     assert _logged_texts(world, 1) == [world.state()["posts"][-1]["text"]]
     world.clock.advance(minutes=20)
-    monitor_pass(host)
+    monitor_pass()
     assert _logged_texts(world, 1) == [world.state()["posts"][-1]["text"]]  # the same monitor: once
 
     world.ignore = {"x": ("bob",), "bluesky": ("bob.test",), "mastodon": ("bob@example.social",)}[
         world.platform
     ]
     host.config = world.config()  # as a reload replaces it; the next pass follows it
-    monitor_pass(host)
+    monitor_pass()
     world.audience("hashtag", "from bob #NoTechForICE", author="bob")
     world.clock.advance(minutes=20)
-    monitor_pass(host)
+    monitor_pass()
     assert len(_logged_texts(world, 1)) == 1
-    vars(host)["monitor"].close()
+    monitor_pass.close()
 
 
 def test_two_workers_share_the_streams_through_leases(database_url: str, tmp_path: Path) -> None:

@@ -24,19 +24,19 @@ from typing import Any
 import pytest
 import requests
 
-from bot.ledger import Ledger, open_ledger
-from bot.livestreams import RETRY_FAILED, SLOWDOWN, LiveStreams, poll_due_at
-from bot.mentionlog import MentionsLog
-from bot.model import Account, Config, LoggingConfig, PlatformConfig
-from bot.monitor import Monitor
-from bot.monitorstore import MonitorStore
-from bot.ourposts import OurPosts
-from bot.pacing import Budget
+from bot.campaign.model import Account, Config, LoggingConfig, PlatformConfig
+from bot.ledger.deliveries import Ledger, open_ledger
+from bot.ledger.mentions import MonitorStore
+from bot.ledger.ourposts import OurPosts
+from bot.monitoring.livestreams import RETRY_FAILED, SLOWDOWN, LiveStreams, poll_due_at
+from bot.monitoring.mentionlog import MentionsLog
+from bot.monitoring.monitor import Monitor
+from bot.monitoring.pacing import Budget
+from bot.monitoring.streams import Stream, StreamState
 from bot.platforms import Outgoing, PlatformClient, open_client
 from bot.sandbox import start_sandbox
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import SandboxServer
-from bot.streams import Stream, StreamState
 from tests.clock import START, Clock
 from tests.sandboxsite import Site, wait_for
 

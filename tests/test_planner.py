@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.model import Part, Post, Queue, Schedule
-from bot.planner import Progress, choose_post, cycle_order, due_slots, plan, progress_from_history
-from bot.slots import in_quiet_hours, jitter_for, next_slots, slots_between
+from bot.campaign.model import Part, Post, Queue, Schedule
+from bot.planning.planner import Progress, choose_post, cycle_order, due_slots, plan, progress_from_history
+from bot.planning.slots import in_quiet_hours, jitter_for, next_slots, slots_between
 
 NY = ZoneInfo("America/New_York")
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,7 @@ def outputs_under_two_hash_seeds(code: str) -> set[str]:
 
 def test_jitter_is_the_same_in_every_process() -> None:
     code = (
-        "from datetime import timedelta; from bot.slots import jitter_for;"
+        "from datetime import timedelta; from bot.planning.slots import jitter_for;"
         "print(jitter_for('calls', '2026-12-01T09:00-05:00', timedelta(minutes=10)).total_seconds())"
     )
     outputs = outputs_under_two_hash_seeds(code)
@@ -254,7 +254,8 @@ def test_shuffle_order_is_a_stable_seeded_permutation_per_cycle() -> None:
 
 def test_shuffle_order_is_the_same_in_every_process() -> None:
     code = (
-        "from pathlib import Path; from bot.model import *; from bot.planner import cycle_order;"
+        "from pathlib import Path; from bot.campaign.model import *;"
+        "from bot.planning.planner import cycle_order;"
         "q = Queue('calls', Path('x'), Schedule('every', 'UTC'), tuple(Post(f'p{i}', (Part('t'),), 1)"
         " for i in range(8)), ('x',), order='shuffle'); print([p.id for p in cycle_order(q, 3)])"
     )

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from bot.campaign.model import Account, LinkCard
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
-from bot.model import Account, LinkCard
 from bot.platforms import Batch, Facet, Media, Outgoing, Published
 from bot.platforms.bluesky import BlueskyClient
 from bot.platforms.tid import make_tid

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bot.images import inspect_image
+from bot.campaign.images import inspect_image
 from bot.platforms.mastodon import html_to_text
 from bot.platforms.opengraph import fetch_link_preview, parse_link_preview
 from bot.platforms.ratelimits import seconds_until_reset

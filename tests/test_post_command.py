@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.ledger import open_ledger
+from bot.ledger.deliveries import open_ledger
 from tests.sandboxsite import PLATFORMS, Site, wait_for
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,8 +4,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.budget import busiest_window, x_budget_problems
-from bot.model import (
+from bot.campaign.model import (
     Account,
     AccountLimits,
     Config,
@@ -17,7 +16,8 @@ from bot.model import (
     Queue,
     Schedule,
 )
-from bot.preview import build_preview, format_preview, preview_records
+from bot.commands.preview import build_preview, format_preview, preview_records
+from bot.planning.xbudget import busiest_window, x_budget_problems
 
 NY = ZoneInfo("America/New_York")
 

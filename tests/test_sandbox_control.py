@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from bot.campaign.model import Account
 from bot.errors import PlatformError, RateLimited, Transient
-from bot.model import Account
 from bot.platforms import Outgoing, PlatformClient, open_client
 from bot.platforms.tid import make_tid
 from bot.sandbox import Sandbox, start_sandbox

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.database import reading
-from bot.runtime import Runtime, utc_now
-from bot.scheduler import Daemon
-from bot.schema import slots
+from bot.daemon.runtime import Runtime, utc_now
+from bot.daemon.scheduler import Daemon
+from bot.ledger.database import reading
+from bot.ledger.schema import slots
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import Site
 

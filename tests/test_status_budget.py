@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.ledger import Ledger, open_ledger
+from bot.ledger.deliveries import Ledger, open_ledger
+from bot.ledger.ratebudgets import BudgetRecorder, read_budgets
 from bot.platforms.ratelimits import RateBudget, budget_of, endpoint_of
-from bot.ratebudgets import BudgetRecorder, read_budgets
 from bot.sandbox import Sandbox, start_sandbox
 from tests.sandboxsite import Site
 

@@ -9,10 +9,10 @@ from atproto_client.utils.facet_detection import detect_mentions as sdk_detect_m
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.facets import count_graphemes, detect_facets, utf8_length
-from bot.model import Image, Part, PlatformOptions, Post, Queue, Schedule
+from bot.campaign.model import Image, Part, PlatformOptions, Post, Queue, Schedule
 from bot.platforms import Facet
-from bot.textrules import add_hashtags, length_problems, mastodon_length, render_post, x_length
+from bot.render.facets import count_graphemes, detect_facets, utf8_length
+from bot.render.textrules import add_hashtags, length_problems, mastodon_length, render_post, x_length
 
 
 def conformance_cases(section: str) -> list[dict[str, Any]]:

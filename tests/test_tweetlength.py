@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 from twitter_text import parse_tweet
 from twitter_text.regexp.emoji import emoji_list
 
-from bot.facets import count_graphemes
-from bot.tweetlength import x_length
+from bot.render.facets import count_graphemes
+from bot.render.tweetlength import x_length
 
 EMOJIS = sorted({e.emoji for e in emoji_list})
 PIECES = st.one_of(

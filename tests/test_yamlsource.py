@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
+from bot.campaign.yamlsource import parse_yaml
 from bot.errors import InputError
-from bot.yamlsource import parse_yaml
 
 TEXT = """\
 schedule: {every: 1d}

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bot.model import Account, LinkCard, Platform
+from bot.campaign.model import Account, LinkCard, Platform
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
 from atproto_core.uri import AtUri
 
+from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.model import Account, Platform
 from bot.platforms import Batch, Outgoing, PlatformClient, Published, bluesky_reads
 from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
 from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
@@ -161,7 +161,7 @@ class BlueskyClient:
         created = self._call(create)
         return Published(id=created.uri, url=self._web_url(post_id), cid=created.cid)
 
-    # -- monitoring reads (bot.monitor) ------------------------------------------------------
+    # -- monitoring reads (bot.monitoring.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """The account's DID, known once a session is up."""

@@ -20,9 +20,9 @@ from atproto_client.exceptions import BadRequestError
 from atproto_client.models.utils import get_response_model
 from atproto_core.uri import AtUri
 
+from bot.campaign.images import inspect_image
+from bot.campaign.model import LinkCard
 from bot.errors import Rejected
-from bot.images import inspect_image
-from bot.model import LinkCard
 from bot.platforms import Facet, Media, Outgoing, Published
 from bot.platforms.opengraph import LinkPreview, fetch_link_preview
 

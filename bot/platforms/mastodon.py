@@ -33,8 +33,8 @@ from mastodon.errors import (
 )
 
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.images import inspect_image
-from bot.model import Account, Platform
+from bot.campaign.images import inspect_image
+from bot.campaign.model import Account, Platform
 from bot.platforms import (
     Batch,
     Media,
@@ -159,7 +159,7 @@ class MastodonClient:
         original = reblog.get("reblog") or {}
         return Published(id=str(reblog["id"]), url=str(original.get("url") or reblog.get("url") or ""))
 
-    # -- monitoring reads (bot.monitor) ------------------------------------------------------
+    # -- monitoring reads (bot.monitoring.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """`user@domain`, lower-cased: how other statuses name this account."""
@@ -186,7 +186,7 @@ class MastodonClient:
         """Hold the tag's stream open in the background, or None when the instance offers none.
 
         Each streamed status goes to `deliver` (from Mastodon.py's stream thread). Not part of
-        the PlatformClient protocol: only Mastodon streams (`bot.livestreams`).
+        the PlatformClient protocol: only Mastodon streams (`bot.monitoring.livestreams`).
         """
         return mastodon_stream.open_hashtag_stream(
             access_token=str(self._api.access_token or ""),

@@ -64,7 +64,7 @@ class _Listener(StreamListener):
 
 
 class HashtagStream:
-    """One open stream (the monitor's `bot.livestreams.LiveFeed`)."""
+    """One open stream (the monitor's `bot.monitoring.livestreams.LiveFeed`)."""
 
     def __init__(self, api: Any, handle: Any, listener: _Listener) -> None:
         self._api = api

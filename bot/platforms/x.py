@@ -18,9 +18,9 @@ from typing import Any, NoReturn
 import requests
 import tweepy
 
+from bot.campaign.images import inspect_image
+from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
-from bot.images import inspect_image
-from bot.model import Account, Platform
 from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
@@ -146,7 +146,7 @@ class XClient:
         self._call(lambda: self._client.request("POST", route, json={"tweet_id": post_id}, user_auth=True))
         return self._published(post_id, own=False)
 
-    # -- monitoring reads (bot.monitor) ------------------------------------------------------
+    # -- monitoring reads (bot.monitoring.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
         """The user id: free from the access token's shape (users/me costs 1 of 25 a day on Free)."""

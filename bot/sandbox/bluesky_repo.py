@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.images import UNKNOWN, inspect_image
+from bot.campaign.images import UNKNOWN, inspect_image
 from bot.platforms.tid import is_tid, make_tid
 from bot.sandbox.bluesky_appview import Actor, Blob, Network, Record
 from bot.sandbox.bluesky_lexicon import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.images import UNKNOWN, inspect_image
+from bot.campaign.images import UNKNOWN, inspect_image
 from bot.sandbox.mastodon_entities import DESCRIPTION_LIMIT, MAX_MEDIA_ATTACHMENTS, Actor, Media, media_json
 from bot.sandbox.mastodon_http import ApiError
 from bot.sandbox.mastodon_instance import SUPPORTED_MIME_TYPES

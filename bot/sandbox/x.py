@@ -16,7 +16,7 @@ from typing import Any
 
 from twitter_text import parse_tweet
 
-from bot.images import inspect_image
+from bot.campaign.images import inspect_image
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify_signature
 from bot.sandbox.x_errors import (

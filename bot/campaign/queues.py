@@ -1,0 +1,411 @@
+"""Loading the content queues (DESIGN §4): every `*.yaml` in the content folder, one queue each.
+
+`load_queues` reads them all and returns the valid queues with every problem found (errors and
+warnings, each `FILE:LINE: message`); a file with any error yields no queue, so a daemon can keep
+the last good version of it. `load_queue` reads one file, for live reloads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Literal, cast
+from zoneinfo import ZoneInfo
+
+from bot.campaign.configshape import check_timezone
+from bot.campaign.cron import CronError, parse_cron
+from bot.campaign.durations import parse_duration
+from bot.campaign.findings import Findings, did_you_mean, display_path
+from bot.campaign.model import PLATFORMS, Config, Platform, PlatformOptions, Post, Queue, Schedule
+from bot.campaign.moments import parse_moment
+from bot.campaign.posts import PostReader
+from bot.campaign.yamlsource import YamlPath, read_yaml
+from bot.errors import InputError, Problem
+
+QUEUE_KEYS = (
+    "queue",
+    "schedule",
+    "start",
+    "expires",
+    "order",
+    "when_exhausted",
+    "platforms",
+    "accounts",
+    "hashtags",
+    "language",
+    "x",
+    "bluesky",
+    "mastodon",
+    "posts",
+)
+SCHEDULE_KEYS = ("cron", "every", "at", "timezone", "jitter", "quiet_hours")
+_SCHEDULE_KINDS = ("cron", "every", "at")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_QUIET_HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+_PLATFORM_ALIASES = {"twitter": "x", "bsky": "bluesky", "masto": "mastodon", "fediverse": "mastodon"}
+
+
+def content_folder_problem(config: Config) -> Problem | None:
+    """Why the content folder cannot be read (missing, not a folder, unreadable), at its config line."""
+    folder = config.content_dir
+    if not folder.exists():
+        message = f"content folder {display_path(folder)} does not exist"
+    elif not folder.is_dir():
+        message = f"content folder {display_path(folder)} is not a folder"
+    else:
+        try:
+            with os.scandir(folder):
+                return None
+        except OSError as exc:
+            message = f"cannot read the content folder {display_path(folder)}: {exc.strerror}"
+    try:
+        line = read_yaml(config.path, display_path(config.path)).line(("content",))
+    except InputError:
+        line = 1
+    return Problem(display_path(config.path), line, message)
+
+
+def load_queues(config: Config) -> tuple[list[Queue], list[Problem]]:
+    """Every queue of the content folder that has no error, and every problem found in any."""
+    folder = config.content_dir
+    unreadable = content_folder_problem(config)
+    if unreadable is not None:
+        return [], [unreadable]
+    problems: list[Problem] = []
+    for stray in sorted(folder.glob("*.yml")):
+        problems.append(Problem(display_path(stray), 1, "ignored: queue files must end in .yaml", "warning"))
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        problems.append(Problem(display_path(folder), 1, "no queue files (*.yaml) here", "warning"))
+    queues: list[Queue] = []
+    owner: dict[str, Path] = {}
+    for file in files:
+        queue, found = load_queue(file, config)
+        problems.extend(found)
+        if queue is None:
+            continue
+        if queue.name in owner:
+            problems.append(
+                Problem(
+                    display_path(file),
+                    1,
+                    f"queue name {queue.name!r} is already used by {display_path(owner[queue.name])}",
+                )
+            )
+            continue
+        owner[queue.name] = file
+        queues.append(queue)
+    problems.extend(warn_identical_x_text(queues, config))
+    return queues, problems
+
+
+def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]:
+    """One queue file: the queue (None when it has any error) and its problems."""
+    try:
+        doc = read_yaml(path, display_path(path))
+    except InputError as exc:
+        return None, exc.problems
+    findings = Findings(doc)
+    if not isinstance(doc.data, dict):
+        findings.error((), "a queue file should be a mapping with schedule: and posts: (key: value lines)")
+        return None, findings.problems
+    queue = _QueueReader(config, path, findings, doc.data).read()
+    problems = sorted(findings.problems, key=lambda p: p.line)
+    return (None if findings.has_errors else queue), problems
+
+
+class _QueueReader:
+    def __init__(self, config: Config, path: Path, findings: Findings, data: dict[str, object]) -> None:
+        self.config = config
+        self.path = path
+        self.findings = findings
+        self.data = data
+
+    def read(self) -> Queue:
+        data, findings = self.data, self.findings
+        findings.check_keys((), data, QUEUE_KEYS)
+        name = self._name()
+        schedule = self._schedule(data.get("schedule"))
+        zone = ZoneInfo(schedule.timezone)
+        platforms = self._platforms()
+        reader = PostReader(findings, self.config.content_dir, zone, platforms)
+        start = reader.read_moment(data, (), "start")
+        expires = reader.read_moment(data, (), "expires")
+        reader.check_window((), start, expires)
+        defaults: dict[Platform, PlatformOptions] = {}
+        for platform in PLATFORMS:
+            if platform in data:
+                options = reader.read_options(platform, data[platform], (platform,), None)
+                if options is not None:
+                    defaults[platform] = options
+        posts = reader.read_posts(data.get("posts"))
+        if data.get("posts") == []:
+            findings.warning(("posts",), "posts: the queue has no posts")
+        return Queue(
+            name=name,
+            file=self.path.absolute(),
+            schedule=schedule,
+            posts=posts,
+            platforms=platforms,
+            accounts=self._accounts(platforms),
+            hashtags=self._hashtags(),
+            language=reader.read_language(data, ()),
+            defaults=defaults,
+            start=start,
+            expires=expires,
+            order=cast(Literal["sequential", "shuffle"], self._choice("order", ("sequential", "shuffle"))),
+            when_exhausted=cast(
+                Literal["stop", "repeat"], self._choice("when_exhausted", ("stop", "repeat"))
+            ),
+        )
+
+    def _name(self) -> str:
+        name = self.data.get("queue", self.path.stem)
+        if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+            where = ("queue",) if "queue" in self.data else ()
+            self.findings.error(
+                where, f"queue name {name!r} should be a word of letters, digits, '.', '_' or '-'"
+            )
+            return self.path.stem
+        return name
+
+    # --- schedule -------------------------------------------------------------------------
+
+    def _schedule(self, value: object) -> Schedule:
+        path: YamlPath = ("schedule",)
+        fallback = Schedule(kind="every", timezone=self._timezone(None), every=timedelta(days=1))
+        if value is None:
+            self.findings.error(path, "missing schedule: give one of cron, every or at")
+            return fallback
+        if not isinstance(value, dict):
+            self.findings.error(path, "schedule: should be a mapping with one of cron, every or at")
+            return fallback
+        self.findings.check_keys(path, value, SCHEDULE_KEYS)
+        timezone = self._timezone(value.get("timezone"))
+        kinds = [kind for kind in _SCHEDULE_KINDS if kind in value]
+        if not kinds:
+            self.findings.error(path, "schedule: give one of cron, every or at")
+            return fallback
+        if len(kinds) > 1:
+            self.findings.error(
+                (*path, kinds[1]),
+                f"schedule: has both {kinds[0]} and {kinds[1]}; give exactly one of cron, every or at",
+            )
+        kind = cast(Literal["cron", "every", "at"], kinds[0])
+        raw = value[kind]
+        cron: str | None = None
+        every: timedelta | None = None
+        at: tuple[datetime, ...] = ()
+        if kind == "cron":
+            cron = self._cron(raw, (*path, "cron"))
+        elif kind == "every":
+            every = self._duration(raw, (*path, "every"), positive=True)
+        else:
+            at = self._at_list(raw, (*path, "at"), ZoneInfo(timezone))
+        jitter = self._duration(value.get("jitter", "0s"), (*path, "jitter"), positive=False)
+        return Schedule(
+            kind=kind,
+            timezone=timezone,
+            cron=cron,
+            every=every,
+            at=at,
+            jitter=jitter or timedelta(0),
+            quiet_hours=self._quiet_hours(value.get("quiet_hours"), (*path, "quiet_hours")),
+        )
+
+    def _timezone(self, value: object) -> str:
+        if value is None:
+            return self.config.timezone
+        if not isinstance(value, str) or (problem := check_timezone(value)):
+            problem = (
+                "should be an IANA name such as America/New_York" if not isinstance(value, str) else problem
+            )
+            self.findings.error(("schedule", "timezone"), f"schedule.timezone: {problem}")
+            return self.config.timezone
+        return value
+
+    def _cron(self, value: object, path: YamlPath) -> str | None:
+        if not isinstance(value, str):
+            self.findings.error(path, 'schedule.cron: should be text in quotes, such as "0 9 * * 1-5"')
+            return None
+        try:
+            parse_cron(value)
+        except CronError as exc:
+            self.findings.error(path, f"schedule.cron: invalid: {exc}")
+            return None
+        return value
+
+    def _duration(self, value: object, path: YamlPath, *, positive: bool) -> timedelta | None:
+        name = ".".join(str(p) for p in path)
+        try:
+            if not isinstance(value, str):
+                raise ValueError("should be a duration such as 30s, 5m, 2h or 1d")
+            duration = parse_duration(value)
+        except ValueError as exc:
+            self.findings.error(path, f"{name}: {exc}")
+            return None
+        if positive and duration <= timedelta(0):
+            self.findings.error(path, f"{name}: should be longer than zero")
+            return None
+        return duration
+
+    def _at_list(self, value: object, path: YamlPath, zone: ZoneInfo) -> tuple[datetime, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            self.findings.error(path, "schedule.at: list at least one date and time")
+        moments = []
+        for i, item in enumerate(items):
+            item_path = (*path, i) if isinstance(value, list) else path
+            try:
+                moments.append(parse_moment(item, zone, "at"))
+            except ValueError as exc:
+                self.findings.error(item_path, f"schedule.at: {exc}")
+        return tuple(sorted(moments))
+
+    def _quiet_hours(self, value: object, path: YamlPath) -> tuple[time, time] | None:
+        if value is None:
+            return None
+        match = _QUIET_HOURS.fullmatch(value.strip()) if isinstance(value, str) else None
+        bounds = None
+        if match:
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            if max(h1, h2) < 24 and max(m1, m2) < 60:
+                bounds = (time(h1, m1), time(h2, m2))
+        if bounds is None:
+            self.findings.error(
+                path, f'schedule.quiet_hours: {value!r} should be "HH:MM-HH:MM", such as "22:00-07:00"'
+            )
+            return None
+        if bounds[0] == bounds[1]:
+            self.findings.error(path, "schedule.quiet_hours: start and end are the same time")
+            return None
+        return bounds
+
+    # --- targets --------------------------------------------------------------------------
+
+    def _platforms(self) -> tuple[Platform, ...]:
+        enabled = self.config.enabled_platforms()
+        value = self.data.get("platforms")
+        if value is None:
+            return enabled
+        if not isinstance(value, list):
+            self.findings.error(("platforms",), "platforms: should be a list, such as [x, bluesky, mastodon]")
+            return enabled
+        chosen: list[Platform] = []
+        for i, item in enumerate(value):
+            path = ("platforms", i)
+            if item not in PLATFORMS:
+                alias = _PLATFORM_ALIASES.get(str(item).lower())
+                hint = f" (did you mean {alias!r}?)" if alias else did_you_mean(str(item), PLATFORMS)
+                self.findings.error(
+                    path, f"platforms: unknown platform {item!r}{hint}; use x, bluesky or mastodon"
+                )
+                continue
+            platform = cast(Platform, item)
+            if platform not in enabled:
+                self.findings.warning(
+                    path, f"platforms: {platform} is not enabled in config.yaml, so this queue skips it"
+                )
+                continue
+            if platform not in chosen:
+                chosen.append(platform)
+        return tuple(chosen)
+
+    def _accounts(self, platforms: tuple[Platform, ...]) -> tuple[str, ...] | None:
+        value = self.data.get("accounts")
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.findings.error(("accounts",), "accounts: should be a list of account names, such as [main]")
+            return None
+        known = {p: {a.name for a in self.config.accounts(p)} for p in platforms}
+        every_name = sorted(set().union(*known.values())) if known else []
+        for i, name in enumerate(value):
+            if name not in every_name:
+                where = ", ".join(platforms) or "the enabled platforms"
+                self.findings.error(
+                    ("accounts", i),
+                    f"accounts: unknown account {name!r}{did_you_mean(name, every_name)}; "
+                    f"accounts on {where}: {', '.join(every_name) or 'none'}",
+                )
+        for platform in platforms:
+            if not known[platform] & set(value):
+                self.findings.warning(
+                    ("accounts",),
+                    f"accounts: none of {', '.join(value)} is on {platform}, so nothing goes there",
+                )
+        return tuple(value)
+
+    def _hashtags(self) -> tuple[str, ...]:
+        value = self.data.get("hashtags")
+        if value is None:
+            return self.config.hashtags[:1]
+        if not isinstance(value, list):
+            self.findings.error(("hashtags",), 'hashtags: should be a list, such as ["#NoTechForICE"]')
+            return ()
+        for i, tag in enumerate(value):
+            if not isinstance(tag, str) or not re.fullmatch(r"#\w+", tag):
+                self.findings.error(
+                    ("hashtags", i), f"hashtags: {tag!r} should be # followed by letters or digits"
+                )
+        return tuple(str(tag) for tag in value)
+
+    def _choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.data.get(key, choices[0])
+        if value not in choices:
+            hint = did_you_mean(str(value), choices)
+            self.findings.error((key,), f"{key}: {value!r} should be {' or '.join(choices)}{hint}")
+            return choices[0]
+        return str(value)
+
+
+# --- across queues --------------------------------------------------------------------------
+
+X_AUTOMATION_RULE = (
+    "X's automation rules forbid posting identical or substantially similar content across multiple accounts"
+)
+
+
+def x_accounts_of(queue: Queue, config: Config) -> tuple[str, ...]:
+    """The X accounts a queue posts from."""
+    if "x" not in queue.platforms:
+        return ()
+    names = [a.name for a in config.accounts("x")]
+    return tuple(n for n in names if queue.accounts is None or n in queue.accounts)
+
+
+def _x_text(post: Post) -> str:
+    options = post.overrides.get("x")
+    parts = options.parts if options is not None and options.parts else post.parts
+    # "Substantially similar": compare ignoring case and spacing.
+    return "\n".join(" ".join(part.text.casefold().split()) for part in parts)
+
+
+def warn_identical_x_text(queues: list[Queue], config: Config) -> list[Problem]:
+    """One warning per queue whose posts send the same text to more than one X account."""
+    accounts_by_text: dict[str, set[str]] = {}
+    for queue in queues:
+        for post in queue.posts:
+            accounts_by_text.setdefault(_x_text(post), set()).update(x_accounts_of(queue, config))
+    problems = []
+    for queue in queues:
+        if not x_accounts_of(queue, config):
+            continue
+        shared = [p for p in queue.posts if len(accounts_by_text[_x_text(p)]) > 1]
+        if not shared:
+            continue
+        names = sorted(set().union(*(accounts_by_text[_x_text(p)] for p in shared)))
+        count = f"{len(shared)} post{'s' if len(shared) > 1 else ''}"
+        problems.append(
+            Problem(
+                display_path(queue.file),
+                shared[0].line,
+                f"{count} of queue {queue.name!r} (first: {shared[0].id!r}) send the same text to "
+                f"several X accounts ({', '.join(names)}): {X_AUTOMATION_RULE}; "
+                "give each X account its own text or its own queue",
+                "warning",
+            )
+        )
+    return problems

@@ -1,0 +1,155 @@
+"""`check`: validate config.yaml and every queue, and summarise each queue.
+
+The command itself (bot.cli.cmd_check) only prints what `check_campaign` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.campaign.config import load_config
+from bot.campaign.durations import format_duration
+from bot.campaign.findings import display_path
+from bot.campaign.model import Config, Queue
+from bot.campaign.queues import load_queues
+from bot.errors import InputError, Problem
+from bot.planning.planner import targets_of
+from bot.planning.slots import next_slots as upcoming_slots
+from bot.planning.xbudget import x_budget_problems
+from bot.render.textrules import length_problems
+
+NEXT_SLOTS = 3
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `check` found: every problem (config first, then content) and the valid queues."""
+
+    problems: list[Problem]
+    config: Config | None = None
+    queues: list[Queue] = field(default_factory=list)
+    next_slots: Mapping[str, list[datetime]] = field(default_factory=dict)  # by queue name
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def check_campaign(config_path: Path, environ: Mapping[str, str], now: datetime) -> CheckReport:
+    """Load and validate everything; never raises for bad input (it is all in the report)."""
+    try:
+        config, problems = load_config(config_path, environ)
+    except InputError as exc:
+        # Content is checked against the config (platforms, accounts), so it waits for a valid one.
+        return CheckReport(problems=exc.problems)
+    queues, content_problems = load_queues(config)
+    problems = [
+        *problems,
+        *content_problems,
+        *check_texts(config, queues),
+        *check_schedules(config, queues, now),
+    ]
+    slots = {queue.name: next_slots(config, queue, now, NEXT_SLOTS) for queue in queues}
+    return CheckReport(problems=problems, config=config, queues=queues, next_slots=slots)
+
+
+@dataclass(frozen=True)
+class AccountCheck:
+    platform: str
+    account: str
+    ok: bool
+    detail: str  # the handle on success, the platform's own message otherwise (never a secret)
+
+
+def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck]:
+    """`check --online`: one read-only call per account whose credentials are all set.
+
+    Bluesky logs in afresh (createSession) rather than touching the daemon's saved session: a
+    person runs this by hand, far below Bluesky's 30 logins per 5 minutes.
+    """
+    from bot.errors import PlatformError
+    from bot.platforms import open_client
+
+    results = []
+    for platform in config.enabled_platforms():
+        for account in config.accounts(platform):
+            if account.missing:
+                detail = f"not checked: {', '.join(account.missing)} not set"
+                results.append(AccountCheck(platform, account.name, False, detail))
+                continue
+            try:
+                client = open_client(account, timeout=timeout, content_dir=config.content_dir)
+                handle = client.verify()
+            except PlatformError as exc:
+                results.append(AccountCheck(platform, account.name, False, f"{type(exc).__name__}: {exc}"))
+            else:
+                results.append(AccountCheck(platform, account.name, True, handle))
+    return results
+
+
+def check_texts(config: Config, queues: Sequence[Queue]) -> list[Problem]:
+    """Each text too long for a platform once the hashtag is added, as `FILE:LINE: message`."""
+    problems = [p for queue in queues for p in length_problems(queue, targets_of(queue, config))]
+    return [replace(p, file=display_path(Path(p.file))) for p in problems]
+
+
+def check_schedules(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:
+    """Warnings about what the schedules will do: an X account's posts beyond its budget."""
+    return [replace(p, file=display_path(Path(p.file))) for p in x_budget_problems(config, queues, now)]
+
+
+def next_slots(config: Config, queue: Queue, now: datetime, count: int) -> list[datetime]:
+    """The queue's next `count` slot times after `now` (aware datetimes, jitter included)."""
+    return [slot.fire_at for slot in upcoming_slots(queue, now, count)]
+
+
+def describe_queue(config: Config, queue: Queue, slots: Sequence[datetime]) -> list[str]:
+    """A queue's summary lines: posts, platforms, accounts, next slots."""
+    pinned = sum(1 for post in queue.posts if post.at is not None)
+    threads = sum(1 for post in queue.posts if post.is_thread)
+    counts = f"{len(queue.posts)} posts"
+    extras = [f"{threads} thread{'s' * (threads != 1)}"] if threads else []
+    extras += [f"{pinned} pinned"] if pinned else []
+    if extras:
+        counts += f" ({', '.join(extras)})"
+    targets = []
+    for platform in queue.platforms:
+        names = [
+            a.name for a in config.accounts(platform) if queue.accounts is None or a.name in queue.accounts
+        ]
+        targets.append(f"{platform}: {', '.join(names) or 'no account'}")
+    lines = [
+        f"{queue.name} ({display_path(queue.file)}): {counts}",
+        f"  platforms and accounts: {'; '.join(targets) or 'none'}",
+        f"  schedule: {describe_schedule(queue)}",
+    ]
+    if slots:
+        zone = ZoneInfo(queue.schedule.timezone)
+        shown = ", ".join(slot.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") for slot in slots)
+        lines.append(f"  next slots: {shown}")
+    return lines
+
+
+def describe_schedule(queue: Queue) -> str:
+    schedule = queue.schedule
+    if schedule.kind == "cron":
+        text = f"cron {schedule.cron!r}"
+    elif schedule.kind == "every":
+        text = f"every {format_duration(schedule.every)}" if schedule.every else "every ?"
+    else:
+        text = f"{len(schedule.at)} fixed times"
+    text += f" ({schedule.timezone})"
+    if schedule.quiet_hours:
+        start, end = schedule.quiet_hours
+        text += f", quiet {start:%H:%M}-{end:%H:%M}"
+    if schedule.jitter:
+        text += f", jitter up to {format_duration(schedule.jitter)}"
+    return text + f", {queue.order}, then {queue.when_exhausted}"

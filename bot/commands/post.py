@@ -1,0 +1,224 @@
+"""`post` and `retract`: a person asks for one post now, or for one post to be taken back.
+
+`post QUEUE` is an extra slot now: the queue's next post goes out and the queue advances, as
+if a slot had fired (the slot is recorded as `manual:<time>`). `post QUEUE ITEM_ID` sends that
+post to every target it has not reached yet, failed ones included. Both ignore quiet hours and
+account limits (a person asked) but not a pause. `retract` deletes every copy we published,
+thread parts last-first, and records each in the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TextIO
+
+from bot.campaign.model import Post, Queue
+from bot.daemon.runtime import Runtime
+from bot.delivery.courier import Courier, expire_dead_workers, fan_out
+from bot.delivery.gate import LiveGate
+from bot.delivery.jobs import build_jobs, describe_post, targets
+from bot.errors import PlatformError, RateLimited, Transient
+from bot.ledger.deliveries import Delivery, new_worker_id
+from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history
+from bot.platforms import Outgoing, Published
+from bot.platforms.tid import make_tid
+
+# A queue or post id that does not exist is a usage error (2), as `preview --queue` has it: the
+# command line named it, while the config and the content are valid.
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+    code: int
+
+
+def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
+    queue = rt.queue(name)
+    unreadable = rt.content_problem()
+    if queue is None and unreadable is not None:
+        return Refusal(str(unreadable), EXIT_INPUT)
+    if queue is None:
+        known = ", ".join(q.name for q in rt.queues()) or "none"
+        return Refusal(f"no queue named {name!r} (queues: {known})", EXIT_USAGE)
+    return queue
+
+
+def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] | Refusal:
+    sent = rt.ledger.sent_posts(queue.name)
+    if item_id is None:
+        choice = choose_post(queue, progress_from_history(sent), rt.now())
+        if choice.post is None:
+            why = "every post has been sent (exhausted)" if choice.exhausted else "no post is sendable now"
+            return Refusal(f"{queue.name}: nothing to send: {why}", EXIT_RUNTIME)
+        return choice.post, choice.cycle
+    post = next((p for p in queue.posts if p.id == item_id), None)
+    if post is None:
+        return Refusal(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", EXIT_USAGE)
+    if post.at is not None:
+        return post, PINNED_CYCLE
+    cycles = [cycle for cycle, post_id in sent if post_id == post.id]
+    return post, (max(cycles) if cycles else progress_from_history(sent).cycle)
+
+
+def post_now(
+    rt: Runtime,
+    queue_name: str,
+    item_id: str | None,
+    platforms: Collection[str] | None,
+    *,
+    dry_run: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Send (or with `dry_run`, show) one post; one line per delivery on `out`, refusals on `err`.
+
+    Exit 3 if any delivery failed.
+    """
+    queue = _find_queue(rt, queue_name)
+    if isinstance(queue, Refusal):
+        print(queue.message, file=err)
+        return queue.code
+    if not dry_run:
+        pause = rt.ledger.pause_state()
+        if pause.paused:
+            reason = f" ({pause.reason})" if pause.reason else ""
+            print(f"refused: posting is paused{reason}; `resume` first", file=err)
+            return EXIT_RUNTIME
+    chosen = _choose(rt, queue, item_id)
+    if isinstance(chosen, Refusal):
+        print(chosen.message, file=err)
+        return chosen.code
+    post, cycle = chosen
+    if dry_run:
+        for payload in describe_post(rt.config, queue, post, targets(rt.config, queue, platforms)):
+            print(json.dumps(payload, ensure_ascii=False), file=out)
+        return EXIT_OK
+    jobs = build_jobs(rt.config, queue, post, cycle, platforms)
+    if not jobs:
+        print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=err)
+        return EXIT_RUNTIME
+    now = rt.now()
+    expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
+    worker = new_worker_id()
+    already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.sent_posts(queue.name))
+    if item_id is None or not already:
+        # Counts as a slot of the queue, so the schedule does not send this post again this cycle.
+        # Its deliveries are recorded with it, so a crash from here on leaves them to resume.
+        rt.ledger.claim_slot(
+            queue.name,
+            f"manual:{now.isoformat()}",
+            cycle=cycle,
+            post_id=post.id,
+            worker=worker,
+            now=now,
+            owed=[job.key(0) for job in jobs],
+            nonce_factory=lambda: make_tid(rt.now()),
+        )
+    courier = Courier(
+        ledger=rt.ledger,
+        now=rt.now,
+        gate=LiveGate(rt.ledger),
+        worker=worker,
+        alert=rt.alert,
+        retry_failed=item_id is not None,
+    )
+    results = fan_out(courier, jobs, rt.clients)
+    for result in results:
+        print(result.line(), file=out)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_RUNTIME
+
+
+# --- retract ----------------------------------------------------------------------------------
+
+
+def retract_post(
+    rt: Runtime,
+    queue_name: str,
+    item_id: str,
+    platforms: Collection[str] | None,
+    *,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Delete every copy of a post we published (all cycles), last part first; exit 3 if any failed."""
+    rows = [
+        row
+        for row in rt.ledger.deliveries_for_post(queue_name, item_id)
+        if not platforms or row.key.platform in platforms
+    ]
+    if not rows:
+        # A post left the content but was published: still retractable (the rows name it). With no
+        # rows, an id no queue has is a typo, and says so; a known post never sent is no error.
+        queue = _find_queue(rt, queue_name)
+        if isinstance(queue, Refusal):
+            print(queue.message, file=err)
+            return queue.code
+        if not any(p.id == item_id for p in queue.posts):
+            print(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", file=err)
+            return EXIT_USAGE
+        print(f"{queue_name}/{item_id}: nothing to retract (never posted)", file=out)
+        return EXIT_OK
+    by_target: dict[tuple[str, str], list[Delivery]] = {}
+    for row in rows:
+        by_target.setdefault((row.key.platform, row.key.account), []).append(row)
+    gate = LiveGate(rt.ledger)
+    lock = threading.Lock()
+    failed = False
+
+    def retract_target(target: tuple[str, str], target_rows: list[Delivery]) -> list[str]:
+        lines = []
+        for row in sorted(target_rows, key=lambda r: (r.key.cycle, r.key.part), reverse=True):
+            line = _retract_one(rt, gate, row)
+            if line is not None:
+                lines.append(line)
+        return lines
+
+    with ThreadPoolExecutor(max_workers=max(1, len(by_target))) as pool:
+        futures = [pool.submit(retract_target, t, r) for t, r in by_target.items()]
+        for future in futures:
+            for line in future.result():
+                with lock:
+                    print(line, file=out)
+                    failed = failed or " failed: " in line
+    return EXIT_RUNTIME if failed else EXIT_OK
+
+
+def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
+    k = row.key
+    label = f"{k.platform}/{k.account} {k.queue}/{k.post_id} part {k.part + 1} (cycle {k.cycle})"
+    try:
+        client = rt.clients(k.platform, k.account)
+        published = _published(row)
+        if published is None and row.state in ("claimed", "failed") and row.attempts and row.text:
+            # Claimed but never confirmed (a crash, a lost answer): it may be out there all the same.
+            published = client.find_published(Outgoing(text=row.text, nonce=row.nonce), since=row.claimed_at)
+            if published is not None:
+                rt.ledger.confirm_delivery(k, published.id, published.url, rt.now(), cid=published.cid)
+        if published is None or row.state == "retracted":
+            return None
+        for attempt in range(1, 4):
+            try:
+                client.delete(published)
+                break
+            except (Transient, RateLimited) as exc:
+                if attempt == 3:
+                    raise
+                delay = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else 2.0 * attempt
+                if not gate.wait(min(delay, 60.0)):
+                    raise
+        rt.ledger.mark_retracted(k, rt.now())
+        return f"{label} retracted: {published.url}"
+    except PlatformError as exc:
+        return f"{label} failed: {exc}"
+
+
+def _published(row: Delivery) -> Published | None:
+    if row.state not in ("posted", "retracted") or not row.remote_id:
+        return None
+    return Published(row.remote_id, row.url or "", row.remote_cid)

@@ -1,0 +1,130 @@
+"""`run`: start the daemon with its signals, its duration and, with `--sandbox`, its emulators.
+
+SIGTERM and SIGINT set the stop event: no new slot or delivery starts, a delivery waiting on a
+backoff gives its claim back at once, calls in flight end within their timeout, and the
+process exits 0 within Heroku's 30 s (DESIGN §6). Whatever is left unconfirmed is reconciled
+by the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from bot.campaign.durations import parse_duration
+from bot.campaign.model import Config, LoggingConfig
+from bot.daemon.logs import setup_logging
+from bot.daemon.runtime import Runtime, utc_now
+from bot.daemon.scheduler import Daemon
+from bot.errors import InputError
+from bot.monitoring.monitor import DaemonMonitor
+
+log = logging.getLogger("bot.daemon")
+
+EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
+
+
+def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: bool) -> int:
+    setup_logging(LoggingConfig())
+    try:
+        seconds = parse_duration(duration).total_seconds() if duration else None
+    except ValueError as exc:
+        print(f"--for: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if seconds is not None and seconds <= 0:
+        print("--for: the duration must be longer than 0 (30s, 5m, 2h, 1d)", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    emulators = None
+    audience_stop = threading.Event()
+    if sandbox:
+        from bot.daemon.rehearsal import (
+            demo_queue,
+            point_at_sandbox,
+            run_audience,
+            sandbox_database,
+            start_emulators,
+        )
+
+        try:
+            emulators = start_emulators(accounts=2)
+        except OSError as exc:
+            print(
+                f"run --sandbox: cannot listen on the sandbox ports (another sandbox running?): {exc}",
+                file=sys.stderr,
+            )
+            return EXIT_RUNTIME
+        log.info(
+            "sandbox: emulators on %s",
+            ", ".join(f"{name} {server.base_url}" for name, server in emulators.servers.items()),
+        )
+
+        def adjust(config: Config) -> Config:
+            assert emulators is not None
+            return point_at_sandbox(config, emulators, database)
+
+        from bot.campaign.config import load_config
+
+        base, _ = load_config(config_path, os.environ)
+        database = sandbox_database(base)
+        demo = demo_queue(base, utc_now())
+        # The sandbox needs none of the real secrets: their absence is no news.
+        runtime = Runtime(config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False)
+        run_audience(emulators, audience_stop)
+    else:
+        runtime = Runtime(config_path, os.environ)
+    setup_logging(runtime.config.logging)
+    unreadable = runtime.content_problem()
+    if unreadable is not None:
+        # Running with no content would post nothing, silently, for ever: refuse (exit 1).
+        audience_stop.set()
+        runtime.close()
+        if emulators is not None:
+            emulators.stop()
+        raise InputError([unreadable])
+    for platform in runtime.config.enabled_platforms():
+        for account in runtime.config.accounts(platform):
+            if account.missing:
+                log.error(
+                    "not starting %s/%s: missing %s", platform, account.name, ", ".join(account.missing)
+                )
+    monitoring = DaemonMonitor(runtime)
+    daemon = Daemon(runtime, stop=stop, monitor=monitoring)
+    finished = True
+    try:
+        if once:
+            results = daemon.run_once()
+            daemon.deliveries.shutdown(wait=True)
+            return EXIT_RUNTIME if any(r.outcome == "failed" for r in results) else EXIT_OK
+        if seconds is not None:
+            timer = threading.Timer(seconds, stop.set)
+            timer.daemon = True
+            timer.start()
+        finished = daemon.run()
+    finally:
+        audience_stop.set()
+        monitoring.close_live_streams()
+        if finished:
+            monitoring.close()
+        runtime.close()
+        if emulators is not None:
+            emulators.stop()
+    if not finished:
+        # Calls still hang past the bound: leave now (exit 0, as Heroku expects); their claims
+        # stay unconfirmed and the next start reconciles them.
+        logging.shutdown()
+        os._exit(EXIT_OK)
+    return EXIT_OK

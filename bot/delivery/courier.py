@@ -1,0 +1,403 @@
+"""Deliver one post to one account exactly once, and one post to all its accounts at once.
+
+The rules (DESIGN §6), per part of the post, in order:
+
+1. Claim the part in the ledger before any network call. The nonce (a TID: Bluesky's record
+   key, Mastodon's Idempotency-Key) is chosen by the first claim and kept by every later one.
+2. If an earlier attempt may have reached the platform (a crash, a lost answer, a 5xx), ask
+   the platform first (`find_published`): a copy found is confirmed, never sent again.
+3. Send; confirm with the remote id and URL.
+4. Timeouts, connection errors and 5xx (`Transient`) and 429s (`RateLimited`) are retried with
+   exponential backoff that honours the platform's reset time, up to a bound, re-asking the
+   platform before each retry after a `Transient` (the write may have been applied).
+   `Rejected` fails at once with the platform's message; `AuthFailed` marks the account
+   unhealthy, raises one alert and fails the delivery.
+
+A thread stops at its first failed part; the next delivery of the same post resumes at the
+first part not posted, replying to the part already posted. Waiting goes through a `Gate`, so
+a pause or a shutdown cuts a backoff short: the claim is then released unconfirmed, and the
+next claimer reconciles it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
+from bot.ledger.deliveries import CALL_IN_FLIGHT, DELIVERY_LEASE, INTERRUPTED, Delivery, Ledger
+from bot.ledger.schema import DeliveryKey
+from bot.ledger.workers import died_here
+from bot.platforms import Outgoing, PlatformClient, Published
+from bot.platforms.tid import make_tid
+
+log = logging.getLogger("bot.delivery")
+
+Clock = Callable[[], datetime]
+Alert = Callable[[str, str], None]  # (kind, message): never a secret in either
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one part keeps trying: `max_attempts` calls, `max_wait` seconds of waiting in all."""
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 120.0
+    # A rate window on X is 15 minutes: a reset inside it is worth waiting for, one past it is not.
+    max_wait: float = 15 * 60.0
+
+    def backoff(self, failures: int) -> float:
+        """The wait after the `failures`-th failed call: 2, 4, 8, ... seconds, capped."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (failures - 1)))
+
+
+class Gate(Protocol):
+    """Where a delivery asks whether to go on, and waits."""
+
+    def halted(self) -> str | None:
+        """Why no new call may start ("paused", "stopping"), or None to go on."""
+        ...
+
+    def wait(self, seconds: float) -> bool:
+        """Wait; False when cut short because the work must halt."""
+        ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One post to one account: the parts as rendered, their nonces and reply refs still unset."""
+
+    queue: str
+    post_id: str
+    cycle: int
+    platform: str
+    account: str
+    parts: tuple[Outgoing, ...]
+
+    @property
+    def target(self) -> str:
+        return f"{self.platform}/{self.account}"
+
+    def key(self, part: int) -> DeliveryKey:
+        return DeliveryKey(self.queue, self.post_id, self.cycle, part, self.platform, self.account)
+
+
+Outcome = Literal["posted", "done", "failed", "deferred", "skipped"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one job: `posted` now, `done` before, `failed`, `deferred` (later), `skipped`."""
+
+    job: Job
+    outcome: Outcome
+    urls: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("posted", "done")
+
+    def line(self) -> str:
+        """One line per delivery, as `post` prints it."""
+        head = f"{self.job.target} {self.job.queue}/{self.job.post_id}"
+        if self.ok:
+            return f"{head} {self.outcome}: {' '.join(self.urls)}"
+        return f"{head} {self.outcome}: {self.error}"
+
+
+@dataclass
+class Courier:
+    """Everything a delivery needs besides the job: the ledger, time, waiting, and who we are."""
+
+    ledger: Ledger
+    now: Clock
+    gate: Gate
+    worker: str
+    policy: RetryPolicy = RetryPolicy()
+    alert: Alert = lambda kind, message: None
+    retry_failed: bool = False  # `post QUEUE ITEM_ID`: a person asks again for failed targets
+
+    def deliver(self, job: Job, client: PlatformClient) -> Result:
+        """Send every part of `job` not yet posted, in order, each exactly once."""
+        urls: list[str] = []
+        root: Published | None = None
+        previous: Published | None = None
+        fresh = False
+        held: dict[DeliveryKey, Delivery] = {}  # the next part, claimed before this one is confirmed
+        for index, template in enumerate(job.parts):
+            step = self._deliver_part(job, index, template, client, held, reply_to=previous, root=root)
+            if isinstance(step, Result):
+                return step
+            published, sent_now = step
+            fresh = fresh or sent_now
+            urls.append(published.url)
+            previous = published
+            root = root or published
+        return Result(job, "posted" if fresh else "done", tuple(urls))
+
+    # --- one part -------------------------------------------------------------------------
+
+    def _deliver_part(
+        self,
+        job: Job,
+        index: int,
+        template: Outgoing,
+        client: PlatformClient,
+        held: dict[DeliveryKey, Delivery],
+        *,
+        reply_to: Published | None,
+        root: Published | None,
+    ) -> tuple[Published, bool] | Result:
+        key = job.key(index)
+        claim = held.pop(key, None)
+        halted = self.gate.halted()
+        if halted:
+            if claim is not None:
+                self._release(key)
+            return Result(job, "deferred", error=halted)
+        if claim is None:
+            claim = self._claim(key)
+        if claim is None:
+            return self._not_ours(job, key)
+        # Claim the next part before confirming this one: a crash in between then leaves a
+        # claim to recover, never a thread that silently stops halfway.
+        next_key = job.key(index + 1) if index + 1 < len(job.parts) else None
+
+        def confirm(published: Published) -> None:
+            if next_key is not None:
+                following = self._claim(next_key)
+                if following is not None:
+                    held[next_key] = following
+            self._confirm(key, published)
+
+        message = replace(template, nonce=claim.nonce, reply_to=reply_to, root=root)
+        label = f"{job.target} {job.queue}/{job.post_id}" + (
+            f" part {index + 1}/{len(job.parts)}" if len(job.parts) > 1 else ""
+        )
+
+        def reconciled(found: Published) -> tuple[Published, bool]:
+            log.info(
+                "reconciled %s: already posted %s",
+                label,
+                found.url,
+                extra=_event("reconciled", job, found.url),
+            )
+            confirm(found)
+            return found, True
+
+        # A call may have reached the platform before: ask it first, whatever else happens.
+        # Look for the text that call carried (the ledger keeps it): the post may have been
+        # edited since, and its new text was never sent.
+        must_look = claim.attempted
+        attempted = replace(message, text=claim.text) if claim.attempted and claim.text else message
+        failures = 0
+        waited = 0.0
+        while True:
+            try:
+                if must_look:
+                    found = client.find_published(attempted, since=claim.claimed_at)
+                    must_look = False
+                    if found is not None:
+                        return reconciled(found)
+                    landing = self._may_still_land(claim) if not failures else None
+                    if landing is not None:
+                        # The call of a worker that died mid-call, not on the platform yet, may
+                        # still be in the server, which applies it even though nobody reads the
+                        # answer: sending now could make two copies where the platform has no
+                        # idempotency key (X, GoToSocial). Look again once it could have landed.
+                        self.ledger.renew_delivery(key, self.worker, self.now(), landing - self.now())
+                        until = landing.isoformat(timespec="seconds")
+                        why = f"an interrupted call may still land until {until}"
+                        log.info("waiting %s: %s", label, why, extra=_event("deferred", job, error=why))
+                        return Result(job, "deferred", error=why)
+                if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
+                    return Result(job, "deferred", error="claim taken over by another worker")
+                attempted = message
+                published = client.publish(message)
+            except AuthFailed as exc:
+                self.mark_unhealthy(job, str(exc))
+                log.error(
+                    "failed %s: authentication refused: %s",
+                    label,
+                    exc,
+                    extra=_event("failed", job, error=str(exc)),
+                )
+                self.ledger.fail_delivery(key, f"authentication refused: {exc}", self.now())
+                return Result(job, "failed", error=f"authentication refused: {exc}")
+            except Rejected as exc:
+                if failures or claim.attempted or isinstance(exc, Duplicate):
+                    # An earlier call may have landed (X answers a repeat with a 403
+                    # "duplicate content"): a rejection is a reason to look, not proof.
+                    found = self._look_quietly(client, attempted, claim.claimed_at)
+                    if found is not None:
+                        return reconciled(found)
+                log.error("rejected %s: %s", label, exc, extra=_event("rejected", job, error=str(exc)))
+                self.ledger.fail_delivery(key, str(exc), self.now())
+                self.alert("rejected", f"{label} rejected by {job.platform}: {exc}")
+                return Result(job, "failed", error=f"rejected: {exc}")
+            except (Transient, RateLimited) as exc:
+                failures += 1
+                if isinstance(exc, Transient):
+                    must_look = True  # the write may have been applied
+                delay = self._delay(exc, failures)
+                if failures >= self.policy.max_attempts or waited + delay > self.policy.max_wait:
+                    # The last call may have landed (a 503 after the write, a lost answer): one
+                    # last look, so the ledger does not call failed a post that is out there.
+                    found = self._look_quietly(client, attempted, claim.claimed_at) if must_look else None
+                    if found is not None:
+                        return reconciled(found)
+                    error = f"gave up after {failures} attempts: {exc}"
+                    log.error("failed %s: %s", label, error, extra=_event("failed", job, error=error))
+                    self.ledger.fail_delivery(key, error, self.now())
+                    return Result(job, "failed", error=error)
+                log.warning(
+                    "retry %s in %.0fs (attempt %d): %s",
+                    label,
+                    delay,
+                    failures,
+                    exc,
+                    extra=_event("retry", job, error=str(exc)),
+                )
+                self.ledger.renew_delivery(
+                    key, self.worker, self.now(), DELIVERY_LEASE + timedelta(seconds=delay)
+                )
+                waited += delay
+                if not self.gate.wait(delay):
+                    reason = self.gate.halted() or "stopping"
+                    self._release(key)
+                    log.info("deferred %s: %s", label, reason, extra=_event("deferred", job, error=reason))
+                    return Result(job, "deferred", error=reason)
+            except PlatformError as exc:  # the tree is closed; this is a bug in an adapter
+                self.ledger.fail_delivery(key, str(exc), self.now())
+                return Result(job, "failed", error=str(exc))
+            else:
+                confirm(published)
+                log.info("posted %s %s", label, published.url, extra=_event("posted", job, published.url))
+                return published, True
+
+    def _claim(self, key: DeliveryKey) -> Delivery | None:
+        return self.ledger.claim_delivery(
+            key,
+            self.worker,
+            self.now(),
+            DELIVERY_LEASE,
+            lambda: make_tid(self.now()),
+            retry_failed=self.retry_failed,
+        )
+
+    def _may_still_land(self, claim: Delivery) -> datetime | None:
+        """Until when a dead worker's last call may still reach the platform, if that is ahead.
+
+        Only a claim taken from a worker that died mid-call (`INTERRUPTED`): a claim given back
+        cleanly (a pause, a stop) or failed had its call answered, or timed out, first.
+        """
+        if claim.last_error != INTERRUPTED or claim.attempted_at is None:
+            return None
+        landing = claim.attempted_at + CALL_IN_FLIGHT
+        return landing if landing > self.now() else None
+
+    def _not_ours(self, job: Job, key: DeliveryKey) -> tuple[Published, bool] | Result:
+        """The claim was refused: the part is done, failed before, or another worker holds it."""
+        row = self.ledger.get_delivery(key)
+        if row is not None and row.state in ("posted", "retracted") and row.remote_id:
+            return Published(row.remote_id, row.url or "", row.remote_cid), False
+        if row is not None and row.state == "failed":
+            return Result(job, "failed", error=row.last_error or "failed earlier")
+        return Result(job, "deferred", error="in progress in another worker")
+
+    def _delay(self, exc: PlatformError, failures: int) -> float:
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return max(0.0, float(exc.retry_after))
+        return self.policy.backoff(failures)
+
+    def _look_quietly(self, client: PlatformClient, message: Outgoing, since: datetime) -> Published | None:
+        try:
+            return client.find_published(message, since=since)
+        except PlatformError as exc:
+            log.warning("lookup failed on %s/%s: %s", client.platform, client.account, exc)
+            return None
+
+    def _confirm(self, key: DeliveryKey, published: Published) -> None:
+        self.ledger.confirm_delivery(key, published.id, published.url, self.now(), cid=published.cid)
+
+    def _release(self, key: DeliveryKey) -> None:
+        """Leave the claim unconfirmed for the next claimer, who will reconcile it first."""
+        self.ledger.renew_delivery(key, self.worker, self.now(), timedelta(0))
+
+    def mark_unhealthy(self, job: Job, error: str) -> None:
+        was_healthy = all(
+            h.healthy
+            for h in self.ledger.account_health()
+            if (h.platform, h.account) == (job.platform, job.account)
+        )
+        self.ledger.set_account_health(job.platform, job.account, healthy=False, error=error, now=self.now())
+        if was_healthy:
+            log.error(
+                "ACCOUNT UNHEALTHY %s: credentials refused (%s); skipped until a probe succeeds",
+                job.target,
+                error,
+            )
+            self.alert("account_unhealthy", f"{job.target}: credentials refused: {error}")
+
+
+def _event(kind: str, job: Job, url: str | None = None, error: str | None = None) -> dict[str, object]:
+    """Fields for JSON log lines (ignored by the text format, whose message says it all)."""
+    fields: dict[str, object] = {"event": kind, "target": job.target, "queue": job.queue, "post": job.post_id}
+    if url is not None:
+        fields["url"] = url
+    if error is not None:
+        fields["error"] = error
+    return fields
+
+
+def expire_dead_workers(
+    ledger: Ledger, now: datetime, *, died: Callable[[str], bool] = died_here
+) -> list[str]:
+    """End the claims of workers whose process is gone from this host, so they are reconciled at once.
+
+    `died` decides (`bot.ledger.workers.died_here`: same host and pid namespace, pid gone or a zombie).
+    A worker on another host, or a pid perhaps reused by another program, is left alone: its
+    claims wait out their lease. Whoever takes an expired claim reconciles it before sending.
+    """
+    expired = []
+    for worker in ledger.claim_holders():
+        if died(worker) and ledger.expire_claims(worker, now):
+            log.warning("worker %s is gone: its claims are resumed now", worker)
+            expired.append(worker)
+    return expired
+
+
+ClientFactory = Callable[[str, str], PlatformClient]  # (platform, account) -> client
+
+
+def fan_out(courier: Courier, jobs: Sequence[Job], client_for: ClientFactory) -> list[Result]:
+    """Deliver every job at once, one thread each, so one slow or dead platform delays no other.
+
+    Each adapter call carries its own timeout (given when the client was opened), so every
+    thread ends within the retry bound. Results come back in the order of `jobs`.
+    """
+    if not jobs:
+        return []
+
+    def run(job: Job) -> Result:
+        try:
+            client = client_for(job.platform, job.account)
+        except AuthFailed as exc:
+            courier.mark_unhealthy(job, str(exc))
+            return Result(job, "failed", error=f"authentication refused: {exc}")
+        except PlatformError as exc:
+            return Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")
+        return courier.deliver(job, client)
+
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="deliver") as pool:
+        return list(pool.map(run, jobs))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,80 @@
+"""From a post of a queue to the delivery jobs it makes: one per (platform, account) target.
+
+The text rules render each part per platform and account; this module only turns that into the
+`Outgoing` messages the adapters take (images as absolute paths inside the content folder), and
+picks the targets: the queue's platforms that are enabled, the queue's accounts (default all),
+less any account whose credentials are missing (DESIGN §3: `run` refuses to start it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from bot.campaign.model import Account, Config, Post, Queue
+from bot.delivery.courier import Job
+from bot.planning.planner import targets_of
+from bot.render.textrules import render_post, to_outgoing
+
+
+def targets(config: Config, queue: Queue, platforms: Collection[str] | None = None) -> list[Account]:
+    """The accounts a post of `queue` goes to, in platform order, less those missing credentials."""
+    chosen: list[Account] = []
+    for platform, names in targets_of(queue, config).items():
+        if platforms and platform not in platforms:
+            continue
+        chosen.extend(a for a in config.accounts(platform) if a.name in names and not a.missing)
+    return chosen
+
+
+def build_job(config: Config, queue: Queue, post: Post, cycle: int, account: Account) -> Job:
+    rendered = render_post(queue, post, account.platform, account.name)
+    parts = tuple(
+        to_outgoing(rendered, index, content_dir=config.content_dir, nonce="")
+        for index in range(len(rendered.parts))
+    )
+    return Job(queue.name, post.id, cycle, account.platform, account.name, parts)
+
+
+def build_jobs(
+    config: Config, queue: Queue, post: Post, cycle: int, platforms: Collection[str] | None = None
+) -> list[Job]:
+    return [build_job(config, queue, post, cycle, account) for account in targets(config, queue, platforms)]
+
+
+def describe_post(config: Config, queue: Queue, post: Post, accounts: list[Account]) -> list[dict[str, Any]]:
+    """The exact payload of a post per account, as `post --dry-run` prints it."""
+    described = []
+    for account in accounts:
+        rendered = render_post(queue, post, account.platform, account.name)
+        parts = []
+        for index, part in enumerate(rendered.parts):
+            message = to_outgoing(rendered, index, content_dir=config.content_dir, nonce="")
+            parts.append(
+                {
+                    "text": part.text,
+                    "length": part.length,
+                    "limit": part.limit,
+                    "fits": part.fits,
+                    "images": [{"path": str(m.path), "alt": m.alt} for m in message.images],
+                    "facets": [
+                        {"start": f.start, "end": f.end, "kind": f.kind, "value": f.value}
+                        for f in message.facets
+                    ],
+                    "spoiler_text": message.spoiler_text,
+                    "visibility": message.visibility,
+                    "language": message.language,
+                    "link_card": message.link_card
+                    if isinstance(message.link_card, bool)
+                    else vars(message.link_card),
+                }
+            )
+        described.append(
+            {
+                "target": f"{account.platform}/{account.name}",
+                "queue": queue.name,
+                "post": post.id,
+                "parts": parts,
+            }
+        )
+    return described

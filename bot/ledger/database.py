@@ -1,0 +1,170 @@
+"""The database engine: one SQLAlchemy engine for SQLite or PostgreSQL, set up for several workers.
+
+`connect(url)` accepts what config.yaml's `database` holds (DESIGN §3):
+
+    sqlite:///state/bot.sqlite3           a file (its folder and the file created owner-only)
+    postgresql+psycopg://user@host/db     PostgreSQL through psycopg 3
+    postgres://user:pw@host/db            as Heroku sets DATABASE_URL; read as the line above
+
+Nothing here knows the tables; `bot.migrations` creates them and `bot.ledger.deliveries` uses them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.types import TypeDecorator
+
+# How long a SQLite writer waits for another's lock before giving up. Claims and batches are
+# short, so a wait this long only happens when something is badly wrong.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a database URL; `postgres://` and a bare `postgresql://` mean psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ValueError(
+            f"unsupported database {parsed.drivername!r}: use sqlite:/// or postgresql+psycopg://"
+        )
+    return parsed
+
+
+def database_exists(url: str) -> bool:
+    """False for a SQLite file not created yet (a read-only command need not create it)."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and Path(parsed.database or "").exists()
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url`, with the SQLite file prepared owner-only; no tables are touched."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _connect_sqlite(parsed)
+    # pre_ping: a daemon lives for weeks and hosted PostgreSQL drops idle connections.
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _connect_sqlite(url: URL) -> Engine:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        # An in-memory database lives in one connection, and pysqlite crashes when threads
+        # share one; several workers could not share it either. A file in a temporary folder
+        # costs the same in a test.
+        raise ValueError("the ledger needs a SQLite file: sqlite:///path/to/bot.sqlite3")
+    path = Path(database)
+    _create_owner_only(path)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN out of pysqlite's hands (it would only begin before writes) so that we
+        # choose the kind of transaction below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the writer; several processes share the file. Switching a
+        # new file to WAL needs an exclusive lock that SQLite does not wait for (it answers
+        # "database is locked" at once), so workers opening a new file at the same moment take
+        # turns through an flock on the folder. Not on the file itself: closing any descriptor
+        # of the database file drops every POSIX lock this process holds on it, SQLite's too.
+        # Once the file is in WAL (it stays so), the pragma is a no-op.
+        folder = os.open(path.absolute().parent, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            os.close(folder)  # releases the flock
+        # FULL: a claim committed before a network call must survive a power cut too.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock at BEGIN, so a read-then-write transaction waits on
+        # busy_timeout instead of failing with SQLITE_BUSY when another process wrote first.
+        # Pure reads ask for a deferred BEGIN through the `ledger_read` execution option.
+        read_only = conn.get_execution_options().get("ledger_read", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def make_private_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents readable by the owner only; existing ones stay as they are."""
+    missing = [p for p in reversed([folder, *folder.parents]) if not p.exists()]
+    for created in missing:
+        created.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(created, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the database file and any missing folders readable by the owner only (DESIGN §8).
+
+    SQLite gives its -wal and -shm files the main file's mode, so they follow. Existing folders
+    are left as they are: tightening someone's /tmp or home would be worse than the problem.
+    """
+    make_private_folders(path.absolute().parent)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on both engines.
+
+    SQLite has no time zones: it stores naive UTC text that sorts in time order. PostgreSQL
+    stores timestamptz and psycopg hands back the session's zone, converted here to UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger takes aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that may write; on SQLite it holds the write lock from its first statement."""
+    with engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction: a consistent snapshot that never waits for a writer."""
+    with engine.connect().execution_options(ledger_read=True) as conn, conn.begin():
+        yield conn
+
+
+def insert_for(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """The dialect's INSERT, which knows ON CONFLICT (both engines spell it the same)."""
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    return postgresql.insert(table)

@@ -1,0 +1,351 @@
+"""The ledger: what was posted where and which slots fired, in the database every worker shares.
+
+One database (SQLite by default, PostgreSQL for several workers) holds everything that must
+survive a restart (DESIGN §3, §6). The rules that make "exactly once" hold:
+
+- A slot is claimed by inserting its unique (queue, slot name): one worker wins, the others
+  see False and do nothing.
+- A delivery is claimed before the network call (`claim_delivery`), its attempt recorded just
+  before each call (`record_attempt`, which also checks the claim is still ours), and confirmed
+  after (`confirm_delivery`). A claim holds a lease; a worker that dies leaves a claim whose
+  lease runs out, and the next claimer takes it over with the same nonce and must reconcile
+  first (`Delivery.attempted`).
+
+Every time comes in as an argument (aware UTC); nothing here reads a clock. The pause, saved
+sessions and account health are `bot.ledger.sharedstate`'s (the Ledger inherits them); monitoring's
+share (mentions, cursors, leases, amplifications) lives in `bot.ledger.mentions` on the same engine.
+Slots (`claim_slot`, `mark_slot`, `sent_posts`, ...) are `bot.ledger.slotbook`'s, inherited likewise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+
+from bot.ledger.database import connect, insert_for, reading, writing
+from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, apply_migrations, deliveries
+from bot.ledger.sharedstate import SharedState
+from bot.ledger.slotbook import SlotBook
+from bot.ledger.slotbook import SlotRecord as SlotRecord  # for callers that read last_slot
+from bot.ledger.workers import new_worker_id as new_worker_id  # where the posting commands find it
+
+DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
+
+# Long enough to cover one call with its timeout and a short backoff; a worker renews it
+# (record_attempt, renew_delivery) before every call and every longer wait, so the lease only
+# runs out when the worker is gone. See docs/decisions.md.
+DELIVERY_LEASE = timedelta(seconds=90)
+# How long a request may still reach the platform after it was sent: one call's timeout
+# (bot.daemon.runtime.CALL_TIMEOUT, 20 s) and a margin for the server. A claim whose worker died
+# mid-call (`INTERRUPTED`) and whose call is not found on the platform is not sent again
+# before that (`bot.delivery.courier`).
+CALL_IN_FLIGHT = timedelta(seconds=30)
+# `last_error` of an attempted claim ended by `expire_claims`: its call may still be in flight.
+INTERRUPTED = "interrupted: its worker died during a call"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    key: DeliveryKey
+    state: DeliveryState
+    nonce: str  # chosen at the first claim, kept: the Bluesky rkey or the Mastodon Idempotency-Key
+    claimed_by: str | None
+    lease_until: datetime | None
+    attempts: int
+    text: str | None  # the exact text of the last attempt, for lookups by text
+    remote_id: str | None
+    remote_cid: str | None  # Bluesky: the record's CID, for the strong refs of replies
+    url: str | None
+    last_error: str | None
+    claimed_at: datetime
+    attempted_at: datetime | None
+    posted_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def attempted(self) -> bool:
+        """A call may have reached the platform: reconcile before sending again."""
+        return self.attempts > 0
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """Deliveries of one queue by state (one per part, platform and account)."""
+
+    claimed: int = 0
+    posted: int = 0
+    failed: int = 0
+    retracted: int = 0
+
+
+def open_ledger(url: str) -> Ledger:
+    """Connect to `url` and bring its schema up to date (safe with several workers starting)."""
+    engine = connect(url)
+    apply_migrations(engine)
+    return Ledger(engine)
+
+
+def _is_key(key: DeliveryKey) -> ColumnElement[bool]:
+    return and_(*(deliveries.c[name] == getattr(key, name) for name in DELIVERY_KEY))
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    m = row._mapping
+    key = DeliveryKey(*(m[name] for name in DELIVERY_KEY))
+    return Delivery(key=key, **{c: m[c] for c in _DELIVERY_FIELDS})
+
+
+_DELIVERY_FIELDS = [c.name for c in deliveries.c if c.name not in DELIVERY_KEY and c.name != "id"]
+
+
+def _take_over(
+    conn: Connection, key: DeliveryKey, worker: str, now: datetime, lease: timedelta, retry_failed: bool
+) -> Row[Any] | None:
+    """Move an existing claim whose lease ran out (or a failed one, if asked) to `worker`."""
+
+    def takeable(table: FromClause) -> ColumnElement[bool]:
+        expired = and_(table.c.state == "claimed", table.c.lease_until <= now)
+        return or_(expired, table.c.state == "failed") if retry_failed else expired
+
+    # PostgreSQL: SKIP LOCKED lets a loser move on at once instead of queueing behind the
+    # winner's transaction; the outer condition is checked again on the row it locks.
+    # SQLite ignores FOR UPDATE: BEGIN IMMEDIATE already admits one writer at a time.
+    candidate = deliveries.alias("candidate")
+    locked = (
+        select(candidate.c.id)
+        .where(*(candidate.c[n] == getattr(key, n) for n in DELIVERY_KEY), takeable(candidate))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(deliveries)
+        .where(deliveries.c.id == locked, takeable(deliveries))
+        .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
+        .returning(*deliveries.c)
+    )
+    row: Row[Any] | None = conn.execute(stmt).first()
+    return row
+
+
+class Ledger(SlotBook, SharedState):
+    """The posting side of the database, with the pause, sessions and account health that every
+    worker shares (`bot.ledger.sharedstate`). Thread-safe: every method is its own transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    def claim_delivery(
+        self,
+        key: DeliveryKey,
+        worker: str,
+        now: datetime,
+        lease: timedelta,
+        nonce_factory: Callable[[], str],
+        *,
+        retry_failed: bool = False,
+    ) -> Delivery | None:
+        """Take the delivery for `worker`, or None when another holds it or it is done.
+
+        Takes a delivery never claimed (a new row, its nonce from `nonce_factory`), or one whose
+        lease ran out (its worker died: the nonce is kept), or with `retry_failed` one that
+        failed. Exactly one of racing workers wins. When the result is `attempted`, a call may
+        have reached the platform: reconcile before sending.
+        """
+        with writing(self.engine) as conn:
+            stmt = (
+                insert_for(conn, deliveries)
+                .values(
+                    **{name: getattr(key, name) for name in DELIVERY_KEY},
+                    state="claimed",
+                    nonce=nonce_factory(),
+                    claimed_by=worker,
+                    lease_until=now + lease,
+                    attempts=0,
+                    claimed_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+                .returning(*deliveries.c)
+            )
+            row = conn.execute(stmt).first()
+            if row is None:
+                row = _take_over(conn, key, worker, now, lease, retry_failed)
+        return _delivery(row) if row is not None else None
+
+    def record_attempt(
+        self, key: DeliveryKey, worker: str, text: str, now: datetime, lease: timedelta = DELIVERY_LEASE
+    ) -> bool:
+        """Call just before each network call: counts it, keeps the exact text, renews the lease.
+
+        False means the claim is no longer `worker`'s (its lease ran out and another worker
+        took it over): do not send.
+        """
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
+                .values(
+                    attempts=deliveries.c.attempts + 1,
+                    last_error=None,  # this call is the last one now
+                    text=text,
+                    attempted_at=now,
+                    lease_until=now + lease,
+                    updated_at=now,
+                )
+            )
+            return result.rowcount == 1
+
+    def renew_delivery(
+        self, key: DeliveryKey, worker: str, now: datetime, lease: timedelta = DELIVERY_LEASE
+    ) -> bool:
+        """Extend `worker`'s claim before a long wait (a backoff); False if it is no longer ours."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
+                .values(lease_until=now + lease, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def confirm_delivery(
+        self, key: DeliveryKey, remote_id: str, url: str | None, now: datetime, *, cid: str | None = None
+    ) -> bool:
+        """The platform has the post (answered, or found by reconciliation); False if already done."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state.in_(["claimed", "failed"]))
+                .values(
+                    state="posted",
+                    remote_id=remote_id,
+                    remote_cid=cid,
+                    url=url,
+                    posted_at=now,
+                    lease_until=None,
+                    last_error=None,
+                    updated_at=now,
+                )
+            )
+            return result.rowcount == 1
+
+    def fail_delivery(self, key: DeliveryKey, error: str, now: datetime) -> bool:
+        """Give up on a claimed delivery with the platform's message (never a secret)."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state == "claimed")
+                .values(state="failed", last_error=error, lease_until=None, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def mark_retracted(self, key: DeliveryKey, now: datetime) -> bool:
+        """Record that a posted delivery was deleted on its platform."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state == "posted")
+                .values(state="retracted", updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def get_delivery(self, key: DeliveryKey) -> Delivery | None:
+        with reading(self.engine) as conn:
+            row = conn.execute(select(deliveries).where(_is_key(key))).first()
+        return _delivery(row) if row is not None else None
+
+    def deliveries_for_post(self, queue: str, post_id: str, cycle: int | None = None) -> list[Delivery]:
+        """Every delivery of one post (one cycle, or all), by cycle, part, platform, account."""
+        stmt = select(deliveries).where(deliveries.c.queue == queue, deliveries.c.post_id == post_id)
+        if cycle is not None:
+            stmt = stmt.where(deliveries.c.cycle == cycle)
+        order = (deliveries.c.cycle, deliveries.c.part, deliveries.c.platform, deliveries.c.account)
+        with reading(self.engine) as conn:
+            return [_delivery(row) for row in conn.execute(stmt.order_by(*order))]
+
+    def unconfirmed_deliveries(self, now: datetime) -> list[Delivery]:
+        """Claims whose worker is gone (lease run out): to reconcile at start-up, oldest first."""
+        stmt = (
+            select(deliveries)
+            .where(deliveries.c.state == "claimed", deliveries.c.lease_until <= now)
+            .order_by(deliveries.c.claimed_at, deliveries.c.id)
+        )
+        with reading(self.engine) as conn:
+            return [_delivery(row) for row in conn.execute(stmt)]
+
+    def claim_holders(self) -> set[str]:
+        """Workers that hold a live-looking claim (state claimed), whatever their lease says."""
+        stmt = select(deliveries.c.claimed_by).where(deliveries.c.state == "claimed").distinct()
+        with reading(self.engine) as conn:
+            return {worker for worker in conn.execute(stmt).scalars() if worker is not None}
+
+    def expire_claims(self, worker: str, now: datetime) -> int:
+        """End the leases of a worker known to be dead, so its claims can be taken over at once.
+
+        The ledger cannot know a worker died before its lease runs out; a restarted daemon can
+        (on its own host, a worker id whose pid is gone: `new_worker_id` names host and pid), and
+        need not then wait out the lease before reconciling what the dead one left.
+        """
+        live = and_(
+            deliveries.c.state == "claimed", deliveries.c.claimed_by == worker, deliveries.c.lease_until > now
+        )
+        with writing(self.engine) as conn:
+            # An attempted claim is marked: its call may still be in the server, which applies it
+            # though nobody reads the answer, so the next claimer must not resend too soon.
+            conn.execute(
+                update(deliveries).where(live, deliveries.c.attempts > 0).values(last_error=INTERRUPTED)
+            )
+            result = conn.execute(update(deliveries).where(live).values(lease_until=now, updated_at=now))
+            return result.rowcount
+
+    # --- status and limits ----------------------------------------------------------------
+
+    def delivery_counts(self) -> dict[str, DeliveryCounts]:
+        """Per queue, how many deliveries are in each state (for `status`)."""
+        stmt = select(deliveries.c.queue, deliveries.c.state, func.count()).group_by(
+            deliveries.c.queue, deliveries.c.state
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with reading(self.engine) as conn:
+            for queue, state, n in conn.execute(stmt):
+                counts.setdefault(queue, {})[state] = n
+        return {queue: DeliveryCounts(**by_state) for queue, by_state in counts.items()}
+
+    def last_posts(self) -> dict[tuple[str, str], datetime]:
+        """(platform, account) -> time of its most recent post (for `status` and `min_gap`)."""
+        stmt = (
+            select(deliveries.c.platform, deliveries.c.account, func.max(deliveries.c.posted_at))
+            .where(deliveries.c.posted_at.is_not(None))
+            .group_by(deliveries.c.platform, deliveries.c.account)
+        )
+        with reading(self.engine) as conn:
+            return {(p, a): t for p, a, t in conn.execute(stmt)}
+
+    def count_posts(self, platform: str, account: str, since: datetime) -> int:
+        """Posts (each thread part counts, as the platforms count them) since `since`: for `posts_per_day`."""
+        stmt = select(func.count()).where(
+            deliveries.c.platform == platform,
+            deliveries.c.account == account,
+            deliveries.c.posted_at >= since,
+        )
+        with reading(self.engine) as conn:
+            return int(conn.execute(stmt).scalar_one())

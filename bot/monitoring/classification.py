@@ -1,0 +1,106 @@
+"""Which kind of post someone else made, if it is one we report (DESIGN §7). Pure.
+
+Each post gets the first kind that applies:
+
+    reply     answers or quotes one of our posts (linked to the delivery it answers)
+    mention   names one of our accounts
+    hashtag   uses a tracked hashtag (case-insensitive)
+
+and none at all when it is ours, not public (a DM, a followers-only post), or by a handle in
+`monitor.ignore`: those are never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from bot.campaign.model import Platform
+from bot.ledger.ourposts import OurPost
+from bot.platforms import Mention
+
+Kind = Literal["reply", "mention", "hashtag"]
+
+
+def normalize_handle(handle: str) -> str:
+    """`@Alice@Example.social` is `alice@example.social`; `@bob.bsky.social` is `bob.bsky.social`."""
+    return handle.strip().removeprefix("@").lower()
+
+
+def normalize_tag(tag: str) -> str:
+    return tag.strip().lstrip("#＃").casefold()
+
+
+@dataclass(frozen=True)
+class Ours:
+    """What classification knows about us on one platform."""
+
+    accounts: Mapping[str, str]  # identity (Mention.author_id form) -> account name
+    hashtags: frozenset[str]  # normalized: without '#', case-folded
+    ignore: frozenset[str] = frozenset()  # normalized handles
+
+    @classmethod
+    def build(cls, accounts: Mapping[str, str], hashtags: Iterable[str], ignore: Iterable[str] = ()) -> Ours:
+        return cls(
+            accounts={identity.lower(): name for identity, name in accounts.items()},
+            hashtags=frozenset(normalize_tag(t) for t in hashtags),
+            ignore=frozenset(normalize_handle(h) for h in ignore),
+        )
+
+    def is_ours(self, identity: str | None) -> bool:
+        return identity is not None and identity.lower() in self.accounts
+
+    def account_of(self, identity: str) -> str | None:
+        return self.accounts.get(identity.lower())
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A post by someone else, classified: what the log line and the mentions log show."""
+
+    kind: Kind
+    platform: Platform
+    account: str | None  # our account it concerns; None for a hashtag post
+    post: Mention
+    in_reply_to: str | None  # our post's URL, for a reply
+    tracked: bool = field(default=False)  # uses a tracked hashtag (whatever its kind): amplifiable
+
+    @property
+    def created_at(self) -> datetime:
+        return self.post.created_at
+
+
+def uses_tracked(post: Mention, ours: Ours) -> bool:
+    return any(normalize_tag(t) in ours.hashtags for t in post.hashtags)
+
+
+def classify(
+    post: Mention,
+    platform: Platform,
+    ours: Ours,
+    answered: Mapping[str, OurPost],
+    polled_by: str | None = None,
+) -> Sighting | None:
+    """The post's kind, or None when it is not reported.
+
+    `answered` maps the ids of our published posts (those this post might answer) to where
+    they are; `polled_by` is the account whose notifications the post came from, if any.
+    """
+    if not post.public or ours.is_ours(post.author_id) or normalize_handle(post.author) in ours.ignore:
+        return None
+    tracked = uses_tracked(post, ours)
+    delivered = answered.get(post.in_reply_to) if post.in_reply_to else None
+    if delivered is not None:
+        return Sighting("reply", platform, delivered.account, post, delivered.url, tracked)
+    if post.in_reply_to is not None and ours.is_ours(post.in_reply_to_author):
+        # One of our posts that no delivery knows (written by hand, or before the ledger).
+        account = ours.account_of(post.in_reply_to_author or "") or polled_by
+        return Sighting("reply", platform, account, post, post.in_reply_to_url, tracked)
+    named = [ours.account_of(i) for i in post.mentioned if ours.is_ours(i)]
+    if named or post.mentions_us:
+        return Sighting("mention", platform, named[0] if named else polled_by, post, None, tracked)
+    if tracked:
+        return Sighting("hashtag", platform, None, post, None, tracked)
+    return None

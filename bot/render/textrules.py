@@ -1,0 +1,275 @@
+"""What a post becomes on each platform, and whether it fits.
+
+`render_post` turns one post of a queue into the exact payload for one platform and account:
+the queue's hashtags appended to the first part when the text lacks them, the platform's own
+text or thread when the post gives one, and per part its length measured the platform's way:
+
+- X: twitter-text v3 weighted length (CJK and emoji 2, any URL 23, after NFC), limit 280;
+- Bluesky: 300 graphemes and 3000 UTF-8 bytes (the PDS checks both, the SDK neither), plus the
+  rich-text facets that make tags, links and mentions clickable (`bot.render.facets`);
+- Mastodon: graphemes of content warning + text, each http(s) URL as 23 and `@user@domain` as
+  `@user` (StatusLengthValidator), limit 500 or the instance's `max_characters`.
+
+The adapters send what this returns, so `preview` shows exactly what goes out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import regex
+from twitter_text.extract_urls import extract_urls_with_indices
+from twitter_text.has_invalid_characters import has_invalid_characters
+
+from bot.campaign.model import Image, LinkCard, Platform, PlatformOptions, Post, Queue
+from bot.errors import Problem
+from bot.platforms import Facet, Media, Outgoing, Published
+from bot.render.facets import count_graphemes, detect_facets, utf8_length
+from bot.render.tweetlength import x_length
+
+X_LIMIT = 280
+BLUESKY_GRAPHEMES = 300
+BLUESKY_BYTES = 3000
+MASTODON_DEFAULT_LIMIT = 500
+MASTODON_URL_LENGTH = 23
+
+
+@dataclass(frozen=True)
+class RenderedPart:
+    """One message as sent: `length` is measured the platform's way, against `limit`."""
+
+    text: str
+    length: int
+    limit: int
+    images: tuple[Image, ...] = ()
+    facets: tuple[Facet, ...] = ()  # Bluesky only
+    byte_length: int | None = None  # Bluesky's second limit
+    byte_limit: int | None = None
+    invalid_characters: bool = False  # X refuses some code points (U+FFFE, U+FFFF, ...)
+
+    @property
+    def fits(self) -> bool:
+        over_bytes = self.byte_limit is not None and (self.byte_length or 0) > self.byte_limit
+        return self.length <= self.limit and not over_bytes and not self.invalid_characters
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One post for one platform and account; a thread has several parts, sent as a reply chain."""
+
+    queue: str
+    post_id: str
+    platform: Platform
+    account: str
+    parts: tuple[RenderedPart, ...]
+    spoiler_text: str | None = None  # Mastodon: the content warning, on every part
+    visibility: str | None = None  # Mastodon
+    language: str | None = None
+    link_card: bool | LinkCard = field(default=False)  # Bluesky: on the first part
+
+
+def add_hashtags(text: str, hashtags: tuple[str, ...]) -> str:
+    """Append each hashtag the text lacks (compared case-insensitively, as a whole tag)."""
+    missing = [tag for tag in hashtags if not _has_hashtag(text, tag)]
+    if not missing:
+        return text
+    separator = "" if not text or text[-1].isspace() else " "
+    return text + separator + " ".join(missing)
+
+
+def _has_hashtag(text: str, tag: str) -> bool:
+    word = tag.lstrip("#＃")
+    # A longer tag (#NoTechForICEs) is another tag, so the match must end at a non-word character.
+    pattern = rf"(?<![\w#＃])[#＃]{re.escape(word)}(?!\w)"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
+    """The post's options for this platform over the queue's defaults."""
+    base = queue.defaults.get(platform, PlatformOptions())
+    own = post.overrides.get(platform, PlatformOptions())
+    return PlatformOptions(
+        parts=own.parts if own.parts is not None else base.parts,
+        spoiler_text=own.spoiler_text if own.spoiler_text is not None else base.spoiler_text,
+        visibility=own.visibility if own.visibility is not None else base.visibility,
+        link_card=own.link_card if own.link_card is not False else base.link_card,
+        language=own.language if own.language is not None else base.language,
+    )
+
+
+def render_post(
+    queue: Queue,
+    post: Post,
+    platform: Platform,
+    account_name: str,
+    *,
+    mastodon_max_chars: int = MASTODON_DEFAULT_LIMIT,
+) -> Rendered:
+    """The exact payload of `post` for one platform and account."""
+    options = _options(queue, post, platform)
+    # The loader already put the post's images on the first part of a platform's own text.
+    parts = options.parts if options.parts is not None else post.parts
+    texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
+    spoiler = options.spoiler_text if platform == "mastodon" else None
+    rendered = tuple(
+        _measure(platform, text, part.images, spoiler, mastodon_max_chars)
+        for text, part in zip(texts, parts, strict=True)
+    )
+    return Rendered(
+        queue=queue.name,
+        post_id=post.id,
+        platform=platform,
+        account=account_name,
+        parts=rendered,
+        spoiler_text=spoiler,
+        visibility=options.visibility if platform == "mastodon" else None,
+        language=options.language or queue.language,
+        link_card=options.link_card if platform == "bluesky" else False,
+    )
+
+
+def to_outgoing(
+    rendered: Rendered,
+    index: int,
+    *,
+    content_dir: Path,
+    nonce: str,
+    reply_to: Published | None = None,
+    root: Published | None = None,
+) -> Outgoing:
+    """Part `index` of a rendered post as the adapter takes it: what preview showed, nothing else.
+
+    Images become absolute paths inside the content folder; the link card goes with the first
+    part only; the content warning, visibility and language go with every part (Mastodon.py's
+    own `status_reply` copies the CW the same way).
+    """
+    part = rendered.parts[index]
+    return Outgoing(
+        text=part.text,
+        nonce=nonce,
+        images=tuple(Media(content_dir / image.path, image.alt) for image in part.images),
+        facets=part.facets,
+        spoiler_text=rendered.spoiler_text,
+        visibility=rendered.visibility,
+        language=rendered.language,
+        link_card=rendered.link_card if index == 0 else False,
+        reply_to=reply_to,
+        root=root,
+    )
+
+
+def _measure(
+    platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None, mastodon_max: int
+) -> RenderedPart:
+    if platform == "x":
+        invalid = has_invalid_characters(text)
+        return RenderedPart(text, x_length(text), X_LIMIT, images, invalid_characters=invalid)
+    if platform == "bluesky":
+        return RenderedPart(
+            text,
+            count_graphemes(text),
+            BLUESKY_GRAPHEMES,
+            images,
+            facets=detect_facets(text),
+            byte_length=utf8_length(text),
+            byte_limit=BLUESKY_BYTES,
+        )
+    return RenderedPart(text, mastodon_length(text, spoiler), mastodon_max, images)
+
+
+# Account::MENTION_RE: the username, then optionally @domain; not after a word character, = or /.
+_MASTODON_MENTION = regex.compile(
+    r"(?<![=/\w])@(([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)(?:@[\w.-]+\w+)?)", regex.IGNORECASE
+)
+# twitter-text's end_mention_match: a mention followed by @ or :// is not one.
+_MENTION_END = regex.compile(r"@|://")
+
+
+def mastodon_length(text: str, spoiler_text: str | None = None) -> int:
+    """Graphemes of content warning + text, URLs as 23, `@user@domain` as `@user`."""
+    entities: list[tuple[int, int, str]] = []
+    for url in extract_urls_with_indices(text, extract_urls_without_protocol=False):
+        start, end = url["indices"]
+        entities.append((start, end, "x" * MASTODON_URL_LENGTH))
+    for m in _MASTODON_MENTION.finditer(text):
+        if _MENTION_END.match(text, m.end()):
+            continue
+        entities.append((m.start(), m.end(), "@" + m.group(2)))
+    countable, cursor = [], 0
+    # Extractor.remove_overlapping_entities: earliest first, a later overlapping one is dropped.
+    for start, end, replacement in sorted(entities):
+        if start < cursor:
+            continue
+        countable.append(text[cursor:start])
+        countable.append(replacement)
+        cursor = end
+    countable.append(text[cursor:])
+    return count_graphemes((spoiler_text or "") + "".join(countable))
+
+
+def length_problems(
+    queue: Queue,
+    targets: Mapping[Platform, Sequence[str]],
+    *,
+    mastodon_max_chars: Mapping[str, int] | None = None,
+) -> list[Problem]:
+    """Every part of every post that does not fit a target platform, at the post's line.
+
+    `targets` maps each platform to its account names; `mastodon_max_chars` gives an instance's
+    limit per Mastodon account name when known (500 otherwise). X and Bluesky limits do not
+    depend on the account, so each post is measured once per platform and once per distinct
+    Mastodon limit.
+    """
+    problems: list[Problem] = []
+    for post in queue.posts:
+        for platform, accounts in targets.items():
+            if not accounts:
+                continue
+            if platform != "mastodon":
+                problems.extend(_part_problems(queue, post, render_post(queue, post, platform, accounts[0])))
+                continue
+            limits = {
+                (mastodon_max_chars or {}).get(a, MASTODON_DEFAULT_LIMIT): a for a in reversed(accounts)
+            }
+            for limit, account in sorted(limits.items()):
+                rendered = render_post(queue, post, platform, account, mastodon_max_chars=limit)
+                problems.extend(_part_problems(queue, post, rendered))
+    return problems
+
+
+def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem]:
+    problems = []
+    many = len(rendered.parts) > 1
+    for index, part in enumerate(rendered.parts, start=1):
+        where = f"post {post.id!r}" + (f" part {index}" if many else "")
+        on = f"on {rendered.platform}"
+        unit = {"x": "weighted characters", "bluesky": "graphemes", "mastodon": "characters"}
+        if part.length > part.limit:
+            what = unit[rendered.platform]
+            if rendered.spoiler_text:
+                what += " with the content warning"
+            problems.append(
+                Problem(
+                    str(queue.file),
+                    post.line,
+                    f"{where} is too long {on}: {part.length} {what}, limit {part.limit}",
+                )
+            )
+        if part.byte_limit is not None and (part.byte_length or 0) > part.byte_limit:
+            problems.append(
+                Problem(
+                    str(queue.file),
+                    post.line,
+                    f"{where} is too long {on}: {part.byte_length} UTF-8 bytes, limit {part.byte_limit}",
+                )
+            )
+        if part.invalid_characters:
+            problems.append(
+                Problem(str(queue.file), post.line, f"{where} holds characters X refuses (e.g. U+FFFE)")
+            )
+        if not part.text.strip():
+            problems.append(Problem(str(queue.file), post.line, f"{where} is empty {on}"))
+    return problems
