@@ -4,6 +4,11 @@ Mastodon.py is built with `ratelimit_method="throw"` (its default sleeps, unboun
 call; retries are the scheduler's job) and with `mastodon_version="4.3.0",
 version_check_mode="created"`: that skips the instance probe, yet still makes `media_post` use
 `/api/v2/media` (in mode "none" a given version is never parsed and the legacy v1 route is used).
+
+A Mastodon.py instance is not thread-safe: it keeps the last answer's rate limit on itself, unlocked
+(`ratelimit_reset` is set, then `+=` the server's clock skew, then set to None once past), and a
+thread that meets another's None raises MastodonRatelimitError, even for a 200 (a status that was
+posted, reported as rate limited). So each thread gets its own instance over the one shared session.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from mastodon.errors import (
     MastodonVersionError,
 )
 
-from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
+from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.platforms import (
     Batch,
     Media,
@@ -70,26 +75,20 @@ class MastodonClient:
         self.account = account.name
         self._now = now
         # Per thread: several delivery threads (and monitoring) share one client, and another
-        # thread's answer must not lend a 429 its reset (it did: 300 s instead of 1 s).
-        self._answers = threading.local()
-        session = requests.Session()
+        # thread's answer must not lend a 429 its reset (it did: 300 s instead of 1 s), nor may
+        # another thread's call touch this one's Mastodon.py instance (see the module docstring).
+        self._per_thread = threading.local()
+        self._session = requests.Session()  # one connection pool for all the threads' instances
         # Mastodon.py's throw mode raises on a 429 without the reset it has just read; keep the
         # headers of each answer so RateLimited can say how long to wait. requests runs the hook
         # in the thread that made the request.
-        session.hooks["response"].append(self._remember_headers)
+        self._session.hooks["response"].append(self._remember_headers)
         if on_budget is not None:
-            session.hooks["response"].append(requests_budget_hook(on_budget))
-        self._api = Mastodon(
-            access_token=account.credentials.get("access_token", ""),
-            api_base_url=account.base_url,
-            ratelimit_method="throw",
-            request_timeout=timeout,
-            mastodon_version="4.3.0",
-            version_check_mode="created",
-            session=session,
-            user_agent="campaign-bot",
-        )
+            self._session.hooks["response"].append(requests_budget_hook(on_budget))
+        self._access_token = account.credentials.get("access_token", "")
+        self._timeout = timeout
         self._base_url = account.base_url
+        self._per_thread.api = self._new_api()  # a bad base URL fails here, not at the first call
         self._own_id: str | None = None
         self._has_source_route = True  # until the server answers 404 for it
 
@@ -98,7 +97,27 @@ class MastodonClient:
 
     def close(self) -> None:
         """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
-        self._api.session.close()
+        self._session.close()
+
+    @property
+    def _api(self) -> Mastodon:
+        """This thread's Mastodon.py instance (made on its first call; none makes a request)."""
+        api: Mastodon | None = getattr(self._per_thread, "api", None)
+        if api is None:
+            api = self._per_thread.api = self._new_api()
+        return api
+
+    def _new_api(self) -> Mastodon:
+        return Mastodon(
+            access_token=self._access_token,
+            api_base_url=self._base_url,
+            ratelimit_method="throw",
+            request_timeout=self._timeout,
+            mastodon_version="4.3.0",
+            version_check_mode="created",
+            session=self._session,
+            user_agent="campaign-bot",
+        )
 
     # -- the PlatformClient protocol -------------------------------------------------------
 
@@ -215,7 +234,7 @@ class MastodonClient:
         return str(attachment["id"])
 
     def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._answers.headers = dict(response.headers)
+        self._per_thread.headers = dict(response.headers)
 
     def _source_text(self, status: Mapping[str, Any]) -> str:
         if status.get("text"):
@@ -234,7 +253,7 @@ class MastodonClient:
         try:
             return send()
         except MastodonError as exc:
-            headers: Mapping[str, str] = getattr(self._answers, "headers", {})
+            headers: Mapping[str, str] = getattr(self._per_thread, "headers", {})
             raise translate_error(exc, headers, self._now()) from exc
         except ValueError as exc:  # Mastodon.py checks some arguments (visibility) itself
             raise Rejected(f"Mastodon: {exc}") from exc
