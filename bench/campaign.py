@@ -2,7 +2,7 @@
 
 The sandbox runs either in-process (`bot.sandbox.start_sandbox`) or as its own process
 (`python -m bot sandbox`, so that the daemon being measured does not share its CPU time);
-both describe themselves with the same JSON (DESIGN §2, sandbox control).
+both describe themselves with the same JSON (docs/design.md, sandbox control API).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Shared by the adapter tests (the real SDKs against the sandbox) and the monitoring tests. What
 the emulator holds is read and steered over real HTTP (`/_sandbox/state`, `faults`, `audience`,
-`settings`), as DESIGN §2 draws it.
+`settings`), as docs/design.md (sandbox control API) draws it.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Emulated:
     def audience(
         self, kind: str, text: str, author: str = "alice", to: str | None = None, count: int = 1
     ) -> list[dict[str, Any]]:
-        """Other people post (DESIGN §2, `POST audience`); their posts as the emulator stored them."""
+        """Other people post (`POST audience`); their posts as the emulator stored them."""
         answer = self.control("audience", kind=kind, author=author, text=text, to=to, count=count)
         posts: list[dict[str, Any]] = answer["posts"]
         return posts

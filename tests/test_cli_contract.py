@@ -1,4 +1,4 @@
-"""DESIGN §2 exit codes, as an outside checker sees them: `python -m bot ...` from a campaign folder.
+"""Exit codes (docs/design.md) as an outside checker sees them: `python -m bot ...` from a campaign folder.
 
 0 success, 1 invalid input (config or content) as `FILE:LINE: message` and never a traceback,
 2 usage error (including a queue or post id the command line names and the content lacks).

@@ -1,4 +1,4 @@
-"""DESIGN §3's config.yaml example, verbatim: every key accepted, with the values it shows.
+"""A config.yaml that sets every key (docs/design.md, config.yaml): each accepted, with its value.
 
 Loaded from another working folder, so relative paths are seen to follow the config's folder.
 """

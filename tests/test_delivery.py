@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from bot.daemon.runtime import Runtime
-from bot.delivery.courier import Courier, Job, RetryPolicy, fan_out
+from bot.delivery.courier import Courier, Job, fan_out
 from bot.delivery.jobs import build_jobs
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.ledger.deliveries import DELIVERY_LEASE, Ledger, open_ledger
 from bot.platforms import Outgoing
 from bot.platforms.tid import make_tid
+from bot.retry import RetryPolicy
 from tests.clock import Clock
 from tests.fakeplatform import FakeClient, FakeGate, Step
 from tests.sandboxsite import PLATFORMS, Site

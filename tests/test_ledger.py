@@ -22,10 +22,11 @@ import pytest
 from sqlalchemy import inspect, text
 
 from bot.ledger.database import connect, normalise_url
-from bot.ledger.deliveries import INTERRUPTED, DeliveryCounts, Ledger, new_worker_id, open_ledger
+from bot.ledger.deliveries import INTERRUPTED, DeliveryCounts, Ledger, open_ledger
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.schema import MIGRATIONS, DeliveryKey, apply_migrations, metadata
+from bot.ledger.workers import new_worker_id
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """`run --once` against a separately started sandbox: what the audience posts reaches the log and
-the mentions log, once each, and nothing again after a restart (issue 10's "done when")."""
+the mentions log, once each, and nothing again after a restart."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pause` from one process stops a running daemon within 5 s, `resume` restarts it (DESIGN §2).
+"""`pause` from one process stops a running daemon within 5 s, `resume` restarts it (docs/design.md).
 
 Both are the real commands in their own processes, against emulators started by the test.
 """

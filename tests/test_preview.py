@@ -89,7 +89,7 @@ def campaign_queue(**kw: Any) -> Queue:
 
 
 def expected_weekday_slots(first: date, days: int) -> list[datetime]:
-    """DESIGN §4 by hand: 9, 13 and 17 o'clock New York time, Monday to Friday."""
+    """The slot rules (docs/design.md) by hand: 9, 13 and 17 o'clock New York time, Monday to Friday."""
     out = []
     for n in range(days):
         day = first + timedelta(days=n)

@@ -27,7 +27,7 @@ def run_bot(*args: str, config: Path = REPO / "config.yaml") -> subprocess.Compl
     )
 
 
-# --- DESIGN §4 computed again, independently, for the forms the shipped queues use --------------
+# --- the slot rules computed again, independently, for the forms the shipped queues use ---------
 
 
 def cron_values(field: str, low: int, high: int) -> set[int]:

@@ -1,4 +1,4 @@
-"""`preview` reads the ledger: each slot shows the post it will really send next (DESIGN §2)."""
+"""`preview` reads the ledger: each slot shows the post it will really send next (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ def test_post_with_facets_keeps_their_byte_offsets(bot: Client, server: SandboxS
     posted = bot.send_post(text, langs=["en"])
     stored = bot.get_post(rkey_of(posted.uri)).value
     offsets = [(f.index.byte_start, f.index.byte_end) for f in stored.facets or []]
-    assert offsets == [(24, 37), (38, 66)]  # NOTES §5: ✊ is 3 bytes
+    assert offsets == [(24, 37), (38, 66)]  # ✊ is 3 bytes in UTF-8
     raw = next(p["raw"] for p in state(server)["posts"] if p["id"] == posted.uri)
     data = raw["text"].encode()
     assert [data[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode() for f in raw["facets"]] == [
@@ -782,7 +782,7 @@ def check_lexicon(value: Any, ref: str, lexicons: dict[str, dict[str, Any]], pat
     """A small generic lexicon validator, independent of the emulator's own: the problems found."""
     nsid, _, name = ref.partition("#")
     if nsid not in lexicons:
-        return []  # a lexicon not in reference/ (e.g. app.bsky.embed.defs): not checked here
+        return []  # a lexicon not in tests/data/ (e.g. app.bsky.embed.defs): not checked here
     return check_def(value, lexicons[nsid]["defs"][name or "main"], nsid, lexicons, path)
 
 
@@ -1025,7 +1025,7 @@ def test_a_recorded_real_thread_has_the_shape_our_thread_has(bot: Client, server
     ("text", "tags"),
     [
         ("Tech workers say no ✊ #NoTechForICE!!", ["NoTechForICE"]),  # trailing punctuation stripped
-        ("x#a (#b) #1234 #2024election", ["2024election"]),  # NOTES §5 tag rules
+        ("x#a (#b) #1234 #2024election", ["2024election"]),  # the tag rules of rich-text/detection.ts
         ("＃全角 tag", ["全角"]),
     ],
 )

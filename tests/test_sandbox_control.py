@@ -1,4 +1,4 @@
-"""DESIGN §2 "Sandbox control", checked from outside on all three emulators alike.
+"""The sandbox control API (docs/design.md), checked from outside on all three emulators alike.
 
 Each test drives one emulator through `/_sandbox/` over real HTTP and posts through the bot's own
 adapter (the real SDK underneath), the way an outside checker would: the key set of a state

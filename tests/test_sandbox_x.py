@@ -48,7 +48,7 @@ class Sandbox:
         return client
 
     def upload(self, client: tweepy.Client, data: bytes, category: str = "tweet_image") -> requests.Response:
-        """The v2 upload tweepy has no method for, through the client's own session (NOTES §3)."""
+        """The v2 upload tweepy has no method for, through the client's own session."""
         return client.session.post(
             "https://api.x.com/2/media/upload",
             auth=self._auth(client),

@@ -1,7 +1,7 @@
 """The X emulator against X's recorded real answers (tweepy's cassettes, in tests/data/x/).
 
 Same request through tweepy, then the same keys, the same JSON types and the same headers as
-the recording. The cassettes are tweepy's own (copied unchanged from shared/reference/x/):
+the recording. The cassettes are tweepy's own (copied unchanged from tweepy/tweepy's `cassettes/`):
 bodies are gzip-compressed, stored as YAML !!binary.
 """
 
@@ -76,7 +76,7 @@ def test_create_and_delete_match_the_recording(sandbox: Sandbox) -> None:
     client = sandbox.client(raw=True)
     ours = client.create_tweet(text="Test Tweet")
     assert ours.status_code == create["status"] == 201
-    # The 2021 recording predates edit history; X sends edit_history_tweet_ids now (NOTES §0).
+    # The 2021 recording predates edit history; X sends edit_history_tweet_ids now.
     assert shape(ours.json()) == {
         "data": {**shape(create["body"]["data"]), "edit_history_tweet_ids": ["str"]}
     }
@@ -125,7 +125,7 @@ def test_v2_media_upload_keeps_the_v1_fields_it_shares(sandbox: Sandbox) -> None
     recorded_body = upload["body"]
     ours = sandbox.upload(sandbox.client(), png(1252, 626))
     data = ours.json()["data"]
-    # v2 renames media_id_string to id (a string) and adds media_key (NOTES §3).
+    # v2 renames media_id_string to id (a string) and adds media_key (docs.x.com, "Media upload").
     assert shape(data["image"]) == shape(recorded_body["image"])
     assert data["image"] == recorded_body["image"] | {"image_type": "image/png"}
     assert type(data["id"]) is type(recorded_body["media_id_string"])
@@ -133,7 +133,7 @@ def test_v2_media_upload_keeps_the_v1_fields_it_shares(sandbox: Sandbox) -> None
     assert_rate_headers(ours.headers)
 
 
-# The error bodies X sends, as shared/reference/x/NOTES.md §4 records them.
+# The error bodies X sends (docs.x.com "Response codes and errors"; docs/platforms.md, X).
 ERRORS = {
     401: {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"},
     403: {

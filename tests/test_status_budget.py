@@ -1,4 +1,4 @@
-"""`status` shows each account's rate budget as the platform itself last stated it (DESIGN §2)."""
+"""`status` shows each account's rate budget as the platform itself last stated it (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loading config.yaml (DESIGN §3) into the frozen `bot.campaign.model.Config`.
+"""Loading config.yaml (docs/design.md, config.yaml) into the frozen `bot.campaign.model.Config`.
 
 Steps: parse the YAML (keeping lines), replace `${VAR}` and `${VAR:-default}` from the
 environment and then from a `.env` file beside the config (the environment wins), validate the

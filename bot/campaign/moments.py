@@ -3,7 +3,7 @@
 A bare date means midnight local time at the start of that day, except for `expires`, where it
 means the end of that day (so `expires: 2027-01-31` still allows slots on 31 January). A local
 time that does not exist (skipped by a DST change) moves to the first minute after the gap; one
-that happens twice is the first of the two, as for slots (DESIGN §4).
+that happens twice is the first of the two, as for slots (docs/design.md, slot rules).
 """
 
 from __future__ import annotations

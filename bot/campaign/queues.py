@@ -1,4 +1,6 @@
-"""Loading the content queues (DESIGN §4): every `*.yaml` in the content folder, one queue each.
+"""Loading the content queues: every `*.yaml` in the content folder, one queue each.
+
+The format and its checks are in docs/design.md, "Content format and slot rules".
 
 `load_queues` reads them all and returns the valid queues with every problem found (errors and
 warnings, each `FILE:LINE: message`); a file with any error yields no queue, so a daemon can keep

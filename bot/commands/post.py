@@ -22,10 +22,15 @@ from bot.delivery.courier import Courier, expire_dead_workers, fan_out
 from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import build_jobs, describe_post, targets
 from bot.errors import PlatformError, RateLimited, Transient
-from bot.ledger.deliveries import Delivery, new_worker_id
+from bot.ledger.deliveries import Delivery
+from bot.ledger.workers import new_worker_id
 from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history
 from bot.platforms import Outgoing, Published
 from bot.platforms.tid import make_tid
+from bot.retry import RetryPolicy
+
+# A deletion is tried three times within two minutes: a person is waiting at the terminal.
+RETRACT_RETRIES = RetryPolicy(max_attempts=3, max_delay=60.0, max_wait=120.0)
 
 # A queue or post id that does not exist is a usage error (2), as `preview --queue` has it: the
 # command line named it, while the config and the content are valid.
@@ -202,16 +207,19 @@ def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
                 rt.ledger.confirm_delivery(k, published.id, published.url, rt.now(), cid=published.cid)
         if published is None or row.state == "retracted":
             return None
-        for attempt in range(1, 4):
+        failures, waited = 0, 0.0
+        while True:
             try:
                 client.delete(published)
                 break
             except (Transient, RateLimited) as exc:
-                if attempt == 3:
+                failures += 1
+                delay = RETRACT_RETRIES.delay(
+                    failures, exc.retry_after if isinstance(exc, RateLimited) else None
+                )
+                if RETRACT_RETRIES.gives_up(failures, waited, delay) or not gate.wait(delay):
                     raise
-                delay = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else 2.0 * attempt
-                if not gate.wait(min(delay, 60.0)):
-                    raise
+                waited += delay
         rt.ledger.mark_retracted(k, rt.now())
         return f"{label} retracted: {published.url}"
     except PlatformError as exc:

@@ -35,12 +35,10 @@ def build_preview(
     queue_name: str | None = None,
     platform: Platform | None = None,
     progress: Mapping[str, Progress] | None = None,
-    mastodon_max_chars: Mapping[str, int] | None = None,
 ) -> list[PreviewEntry]:
     """Every slot in [now, now + days) of the chosen queues, in firing order.
 
-    `progress` gives each queue's state from the ledger (default: nothing sent yet);
-    `mastodon_max_chars` an instance's limit per Mastodon account, when known (else 500).
+    `progress` gives each queue's state from the ledger (default: nothing sent yet).
     """
     entries: list[PreviewEntry] = []
     for queue in queues:
@@ -53,11 +51,7 @@ def build_preview(
             payloads: list[Rendered] = []
             if planned.post is not None:
                 for target, accounts in targets.items():
-                    for account in accounts:
-                        limit = (mastodon_max_chars or {}).get(account, 500)
-                        payloads.append(
-                            render_post(queue, planned.post, target, account, mastodon_max_chars=limit)
-                        )
+                    payloads.extend(render_post(queue, planned.post, target, a) for a in accounts)
             entries.append(PreviewEntry(queue, planned, tuple(payloads)))
     return sorted(entries, key=lambda e: (e.planned.slot.fire_at, e.queue.name))
 

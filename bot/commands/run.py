@@ -2,7 +2,7 @@
 
 SIGTERM and SIGINT set the stop event: no new slot or delivery starts, a delivery waiting on a
 backoff gives its claim back at once, calls in flight end within their timeout, and the
-process exits 0 within Heroku's 30 s (DESIGN §6). Whatever is left unconfirmed is reconciled
+process exits 0 within Heroku's 30 s (docs/design.md, the daemon). Whatever is left unconfirmed is reconciled
 by the next start.
 """
 

@@ -3,7 +3,7 @@
 `post`, `retract`, `status`, `pause` and `run` all start here, so they read one config the same
 way and share one way of opening clients (with the Bluesky session kept in the ledger).
 Content is kept per file: a file that stops loading keeps its last good version (live edits,
-DESIGN §4), and `reload()` says what changed.
+docs/design.md), and `reload()` says what changed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The daemon: a tick every few seconds fires the due slots, resumes pending deliveries, probes.
 
-APScheduler 3 is only the clock and the trigger runner (DESIGN §4). Slot names, jitter, quiet
+APScheduler 3 is only the clock and the trigger runner (docs/design.md). Slot names, jitter, quiet
 hours and grace come from the planner, and every decision is a row in the ledger, so a restart
 or a second worker agrees with this one:
 
@@ -32,9 +32,8 @@ from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import build_job, targets
 from bot.delivery.pool import DeliveryPool
 from bot.errors import PlatformError
-from bot.ledger.deliveries import new_worker_id
 from bot.ledger.leases import Leases
-from bot.ledger.workers import died_here
+from bot.ledger.workers import died_here, new_worker_id
 from bot.planning.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
 from bot.planning.slots import Slot, next_slots
 from bot.platforms.tid import make_tid

@@ -1,6 +1,6 @@
 """Deliver one post to one account exactly once, and one post to all its accounts at once.
 
-The rules (DESIGN §6), per part of the post, in order:
+The rules (docs/design.md, exactly once), per part of the post, in order:
 
 1. Claim the part in the ledger before any network call. The nonce (a TID: Bluesky's record
    key, Mastodon's Idempotency-Key) is chosen by the first claim and kept by every later one.
@@ -24,8 +24,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
@@ -34,26 +34,12 @@ from bot.ledger.schema import DeliveryKey
 from bot.ledger.workers import died_here
 from bot.platforms import Outgoing, PlatformClient, Published
 from bot.platforms.tid import make_tid
+from bot.retry import RetryPolicy
 
 log = logging.getLogger("bot.delivery")
 
 Clock = Callable[[], datetime]
 Alert = Callable[[str, str], None]  # (kind, message): never a secret in either
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long one part keeps trying: `max_attempts` calls, `max_wait` seconds of waiting in all."""
-
-    max_attempts: int = 5
-    base_delay: float = 2.0
-    max_delay: float = 120.0
-    # A rate window on X is 15 minutes: a reset inside it is worth waiting for, one past it is not.
-    max_wait: float = 15 * 60.0
-
-    def backoff(self, failures: int) -> float:
-        """The wait after the `failures`-th failed call: 2, 4, 8, ... seconds, capped."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (failures - 1)))
 
 
 class Gate(Protocol):
@@ -112,6 +98,33 @@ class Result:
 
 
 @dataclass
+class _Part:
+    """One claimed part of a job on its way out, and what was last sent for it."""
+
+    job: Job
+    index: int
+    key: DeliveryKey
+    claim: Delivery
+    message: Outgoing  # what to send now: the current text, the claim's nonce, its reply refs
+    held: dict[DeliveryKey, Delivery]  # where the next part's claim is kept, taken before confirming
+    attempted: Outgoing = field(init=False)  # what the last call carried, for looking it up
+
+    def __post_init__(self) -> None:
+        # Look for the text an earlier call carried (the ledger keeps it): the post may have
+        # been edited since, and its new text was never sent.
+        claim = self.claim
+        self.attempted = (
+            replace(self.message, text=claim.text) if claim.attempted and claim.text else self.message
+        )
+
+    @property
+    def label(self) -> str:
+        parts = len(self.job.parts)
+        suffix = f" part {self.index + 1}/{parts}" if parts > 1 else ""
+        return f"{self.job.target} {self.job.queue}/{self.job.post_id}{suffix}"
+
+
+@dataclass
 class Courier:
     """Everything a delivery needs besides the job: the ledger, time, waiting, and who we are."""
 
@@ -119,7 +132,7 @@ class Courier:
     now: Clock
     gate: Gate
     worker: str
-    policy: RetryPolicy = RetryPolicy()
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     alert: Alert = lambda kind, message: None
     retry_failed: bool = False  # `post QUEUE ITEM_ID`: a person asks again for failed targets
 
@@ -154,6 +167,7 @@ class Courier:
         reply_to: Published | None,
         root: Published | None,
     ) -> tuple[Published, bool] | Result:
+        """One part: halt, hold its claim, then send it (or find it sent) until it is settled."""
         key = job.key(index)
         claim = held.pop(key, None)
         halted = self.gate.halted()
@@ -165,121 +179,149 @@ class Courier:
             claim = self._claim(key)
         if claim is None:
             return self._not_ours(job, key)
-        # Claim the next part before confirming this one: a crash in between then leaves a
-        # claim to recover, never a thread that silently stops halfway.
-        next_key = job.key(index + 1) if index + 1 < len(job.parts) else None
-
-        def confirm(published: Published) -> None:
-            if next_key is not None:
-                following = self._claim(next_key)
-                if following is not None:
-                    held[next_key] = following
-            self._confirm(key, published)
-
         message = replace(template, nonce=claim.nonce, reply_to=reply_to, root=root)
-        label = f"{job.target} {job.queue}/{job.post_id}" + (
-            f" part {index + 1}/{len(job.parts)}" if len(job.parts) > 1 else ""
-        )
+        part = _Part(job, index, key, claim, message, held)
+        return self._settle(part, client)
 
-        def reconciled(found: Published) -> tuple[Published, bool]:
-            log.info(
-                "reconciled %s: already posted %s",
-                label,
-                found.url,
-                extra=_event("reconciled", job, found.url),
-            )
-            confirm(found)
-            return found, True
-
+    def _settle(self, part: _Part, client: PlatformClient) -> tuple[Published, bool] | Result:
+        """Look, send and retry one claimed part until it is posted, failed or deferred."""
         # A call may have reached the platform before: ask it first, whatever else happens.
-        # Look for the text that call carried (the ledger keeps it): the post may have been
-        # edited since, and its new text was never sent.
-        must_look = claim.attempted
-        attempted = replace(message, text=claim.text) if claim.attempted and claim.text else message
+        must_look = part.claim.attempted
         failures = 0
         waited = 0.0
         while True:
             try:
                 if must_look:
-                    found = client.find_published(attempted, since=claim.claimed_at)
                     must_look = False
-                    if found is not None:
-                        return reconciled(found)
-                    landing = self._may_still_land(claim) if not failures else None
-                    if landing is not None:
-                        # The call of a worker that died mid-call, not on the platform yet, may
-                        # still be in the server, which applies it even though nobody reads the
-                        # answer: sending now could make two copies where the platform has no
-                        # idempotency key (X, GoToSocial). Look again once it could have landed.
-                        self.ledger.renew_delivery(key, self.worker, self.now(), landing - self.now())
-                        until = landing.isoformat(timespec="seconds")
-                        why = f"an interrupted call may still land until {until}"
-                        log.info("waiting %s: %s", label, why, extra=_event("deferred", job, error=why))
-                        return Result(job, "deferred", error=why)
-                if not self.ledger.record_attempt(key, self.worker, message.text, self.now()):
-                    return Result(job, "deferred", error="claim taken over by another worker")
-                attempted = message
-                published = client.publish(message)
+                    looked = self._look_first(part, client, failures)
+                    if looked is not None:
+                        return looked
+                if not self.ledger.record_attempt(part.key, self.worker, part.message.text, self.now()):
+                    return Result(part.job, "deferred", error="claim taken over by another worker")
+                part.attempted = part.message
+                published = client.publish(part.message)
             except AuthFailed as exc:
-                self.mark_unhealthy(job, str(exc))
-                log.error(
-                    "failed %s: authentication refused: %s",
-                    label,
-                    exc,
-                    extra=_event("failed", job, error=str(exc)),
-                )
-                self.ledger.fail_delivery(key, f"authentication refused: {exc}", self.now())
-                return Result(job, "failed", error=f"authentication refused: {exc}")
+                return self._refused(part, exc)
             except Rejected as exc:
-                if failures or claim.attempted or isinstance(exc, Duplicate):
-                    # An earlier call may have landed (X answers a repeat with a 403
-                    # "duplicate content"): a rejection is a reason to look, not proof.
-                    found = self._look_quietly(client, attempted, claim.claimed_at)
-                    if found is not None:
-                        return reconciled(found)
-                log.error("rejected %s: %s", label, exc, extra=_event("rejected", job, error=str(exc)))
-                self.ledger.fail_delivery(key, str(exc), self.now())
-                self.alert("rejected", f"{label} rejected by {job.platform}: {exc}")
-                return Result(job, "failed", error=f"rejected: {exc}")
+                return self._rejected(part, client, exc, failures)
             except (Transient, RateLimited) as exc:
                 failures += 1
-                if isinstance(exc, Transient):
-                    must_look = True  # the write may have been applied
-                delay = self._delay(exc, failures)
-                if failures >= self.policy.max_attempts or waited + delay > self.policy.max_wait:
-                    # The last call may have landed (a 503 after the write, a lost answer): one
-                    # last look, so the ledger does not call failed a post that is out there.
-                    found = self._look_quietly(client, attempted, claim.claimed_at) if must_look else None
-                    if found is not None:
-                        return reconciled(found)
-                    error = f"gave up after {failures} attempts: {exc}"
-                    log.error("failed %s: %s", label, error, extra=_event("failed", job, error=error))
-                    self.ledger.fail_delivery(key, error, self.now())
-                    return Result(job, "failed", error=error)
-                log.warning(
-                    "retry %s in %.0fs (attempt %d): %s",
-                    label,
-                    delay,
-                    failures,
-                    exc,
-                    extra=_event("retry", job, error=str(exc)),
-                )
-                self.ledger.renew_delivery(
-                    key, self.worker, self.now(), DELIVERY_LEASE + timedelta(seconds=delay)
-                )
+                must_look = must_look or isinstance(exc, Transient)  # the write may have been applied
+                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                delay = self.policy.delay(failures, retry_after)
+                if self.policy.gives_up(failures, waited, delay):
+                    return self._give_up(part, client, exc, failures, must_look)
                 waited += delay
-                if not self.gate.wait(delay):
-                    reason = self.gate.halted() or "stopping"
-                    self._release(key)
-                    log.info("deferred %s: %s", label, reason, extra=_event("deferred", job, error=reason))
-                    return Result(job, "deferred", error=reason)
+                halted = self._wait_to_retry(part, exc, failures, delay)
+                if halted is not None:
+                    return halted
             except PlatformError as exc:  # the tree is closed; this is a bug in an adapter
-                self.ledger.fail_delivery(key, str(exc), self.now())
-                return Result(job, "failed", error=str(exc))
+                self.ledger.fail_delivery(part.key, str(exc), self.now())
+                return Result(part.job, "failed", error=str(exc))
             else:
-                confirm(published)
-                log.info("posted %s %s", label, published.url, extra=_event("posted", job, published.url))
+                self._confirm_part(part, published)
+                log.info(
+                    "posted %s %s", part.label, published.url, extra=_event("posted", part.job, published.url)
+                )
                 return published, True
+
+    def _look_first(
+        self, part: _Part, client: PlatformClient, failures: int
+    ) -> tuple[Published, bool] | Result | None:
+        """Before sending again: the copy an earlier call left, a wait while a dead worker's call
+        may still land, or None to send."""
+        found = client.find_published(part.attempted, since=part.claim.claimed_at)
+        if found is not None:
+            return self._reconciled(part, found)
+        landing = self._may_still_land(part.claim) if not failures else None
+        if landing is None:
+            return None
+        # The call of a worker that died mid-call, not on the platform yet, may still be in the
+        # server, which applies it even though nobody reads the answer: sending now could make
+        # two copies where the platform has no idempotency key (X, GoToSocial). Look again once
+        # it could have landed.
+        self.ledger.renew_delivery(part.key, self.worker, self.now(), landing - self.now())
+        why = f"an interrupted call may still land until {landing.isoformat(timespec='seconds')}"
+        log.info("waiting %s: %s", part.label, why, extra=_event("deferred", part.job, error=why))
+        return Result(part.job, "deferred", error=why)
+
+    def _refused(self, part: _Part, exc: AuthFailed) -> Result:
+        self.mark_unhealthy(part.job, str(exc))
+        log.error(
+            "failed %s: authentication refused: %s",
+            part.label,
+            exc,
+            extra=_event("failed", part.job, error=str(exc)),
+        )
+        self.ledger.fail_delivery(part.key, f"authentication refused: {exc}", self.now())
+        return Result(part.job, "failed", error=f"authentication refused: {exc}")
+
+    def _rejected(
+        self, part: _Part, client: PlatformClient, exc: Rejected, failures: int
+    ) -> tuple[Published, bool] | Result:
+        if failures or part.claim.attempted or isinstance(exc, Duplicate):
+            # An earlier call may have landed (X answers a repeat with a 403 "duplicate
+            # content"): a rejection is a reason to look, not proof.
+            found = self._look_quietly(client, part.attempted, part.claim.claimed_at)
+            if found is not None:
+                return self._reconciled(part, found)
+        log.error("rejected %s: %s", part.label, exc, extra=_event("rejected", part.job, error=str(exc)))
+        self.ledger.fail_delivery(part.key, str(exc), self.now())
+        self.alert("rejected", f"{part.label} rejected by {part.job.platform}: {exc}")
+        return Result(part.job, "failed", error=f"rejected: {exc}")
+
+    def _give_up(
+        self, part: _Part, client: PlatformClient, exc: PlatformError, failures: int, must_look: bool
+    ) -> tuple[Published, bool] | Result:
+        # The last call may have landed (a 503 after the write, a lost answer): one last look,
+        # so the ledger does not call failed a post that is out there.
+        found = self._look_quietly(client, part.attempted, part.claim.claimed_at) if must_look else None
+        if found is not None:
+            return self._reconciled(part, found)
+        error = f"gave up after {failures} attempts: {exc}"
+        log.error("failed %s: %s", part.label, error, extra=_event("failed", part.job, error=error))
+        self.ledger.fail_delivery(part.key, error, self.now())
+        return Result(part.job, "failed", error=error)
+
+    def _wait_to_retry(self, part: _Part, exc: PlatformError, failures: int, delay: float) -> Result | None:
+        """Wait out `delay` holding the claim; a Result when a pause or a stop cuts the wait short."""
+        log.warning(
+            "retry %s in %.0fs (attempt %d): %s",
+            part.label,
+            delay,
+            failures,
+            exc,
+            extra=_event("retry", part.job, error=str(exc)),
+        )
+        self.ledger.renew_delivery(
+            part.key, self.worker, self.now(), DELIVERY_LEASE + timedelta(seconds=delay)
+        )
+        if self.gate.wait(delay):
+            return None
+        reason = self.gate.halted() or "stopping"
+        self._release(part.key)
+        log.info("deferred %s: %s", part.label, reason, extra=_event("deferred", part.job, error=reason))
+        return Result(part.job, "deferred", error=reason)
+
+    def _reconciled(self, part: _Part, found: Published) -> tuple[Published, bool]:
+        log.info(
+            "reconciled %s: already posted %s",
+            part.label,
+            found.url,
+            extra=_event("reconciled", part.job, found.url),
+        )
+        self._confirm_part(part, found)
+        return found, True
+
+    def _confirm_part(self, part: _Part, published: Published) -> None:
+        # Claim the next part before confirming this one: a crash in between then leaves a
+        # claim to recover, never a thread that silently stops halfway.
+        if part.index + 1 < len(part.job.parts):
+            next_key = part.job.key(part.index + 1)
+            following = self._claim(next_key)
+            if following is not None:
+                part.held[next_key] = following
+        self._confirm(part.key, published)
 
     def _claim(self, key: DeliveryKey) -> Delivery | None:
         return self.ledger.claim_delivery(
@@ -310,11 +352,6 @@ class Courier:
         if row is not None and row.state == "failed":
             return Result(job, "failed", error=row.last_error or "failed earlier")
         return Result(job, "deferred", error="in progress in another worker")
-
-    def _delay(self, exc: PlatformError, failures: int) -> float:
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return max(0.0, float(exc.retry_after))
-        return self.policy.backoff(failures)
 
     def _look_quietly(self, client: PlatformClient, message: Outgoing, since: datetime) -> Published | None:
         try:
@@ -397,7 +434,3 @@ def fan_out(courier: Courier, jobs: Sequence[Job], client_for: ClientFactory) ->
 
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="deliver") as pool:
         return list(pool.map(run, jobs))
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 `pause` is written by another process (`python -m bot pause`), so a running daemon reads it
 from the ledger. Reading it on every check would hammer the database from every delivery
-thread; a cached answer no older than `refresh` seconds keeps the 5 s promise (DESIGN §2) with
+thread; a cached answer no older than `refresh` seconds keeps the 5 s promise (`pause`) with
 one read per two seconds. A wait is cut into steps so a backoff notices a pause or a stop.
 """
 

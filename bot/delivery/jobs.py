@@ -3,7 +3,7 @@
 The text rules render each part per platform and account; this module only turns that into the
 `Outgoing` messages the adapters take (images as absolute paths inside the content folder), and
 picks the targets: the queue's platforms that are enabled, the queue's accounts (default all),
-less any account whose credentials are missing (DESIGN §3: `run` refuses to start it).
+less any account whose credentials are missing (`run` refuses to start it; docs/design.md, config.yaml).
 """
 
 from __future__ import annotations

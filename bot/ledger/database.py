@@ -1,6 +1,6 @@
 """The database engine: one SQLAlchemy engine for SQLite or PostgreSQL, set up for several workers.
 
-`connect(url)` accepts what config.yaml's `database` holds (DESIGN §3):
+`connect(url)` accepts what config.yaml's `database` holds (docs/design.md, config.yaml):
 
     sqlite:///state/bot.sqlite3           a file (its folder and the file created owner-only)
     postgresql+psycopg://user@host/db     PostgreSQL through psycopg 3
@@ -113,7 +113,7 @@ def make_private_folders(folder: Path) -> None:
 
 
 def _create_owner_only(path: Path) -> None:
-    """Create the database file and any missing folders readable by the owner only (DESIGN §8).
+    """Create the database file and any missing folders readable by the owner only (docs/design.md).
 
     SQLite gives its -wal and -shm files the main file's mode, so they follow. Existing folders
     are left as they are: tightening someone's /tmp or home would be worse than the problem.

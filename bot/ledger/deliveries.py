@@ -1,7 +1,7 @@
 """The ledger: what was posted where and which slots fired, in the database every worker shares.
 
 One database (SQLite by default, PostgreSQL for several workers) holds everything that must
-survive a restart (DESIGN §3, §6). The rules that make "exactly once" hold:
+survive a restart (docs/design.md, ledger). The rules that make "exactly once" hold:
 
 - A slot is claimed by inserting its unique (queue, slot name): one worker wins, the others
   see False and do nothing.
@@ -41,8 +41,6 @@ from bot.ledger.database import connect, insert_for, reading, writing
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, apply_migrations, deliveries
 from bot.ledger.sharedstate import SharedState
 from bot.ledger.slotbook import SlotBook
-from bot.ledger.slotbook import SlotRecord as SlotRecord  # for callers that read last_slot
-from bot.ledger.workers import new_worker_id as new_worker_id  # where the posting commands find it
 
 DeliveryState = Literal["claimed", "posted", "failed", "retracted"]
 

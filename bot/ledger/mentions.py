@@ -5,7 +5,7 @@ Lives on the same engine as `bot.ledger.deliveries.Ledger` (`MonitorStore(ledger
 - Mentions are deduplicated by (platform, remote id) in the database, so a post seen by two
   streams or two workers is reported once: `record_mentions` returns only the new ones.
 - Cursors (since_id, min_id, Bluesky cursors) survive restarts.
-- Other people's posts are kept only as long as `retention_days` (`purge_mentions`, DESIGN §8).
+- Other people's posts are kept only as long as `retention_days` (`purge_mentions`, docs/design.md).
 
 Every time comes in as an argument (aware UTC); nothing here reads a clock.
 """
@@ -28,7 +28,7 @@ MentionKind = Literal["reply", "mention", "hashtag"]
 
 @dataclass(frozen=True)
 class MentionRecord:
-    """Someone else's post as stored and logged (DESIGN §7).
+    """Someone else's post as stored and logged (docs/design.md, monitoring).
 
     Built by monitoring from a `bot.platforms.Mention` (what the platform returned).
     """
@@ -73,7 +73,7 @@ def _insert_unseen(conn: Connection, batch: list[MentionRecord]) -> list[Mention
     new = [m for m in batch if (m.platform, m.remote_id) not in seen]
     if new:
         # Straight to the driver's executemany: SQLAlchemy's per-row parameter handling cost
-        # more than SQLite's own work here (issue 11's ingest goal). Times still go through
+        # more than SQLite's own work here (bench/ingest.py's goal). Times still go through
         # the column type's own conversion, once per distinct value.
         to_db = mentions.c.seen_at.type.bind_processor(conn.dialect)
         stamps: dict[datetime | None, object] = {None: None}
@@ -145,7 +145,7 @@ class MonitorStore:
         """Store the posts not seen before and return those, in the order given; one transaction.
 
         The database decides what is new, so two workers that fetch the same post report it once
-        between them. Fast enough for the ingest goal (20,000 a second on SQLite, issue 11).
+        between them. Fast enough for the ingest goal (20,000 a second on SQLite, bench/ingest.py).
         """
         unique: dict[tuple[str, str], MentionRecord] = {}
         for mention in batch:
@@ -175,7 +175,7 @@ class MonitorStore:
             ]
 
     def purge_mentions(self, before: datetime) -> int:
-        """Forget other people's posts seen before `before` (retention, DESIGN §8); returns how many."""
+        """Forget other people's posts seen before `before` (retention); returns how many."""
         with writing(self.engine) as conn:
             return conn.execute(delete(mentions).where(mentions.c.seen_at < before)).rowcount
 

@@ -82,8 +82,8 @@ def m001_initial(conn: Connection) -> None:
     _run(
         conn,
         # One row per (post part, platform, account) of one cycle: claimed before the network
-        # call, confirmed after it (DESIGN §6). `nonce` is chosen at claim time and kept for
-        # every retry: the Bluesky TID rkey or the Mastodon Idempotency-Key.
+        # call, confirmed after it (docs/design.md, exactly-once rules). `nonce` is chosen at claim
+        # time and kept for every retry: the Bluesky TID rkey or the Mastodon Idempotency-Key.
         """CREATE TABLE deliveries (
             id {id},
             queue TEXT NOT NULL,
@@ -146,7 +146,7 @@ def m001_initial(conn: Connection) -> None:
             holder TEXT NOT NULL,
             expires_at {ts} NOT NULL
         )""",
-        # Other people's posts: only what monitoring needs, purged after retention (DESIGN §8).
+        # Other people's posts: only what monitoring needs, purged after retention (docs/design.md).
         """CREATE TABLE mentions (
             seq {id},
             platform TEXT NOT NULL,
@@ -185,7 +185,7 @@ def m001_initial(conn: Connection) -> None:
 
 @migration
 def m002_rate_budgets(conn: Connection) -> None:
-    """What each account's endpoints last said of their rate windows, for `status` (DESIGN §2)."""
+    """What each account's endpoints last said of their rate windows, for `status`."""
     _run(
         conn,
         """CREATE TABLE rate_budgets (

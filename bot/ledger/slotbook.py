@@ -3,7 +3,7 @@
 Part of the ledger's database (`bot.ledger.deliveries.Ledger` inherits these methods, so callers keep one
 object). A slot is recorded whatever happens to it (`fired`, `missed`, `skipped`), unique by
 (queue, slot name), so a slot one worker decided is never decided again by another; a fired
-slot records, in the same transaction, a claim for every delivery it owes (DESIGN §4, §6).
+slot records, in the same transaction, a claim for every delivery it owes (docs/design.md, the ledger).
 """
 
 from __future__ import annotations

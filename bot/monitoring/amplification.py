@@ -1,4 +1,4 @@
-"""Reposting allies (DESIGN §7 `amplify`): each hashtag post by an allowed account, once, within
+"""Reposting allies (`amplify`, docs/design.md): each hashtag post by an allowed account, once, within
 `max_per_day` per platform.
 
 The repost is claimed in the ledger before the call, so it is made at most once, even across

@@ -1,4 +1,4 @@
-"""Which kind of post someone else made, if it is one we report (DESIGN §7). Pure.
+"""Which kind of post someone else made, if it is one we report (docs/design.md, monitoring). Pure.
 
 Each post gets the first kind that applies:
 

@@ -1,4 +1,4 @@
-"""Mastodon hashtag streams held open beside the polls (DESIGN §7, issue 10).
+"""Mastodon hashtag streams held open beside the polls (docs/design.md, monitoring).
 
 Where an instance offers streaming, the worker that holds a `mastodon:hashtags:<host>:<tag>`
 stream's lease also holds that tag's live stream open, so a post reaches the log within a

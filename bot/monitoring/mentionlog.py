@@ -1,4 +1,4 @@
-"""What organizers read: the log line and the mentions log (DESIGN §7 output contract, §8 retention).
+"""What organizers read: the log line and the mentions log (docs/design.md: output, retention).
 
     hashtag bluesky @alice.example "We stand with the workers #NoTechForICE" https://bsky.app/...
 
@@ -126,7 +126,7 @@ class MentionsLog:
             out.write("".join(json_line(r) + "\n" for r in records))
             out.flush()
             return
-        make_private_folders(self.path.parent)  # other people's posts: owner only (DESIGN §8)
+        make_private_folders(self.path.parent)  # other people's posts: owner only
         lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -34,6 +34,7 @@ from bot.errors import PlatformError, RateLimited
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.ourposts import OurPosts
+from bot.ledger.workers import new_worker_id
 from bot.monitoring.amplification import Amplifier
 from bot.monitoring.classification import Ours, Sighting, classify
 from bot.monitoring.livestreams import LiveStreams, streams_live
@@ -299,7 +300,7 @@ class Monitor:
         return [s for s, _ in new]
 
     def purge_expired(self) -> None:
-        """Forget other people's posts after `retention_days` (DESIGN §8), at most hourly."""
+        """Forget other people's posts after `retention_days` (docs/monitoring.md), at most hourly."""
         now = self.now()
         if self._last_purge is not None and now - self._last_purge < PURGE_EVERY:
             return
@@ -351,8 +352,6 @@ class Host(Protocol):
 
 def open_monitor(runtime: Host, worker: str | None = None) -> Monitor:
     """The monitoring of `runtime`'s config, ledger and clients."""
-    from bot.ledger.deliveries import new_worker_id
-
     engine = runtime.ledger.engine
     return Monitor(
         config=runtime.config,

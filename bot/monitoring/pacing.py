@@ -2,7 +2,7 @@
 
 `monitor.hashtags_every` and `monitor.replies_every` are the fastest polls; a platform whose
 budget allows fewer requests is polled less often, so that steady state never meets a 429
-(X Free: one recent search and one mentions call per 15 minutes, shared/reference/x/NOTES.md §5).
+(X Free: one recent search and one mentions call per 15 minutes, per docs.x.com's rate limits).
 A 429 or an outage backs the one stream off (doubling, honouring the platform's reset), and a
 long gap is paged through only as far as the budget's window allows; the rest waits for the
 next poll. Pure: every time comes in as an argument.
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from bot.campaign.model import Platform
+from bot.retry import RetryPolicy
 
 StreamKind = Literal["hashtags", "notifications"]
 MAX_BACKOFF = timedelta(hours=1)
@@ -61,12 +62,11 @@ def poll_interval(every: timedelta, budget: Budget) -> timedelta:
 
 def backoff(interval: timedelta, failures: int, retry_after: float | None = None) -> timedelta:
     """The wait after the `failures`-th failure in a row: doubling from one interval, at most an
-    hour, and never before the platform's own reset."""
-    factor: int = 2 ** max(0, failures - 1)
-    doubled = min(interval * factor, max(MAX_BACKOFF, interval))
-    if retry_after is not None:
-        return max(doubled, timedelta(seconds=retry_after))
-    return doubled
+    hour, and the platform's own reset when it names one (never sooner than one interval)."""
+    policy = RetryPolicy(
+        base_delay=interval.total_seconds(), max_delay=max(MAX_BACKOFF, interval).total_seconds()
+    )
+    return timedelta(seconds=policy.delay(failures, retry_after))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The monitoring streams a config asks for: what is polled, by which account, how often. Pure.
 
-A *stream* is one thing polled with one cursor (DESIGN §7):
+A *stream* is one thing polled with one cursor (docs/design.md, monitoring):
 
     x:hashtags                         one recent search for the tags and our conversations
     bluesky:hashtags:<tag>             searchPosts, once per platform

@@ -1,7 +1,7 @@
 """Which slot is due and which post it sends: pure, with the clock and the ledger passed in.
 
-`bot.planning.slots` says when a queue fires; this module says what each firing sends (DESIGN §4 "Next
-post", "Cycles", "Grace"):
+`bot.planning.slots` says when a queue fires; this module says what each firing sends (docs/design.md,
+"Next post", "Cycles", "Grace after downtime"):
 
 - a slot sends the first post, in the cycle's order, that no earlier slot of this cycle has sent,
   skipping expired posts, posts whose `start` is still ahead, and pinned posts;

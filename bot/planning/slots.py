@@ -1,4 +1,4 @@
-"""When a queue fires: slot names and times, exactly the rules of DESIGN §4.
+"""When a queue fires: slot names and times, exactly the rules of docs/design.md (slot rules).
 
 A slot is one scheduled time of a queue, named by that time before jitter, written as the
 local ISO time with its UTC offset (`2026-03-08T03:00-04:00`), so that a time that happens
@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from bot.campaign.cron import CronSpec, parse_cron
 from bot.campaign.model import Queue, Schedule
 
-# `every` slots are counted from here when the queue gives no `start` (DESIGN §4).
+# `every` slots are counted from here when the queue gives no `start` (docs/design.md, slot rules).
 DEFAULT_EVERY_ANCHOR = (2026, 1, 1)
 # A quiet period is shorter than a day, so a day before a window holds every slot that the
 # quiet-hours rule could move into it.
@@ -69,7 +69,7 @@ def jitter_for(queue_name: str, name: str, jitter: timedelta) -> timedelta:
 
 
 def resolve_local(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The instant a naive local wall time stands for, by DESIGN's DST rules, in UTC.
+    """The instant a naive local wall time stands for, by the slot rules' DST handling, in UTC.
 
     Twice-happening times take their first occurrence (fold=0); a time inside a spring-forward
     gap moves to the first wall-clock minute that exists after the gap.

@@ -1,6 +1,6 @@
 """Whether the schedules fit each X account's posting budget, for `check`'s warnings.
 
-X counts every `POST /2/tweets` against a per-user window (x/NOTES.md §5): Free 17 and Basic 100
+X counts every `POST /2/tweets` against a per-user window (docs.x.com rate limits): Free 17 and Basic 100
 per 24 hours; Pro and pay-per-use 100 per 15 minutes. Every queue that targets an account adds
 to the same window, and each part of a thread is a post of its own. The bot does not post past
 the budget (the platform refuses with 429), so an over-full schedule means slots that silently

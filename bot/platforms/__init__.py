@@ -130,7 +130,7 @@ class PlatformClient(Protocol):
         """Close the HTTP connection pool (an unclosed one leaks its sockets until collected)."""
         ...
 
-    # -- monitoring reads (DESIGN §7) -------------------------------------------------------
+    # -- monitoring reads (docs/design.md, monitoring) -------------------------------------
 
     def identity(self) -> str:
         """This account's identity as `Mention.author_id` spells it; cached after the first call."""

@@ -1,7 +1,7 @@
 """Bluesky's monitoring reads through atproto: searchPosts for a tag, listNotifications per account.
 
 Search is asked both ways, `q="#tag"` and `tag=[tag]`, since how live search treats a `#` in `q`
-is not settled (shared/reference/bluesky/NOTES.md §8), with `sort=latest` and `since` the mark.
+is not settled (not verified against the live AppView), with `sort=latest` and `since` the mark.
 listNotifications has no `since`: a sweep reads down to the mark and stops there. Records read
 from the AppView may come back as the SDK's models or, without `$type`, as its DotDicts; both
 answer attribute access in snake_case.

@@ -1,6 +1,6 @@
 """X's monitoring reads through tweepy: recent search and the mentions timeline, in user context.
 
-Both need `user_auth=True` (tweepy defaults to a bearer token; shared/reference/x/NOTES.md §0).
+Both need `user_auth=True` (tweepy defaults to a bearer token: `user_auth=False` in tweepy/client.py).
 Recent search only reaches 7 days back, and refuses a `since_id` older than that with a 400
 ("'since_id' must be a tweet id created after ..."): an old mark is replaced by a `start_time`
 just inside the window, and the 400 itself is answered the same way.

@@ -1,10 +1,10 @@
 """Point tweepy at another X API base URL (the sandbox) without touching its OAuth signature.
 
 tweepy.Client has no base-URL option and hard-codes `https://api.twitter.com`. A transport
-adapter mounted on the client's documented `session` runs *after* OAuth 1.0a signing
-(shared/reference/x/NOTES.md §1): it rewrites the URL to the target and keeps the original
-host in the `Host` header, so the signature still covers `https://api.twitter.com/...`, as X
-(and the sandbox emulator) verifies it.
+adapter mounted on the client's documented `session` runs *after* OAuth 1.0a signing (requests
+applies `auth` while preparing a request, before an adapter sends it): it rewrites the URL to the
+target and keeps the original host in the `Host` header, so the signature still covers
+`https://api.twitter.com/...`, as X (and the sandbox emulator) verifies it.
 
     client = tweepy.Client(consumer_key=..., consumer_secret=..., access_token=..., access_token_secret=...)
     redirect_session(client.session, "http://127.0.0.1:8801")

@@ -8,7 +8,8 @@ text or thread when the post gives one, and per part its length measured the pla
 - Bluesky: 300 graphemes and 3000 UTF-8 bytes (the PDS checks both, the SDK neither), plus the
   rich-text facets that make tags, links and mentions clickable (`bot.render.facets`);
 - Mastodon: graphemes of content warning + text, each http(s) URL as 23 and `@user@domain` as
-  `@user` (StatusLengthValidator), limit 500 or the instance's `max_characters`.
+  `@user` (StatusLengthValidator), limit 500 (Mastodon's default: an
+  instance may allow more, but a post that fits 500 fits every instance).
 
 The adapters send what this returns, so `preview` shows exactly what goes out.
 """
@@ -33,7 +34,7 @@ from bot.render.tweetlength import x_length
 X_LIMIT = 280
 BLUESKY_GRAPHEMES = 300
 BLUESKY_BYTES = 3000
-MASTODON_DEFAULT_LIMIT = 500
+MASTODON_LIMIT = 500  # Mastodon's default; an instance may allow more, the bot keeps to 500
 MASTODON_URL_LENGTH = 23
 
 
@@ -105,8 +106,6 @@ def render_post(
     post: Post,
     platform: Platform,
     account_name: str,
-    *,
-    mastodon_max_chars: int = MASTODON_DEFAULT_LIMIT,
 ) -> Rendered:
     """The exact payload of `post` for one platform and account."""
     options = _options(queue, post, platform)
@@ -115,8 +114,7 @@ def render_post(
     texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
     spoiler = options.spoiler_text if platform == "mastodon" else None
     rendered = tuple(
-        _measure(platform, text, part.images, spoiler, mastodon_max_chars)
-        for text, part in zip(texts, parts, strict=True)
+        _measure(platform, text, part.images, spoiler) for text, part in zip(texts, parts, strict=True)
     )
     return Rendered(
         queue=queue.name,
@@ -161,9 +159,7 @@ def to_outgoing(
     )
 
 
-def _measure(
-    platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None, mastodon_max: int
-) -> RenderedPart:
+def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None) -> RenderedPart:
     if platform == "x":
         invalid = has_invalid_characters(text)
         return RenderedPart(text, x_length(text), X_LIMIT, images, invalid_characters=invalid)
@@ -177,7 +173,7 @@ def _measure(
             byte_length=utf8_length(text),
             byte_limit=BLUESKY_BYTES,
         )
-    return RenderedPart(text, mastodon_length(text, spoiler), mastodon_max, images)
+    return RenderedPart(text, mastodon_length(text, spoiler), MASTODON_LIMIT, images)
 
 
 # Account::MENTION_RE: the username, then optionally @domain; not after a word character, = or /.
@@ -213,30 +209,18 @@ def mastodon_length(text: str, spoiler_text: str | None = None) -> int:
 def length_problems(
     queue: Queue,
     targets: Mapping[Platform, Sequence[str]],
-    *,
-    mastodon_max_chars: Mapping[str, int] | None = None,
 ) -> list[Problem]:
     """Every part of every post that does not fit a target platform, at the post's line.
 
-    `targets` maps each platform to its account names; `mastodon_max_chars` gives an instance's
-    limit per Mastodon account name when known (500 otherwise). X and Bluesky limits do not
-    depend on the account, so each post is measured once per platform and once per distinct
-    Mastodon limit.
+    `targets` maps each platform to its account names. No limit depends on the account, so each
+    post is measured once per platform.
     """
     problems: list[Problem] = []
     for post in queue.posts:
         for platform, accounts in targets.items():
             if not accounts:
                 continue
-            if platform != "mastodon":
-                problems.extend(_part_problems(queue, post, render_post(queue, post, platform, accounts[0])))
-                continue
-            limits = {
-                (mastodon_max_chars or {}).get(a, MASTODON_DEFAULT_LIMIT): a for a in reversed(accounts)
-            }
-            for limit, account in sorted(limits.items()):
-                rendered = render_post(queue, post, platform, account, mastodon_max_chars=limit)
-                problems.extend(_part_problems(queue, post, rendered))
+            problems.extend(_part_problems(queue, post, render_post(queue, post, platform, accounts[0])))
     return problems
 
 

@@ -1,6 +1,6 @@
 """The Bluesky emulator: a PDS and an AppView behind XRPC, for `atproto.Client(base_url=...)`.
 
-Faithful to shared/reference/bluesky/ (NOTES.md, lexicons, AppView snapshots): JWT sessions
+Faithful to atproto's lexicons and AppView snapshots (tests/data/bluesky/): JWT sessions
 with rotating refresh tokens, records validated against their lexicons, the PDS's error
 bodies (including its 500 for an existing rkey), `ratelimit-*` headers with the documented
 write points, createSession and global limits. Views live in `bluesky_appview`, lexicon rules

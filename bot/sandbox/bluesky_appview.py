@@ -2,7 +2,7 @@
 
 The real split is a PDS (stores each account's repo) and an AppView (indexes every repo and
 renders views). The emulator keeps both in one `Network`; this module renders its views in the
-shapes of the reference AppView's snapshots (shared/reference/bluesky/samples/): `$type` on
+shapes of the reference AppView's snapshots (copies in tests/data/bluesky/*.snap): `$type` on
 every union member (thread nodes, embed views, records), counts, `viewer`, `labels`.
 """
 

@@ -5,7 +5,7 @@ the signature, but the emulator does, so a tampered token is `InvalidToken`). Re
 rotate: a used one answers 400 `ExpiredToken` "Token has been revoked". Token errors are 400s,
 as in the PDS's auth verifier (`InvalidRequestError`), not 401s; a missing token is 401.
 
-Rate limits (docs.bsky.app rate-limits guide, PDS `rate-limits.ts`; reference NOTES §7) are
+Rate limits (docs.bsky.app rate-limits guide, PDS `rate-limits.ts`) are
 fixed windows on the injected clock. With the `none` preset nothing is refused, but the
 `RateLimit-*` headers still count down as the real ones would.
 """
@@ -156,7 +156,7 @@ class Authority:
             "iat": now,
             "exp": now + int(REFRESH_TTL.total_seconds()),
         }
-        # No didDoc: the SDK would move to the PDS it names (NOTES §3).
+        # No didDoc: the SDK would move to the PDS it names (atproto_client/client/session.py).
         return {
             "accessJwt": self._sign({"typ": "at+jwt", "alg": "HS256"}, access),
             "refreshJwt": self._sign({"typ": "refresh+jwt", "alg": "HS256"}, refresh),

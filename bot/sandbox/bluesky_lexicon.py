@@ -2,8 +2,8 @@
 
 The PDS validates a record against its lexicon when the client sends `validate: true` (the
 SDK always does) and answers 400 `InvalidRequest` "Invalid <collection> record: <path> <rule>".
-The messages follow @atproto/lexicon's wording; shared/reference/bluesky/NOTES.md §8 warns that
-the current exact wording was not verified live, so callers should match on the error name.
+The messages follow @atproto/lexicon's wording; the current exact wording was not verified
+against a live PDS, so callers should match on the error name.
 
 Blob constraints are not checked here: as on the PDS, validation collects every blob reference
 with its field's constraints, and the repo checks them against the uploaded blobs afterwards
@@ -36,9 +36,9 @@ EMBED_EXTERNAL = "app.bsky.embed.external"
 EMBED_RECORD = "app.bsky.embed.record"
 EMBED_RECORD_WITH_MEDIA = "app.bsky.embed.recordWithMedia"
 
-# The images embed's blob limit. The lexicon snapshot in reference/ says 2,000,000 (raised by
+# The images embed's blob limit. The lexicon snapshot in tests/data/ says 2,000,000 (raised by
 # @atproto/api 0.19.7); older PDS deployments still enforce 1,000,000, so the emulator holds
-# the bot to the older, stricter figure (DESIGN §5: "keep each ≤ 1,000,000 bytes").
+# the bot to the older, stricter figure (docs/design.md, platform facts).
 IMAGE_MAX_SIZE = 1_000_000
 THUMB_MAX_SIZE = 1_000_000  # app.bsky.embed.external#external.thumb
 

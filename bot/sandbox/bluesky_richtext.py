@@ -1,6 +1,6 @@
 """Rich text as the official app writes it: mention, link and tag facets found in typed text.
 
-The rules are those of the TS `packages/api/src/rich-text/detection.ts` (reference NOTES §5):
+The rules are those of the TS `packages/api/src/rich-text/detection.ts` (bluesky-social/atproto):
 `#` only at the start or after whitespace, at least one character that is not a digit or
 punctuation, trailing punctuation stripped, tags over 64 graphemes dropped; links lose trailing
 `.,;:!?` and an unmatched `)`. Offsets are UTF-8 bytes.

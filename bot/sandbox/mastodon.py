@@ -1,7 +1,7 @@
 """The Mastodon API emulator: what Mastodon.py 2.3.3 talks to in tests and rehearsals.
 
-Faithful to a real Mastodon 4.6.4 as recorded in shared/reference/mastodon (NOTES.md and the
-cassettes): bearer tokens, the instance documents, statuses (with idempotency keys, content
+Faithful to a real Mastodon 4.6.4 as it answered (recorded responses in tests/data/mastodon/;
+docs/platforms.md, Mastodon): bearer tokens, the instance documents, statuses (with idempotency keys, content
 warnings, replies, media), notifications, the hashtag timeline and its stream, `Link` paging
 and `X-RateLimit-*` headers on every answer. `POST /_sandbox/settings {"idempotency": false}`
 turns it into a GoToSocial-like server, which ignores Idempotency-Key.

@@ -3,7 +3,7 @@
 Pure functions and small records: the emulator (bot/sandbox/mastodon.py) keeps the state and
 calls these to count a status, render its HTML, and serialise Accounts, Statuses, media and
 notifications in the field order and shapes of the recorded cassettes
-(shared/reference/mastodon/*.yaml).
+(tests/data/mastodon/*.yaml).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a Mastodon 4.6.4 instance says about itself, and its error bodies.
 
 The documents copy the recorded `/api/v1/instance/` and `/api/v2/instance/` answers
-(shared/reference/mastodon/test_instance*.yaml) with the emulator's own address in place of
+(tests/data/mastodon/test_instance*.yaml) with the emulator's own address in place of
 `localhost:3000`, and the streaming URL pointing at the emulator itself: the real server names
 another port (`ws://localhost:4000`), which Mastodon.py rewrites to http:// and connects to.
 """

@@ -2,7 +2,7 @@
 
 Real Mastodon answers an image upload with 200 and its url; video and audio are transcoded
 after the answer: 202 with `url: null`, then `GET /api/v1/media/:id` answers 206 until done and
-200 after (test_media_post[True] in the reference). The sandbox finishes processing at the
+200 after (Mastodon.py's recorded cassette test_media_post[True]). The sandbox finishes processing at the
 first poll, or 5 s after the upload on the emulator's clock, whichever comes first; the setting
 `media_processing` sends images down the same path.
 """

@@ -1,6 +1,6 @@
 """The hashtag streams: server-sent events as Mastodon's streaming server writes them.
 
-Real framing (shared/reference/mastodon/test_stream_user_local.yaml): `:)` first, then
+Real framing (tests/data/mastodon/test_stream_user_local.yaml): `:)` first, then
 `event: update` / `data: {status}` frames separated by a blank line, and `:thump` comment
 lines as heartbeats. A stream waits on a condition for new events and checks every 0.2 s
 whether the server is stopping (or the streaming server was switched off), so an open stream

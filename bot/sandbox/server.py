@@ -2,7 +2,7 @@
 
 The server parses each request into a `Request`, applies any injected fault, lets the
 emulator answer with a `Response`, and serves the `/_sandbox/` control routes that every
-emulator shares (DESIGN §2 "Sandbox control"):
+emulator shares (docs/sandbox.md, the control API):
 
     GET  /_sandbox/state      every post ever made, ours and the audience's, oldest first
     POST /_sandbox/faults     inject a fault for the next `times` matching requests
@@ -168,7 +168,7 @@ class Emulator:
 
     Subclasses answer platform routes in `handle`, keep their state under `self.lock`, and
     describe every post (ours and the audience's) through `state_posts`, in the shape of
-    DESIGN §2 and with exactly its keys: {"id", "url", "author", "text", "created_at",
+    docs/sandbox.md and with exactly its keys: {"id", "url", "author", "text", "created_at",
     "in_reply_to", "media": [{"id", "alt"}], "raw"}, plus `"deleted": true` once deleted. Which
     posts are ours is told beside them (`accounts`: config name -> author), not by an extra key,
     so a checker that compares key sets holds on every emulator.

@@ -1,4 +1,4 @@
-"""The X API v2 emulator, for tweepy.Client redirected to it (shared/reference/x/NOTES.md §1).
+"""The X API v2 emulator, for tweepy.Client redirected to it (`bot.platforms.x_transport`).
 
 Every request but an unknown route must carry an OAuth 1.0a signature of one sandbox account
 (`x_auth`), is counted against the chosen tier's limits (`x_limits`), and is answered in X's
@@ -232,7 +232,7 @@ class XEmulator(Emulator):
         if not text and not media:
             return invalid_request("Post text and media are both empty.", "text", [text])
         if text and not parse_tweet(text).valid:
-            # X answers an over-long text with its generic 403 (NOTES §8: no dedicated message).
+            # X answers an over-long text with its generic 403 (no dedicated message is known).
             return problem(403, NOT_PERMITTED)
         if text and self.store.is_duplicate(user, text):
             return problem(403, DUPLICATE)

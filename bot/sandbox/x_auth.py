@@ -1,7 +1,7 @@
 """OAuth 1.0a HMAC-SHA1 verification, as X checks every user-context request (RFC 5849 §3.4).
 
 The X emulator sits behind a transport that rewrites tweepy's `https://api.twitter.com/...`
-URLs to 127.0.0.1 but keeps the original `Host` header (shared/reference/x/NOTES.md §1), so the
+URLs to 127.0.0.1 but keeps the original `Host` header (`bot.platforms.x_transport`), so the
 base string URI is rebuilt from `https://{Host}{path}`: the URL the client actually signed.
 """
 

@@ -1,4 +1,4 @@
-"""X API v2 error bodies, in the shapes shared/reference/x/NOTES.md §4 records.
+"""X API v2 error bodies, in the shapes X sends (docs.x.com "Response codes and errors").
 
 401, 403, 429, 5xx   an RFC 7807 problem: {"title", "detail", "type": "about:blank", "status"}
 400                  the invalid-request problem, with `errors[].parameters` and `.message`

@@ -1,7 +1,8 @@
 """X's documented rate limits per tier, and the headers X sends with them.
 
-Numbers: shared/reference/x/NOTES.md §5 (docs commit 7c59f7be, 2025-12-01) and, for the media
-endpoints the tier table omits, the current rate-limit page (500 per 15 min per user).
+Numbers: X's rate-limit docs (docs.x.com; source github.com/xdevplatform/docs, commit 7c59f7be,
+2025-12-01) and, for the media endpoints the tier table omits, the current rate-limit page (500
+per 15 min per user).
 """
 
 from __future__ import annotations

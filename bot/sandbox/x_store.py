@@ -184,7 +184,7 @@ class XStore:
         return includes
 
     def state_posts(self, site: str) -> list[dict[str, Any]]:
-        """Every tweet for GET /_sandbox/state (DESIGN §2), `raw` with every field X can send.
+        """Every tweet for GET /_sandbox/state (docs/sandbox.md), `raw` with every field X can send.
 
         `site` is the emulator's own address: a tweet's `url` is X's path on it, where the
         emulator serves it, since on x.com it does not exist.

@@ -1,6 +1,6 @@
 """Reading a page of tweets as X's timelines and recent search do: parameters, checks, cursors.
 
-The error messages are X's own wording (shared/reference/x/: the tweepy capture for
+The error messages are X's own wording (docs/platforms.md, X: the 400 tweepy surfaces for
 `max_results`; the 7-day `since_id` rule as X words it, with the boundary in minutes and the
 smallest id X would accept).
 """

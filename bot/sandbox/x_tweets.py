@@ -1,6 +1,6 @@
 """The X emulator's records (users, tweets, media) and how X renders them on the wire.
 
-Wire facts (shared/reference/x/NOTES.md §0): ids are strings, every tweet carries
+Wire facts (X's OpenAPI spec; tweepy's `tweet.py` and `utils.py`): ids are strings, every tweet carries
 `edit_history_tweet_ids`, `created_at` has milliseconds, optional fields appear only when asked
 for through `tweet.fields` / `user.fields`, and empty ones are left out rather than sent empty.
 """
