@@ -91,8 +91,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
-    else:
+    elif entries:
         print(format_preview(entries))
+    else:
+        print(f"preview: no slot in the next {args.days} day{'s' * (args.days != 1)}", file=sys.stderr)
     return EXIT_INPUT if errors else EXIT_OK
 
 

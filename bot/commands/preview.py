@@ -7,7 +7,7 @@ Pure: the loaded config and queues, `now` and what the ledger says was sent come
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +24,8 @@ class PreviewEntry:
     queue: Queue
     planned: PlannedSlot
     payloads: tuple[Rendered, ...]
+    # Targets whose secrets are unset: their deliveries will be held until set (design.md).
+    held: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
 def build_preview(
@@ -41,6 +43,12 @@ def build_preview(
     `progress` gives each queue's state from the ledger (default: nothing sent yet).
     """
     entries: list[PreviewEntry] = []
+    held: dict[tuple[str, str], tuple[str, ...]] = {
+        (a.platform, a.name): a.missing
+        for p in config.enabled_platforms()
+        for a in config.accounts(p)
+        if a.missing
+    }
     for queue in queues:
         if queue_name is not None and queue.name != queue_name:
             continue
@@ -52,7 +60,7 @@ def build_preview(
             if planned.post is not None:
                 for target, accounts in targets.items():
                     payloads.extend(render_post(queue, planned.post, target, a) for a in accounts)
-            entries.append(PreviewEntry(queue, planned, tuple(payloads)))
+            entries.append(PreviewEntry(queue, planned, tuple(payloads), held))
     return sorted(entries, key=lambda e: (e.planned.slot.fire_at, e.queue.name))
 
 
@@ -75,7 +83,10 @@ def _entry_record(entry: PreviewEntry) -> dict[str, Any]:
         "pinned": slot.pinned is not None,
         "cycle": entry.planned.cycle,
         "exhausted": entry.planned.exhausted,
-        "payloads": [_payload_record(p) for p in entry.payloads],
+        "payloads": [
+            {**_payload_record(p), "held_for": list(entry.held.get((p.platform, p.account), ()))}
+            for p in entry.payloads
+        ],
     }
 
 
@@ -129,13 +140,13 @@ def format_preview(entries: Sequence[PreviewEntry]) -> str:
         cycle = "pinned" if slot.pinned else f"cycle {entry.planned.cycle}"
         lines.append(f"{head}  post {post.id} ({cycle})")
         for rendered in entry.payloads:
-            lines.extend(_payload_lines(rendered))
+            lines.extend(_payload_lines(rendered, entry.held.get((rendered.platform, rendered.account), ())))
         lines.append("")
     return "\n".join(lines)
 
 
-def _payload_lines(rendered: Rendered) -> list[str]:
-    extras = []
+def _payload_lines(rendered: Rendered, missing: tuple[str, ...] = ()) -> list[str]:
+    extras = [f"HELD until {', '.join(missing)} set"] if missing else []
     if rendered.spoiler_text:
         extras.append(f"CW: {rendered.spoiler_text!r}")
     if rendered.visibility:

@@ -21,12 +21,13 @@ from bot.campaign.model import Config, LoggingConfig
 from bot.daemon.logs import setup_logging
 from bot.daemon.runtime import Runtime, utc_now
 from bot.daemon.scheduler import Daemon
+from bot.delivery.jobs import missing_line
 from bot.errors import InputError
 from bot.monitoring.monitor import DaemonMonitor
 
 log = logging.getLogger("bot.daemon")
 
-EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
 
 def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: bool) -> int:
@@ -95,12 +96,22 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         if emulators is not None:
             emulators.stop()
         raise InputError([unreadable])
-    for platform in runtime.config.enabled_platforms():
-        for account in runtime.config.accounts(platform):
-            if account.missing:
-                log.error(
-                    "not starting %s/%s: missing %s", platform, account.name, ", ".join(account.missing)
-                )
+    accounts = [a for p in runtime.config.enabled_platforms() for a in runtime.config.accounts(p)]
+    for account in accounts:
+        if account.missing:
+            log.error(
+                "not starting %s/%s: missing %s", account.platform, account.name, ", ".join(account.missing)
+            )
+    if accounts and all(account.missing for account in accounts):
+        # Running would only hold every post: say what is missing instead (exit 1).
+        audience_stop.set()
+        runtime.close()
+        print(
+            f"run: no account can post: {missing_line(accounts)} "
+            f"(set them in the environment or in {config_path.parent / '.env'})",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     monitoring = DaemonMonitor(runtime)
     daemon = Daemon(runtime, stop=stop, monitor=monitoring)
     finished = True
@@ -108,7 +119,10 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         if once:
             results = daemon.run_once()
             daemon.deliveries.shutdown(wait=True)
-            return EXIT_RUNTIME if any(r.outcome == "failed" for r in results) else EXIT_OK
+            held = daemon.held_now()
+            if held:
+                print(f"run --once: {held}", file=sys.stderr)
+            return EXIT_RUNTIME if held or any(r.outcome == "failed" for r in results) else EXIT_OK
         if seconds is not None:
             timer = threading.Timer(seconds, stop.set)
             timer.daemon = True

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.daemon.runtime import Runtime
+from bot.delivery.jobs import held_deliveries, held_targets, missing_line, targets
 from bot.ledger.deliveries import DeliveryCounts
 from bot.ledger.ratebudgets import StoredBudget, read_budgets
 from bot.planning.limits import next_allowed
@@ -41,23 +42,34 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     ledger = rt.ledger
     pause = ledger.pause_state()
     counts = ledger.delivery_counts()
+    held: dict[str, list[str]] = {}
+    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now)):
+        k, missing = row.key, ", ".join(account.missing)
+        held.setdefault(k.queue, []).append(f"{k.post_id} for {k.platform}/{k.account} (missing {missing})")
     queues = []
     for queue in rt.queues():
+        unreachable = held_targets(rt.config, queue) if not targets(rt.config, queue) else []
         upcoming = next_slots(queue, now, 1)
         progress = progress_from_history(ledger.sent_posts(queue.name))
-        choice = choose_post(queue, progress, upcoming[0].fire_at) if upcoming else None
+        # A slot due but undecided (held, or about to fire) is no longer upcoming: its post is
+        # the one the queue would send now.
+        choice = choose_post(queue, progress, upcoming[0].fire_at if upcoming else now)
         c = counts.get(queue.name, DeliveryCounts())
         queues.append(
             {
                 "queue": queue.name,
                 "next_slot": _iso(upcoming[0].fire_at) if upcoming else None,
-                "next_post": choice.post.id if choice is not None and choice.post is not None else None,
+                "next_post": choice.post.id if choice.post is not None else None,
                 "posted": c.posted,
                 "failed": c.failed,
                 "pending": c.claimed,
                 "retracted": c.retracted,
-                "exhausted": bool(choice.exhausted) if choice is not None else False,
+                "exhausted": choice.exhausted,
                 "expired": queue.expires is not None and now > queue.expires,
+                # Deliveries owed to accounts whose secrets are unset, sent once they are set;
+                # and, when no target can post at all, why the next slot will wait.
+                "held": held.get(queue.name, []),
+                "waiting_for": missing_line(unreachable) or None,
             }
         )
     health = {(h.platform, h.account): h for h in ledger.account_health()}
@@ -109,6 +121,9 @@ def format_status(status: dict[str, Any]) -> str:
             f"  {q['queue']}: {state}; next {q['next_slot'] or '-'} -> {q['next_post'] or '-'}; "
             f"posted {q['posted']}, failed {q['failed']}, pending {q['pending']}"
         )
+        if q["waiting_for"]:
+            lines.append(f"    HELD: no account can post ({q['waiting_for']}); the next post waits")
+        lines.extend(f"    held: {what}; sent once set" for what in q["held"])
     lines.append("accounts:")
     for a in status["accounts"]:
         health = "healthy" if a["healthy"] else f"UNHEALTHY ({a['error']})"
