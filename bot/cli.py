@@ -132,11 +132,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _runtime(args) as rt:
         status = build_status(rt)
         unreadable = rt.content_problem()
+        invalid = any(p.severity == "error" for p in rt.load_problems)
     print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
     if unreadable is not None:  # the ledger's part is still worth showing
         print(unreadable, file=sys.stderr)
         return EXIT_INPUT
-    return EXIT_OK
+    return EXIT_INPUT if invalid else EXIT_OK
 
 
 def cmd_mentions(args: argparse.Namespace) -> int:
@@ -269,6 +270,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _days(text: str) -> int:
+    """A day count for `preview`: at most a year, the horizon any campaign plans for."""
+    if not text.isdigit() or not 1 <= int(text) <= 366:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to 366")
+    return int(text)
+
+
 def _base_port(text: str) -> int:
     """A port N such that N, N+1 and N+2 (X, Bluesky, Mastodon) are all valid ports."""
     if not text.isdigit() or not 1 <= int(text) <= 65533:
@@ -290,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", action="store_true", help="also verify each account with one read-only call")
 
     p = add("preview", cmd_preview)
-    p.add_argument("--days", type=_count, default=7)
+    p.add_argument("--days", type=_days, default=7, help="how many days ahead, 1-366 (default 7)")
     p.add_argument("--queue")
     p.add_argument("--platform", choices=["x", "bluesky", "mastodon"])
     p.add_argument("--json", action="store_true")

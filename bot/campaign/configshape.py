@@ -135,7 +135,7 @@ class _MonitorIn(_Shape):
     hashtags_every: Duration = timedelta(minutes=2)
     replies_every: Duration = timedelta(minutes=5)
     backfill: Duration = timedelta(hours=24)
-    retention_days: PositiveInt = 30
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30  # a day count timedelta can hold
     ignore: list[str] = []
 
 

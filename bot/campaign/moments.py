@@ -8,34 +8,42 @@ that happens twice is the first of the two, as for slots (docs/design.md, slot r
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 Role = Literal["start", "expires", "at"]
 
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+_DATE_SHAPE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2})?)?$")
+
 
 def parse_moment(value: object, zone: ZoneInfo, role: Role) -> datetime:
     """A YAML date, datetime or ISO string -> an aware datetime; raises ValueError for a user."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = _day_boundary(value, role)
-    elif isinstance(value, str):
-        moment = _parse_text(value.strip(), role)
-    else:
+    if isinstance(value, str):
+        value = _parse_text(value.strip())
+    if not isinstance(value, date):
         raise ValueError("should be a date (2026-12-01) or a date and time (2026-12-10T12:00)")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        # A typo (0026, 9999) far from any campaign; also keeps slot arithmetic in range.
+        raise ValueError(
+            f"{value.isoformat()} is not a campaign date: the year should be {FIRST_YEAR}-{LAST_YEAR}"
+        )
+    moment = value if isinstance(value, datetime) else _day_boundary(value, role)
     if moment.tzinfo is None:
         return localize(moment, zone)
     return moment
 
 
-def _parse_text(text: str, role: Role) -> datetime:
+def _parse_text(text: str) -> date:
     try:
         if len(text) == 10:  # YYYY-MM-DD
-            return _day_boundary(date.fromisoformat(text), role)
+            return date.fromisoformat(text)
         return datetime.fromisoformat(text)
     except ValueError:
+        if _DATE_SHAPE.match(text):  # the right shape, an impossible value: 2026-02-30
+            raise ValueError(f"{text!r} is not a valid date") from None
         raise ValueError(
             f"{text!r} is not a date (2026-12-01) or a date and time (2026-12-10T12:00)"
         ) from None

@@ -113,7 +113,12 @@ class _Builder:
             self.problems.append(Problem(self.file, line, "an alias refers to itself"))
             return None
         if isinstance(node, ScalarNode):
-            return self.loader.construct_object(node, deep=True)
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except (ValueError, OverflowError):
+                # An impossible date (2026-13-45, 2026-02-30) looks like one to YAML, which then
+                # fails to build it: keep the text, and let the field that reads it say why.
+                return str(node.value)
         expected = "tag:yaml.org,2002:seq" if isinstance(node, SequenceNode) else "tag:yaml.org,2002:map"
         if node.tag != expected:
             # We build collections ourselves, so refuse their tags the way SafeLoader would.

@@ -159,7 +159,8 @@ class Runtime:
         # refuses, `status` warns, `pause` does not care).
         unreadable = self.content_problem()
         self._folder_trouble: str | None = str(unreadable) if unreadable else None
-        self.reload_content(report=True)
+        # What the first load found: `status` exits 1 on an error in it.
+        self.load_problems = self.reload_content(report=True)
 
     # --- content ---------------------------------------------------------------------------
 
@@ -200,7 +201,11 @@ class Runtime:
                 continue
             known = path in self.contents.mtimes
             self.contents.mtimes[path] = mtime
-            queue, found = load_queue(path, self.config)
+            try:
+                queue, found = load_queue(path, self.config)
+            except Exception:  # a bug in reading one file must not stop the others, nor the tick
+                log.exception("%s: could not be read", path.name)
+                queue, found = None, [Problem(path.name, 1, "could not be read (see the log)")]
             errors = [p for p in found if p.severity == "error"]
             problems.extend(found)
             for problem in found:
