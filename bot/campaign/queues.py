@@ -81,26 +81,46 @@ def load_queues(config: Config) -> tuple[list[Queue], list[Problem]]:
     files = sorted(folder.glob("*.yaml"))
     if not files:
         problems.append(Problem(display_path(folder), 1, "no queue files (*.yaml) here", "warning"))
-    queues: list[Queue] = []
-    owner: dict[str, Path] = {}
+    loaded: list[Queue] = []
     for file in files:
         queue, found = load_queue(file, config)
         problems.extend(found)
-        if queue is None:
-            continue
+        if queue is not None:
+            loaded.append(queue)
+    queues: list[Queue] = []
+    owner: dict[str, Path] = {}
+    for queue in sorted(loaded, key=clash_order):
         if queue.name in owner:
-            problems.append(
-                Problem(
-                    display_path(file),
-                    1,
-                    f"queue name {queue.name!r} is already used by {display_path(owner[queue.name])}",
-                )
-            )
+            problems.append(name_clash(queue, owner[queue.name]))
             continue
-        owner[queue.name] = file
+        owner[queue.name] = queue.file
         queues.append(queue)
+    queues.sort(key=lambda q: q.file)
     problems.extend(warn_identical_x_text(queues, config))
     return queues, problems
+
+
+def clash_order(queue: Queue) -> tuple[bool, Path]:
+    """Who keeps a name two files claim: the file named after it, else the first by path.
+
+    So a new file that says `queue: explainer` is the one told, never content/explainer.yaml.
+    """
+    return (queue.file.stem != queue.name, queue.file)
+
+
+def name_clash(queue: Queue, owner: Path) -> Problem:
+    """The error for the file that loses a queue name, at its `queue:` line."""
+    try:
+        lines = queue.file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    line = next((n for n, text in enumerate(lines, 1) if text.startswith("queue:")), 1)
+    return Problem(
+        display_path(queue.file),
+        line,
+        f"queue name {queue.name!r} is already used by {display_path(owner)}: "
+        "give this file another `queue:` name",
+    )
 
 
 def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]:
