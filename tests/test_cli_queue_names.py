@@ -19,7 +19,8 @@ EXPLAINER = 'schedule: {every: 4h}\nposts:\n  - {id: why, text: "Why this campai
 
 def impostor() -> str:
     due = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    return f'# a new file\nqueue: explainer\nschedule: {{at: ["{due}"]}}\nposts:\n  - {{id: new, text: "Not this"}}\n'
+    body = 'posts:\n  - {id: new, text: "Not this"}\n'
+    return f'# a new file\nqueue: explainer\nschedule: {{at: ["{due}"]}}\n{body}'
 
 
 @pytest.fixture

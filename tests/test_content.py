@@ -352,7 +352,10 @@ def test_duplicate_queue_names(campaign: Path) -> None:
     }
     _, queues, problems = load(campaign, files)
     assert [q.file.name for q in queues] == ["a.yaml"]
-    assert messages(problems) == ["content/b.yaml:1: queue name 'daily' is already used by content/a.yaml"]
+    assert messages(problems) == [
+        "content/b.yaml:1: queue name 'daily' is already used by content/a.yaml: "
+        "give this file another `queue:` name"
+    ]
 
 
 def test_stray_yml_files_and_a_missing_content_folder_are_reported(campaign: Path) -> None:
