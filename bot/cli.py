@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from bot.errors import InputError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.campaign.model import Config, Queue
     from bot.daemon.runtime import Runtime
     from bot.planning.planner import Progress
@@ -80,14 +82,17 @@ def cmd_preview(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(q.name for q in queues)) or "none"
         print(f"preview: no valid queue named {args.queue!r} (queues: {known})", file=sys.stderr)
         return EXIT_INPUT if errors else EXIT_USAGE
+    now = datetime.now(UTC)
+    progress, posted = _ledger_progress(config, queues, now) or (None, None)
     entries = build_preview(
         config,
         queues,
-        datetime.now(UTC),
+        now,
         args.days,
         queue_name=args.queue,
         platform=args.platform,
-        progress=_ledger_progress(config, queues),
+        progress=progress,
+        posted=posted,
     )
     if args.json:
         print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
@@ -221,8 +226,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progress] | None:
-    """Each queue's progress from the ledger; None (from the start) when there is no ledger yet."""
+def _ledger_progress(
+    config: Config, queues: Sequence[Queue], now: datetime
+) -> tuple[dict[str, Progress], dict[tuple[str, str], list[datetime]]] | None:
+    """Each queue's progress and each account's posts of the last day, from the ledger; None
+    (from the start) when there is no ledger yet."""
+    from datetime import timedelta
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.ledger.database import database_exists
@@ -241,7 +251,8 @@ def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progr
         )
         return None
     try:
-        return {q.name: progress_from_history(ledger.sent_posts(q.name)) for q in queues}
+        progress = {q.name: progress_from_history(ledger.sent_posts(q.name)) for q in queues}
+        return progress, ledger.post_times(now - timedelta(days=1))
     finally:
         ledger.close()
 

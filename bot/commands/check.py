@@ -17,6 +17,7 @@ from bot.campaign.findings import display_path
 from bot.campaign.model import Config, Queue
 from bot.campaign.queues import load_queues
 from bot.errors import InputError, Problem
+from bot.planning.limits import limit_collisions
 from bot.planning.planner import targets_of
 from bot.planning.slots import next_slots as upcoming_slots
 from bot.planning.xbudget import x_budget_problems
@@ -102,8 +103,10 @@ def check_texts(config: Config, queues: Sequence[Queue]) -> list[Problem]:
 
 
 def check_schedules(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:
-    """Warnings about what the schedules will do: an X account's posts beyond its budget."""
-    return [replace(p, file=display_path(Path(p.file))) for p in x_budget_problems(config, queues, now)]
+    """Warnings about what the schedules will do: an X account's posts beyond its budget, and
+    queues that collide on an account's own limits (its posts then go out late)."""
+    found = [*x_budget_problems(config, queues, now), *limit_collisions(config, queues, now)]
+    return [replace(p, file=display_path(Path(p.file))) for p in found]
 
 
 def next_slots(config: Config, queue: Queue, now: datetime, count: int) -> list[datetime]:

@@ -347,3 +347,16 @@ class Ledger(SlotBook, SharedState):
         )
         with reading(self.engine) as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    def post_times(self, since: datetime) -> dict[tuple[str, str], list[datetime]]:
+        """(platform, account) -> times of its posts since `since`, oldest first (`preview`'s limits)."""
+        stmt = (
+            select(deliveries.c.platform, deliveries.c.account, deliveries.c.posted_at)
+            .where(deliveries.c.posted_at >= since)
+            .order_by(deliveries.c.posted_at)
+        )
+        times: dict[tuple[str, str], list[datetime]] = {}
+        with reading(self.engine) as conn:
+            for platform, account, posted_at in conn.execute(stmt):
+                times.setdefault((platform, account), []).append(posted_at)
+        return times
