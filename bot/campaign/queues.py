@@ -165,6 +165,13 @@ class _QueueReader:
         posts = reader.read_posts(data.get("posts"))
         if data.get("posts") == []:
             findings.warning(("posts",), "posts: the queue has no posts")
+        if data.get("when_exhausted") == "repeat" and "x" in platforms:
+            others = ", ".join(p for p in platforms if p != "x") or "no other platform"
+            findings.warning(
+                ("when_exhausted",),
+                "when_exhausted: repeat: X refuses a text an account already posted, so rounds after "
+                f"the first go to {others} only (to send a post to X again, give it a new id and text)",
+            )
         return Queue(
             name=name,
             file=self.path.absolute(),

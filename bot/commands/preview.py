@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.campaign.model import Config, LinkCard, Platform, Queue
 from bot.planning.limits import AccountClock
-from bot.planning.planner import PlannedSlot, Progress, plan, targets_of
+from bot.planning.planner import PlannedSlot, Progress, plan, refuses_repeats, targets_of
 from bot.render.textrules import Rendered, RenderedPart, render_post
 
 
@@ -29,6 +29,8 @@ class PreviewEntry:
     held: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # When each target's delivery really goes out, where an account limit delays it.
     send_at: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    # Targets left out: X in a repeating queue's later rounds (it refuses a text seen before).
+    skipped: tuple[str, ...] = ()
 
 
 def build_preview(
@@ -58,14 +60,22 @@ def build_preview(
         targets = targets_of(queue, config)
         for planned in plan(queue, now, now + timedelta(days=days), (progress or {}).get(queue.name)):
             payloads: list[Rendered] = []
+            skipped: list[str] = []
             if planned.post is not None:
                 for target, accounts in targets.items():
+                    if refuses_repeats(target, planned.cycle):
+                        skipped.extend(f"{target}/{a}" for a in accounts)
+                        continue
                     payloads.extend(render_post(queue, planned.post, target, a) for a in accounts)
-            entries.append(PreviewEntry(queue, planned, tuple(payloads), held))
+            entries.append(PreviewEntry(queue, planned, tuple(payloads), held, skipped=tuple(skipped)))
     entries.sort(key=lambda e: (e.planned.slot.fire_at, e.queue.name))
     # Filtered only now: another queue's posts on a shared account still delay this one's.
     return [
-        replace(entry, payloads=tuple(p for p in entry.payloads if platform in (None, p.platform)))
+        replace(
+            entry,
+            payloads=tuple(p for p in entry.payloads if platform in (None, p.platform)),
+            skipped=tuple(t for t in entry.skipped if platform in (None, t.split("/")[0])),
+        )
         for entry in _apply_limits(config, entries, posted or {})
         if queue_name in (None, entry.queue.name)
     ]
@@ -117,6 +127,7 @@ def _entry_record(entry: PreviewEntry) -> dict[str, Any]:
         "pinned": slot.pinned is not None,
         "cycle": entry.planned.cycle,
         "exhausted": entry.planned.exhausted,
+        "skipped": list(entry.skipped),
         "payloads": [
             {
                 **_payload_record(p),
@@ -186,6 +197,10 @@ def format_preview(entries: Sequence[PreviewEntry]) -> str:
                 else []
             )
             lines.extend(_payload_lines(rendered, entry.held.get(target, ()), extra))
+        lines.extend(
+            f"  {target}  not sent: X refuses a text it already posted (round {entry.planned.cycle})"
+            for target in entry.skipped
+        )
         lines.append("")
     return "\n".join(lines)
 

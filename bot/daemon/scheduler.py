@@ -34,7 +34,14 @@ from bot.delivery.pool import DeliveryPool
 from bot.errors import PlatformError
 from bot.ledger.leases import Leases
 from bot.ledger.workers import died_here, new_worker_id
-from bot.planning.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
+from bot.planning.planner import (
+    PINNED_CYCLE,
+    choose_post,
+    due_slots,
+    pinned_post,
+    progress_from_history,
+    refuses_repeats,
+)
 from bot.planning.slots import Slot, next_slots
 from bot.platforms.tid import make_tid
 
@@ -177,7 +184,13 @@ class Daemon:
             if post is None:
                 self._skip_slot(queue, slot, now, exhausted)
                 return []
-            accounts, held = targets(self.rt.config, queue), held_targets(self.rt.config, queue)
+            accounts, held = (
+                [a for a in found(self.rt.config, queue) if not refuses_repeats(a.platform, cycle)]
+                for found in (targets, held_targets)
+            )
+            if not accounts and not held:  # only X, which refuses a repeat: nothing left to send
+                self._skip_slot(queue, slot, now, exhausted=True)
+                return []
             if not accounts:
                 self._hold_slot(queue, slot, post, held)
                 return []

@@ -14,7 +14,7 @@ from typing import Any
 from bot.campaign.model import Account, Config, Post, Queue
 from bot.delivery.courier import Job
 from bot.ledger.deliveries import Delivery
-from bot.planning.planner import targets_of
+from bot.planning.planner import refuses_repeats, targets_of
 from bot.render.textrules import render_post, to_outgoing
 
 
@@ -67,7 +67,11 @@ def build_job(config: Config, queue: Queue, post: Post, cycle: int, account: Acc
 def build_jobs(
     config: Config, queue: Queue, post: Post, cycle: int, platforms: Collection[str] | None = None
 ) -> list[Job]:
-    return [build_job(config, queue, post, cycle, account) for account in targets(config, queue, platforms)]
+    return [
+        build_job(config, queue, post, cycle, account)
+        for account in targets(config, queue, platforms)
+        if not refuses_repeats(account.platform, cycle)
+    ]
 
 
 def describe_post(config: Config, queue: Queue, post: Post, accounts: list[Account]) -> list[dict[str, Any]]:
