@@ -74,6 +74,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from bot.commands.preview import build_preview, format_preview, preview_records
 
     config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
+    if args.sandbox:
+        config = _sandbox_config(config)
     queues, problems = load_queues(config)
     errors = [p for p in problems if p.severity == "error"]
     for problem in errors:  # queues with errors are left out; the others are still shown
@@ -134,7 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from bot.commands.status import build_status, format_status
 
-    with _runtime(args) as rt:
+    with _runtime(args, sandbox=args.sandbox) as rt:
         status = build_status(rt)
         unreadable = rt.content_problem()
         invalid = any(p.severity == "error" for p in rt.load_problems)
@@ -163,6 +165,8 @@ def cmd_mentions(args: argparse.Namespace) -> int:
         print(f"mentions: --since: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config, _ = load_config(args.config, os.environ)
+    if args.sandbox:
+        config = _sandbox_config(config)
     ledger = open_ledger(config.database_url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
@@ -257,8 +261,22 @@ def _ledger_progress(
         ledger.close()
 
 
+class NoSandboxYet(Exception):
+    """`--sandbox` before any `run --sandbox`: there is nothing to show."""
+
+
+def _sandbox_config(config: Config) -> Config:
+    """The config as `run --sandbox` ran it (its own database and mentions log)."""
+    from bot.daemon.rehearsal import sandbox_view
+
+    view = sandbox_view(config)
+    if view is None:
+        raise NoSandboxYet()
+    return view
+
+
 @contextlib.contextmanager
-def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
+def _runtime(args: argparse.Namespace, *, sandbox: bool = False) -> Iterator[Runtime]:
     """Config, content, ledger and clients for one command; closed (alerts sent) on the way out."""
 
     from bot.campaign.model import LoggingConfig
@@ -266,7 +284,23 @@ def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
     from bot.daemon.runtime import Runtime
 
     setup_logging(LoggingConfig())
-    rt = Runtime(args.config, os.environ)
+    extra: tuple[Queue, ...] = ()
+    if sandbox:
+        from datetime import UTC, datetime
+
+        from bot.campaign.config import load_config
+        from bot.daemon.rehearsal import demo_queue
+
+        base = load_config(args.config, os.environ)[0]
+        _sandbox_config(base)  # refuses before a database is created
+        extra = (demo_queue(base, datetime.now(UTC)),)  # its counts, beside the campaign's queues
+    rt = Runtime(
+        args.config,
+        os.environ,
+        adjust=_sandbox_config if sandbox else lambda config: config,
+        extra_queues=extra,
+        config_warnings=not sandbox,
+    )
     setup_logging(rt.config.logging)
     try:
         yield rt
@@ -313,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue")
     p.add_argument("--platform", choices=["x", "bluesky", "mastodon"])
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="show what the last `run --sandbox` did (its own database), not the campaign's",
+    )
 
     p = add("run", cmd_run)
     p.add_argument("--sandbox", action="store_true", help="start the emulators in-process and post to them")
@@ -337,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("status", cmd_status)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="show what the last `run --sandbox` did (its own database), not the campaign's",
+    )
 
     p = add("mentions", cmd_mentions)
     p.add_argument("--since", metavar="DURATION")
@@ -344,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="show what the last `run --sandbox` did (its own database), not the campaign's",
+    )
 
     p = add("pause", cmd_pause)
     p.add_argument("--reason")
@@ -366,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INPUT
+    except NoSandboxYet:
+        print("--sandbox: nothing to show yet: start one with `python -m bot run --sandbox`", file=sys.stderr)
+        return EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_RUNTIME
     except BrokenPipeError:

@@ -24,6 +24,7 @@ from bot.daemon.scheduler import Daemon
 from bot.delivery.jobs import missing_line
 from bot.errors import InputError
 from bot.monitoring.monitor import DaemonMonitor
+from bot.sandbox import SANDBOX_PORT
 
 log = logging.getLogger("bot.daemon")
 
@@ -51,6 +52,12 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
 
     emulators = None
     audience_stop = threading.Event()
+    # The fixed ports, unless moved (two rehearsals, or tests, side by side).
+    port_text = os.environ.get("BOT_SANDBOX_PORT") or str(SANDBOX_PORT)
+    if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= 65533):
+        print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to 65533", file=sys.stderr)
+        return EXIT_USAGE
+    port = int(port_text) if port_text.isdigit() else SANDBOX_PORT
     if sandbox:
         from bot.daemon.rehearsal import (
             demo_queue,
@@ -61,7 +68,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         )
 
         try:
-            emulators = start_emulators(accounts=2)
+            emulators = start_emulators(accounts=2, port=port)
         except OSError as exc:
             print(
                 f"run --sandbox: cannot listen on the sandbox ports (another sandbox running?): {exc}",
@@ -84,7 +91,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         demo = demo_queue(base, utc_now())
         # The sandbox needs none of the real secrets: their absence is no news.
         runtime = Runtime(config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False)
-        run_audience(emulators, audience_stop)
+        run_audience(emulators, audience_stop, hashtag=base.hashtags[0])
     else:
         runtime = Runtime(config_path, os.environ)
     setup_logging(runtime.config.logging)
