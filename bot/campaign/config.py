@@ -35,6 +35,7 @@ from bot.campaign.model import (
     Platform,
     PlatformConfig,
 )
+from bot.campaign.moments import zone_hint
 from bot.campaign.yamlsource import YamlPath, read_yaml
 from bot.errors import InputError, Problem
 
@@ -182,6 +183,8 @@ class _Builder:
         enabled_used = {p for p, pc in platforms.items() if pc.enabled}
         if not enabled_used:
             findings.warning(("platforms",), "platforms: no platform is enabled, so nothing will be posted")
+        if hint := zone_hint(shape.timezone):
+            findings.warning(("timezone",), hint)
         webhook = shape.alerts.webhook or None
         mentions_log = shape.logging.mentions_log
         return Config(

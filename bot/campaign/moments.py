@@ -65,3 +65,31 @@ def localize(naive: datetime, zone: ZoneInfo) -> datetime:
         naive = naive.replace(second=0, microsecond=0) + timedelta(minutes=1)
         moment = naive.replace(tzinfo=zone, fold=0)
     return moment
+
+
+# Legacy names that zoneinfo accepts but that never change for daylight saving, or that name a
+# whole region's rules under an old alias: almost always a mistake for the city's zone.
+_MEANT = {
+    "EST": "America/New_York",
+    "EST5EDT": "America/New_York",
+    "EDT": "America/New_York",
+    "CST6CDT": "America/Chicago",
+    "MST": "America/Denver (America/Phoenix has no daylight saving)",
+    "MST7MDT": "America/Denver",
+    "PST8PDT": "America/Los_Angeles",
+    "HST": "Pacific/Honolulu",
+    "GMT": "Europe/London (or UTC)",
+    "CET": "Europe/Berlin",
+    "MET": "Europe/Berlin",
+    "EET": "Europe/Athens",
+    "WET": "Europe/Lisbon",
+}
+
+
+def zone_hint(name: str) -> str | None:
+    """A warning for a zone name that is valid but probably not what was meant, or None."""
+    if name in _MEANT:
+        return f"timezone {name!r} is a legacy abbreviation; write the place's zone, probably {_MEANT[name]}"
+    if name.startswith("Etc/GMT") and name not in ("Etc/GMT", "Etc/GMT0"):
+        return f"timezone {name!r} is a fixed offset with no daylight saving (and its sign is reversed)"
+    return None

@@ -121,6 +121,12 @@ class PostReader:
             self.findings.error(path, "post has no id: give it one, such as `id: petition-launch`")
             return None
         post_id = value["id"]
+        if isinstance(post_id, bool):  # YAML reads yes/no/on/off/true/false as a truth value
+            self.findings.error(
+                (*path, "id"),
+                'id: YAML reads yes, no, on, off, true and false as true/false; quote it: id: "yes"',
+            )
+            return None
         if not isinstance(post_id, str) or not _ID.fullmatch(post_id):
             self.findings.error(
                 (*path, "id"),

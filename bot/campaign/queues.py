@@ -21,7 +21,7 @@ from bot.campaign.cron import CronError, parse_cron
 from bot.campaign.durations import parse_duration
 from bot.campaign.findings import Findings, did_you_mean, display_path
 from bot.campaign.model import PLATFORMS, Config, Platform, PlatformOptions, Post, Queue, Schedule
-from bot.campaign.moments import parse_moment
+from bot.campaign.moments import parse_moment, zone_hint
 from bot.campaign.posts import PostReader
 from bot.campaign.yamlsource import YamlPath, read_yaml
 from bot.errors import InputError, Problem
@@ -130,6 +130,9 @@ def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]
     except InputError as exc:
         return None, exc.problems
     findings = Findings(doc)
+    if doc.data is None:
+        findings.error((), "the file is empty (or only comments): a queue needs schedule: and posts:")
+        return None, findings.problems
     if not isinstance(doc.data, dict):
         findings.error((), "a queue file should be a mapping with schedule: and posts: (key: value lines)")
         return None, findings.problems
@@ -231,6 +234,13 @@ class _QueueReader:
             cron = self._cron(raw, (*path, "cron"))
         elif kind == "every":
             every = self._duration(raw, (*path, "every"), positive=True)
+            if every is not None and every < timedelta(minutes=1):
+                per_day = int(timedelta(days=1) / every)
+                self.findings.warning(
+                    (*path, "every"),
+                    f"schedule.every: {raw} fires {per_day:,} times a day; the platforms refuse "
+                    "most of that (did you mean minutes or hours, such as 1m or 1h?)",
+                )
         else:
             at = self._at_list(raw, (*path, "at"), ZoneInfo(timezone))
         jitter = self._duration(value.get("jitter", "0s"), (*path, "jitter"), positive=False)
@@ -253,6 +263,8 @@ class _QueueReader:
             )
             self.findings.error(("schedule", "timezone"), f"schedule.timezone: {problem}")
             return self.config.timezone
+        if hint := zone_hint(value):
+            self.findings.warning(("schedule", "timezone"), f"schedule.timezone: {hint}")
         return value
 
     def _cron(self, value: object, path: YamlPath) -> str | None:

@@ -62,8 +62,17 @@ class AccountClock:
 
 def limit_collisions(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:
     """A warning per limited account whose next week of slots its own limits would delay."""
+    limited = {
+        (a.platform, a.name)
+        for p in config.enabled_platforms()
+        for a in config.accounts(p)
+        if a.limits.min_gap is not None or a.limits.posts_per_day is not None
+    }
     due: dict[tuple[str, str], list[tuple[datetime, int, str]]] = {}
     for queue in queues:
+        targets = {(p, name) for p, names in targets_of(queue, config).items() for name in names}
+        if not targets & limited:
+            continue  # planning a fast queue's two weeks is costly: only where a limit applies
         for planned in plan(queue, now, now + LOOKAHEAD):
             if planned.post is None:
                 continue
