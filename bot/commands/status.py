@@ -40,7 +40,7 @@ def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
 def build_status(rt: Runtime) -> dict[str, Any]:
     now = rt.now()
     ledger = rt.ledger
-    pause = ledger.pause_state()
+    pause = ledger.shared.pause_state()
     counts = ledger.delivery_counts()
     held: dict[str, list[str]] = {}
     for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now)):
@@ -50,7 +50,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     for queue in rt.queues():
         unreachable = held_targets(rt.config, queue) if not targets(rt.config, queue) else []
         upcoming = next_slots(queue, now, 1)
-        progress = progress_from_history(ledger.sent_posts(queue.name))
+        progress = progress_from_history(ledger.slots.sent_posts(queue.name))
         # A slot due but undecided (held, or about to fire) is no longer upcoming: its post is
         # the one the queue would send now.
         choice = choose_post(queue, progress, upcoming[0].fire_at if upcoming else now)
@@ -72,7 +72,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                 "waiting_for": missing_line(unreachable) or None,
             }
         )
-    health = {(h.platform, h.account): h for h in ledger.account_health()}
+    health = {(h.platform, h.account): h for h in ledger.shared.account_health()}
     budgets: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for stored in read_budgets(ledger.engine):
         budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now))
