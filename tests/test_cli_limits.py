@@ -52,7 +52,7 @@ def test_check_warns_where_queues_collide_on_an_accounts_min_gap(site: Site) -> 
 def test_preview_says_when_the_daemon_really_posts_under_min_gap(site: Site) -> None:
     site.limits = "{min_gap: 8s}"
     site.write_config()
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)  # past preview and start-up
     site.write_queue("first", at_queue(start, "One"))
     site.write_queue("second", at_queue(start + timedelta(seconds=1), "Two"))
     records = json.loads(bot(site, "preview", "--days", "1", "--json").stdout)
@@ -74,7 +74,7 @@ def test_preview_says_when_the_daemon_really_posts_under_min_gap(site: Site) -> 
             rows = ledger.deliveries_for_post(queue, "p")
             return rows[0].posted_at if rows and rows[0].posted_at else None
 
-        assert wait_for(lambda: posted("second") is not None, timeout=45)
+        assert wait_for(lambda: posted("second") is not None, timeout=60)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
         for queue in ("first", "second"):
