@@ -188,6 +188,15 @@ def cmd_mentions(args: argparse.Namespace) -> int:
 def cmd_pause(args: argparse.Namespace) -> int:
     """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
     with _runtime(args) as rt:
+        state = rt.ledger.shared.pause_state()
+        if state.paused:
+            # Pausing again keeps the first pause's time, and its reason unless a new one is given.
+            reason = args.reason or state.reason
+            if args.reason and args.reason != state.reason:
+                rt.ledger.shared.pause(reason, state.since or rt.now())
+            since = state.since.isoformat(timespec="seconds") if state.since else "?"
+            print(f"already paused since {since}" + (f": {reason}" if reason else ""))
+            return EXIT_OK
         rt.ledger.shared.pause(args.reason, rt.now())
         rt.alert("paused", "posting paused" + (f": {args.reason}" if args.reason else ""))
     print("paused" + (f": {args.reason}" if args.reason else ""))
@@ -197,6 +206,9 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     """Lift a pause."""
     with _runtime(args) as rt:
+        if not rt.ledger.shared.pause_state().paused:
+            print("not paused: posting is already on")
+            return EXIT_OK
         rt.ledger.shared.resume(rt.now())
         rt.alert("resumed", "posting resumed")
     print("resumed")
@@ -328,9 +340,16 @@ def _base_port(text: str) -> int:
     return int(text)
 
 
+def _version() -> str:
+    from bot import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campaign-bot", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
+    parser.add_argument("--version", action="version", version=f"campaign-bot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Command) -> argparse.ArgumentParser:
@@ -343,9 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("preview", cmd_preview)
     p.add_argument("--days", type=_days, default=7, help="how many days ahead, 1-366 (default 7)")
-    p.add_argument("--queue")
-    p.add_argument("--platform", choices=["x", "bluesky", "mastodon"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--queue", help="only this queue (default: all)")
+    p.add_argument(
+        "--platform", choices=["x", "bluesky", "mastodon"], help="only this platform (default: all)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per slot instead of text")
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -363,18 +384,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("post", cmd_post)
-    p.add_argument("queue")
-    p.add_argument("item_id", nargs="?")
-    p.add_argument("--platform", action="append", choices=["x", "bluesky", "mastodon"])
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("queue", help="the queue's name (see `check`)")
+    p.add_argument("item_id", nargs="?", help="a post's id (default: the queue's next post)")
+    p.add_argument(
+        "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="show the payloads; send nothing")
 
     p = add("retract", cmd_retract)
-    p.add_argument("queue")
-    p.add_argument("item_id")
-    p.add_argument("--platform", action="append", choices=["x", "bluesky", "mastodon"])
+    p.add_argument("queue", help="the queue's name")
+    p.add_argument("item_id", help="the post's id")
+    p.add_argument(
+        "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
+    )
 
     p = add("status", cmd_status)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -382,11 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("mentions", cmd_mentions)
-    p.add_argument("--since", metavar="DURATION")
-    p.add_argument("--follow", action="store_true")
+    p.add_argument("--since", metavar="DURATION", help="only the last 30m, 2h, 1d... (default: all kept)")
+    p.add_argument("--follow", action="store_true", help="keep printing new ones until Ctrl-C")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="mentions-log JSON lines (default: text)")
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header row (default: text)")
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -394,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("pause", cmd_pause)
-    p.add_argument("--reason")
+    p.add_argument("--reason", help="shown by `status` and in the alert (default: none)")
     add("resume", cmd_resume)
 
     p = add("sandbox", cmd_sandbox)
@@ -402,7 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_base_port, help="X on N, Bluesky on N+1, Mastodon on N+2 (default: free ports)"
     )
     p.add_argument("--accounts", type=_count, default=2, help="accounts per platform (default 2)")
-    p.add_argument("--limits", default="none", choices=["none", "free", "basic", "pro"])
+    p.add_argument(
+        "--limits",
+        default="none",
+        choices=["none", "free", "basic", "pro"],
+        help="rate limits (default: none)",
+    )
     return parser
 
 

@@ -1,0 +1,87 @@
+"""Small things campaign staff meet at the keyboard, each as they would expect it."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import build_parser
+from tests.test_cli_contract import CONFIG, REPO, bot
+
+POST = 'posts:\n  - {id: a, text: "Ask"}\n'
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Path:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "calls.yaml").write_text("schedule: {every: 4h}\n" + POST)
+    return tmp_path
+
+
+def test_version_is_printed() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--version"], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0 and result.stdout.startswith("campaign-bot 0.")
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.dest} has no help"
+            if action.default not in (None, False):
+                assert "default" in action.help, f"{name} {action.dest} does not say its default"
+
+
+def test_pause_again_keeps_its_reason_and_resume_when_not_paused_says_so(campaign: Path) -> None:
+    assert bot(campaign, "pause", "--reason", "vigil tonight").returncode == 0
+    again = bot(campaign, "pause")
+    assert (
+        again.returncode == 0 and "already paused since" in again.stdout and "vigil tonight" in again.stdout
+    )
+    assert "vigil tonight" in bot(campaign, "status").stdout
+    assert bot(campaign, "resume").stdout.strip() == "resumed"
+    not_paused = bot(campaign, "resume")
+    assert not_paused.returncode == 0 and "not paused" in not_paused.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            b"schedule: {every: 4h}\nposts:\n\t- {id: a, text: x}\n",
+            "calls.yaml:3: YAML syntax error: a tab character",
+        ),
+        (
+            b"schedule: {every: 4h}\nposts:\n  - {id: a, text: caf\xe9}\n",
+            "calls.yaml:3: not UTF-8 text: byte 0xe9",
+        ),
+        (
+            b"schedule: {every: 4h}\nplatforms: [twitter]\n" + POST.encode(),
+            "calls.yaml:2: platforms: unknown platform 'twitter' (did you mean 'x'?)",
+        ),
+    ],
+)
+def test_typing_mistakes_are_named_at_their_line(campaign: Path, content: bytes, expected: str) -> None:
+    (campaign / "content" / "calls.yaml").write_bytes(content)
+    result = bot(campaign, "check")
+    assert result.returncode == 1 and f"content/{expected}" in result.stderr, result.stderr
+
+
+def test_config_words_an_unknown_platform_as_the_queues_do(campaign: Path) -> None:
+    (campaign / "config.yaml").write_text(CONFIG + "  twitter: {enabled: true}\n")
+    result = bot(campaign, "check")
+    assert result.returncode == 1
+    assert (
+        "config.yaml:9: platforms: unknown platform 'twitter' (did you mean 'x'?); use x, bluesky or mastodon"
+        in (result.stderr)
+    )
