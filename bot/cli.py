@@ -127,7 +127,9 @@ def cmd_retract(args: argparse.Namespace) -> int:
     from bot.commands.post import retract_post
 
     with _runtime(args) as rt:
-        return retract_post(rt, args.queue, args.item_id, args.platform, out=sys.stdout, err=sys.stderr)
+        return retract_post(
+            rt, args.queue, args.item_id, args.platform, out=sys.stdout, err=sys.stderr, dry_run=args.dry_run
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -397,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
     )
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
 
     p = add("status", cmd_status)
     p.add_argument("--json", action="store_true", help="JSON instead of text")

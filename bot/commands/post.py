@@ -150,8 +150,11 @@ def retract_post(
     *,
     out: TextIO,
     err: TextIO,
+    dry_run: bool = False,
 ) -> int:
-    """Delete every copy of a post we published (all cycles), last part first; exit 3 if any failed."""
+    """Delete every copy of a post we published (all cycles), last part first; exit 3 if any failed.
+
+    `dry_run`: say what would be deleted, touch nothing."""
     rows = [
         row
         for row in rt.ledger.deliveries_for_post(queue_name, item_id)
@@ -168,6 +171,18 @@ def retract_post(
             print(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", file=err)
             return EXIT_USAGE
         print(f"{queue_name}/{item_id}: nothing to retract (never posted)", file=out)
+        return EXIT_OK
+    if all(row.state == "retracted" for row in rows):
+        print(f"{queue_name}/{item_id}: already retracted", file=out)
+        return EXIT_OK
+    if dry_run:
+        for row in sorted(rows, key=lambda r: (r.key.platform, r.key.account, -r.key.cycle, -r.key.part)):
+            k = row.key
+            label = f"{k.platform}/{k.account} {k.queue}/{k.post_id} part {k.part + 1} (cycle {k.cycle})"
+            if row.state == "posted":
+                print(f"would retract {label}: {row.url}", file=out)
+            elif row.state in ("claimed", "failed") and row.attempts:
+                print(f"would look for {label} (sent, never confirmed) and retract it if found", file=out)
         return EXIT_OK
     by_target: dict[tuple[str, str], list[Delivery]] = {}
     for row in rows:

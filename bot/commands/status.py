@@ -1,6 +1,7 @@
 """`status`: what the ledger knows, per queue and per account, as text or JSON.
 
-Per queue: the next slot and the post it would send, posted / failed / pending deliveries,
+Per queue: the next slot and the post it would send, posted / failed / pending posts (each
+counted once, whatever its targets and thread parts), what waits for unset secrets,
 exhausted or expired. Per account: the last post, health (a 401 makes it unhealthy until a
 probe succeeds), posts over the last 24 hours against `posts_per_day`, when an account limit
 holds its next post back, and the platform's own rate budget per endpoint as its last answer
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.daemon.runtime import Runtime
 from bot.delivery.jobs import held_deliveries, held_targets, missing_line, targets
@@ -22,8 +24,10 @@ from bot.planning.planner import choose_post, progress_from_history
 from bot.planning.slots import next_slots
 
 
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when is not None else None
+def _iso(when: datetime | None, zone: ZoneInfo | None = None) -> str | None:
+    if when is None:
+        return None
+    return (when.astimezone(zone) if zone is not None else when).isoformat(timespec="seconds")
 
 
 def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
@@ -40,8 +44,9 @@ def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
 def build_status(rt: Runtime) -> dict[str, Any]:
     now = rt.now()
     ledger = rt.ledger
+    zone = ZoneInfo(rt.config.timezone)  # every time shown in the campaign's own zone
     pause = ledger.shared.pause_state()
-    counts = ledger.delivery_counts()
+    counts = ledger.post_counts()
     held: dict[str, list[str]] = {}
     for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now)):
         k, missing = row.key, ", ".join(account.missing)
@@ -58,7 +63,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         queues.append(
             {
                 "queue": queue.name,
-                "next_slot": _iso(upcoming[0].fire_at) if upcoming else None,
+                "next_slot": _iso(upcoming[0].fire_at, zone) if upcoming else None,
                 "next_post": choice.post.id if choice.post is not None else None,
                 "posted": c.posted,
                 "failed": c.failed,
@@ -88,20 +93,20 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                 {
                     "platform": platform,
                     "account": account.name,
-                    "last_post": _iso(last),
+                    "last_post": _iso(last, zone),
                     "healthy": h.healthy if h is not None else True,
                     "error": h.last_error if h is not None and not h.healthy else None,
                     "missing_credentials": list(account.missing),
                     "posts_last_24h": day,
                     "posts_per_day": account.limits.posts_per_day,
-                    "waiting_until": _iso(wait),
+                    "waiting_until": _iso(wait, zone),
                     "rate_budget": budgets.get((platform, account.name), []),
                 }
             )
     return {
         "paused": pause.paused,
         "pause_reason": pause.reason,
-        "paused_since": _iso(pause.since) if pause.paused else None,
+        "paused_since": _iso(pause.since, zone) if pause.paused else None,
         "queues": queues,
         "accounts": accounts,
     }

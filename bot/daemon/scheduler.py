@@ -284,14 +284,16 @@ class Daemon:
         previous = self.rt.ledger.slots.last_slot(queue.name)
         if self.rt.ledger.slots.mark_slot(queue.name, slot.name, "skipped", now):
             why = "queue exhausted" if exhausted else "nothing to send"
-            log.warning(
+            first = previous is None or previous.state != "skipped"
+            # A used-up queue says so once; each later slot it skips is only a debug line.
+            (log.warning if first or not exhausted else log.debug)(
                 "skip slot %s %s: %s",
                 queue.name,
                 slot.name,
                 why,
                 extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
             )
-            if exhausted and (previous is None or previous.state != "skipped"):
+            if exhausted and first:
                 self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
 
     def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
