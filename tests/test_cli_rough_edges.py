@@ -85,3 +85,16 @@ def test_config_words_an_unknown_platform_as_the_queues_do(campaign: Path) -> No
         "config.yaml:9: platforms: unknown platform 'twitter' (did you mean 'x'?); use x, bluesky or mastodon"
         in (result.stderr)
     )
+
+
+def test_a_too_long_text_says_what_the_hashtag_adds_and_points_at_its_text(campaign: Path) -> None:
+    long = "a" * 495
+    (campaign / "content" / "calls.yaml").write_text(
+        f'schedule: {{every: 4h}}\nposts:\n  - id: long\n    # the ask\n    text: "{long}"\n'
+    )
+    result = bot(campaign, "check")
+    assert result.returncode == 1
+    assert (
+        "content/calls.yaml:5: post 'long' is too long on mastodon: 509 characters, limit 500 "
+        "(14 of them the added #NoTechForICE); shorten it, or give a shorter `mastodon:` text"
+    ) in result.stderr

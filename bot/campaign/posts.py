@@ -103,10 +103,15 @@ class PostReader:
             self.findings.error((*path, "at"), f"at ({at.isoformat()}) is before start ({start.isoformat()})")
         if post_id is None:
             return None
+        doc = self.findings.doc
+        own = next((key for key in ("text", "thread") if key in value), None)
+        text_lines = {"": doc.line((*path, own))} if own else {}
+        text_lines.update({p: doc.line((*path, p)) for p in overrides if overrides[p].parts is not None})
         post = Post(
             id=post_id,
             parts=parts,
             line=self.findings.doc.line(path),
+            text_lines=text_lines,
             overrides=overrides,
             at=at,
             start=start,
