@@ -44,6 +44,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         from bot.commands.check import verify_accounts
 
         for result in verify_accounts(report.config):
+            if result.detail.startswith("not checked"):
+                # Its unset variables are already one warning above: not said twice, not a failure.
+                print(f"{result.platform} {result.account}: not checked (secrets not set)")
+                continue
             failed_accounts += not result.ok
             mark = "ok" if result.ok else "FAILED"
             print(f"{result.platform} {result.account}: {mark} {result.detail}")
@@ -52,9 +56,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             print("\n".join(describe_queue(report.config, queue, report.next_slots[queue.name])))
     errors, warnings = len(report.errors), len(report.warnings)
     posts = sum(len(queue.posts) for queue in report.queues)
+    online = (
+        f", {failed_accounts} account{'s' * (failed_accounts != 1)} failed online" if failed_accounts else ""
+    )
     print(
         f"{len(report.queues)} queues, {posts} posts: "
-        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}{online}"
     )
     if errors:
         return EXIT_INPUT

@@ -100,3 +100,19 @@ def test_preview_marks_targets_whose_secrets_are_unset(site: Site) -> None:
     records = json.loads(bot(site, "preview", "--days", "2", "--json", drop=X_SECRETS).stdout)
     held_for = {p["platform"]: p["held_for"] for p in records[0]["payloads"]}
     assert held_for["x"][0] == "X_CONSUMER_KEY" and held_for["bluesky"] == []
+
+
+def test_check_online_names_each_missing_secret_once_and_its_summary_agrees_with_its_exit(site: Site) -> None:
+    site.write_queue("calls", due_queue("Ask"))
+    result = bot(site, "check", "--online", drop=X_SECRETS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.stdout + result.stderr).count("X_CONSUMER_KEY") == 1
+    assert "x main: not checked (secrets not set)" in result.stdout
+    assert "bluesky main: ok" in result.stdout and "failed online" not in result.stdout
+    site.env["MASTODON_ACCESS_TOKEN"] = "revoked"
+    refused = bot(site, "check", "--online")
+    assert refused.returncode == 3
+    assert (
+        "mastodon main: FAILED" in refused.stdout
+        and "0 errors, 0 warnings, 1 account failed online" in refused.stdout
+    )
