@@ -114,5 +114,5 @@ def test_check_online_names_each_missing_secret_once_and_its_summary_agrees_with
     assert refused.returncode == 3
     assert (
         "mastodon main: FAILED" in refused.stdout
-        and "0 errors, 0 warnings, 1 account failed online" in refused.stdout
+        and "0 errors, 1 warning, 1 account failed online" in refused.stdout
     )
