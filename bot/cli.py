@@ -125,7 +125,14 @@ def cmd_post(args: argparse.Namespace) -> int:
 
     with _runtime(args) as rt:
         return post_now(
-            rt, args.queue, args.item_id, args.platform, dry_run=args.dry_run, out=sys.stdout, err=sys.stderr
+            rt,
+            args.queue,
+            args.item_id,
+            args.platform,
+            dry_run=args.dry_run or args.json,
+            out=sys.stdout,
+            err=sys.stderr,
+            as_json=args.json,
         )
 
 
@@ -398,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
     )
-    p.add_argument("--dry-run", action="store_true", help="show the payloads; send nothing")
+    p.add_argument("--dry-run", action="store_true", help="show the payloads as `preview` does; send nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per target")
 
     p = add("retract", cmd_retract)
     p.add_argument("queue", help="the queue's name")

@@ -98,3 +98,12 @@ def test_a_too_long_text_says_what_the_hashtag_adds_and_points_at_its_text(campa
         "content/calls.yaml:5: post 'long' is too long on mastodon: 509 characters, limit 500 "
         "(14 of them the added #NoTechForICE); shorten it, or give a shorter `mastodon:` text"
     ) in result.stderr
+
+
+def test_post_dry_run_reads_like_preview_and_says_when_posting_is_paused(campaign: Path) -> None:
+    assert bot(campaign, "pause", "--reason", "vigil").returncode == 0
+    result = bot(campaign, "post", "calls", "--dry-run")
+    assert result.returncode == 0
+    assert result.stdout.startswith("calls  post a (cycle 1): would send now")
+    assert "  mastodon/main" in result.stdout and "      | Ask #NoTechForICE" in result.stdout
+    assert "posting is paused (vigil)" in result.stderr

@@ -74,6 +74,10 @@ def test_dry_run_prints_the_payloads_and_sends_nothing(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert bot(site, "post", "calls", "thread", "--dry-run") == 0
+    text = capsys.readouterr().out  # as `preview` shows it
+    assert text.startswith("calls  post thread (cycle 1): would send now")
+    assert "  bluesky/main" in text and "      | Thread one: employees spoke up. #NoTechForICE" in text
+    assert bot(site, "post", "calls", "thread", "--dry-run", "--json") == 0
     payloads = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [p["target"] for p in payloads] == ["x/main", "bluesky/main", "mastodon/main"]
     bluesky = payloads[1]["parts"]

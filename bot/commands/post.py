@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.campaign.model import Post, Queue
+from bot.commands.preview import payload_lines
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, expire_dead_workers, fan_out
 from bot.delivery.gate import LiveGate
@@ -24,9 +25,10 @@ from bot.delivery.jobs import build_jobs, describe_post, targets
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.ledger.deliveries import Delivery
 from bot.ledger.workers import new_worker_id
-from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history
+from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history, refuses_repeats
 from bot.platforms import Outgoing, Published
 from bot.platforms.tid import make_tid
+from bot.render.textrules import render_post
 from bot.retry import RetryPolicy
 
 # A deletion is tried three times within two minutes: a person is waiting at the terminal.
@@ -80,6 +82,7 @@ def post_now(
     dry_run: bool,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Send (or with `dry_run`, show) one post; one line per delivery on `out`, refusals on `err`.
 
@@ -89,20 +92,28 @@ def post_now(
     if isinstance(queue, Refusal):
         print(queue.message, file=err)
         return queue.code
-    if not dry_run:
-        pause = rt.ledger.shared.pause_state()
-        if pause.paused:
-            reason = f" ({pause.reason})" if pause.reason else ""
+    pause = rt.ledger.shared.pause_state()
+    if pause.paused:
+        reason = f" ({pause.reason})" if pause.reason else ""
+        if not dry_run:
             print(f"refused: posting is paused{reason}; `resume` first", file=err)
             return EXIT_RUNTIME
+        print(f"note: posting is paused{reason}: this would be refused until `resume`", file=err)
     chosen = _choose(rt, queue, item_id)
     if isinstance(chosen, Refusal):
         print(chosen.message, file=err)
         return chosen.code
     post, cycle = chosen
     if dry_run:
-        for payload in describe_post(rt.config, queue, post, targets(rt.config, queue, platforms)):
-            print(json.dumps(payload, ensure_ascii=False), file=out)
+        accounts = [a for a in targets(rt.config, queue, platforms) if not refuses_repeats(a.platform, cycle)]
+        if as_json:
+            for payload in describe_post(rt.config, queue, post, accounts):
+                print(json.dumps(payload, ensure_ascii=False), file=out)
+        else:  # as `preview` shows a slot: per target, the text, its length, images and options
+            print(f"{queue.name}  post {post.id} (cycle {cycle}): would send now", file=out)
+            for account in accounts:
+                rendered = render_post(queue, post, account.platform, account.name)
+                print("\n".join(payload_lines(rendered)), file=out)
         return EXIT_OK
     jobs = build_jobs(rt.config, queue, post, cycle, platforms)
     if not jobs:

@@ -196,7 +196,7 @@ def format_preview(entries: Sequence[PreviewEntry]) -> str:
                 if late > slot.fire_at
                 else []
             )
-            lines.extend(_payload_lines(rendered, entry.held.get(target, ()), extra))
+            lines.extend(payload_lines(rendered, entry.held.get(target, ()), extra))
         lines.extend(
             f"  {target}  not sent: X refuses a text it already posted (round {entry.planned.cycle})"
             for target in entry.skipped
@@ -205,7 +205,7 @@ def format_preview(entries: Sequence[PreviewEntry]) -> str:
     return "\n".join(lines)
 
 
-def _payload_lines(
+def payload_lines(
     rendered: Rendered, missing: tuple[str, ...] = (), extras: list[str] | None = None
 ) -> list[str]:
     extras = list(extras or [])
