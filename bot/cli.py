@@ -231,6 +231,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_new_queue(args: argparse.Namespace) -> int:
+    """Write a commented queue file, content/NAME.yaml, to start from."""
+    from bot.campaign.config import load_config
+    from bot.commands.newqueue import new_queue
+
+    config, _ = load_config(args.config, os.environ)
+    path, why = new_queue(config, args.name)
+    if path is None:
+        print(f"new-queue: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {path}: edit it, then `python -m bot check`")
+    return EXIT_OK
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the three platform emulators; print their URLs and credentials as one JSON line."""
     import json
@@ -439,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("pause", cmd_pause)
     p.add_argument("--reason", help="shown by `status` and in the alert (default: none)")
     add("resume", cmd_resume)
+
+    p = add("new-queue", cmd_new_queue)
+    p.add_argument("name", help="the queue's name, also its file name (content/NAME.yaml)")
 
     p = add("sandbox", cmd_sandbox)
     p.add_argument(

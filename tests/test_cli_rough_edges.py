@@ -107,3 +107,17 @@ def test_post_dry_run_reads_like_preview_and_says_when_posting_is_paused(campaig
     assert result.stdout.startswith("calls  post a (cycle 1): would send now")
     assert "  mastodon/main" in result.stdout and "      | Ask #NoTechForICE" in result.stdout
     assert "posting is paused (vigil)" in result.stderr
+
+
+def test_new_queue_writes_a_commented_file_that_passes_check(campaign: Path) -> None:
+    made = bot(campaign, "new-queue", "daily-asks")
+    assert made.returncode == 0, made.stderr
+    written = (campaign / "content" / "daily-asks.yaml").read_text()
+    assert written.startswith("# Queue daily-asks")
+    check = bot(campaign, "check")
+    assert check.returncode == 0 and check.stderr == "", check.stderr
+    assert "daily-asks (content/daily-asks.yaml): 1 posts" in check.stdout
+    again = bot(campaign, "new-queue", "daily-asks")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert (campaign / "content" / "daily-asks.yaml").read_text() == written
+    assert bot(campaign, "new-queue", "no spaces").returncode == 2
