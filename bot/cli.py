@@ -164,40 +164,49 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_mentions(args: argparse.Namespace) -> int:
-    """Replies, mentions and hashtag posts tracked so far."""
+    """Replies, mentions and hashtag posts tracked so far, each at the time it was written."""
     import signal
     import threading
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
     from bot.campaign.config import load_config
-    from bot.campaign.durations import parse_duration
     from bot.ledger.deliveries import open_ledger
+    from bot.monitoring.mentionfilter import MentionFilter, parse_since
     from bot.monitoring.mentionlog import Format, show_mentions
 
+    config, _ = load_config(args.config, os.environ)
     try:
-        since = datetime.now(UTC) - parse_duration(args.since) if args.since else None
+        since = parse_since(args.since, datetime.now(UTC), ZoneInfo(config.timezone)) if args.since else None
     except ValueError as exc:
         print(f"mentions: --since: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    config, _ = load_config(args.config, os.environ)
     if args.sandbox:
         config = _sandbox_config(config)
+    wanted = MentionFilter(
+        since=since, kinds=args.kind or (), platforms=args.platform or (), author=args.author, grep=args.grep
+    )
     ledger = open_ledger(config.database_url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
         signal.signal(signum, lambda signum, frame: stop.set())
     try:
         fmt: Format = "json" if args.json else "csv" if args.csv else "text"
-        show_mentions(
+        # The ledger keeps by when a post was seen, which is never before it was written.
+        shown = show_mentions(
             ledger.mentions,
             sys.stdout,
             fmt=fmt,
             since=since,
             follow=args.follow,
             wait=lambda seconds: not stop.wait(seconds),
+            keep=wanted.keep,
         )
     finally:
         ledger.close()
+    if not shown:
+        filtered = args.since or args.kind or args.platform or args.author or args.grep
+        print("mentions: none" + (" match" if filtered else " tracked yet"), file=sys.stderr)
     return EXIT_OK
 
 
@@ -439,7 +448,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("mentions", cmd_mentions)
-    p.add_argument("--since", metavar="DURATION", help="only the last 30m, 2h, 1d... (default: all kept)")
+    p.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="written in the last 30m, 2h, 1d, 2w, or since a date (default: all kept)",
+    )
+    p.add_argument(
+        "--kind", action="append", choices=["reply", "mention", "hashtag"], help="repeatable (default: all)"
+    )
+    p.add_argument(
+        "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
+    )
+    p.add_argument("--author", help="a handle or part of one, any case (default: everyone)")
+    p.add_argument("--grep", metavar="TEXT", help="only posts whose text holds this, any case (default: all)")
     p.add_argument("--follow", action="store_true", help="keep printing new ones until Ctrl-C")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="mentions-log JSON lines (default: text)")
