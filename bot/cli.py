@@ -88,8 +88,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
     for problem in errors:  # queues with errors are left out; the others are still shown
         print(problem, file=sys.stderr)
     if args.queue is not None and args.queue not in {q.name for q in queues}:
-        known = ", ".join(sorted(q.name for q in queues)) or "none"
-        print(f"preview: no valid queue named {args.queue!r} (queues: {known})", file=sys.stderr)
+        from bot.campaign.findings import did_you_mean
+
+        names = sorted(q.name for q in queues)
+        hint = did_you_mean(args.queue, names)
+        print(
+            f"preview: no valid queue named {args.queue!r}{hint} (queues: {', '.join(names) or 'none'})",
+            file=sys.stderr,
+        )
         return EXIT_INPUT if errors else EXIT_USAGE
     now = datetime.now(UTC)
     progress, posted = _ledger_progress(config, queues, now) or (None, None)
@@ -350,6 +356,7 @@ def _runtime(args: argparse.Namespace, *, sandbox: bool = False) -> Iterator[Run
         adjust=_sandbox_config if sandbox else lambda config: config,
         extra_queues=extra,
         config_warnings=not sandbox,
+        content_warnings=False,
     )
     setup_logging(rt.config.logging)
     try:

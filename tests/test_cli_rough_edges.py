@@ -121,3 +121,15 @@ def test_new_queue_writes_a_commented_file_that_passes_check(campaign: Path) -> 
     assert again.returncode == 2 and "already exists" in again.stderr
     assert (campaign / "content" / "daily-asks.yaml").read_text() == written
     assert bot(campaign, "new-queue", "no spaces").returncode == 2
+
+
+def test_a_mistyped_queue_or_post_gets_a_did_you_mean(campaign: Path) -> None:
+    post = bot(campaign, "post", "cals", "--dry-run")
+    assert post.returncode == 2 and "no queue named 'cals' (did you mean 'calls'?)" in post.stderr
+    item = bot(campaign, "retract", "calls", "aa")
+    assert item.returncode == 2 and "no post with id 'aa' (did you mean 'a'?)" in item.stderr
+    preview = bot(campaign, "preview", "--queue", "cals")
+    assert preview.returncode == 2 and "(did you mean 'calls'?)" in preview.stderr
+    # One-shot commands leave content warnings to `check`.
+    (campaign / "content" / "calls.yaml").write_text("schedule: {every: 30s}\n" + POST)
+    assert "warning" not in bot(campaign, "post", "calls", "--dry-run").stderr

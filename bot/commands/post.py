@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
+from bot.campaign.findings import did_you_mean
 from bot.campaign.model import Post, Queue
 from bot.commands.preview import payload_lines
 from bot.daemon.runtime import Runtime
@@ -51,8 +52,9 @@ def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
     if queue is None and unreadable is not None:
         return Refusal(str(unreadable), EXIT_INPUT)
     if queue is None:
-        known = ", ".join(q.name for q in rt.queues()) or "none"
-        return Refusal(f"no queue named {name!r} (queues: {known})", EXIT_USAGE)
+        names = [q.name for q in rt.queues()]
+        hint = did_you_mean(name, names)
+        return Refusal(f"no queue named {name!r}{hint} (queues: {', '.join(names) or 'none'})", EXIT_USAGE)
     return queue
 
 
@@ -66,7 +68,10 @@ def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] 
         return choice.post, choice.cycle
     post = next((p for p in queue.posts if p.id == item_id), None)
     if post is None:
-        return Refusal(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", EXIT_USAGE)
+        hint = did_you_mean(item_id, [p.id for p in queue.posts])
+        return Refusal(
+            f"no post with id {item_id!r}{hint} in queue {queue.name} ({queue.file.name})", EXIT_USAGE
+        )
     if post.at is not None:
         return post, PINNED_CYCLE
     cycles = [cycle for cycle, post_id in sent if post_id == post.id]
@@ -179,7 +184,8 @@ def retract_post(
             print(queue.message, file=err)
             return queue.code
         if not any(p.id == item_id for p in queue.posts):
-            print(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", file=err)
+            hint = did_you_mean(item_id, [p.id for p in queue.posts])
+            print(f"no post with id {item_id!r}{hint} in queue {queue.name} ({queue.file.name})", file=err)
             return EXIT_USAGE
         print(f"{queue_name}/{item_id}: nothing to retract (never posted)", file=out)
         return EXIT_OK

@@ -93,7 +93,11 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         runtime = Runtime(config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False)
         run_audience(emulators, audience_stop, hashtag=base.hashtags[0])
     else:
-        runtime = Runtime(config_path, os.environ)
+        # Unset secrets are said below, once per account (or in one line when none can post).
+        runtime = Runtime(config_path, os.environ, config_warnings=False)
+        for warning in runtime.config_warnings:
+            if "`run` will not start" not in warning.message:
+                log.warning("%s", warning)
     setup_logging(runtime.config.logging)
     unreadable = runtime.content_problem()
     if unreadable is not None:
@@ -104,11 +108,6 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
             emulators.stop()
         raise InputError([unreadable])
     accounts = [a for p in runtime.config.enabled_platforms() for a in runtime.config.accounts(p)]
-    for account in accounts:
-        if account.missing:
-            log.error(
-                "not starting %s/%s: missing %s", account.platform, account.name, ", ".join(account.missing)
-            )
     if accounts and all(account.missing for account in accounts):
         # Running would only hold every post: say what is missing instead (exit 1).
         audience_stop.set()
@@ -119,6 +118,11 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
             file=sys.stderr,
         )
         return EXIT_INPUT
+    for account in accounts:
+        if account.missing:
+            log.error(
+                "not starting %s/%s: missing %s", account.platform, account.name, ", ".join(account.missing)
+            )
     monitoring = DaemonMonitor(runtime)
     daemon = Daemon(runtime, stop=stop, monitor=monitoring)
     finished = True

@@ -139,13 +139,17 @@ class Runtime:
         ledger: Ledger | None = None,
         extra_queues: tuple[Queue, ...] = (),
         config_warnings: bool = True,
+        content_warnings: bool = True,
     ) -> None:
         self.config_path = config_path
         self.environ = environ
         self.now = now
         self._adjust = adjust
         self._extra_queues = extra_queues
+        # A one-shot command (post, status...) leaves content warnings to `check` and the daemon.
+        self._content_warnings = content_warnings
         config, warnings = load_config(config_path, environ)
+        self.config_warnings = warnings
         for warning in warnings if config_warnings else ():
             log.warning("%s", warning)
         self.config = adjust(config)
@@ -208,7 +212,10 @@ class Runtime:
                 queue, found = None, [Problem(path.name, 1, "could not be read (see the log)")]
             problems.extend(found)
             for problem in found:
-                (log.error if problem.severity == "error" else log.warning)("%s", problem)
+                if problem.severity == "error":
+                    log.error("%s", problem)
+                elif self._content_warnings:
+                    log.warning("%s", problem)
             if queue is None or any(p.severity == "error" for p in found):
                 self._keep_last_good(path)
             else:
