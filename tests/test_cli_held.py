@@ -116,3 +116,39 @@ def test_check_online_names_each_missing_secret_once_and_its_summary_agrees_with
         "mastodon main: FAILED" in refused.stdout
         and "0 errors, 1 warning, 1 account failed online" in refused.stdout
     )
+
+
+def test_a_running_daemon_sends_what_it_held_once_the_secrets_land_in_env_file(site: Site) -> None:
+    import signal
+    import time
+
+    site.write_queue("calls", due_queue("Held live"))
+    log = site.root / "daemon.log"
+    env = {k: v for k, v in {**os.environ, **site.env}.items() if k not in X_SECRETS}
+    env["PYTHONPATH"] = str(REPO)
+    with log.open("w") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(site.config), "run"],
+            cwd=site.root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 40
+        while "held x/main calls/p1" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while site.live_texts("mastodon") == [] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert site.live_texts("x") == []
+        (site.root / ".env").write_text("".join(f"{name}={site.env[name]}\n" for name in X_SECRETS))
+        while site.live_texts("x") == [] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert site.live_texts("x") == ["Held live #NoTechForICE"], log.read_text()
+    assert site.live_texts("mastodon") == ["Held live #NoTechForICE"]

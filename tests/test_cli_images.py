@@ -105,6 +105,7 @@ def test_an_image_spoiled_after_loading_is_refused_when_read_to_send(site: Site)
     finally:
         if daemon.poll() is None:
             daemon.kill()
+            daemon.wait()
     text = log.read_text()
     assert text.count("image banner.png is not a PNG, JPEG, GIF or WebP image") == 3, text
     assert "Traceback" not in text

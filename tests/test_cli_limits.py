@@ -85,4 +85,5 @@ def test_preview_says_when_the_daemon_really_posts_under_min_gap(site: Site) -> 
     finally:
         if daemon.poll() is None:
             daemon.kill()
+            daemon.wait()
         ledger.close()

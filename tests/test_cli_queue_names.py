@@ -64,6 +64,7 @@ def test_a_running_daemon_refuses_a_second_file_with_a_live_queue_name(campaign:
     finally:
         if daemon.poll() is None:
             daemon.kill()
+            daemon.wait()
     text = log.read_text()
     assert "content/a-new.yaml:2: queue name 'explainer' is already used by content/explainer.yaml" in text
     assert "slot fired" not in text and "Traceback" not in text

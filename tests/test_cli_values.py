@@ -108,6 +108,7 @@ def test_a_live_edit_with_an_impossible_date_keeps_the_last_good_version(campaig
     finally:
         if daemon.poll() is None:
             daemon.kill()
+            daemon.wait()
     text = log.read_text()
     assert "content/calls.yaml:2: start: '2026-13-45' is not a valid date" in text
     assert "calls.yaml: keeping the last good version of queue calls" in text
