@@ -152,3 +152,13 @@ def test_a_running_daemon_sends_what_it_held_once_the_secrets_land_in_env_file(s
             daemon.wait()
     assert site.live_texts("x") == ["Held live #NoTechForICE"], log.read_text()
     assert site.live_texts("mastodon") == ["Held live #NoTechForICE"]
+
+
+def test_post_now_holds_the_post_for_an_account_without_secrets(site: Site) -> None:
+    site.write_queue("calls", 'schedule: {every: 1d}\nposts:\n  - {id: a, text: "By hand"}\n')
+    posted = bot(site, "post", "calls", drop=X_SECRETS)
+    assert posted.returncode == 0, posted.stderr
+    assert "held x/main: secrets not set" in posted.stderr
+    assert site.live_texts("x") == [] and site.live_texts("bluesky") == ["By hand #NoTechForICE"]
+    assert bot(site, "run", "--once").returncode == 0
+    assert site.live_texts("x") == ["By hand #NoTechForICE"]

@@ -22,7 +22,7 @@ from bot.commands.preview import payload_lines
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, expire_dead_workers, fan_out
 from bot.delivery.gate import LiveGate
-from bot.delivery.jobs import build_jobs, describe_post, targets
+from bot.delivery.jobs import build_job, build_jobs, describe_post, held_targets, missing_line, targets
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.ledger.deliveries import Delivery
 from bot.ledger.workers import new_worker_id
@@ -122,13 +122,25 @@ def post_now(
         return EXIT_OK
     jobs = build_jobs(rt.config, queue, post, cycle, platforms)
     if not jobs:
-        print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=err)
+        # Nothing is spent: the post stays the queue's next one.
+        why = missing_line(held_targets(rt.config, queue)) or "platforms or accounts"
+        print(f"{queue.name}: no target can post now ({why})", file=err)
         return EXIT_RUNTIME
     now = rt.now()
     expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
     worker = new_worker_id()
     already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.slots.sent_posts(queue.name))
+    # Targets whose secrets are unset are owed the post too: the daemon sends it once they are set.
+    held = [
+        build_job(rt.config, queue, post, cycle, account)
+        for account in held_targets(rt.config, queue)
+        if (not platforms or account.platform in platforms) and not refuses_repeats(account.platform, cycle)
+    ]
     if item_id is None or not already:
+        for job in held:
+            print(
+                f"held {job.platform}/{job.account}: secrets not set; `run` sends it once they are", file=err
+            )
         # Counts as a slot of the queue, so the schedule does not send this post again this cycle.
         # Its deliveries are recorded with it, so a crash from here on leaves them to resume.
         rt.ledger.slots.claim_slot(
@@ -138,7 +150,7 @@ def post_now(
             post_id=post.id,
             worker=worker,
             now=now,
-            owed=[job.key(0) for job in jobs],
+            owed=[job.key(0) for job in [*jobs, *held]],
             nonce_factory=lambda: make_tid(rt.now()),
         )
     courier = Courier(
