@@ -133,3 +133,12 @@ def test_a_mistyped_queue_or_post_gets_a_did_you_mean(campaign: Path) -> None:
     # One-shot commands leave content warnings to `check`.
     (campaign / "content" / "calls.yaml").write_text("schedule: {every: 30s}\n" + POST)
     assert "warning" not in bot(campaign, "post", "calls", "--dry-run").stderr
+
+
+def test_an_unreadable_env_line_is_named_at_its_line_without_its_value(campaign: Path) -> None:
+    (campaign / ".env").write_text("MASTODON_ACCESS_TOKEN\n=s3cret-value\n")
+    result = bot(campaign, "check")
+    assert result.returncode == 0
+    assert ".env:1: warning: MASTODON_ACCESS_TOKEN has no value" in result.stderr
+    assert ".env:2: warning: cannot read this line: write NAME=value" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout and "python-dotenv" not in result.stderr
