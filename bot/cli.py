@@ -111,7 +111,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
-    elif entries:
+        return EXIT_INPUT if errors else EXIT_OK
+    for line in _held_lines(config):  # what already waits, before what is to come
+        print(line)
+    if entries:
         print(format_preview(entries))
     else:
         print(f"preview: no slot in the next {args.days} day{'s' * (args.days != 1)}", file=sys.stderr)
@@ -315,6 +318,34 @@ def _ledger_progress(
         return progress, ledger.post_times(now - timedelta(days=1))
     finally:
         ledger.close()
+
+
+def _held_lines(config: Config) -> list[str]:
+    """Deliveries the ledger holds for accounts whose secrets are unset (none without a ledger)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.delivery.jobs import held_deliveries
+    from bot.ledger.database import database_exists
+    from bot.ledger.deliveries import open_ledger
+
+    if not database_exists(config.database_url):
+        return []
+    try:
+        ledger = open_ledger(config.database_url)
+        try:
+            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)))
+        finally:
+            ledger.close()
+    except SQLAlchemyError:
+        return []  # `preview` already said it cannot read the database
+
+    return [
+        f"HELD {row.key.queue}/{row.key.post_id} for {row.key.platform}/{row.key.account}: "
+        f"sent once {', '.join(account.missing)} set"
+        for row, account in held
+    ] + ([""] if held else [])
 
 
 class NoSandboxYet(Exception):

@@ -67,6 +67,8 @@ def test_a_target_without_secrets_is_held_shown_and_sent_once_they_are_set(site:
     assert "held: p1 for x/main (missing X_CONSUMER_KEY" in status.stdout, status.stdout
     [queue] = json.loads(bot(site, "status", "--json", drop=X_SECRETS).stdout)["queues"]
     assert queue["held"] and queue["pending"] == 1
+    preview = bot(site, "preview", drop=X_SECRETS).stdout
+    assert "HELD calls/p1 for x/main: sent once X_CONSUMER_KEY" in preview
 
     # The secrets are set: the next run sends the held post to X, once, and nothing else.
     sent = bot(site, "run", "--once")

@@ -30,14 +30,14 @@ def _iso(when: datetime | None, zone: ZoneInfo | None = None) -> str | None:
     return (when.astimezone(zone) if zone is not None else when).isoformat(timespec="seconds")
 
 
-def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
+def _budget(stored: StoredBudget, now: datetime, zone: ZoneInfo | None = None) -> dict[str, Any]:
     reset = stored.reset_at is not None and stored.reset_at <= now
     return {
         "endpoint": stored.endpoint,
         "limit": stored.limit,
         "remaining": stored.limit if reset else stored.remaining,
-        "reset_at": None if reset else _iso(stored.reset_at),
-        "seen_at": _iso(stored.seen_at),
+        "reset_at": None if reset else _iso(stored.reset_at, zone),
+        "seen_at": _iso(stored.seen_at, zone),
     }
 
 
@@ -80,7 +80,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     health = {(h.platform, h.account): h for h in ledger.shared.account_health()}
     budgets: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for stored in read_budgets(ledger.engine):
-        budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now))
+        budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now, zone))
     last_posts = ledger.last_posts()
     accounts = []
     for platform in rt.config.enabled_platforms():
