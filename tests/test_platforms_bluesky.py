@@ -183,7 +183,7 @@ def test_images_carry_alt_text_and_aspect_ratio(bsky: Sandbox, tmp_path: Path) -
 def test_an_image_over_a_megabyte_is_refused_before_anything_is_sent(bsky: Sandbox, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     big.write_bytes(png(2, 2) + b"\x00" * 1_000_001)
-    with pytest.raises(Rejected, match="limit"):
+    with pytest.raises(Rejected, match="Bluesky takes at most 1,000,000"):
         bsky.client().publish(message("too big", images=(Media(big, "big"),)))
     assert bsky.posts() == []
 

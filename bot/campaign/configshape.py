@@ -135,7 +135,7 @@ class _MonitorIn(_Shape):
     hashtags_every: Duration = timedelta(minutes=2)
     replies_every: Duration = timedelta(minutes=5)
     backfill: Duration = timedelta(hours=24)
-    retention_days: PositiveInt = 30
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30  # a day count timedelta can hold
     ignore: list[str] = []
 
 
@@ -194,7 +194,10 @@ def report_validation(exc: ValidationError, findings: Findings, skip: set[YamlPa
             parent, key = loc[:-1], str(loc[-1])
             where = f"{describe_path(parent)}: " if parent else ""
             hint = did_you_mean(key, _fields_at(ConfigShape, parent))
-            findings.error(loc, f"{where}unknown key {key!r}{hint}")
+            if parent == ("platforms",):  # worded as the queues word it
+                findings.error(loc, f"platforms: unknown platform {key!r}{hint}; use x, bluesky or mastodon")
+            else:
+                findings.error(loc, f"{where}unknown key {key!r}{hint}")
         else:
             message = _FRIENDLY.get(kind) or str(error["msg"]).removeprefix("Value error, ")
             findings.error(loc, f"{describe_path(loc)}: {message}")

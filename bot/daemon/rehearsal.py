@@ -38,11 +38,38 @@ _DEMO_TEXTS = [
 
 def sandbox_database(config: Config) -> str:
     """The sandbox's own SQLite file beside the config, emptied now."""
-    path = config.path.parent / "state" / "sandbox.sqlite3"
+    path = _sandbox_file(config)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     (path.parent / "sandbox-mentions.jsonl").unlink(missing_ok=True)
     return f"sqlite:///{path}"
+
+
+def _sandbox_file(config: Config) -> Path:
+    return config.path.parent / "state" / "sandbox.sqlite3"
+
+
+def sandbox_view(config: Config) -> Config | None:
+    """The config as the last `run --sandbox` ran it, for `status`, `mentions` and `preview
+    --sandbox` to read its database (never emptied here); None if it never ran."""
+    path = _sandbox_file(config)
+    if not path.is_file():
+        return None
+    platforms = {
+        name: replace(
+            platform,
+            accounts=tuple(replace(a, missing=(), limits=AccountLimits()) for a in platform.accounts),
+        )
+        for name, platform in config.platforms.items()
+    }
+    mentions = path.parent / "sandbox-mentions.jsonl"
+    return replace(
+        config,
+        platforms=platforms,
+        database_url=f"sqlite:///{path}",
+        alerts_webhook=None,
+        logging=replace(config.logging, mentions_log=mentions),
+    )
 
 
 def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Config:
@@ -97,8 +124,8 @@ def demo_queue(config: Config, now: datetime) -> Queue:
     )
 
 
-def start_emulators(accounts: int) -> Sandbox:
-    return start_sandbox(SANDBOX_PORT, accounts=max(2, accounts))
+def start_emulators(accounts: int, port: int = SANDBOX_PORT) -> Sandbox:
+    return start_sandbox(port, accounts=max(2, accounts))
 
 
 def _request(url: str, payload: dict[str, Any] | None = None) -> Any:
@@ -108,19 +135,27 @@ def _request(url: str, payload: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def run_audience(sandbox: Sandbox, stop: threading.Event, every: float = AUDIENCE_EVERY) -> threading.Thread:
-    """Now and then someone replies to one of our latest posts, on a random platform."""
+def run_audience(
+    sandbox: Sandbox, stop: threading.Event, every: float = AUDIENCE_EVERY, hashtag: str = "#NoTechForICE"
+) -> threading.Thread:
+    """Now and then someone replies to one of our latest posts, or posts with the campaign's
+    hashtag (so hashtag tracking shows too), on a random platform."""
     rng = random.Random()
     voices = [("alice", "Signed and shared!"), ("bob", "Which companies? Names please."), ("carol", "On it.")]
+    tagged = [("dana", f"Called my rep today. {hashtag}"), ("eli", f"Our union signed on. {hashtag}")]
 
     def loop() -> None:
         while not stop.wait(every):
             name = rng.choice(sorted(sandbox.servers))
             base = sandbox.servers[name].base_url
             try:
+                if rng.random() < 0.3:
+                    author, text = rng.choice(tagged)
+                    _request(f"{base}/_sandbox/audience", {"kind": "hashtag", "author": author, "text": text})
+                    continue
                 posts = _request(f"{base}/_sandbox/state")["posts"]
                 ours = [p for p in posts if not p.get("deleted") and p.get("in_reply_to") is None]
-                ours = [p for p in ours if p["author"] not in {v for v, _ in voices}]
+                ours = [p for p in ours if p["author"] not in {v for v, _ in (*voices, *tagged)}]
                 if not ours:
                     continue
                 author, text = rng.choice(voices)

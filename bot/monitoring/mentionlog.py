@@ -236,8 +236,8 @@ Format = Literal["text", "json", "csv"]
 
 
 def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, header: bool) -> None:
-    """Text: the log line after the time it was seen; JSON: the mentions-log line; CSV: its keys
-    as columns (hashtags space-separated), with a header row when `header`."""
+    """Text: the log line after the time it was written (seen, if unknown); JSON: the mentions-log
+    line; CSV: its keys as columns (hashtags space-separated), with a header row when `header`."""
     records = [stored_record(m) for m in mentions]
     if fmt == "json":
         out.write("".join(json_line(r) + "\n" for r in records))
@@ -250,7 +250,7 @@ def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, h
     else:
         for r in records:
             line = text_line(r["kind"], r["platform"], r["author"], r["text"], r["url"])
-            out.write(f"{r['ts']} {line}\n")
+            out.write(f"{r['created_at'] or r['ts']} {line}\n")  # when it was written, not seen
     out.flush()
 
 
@@ -262,14 +262,20 @@ def show_mentions(
     since: datetime | None = None,
     follow: bool = False,
     wait: Callable[[float], bool] = lambda seconds: False,
-) -> None:
-    """List stored mentions; with `follow`, keep listing new ones every 2 s until `wait` says stop
-    (`wait(seconds)` sleeps and returns True to go on)."""
+    keep: Callable[[MentionRecord], bool] = lambda mention: True,
+) -> int:
+    """List stored mentions (those `keep` keeps); with `follow`, keep listing new ones every 2 s
+    until `wait` says stop (`wait(seconds)` sleeps and returns True to go on). Returns how many
+    were listed."""
     mentions = store.list_mentions(since=since)
-    write_listing(mentions, fmt, out, header=True)
+    shown = [m for m in mentions if keep(m)]
+    write_listing(shown, fmt, out, header=True)
     last = mentions[-1].seq if mentions else 0
     while follow and wait(FOLLOW_EVERY):
         mentions = store.list_mentions(since=since, after_seq=last)
         if mentions:
-            write_listing(mentions, fmt, out, header=False)
+            fresh = [m for m in mentions if keep(m)]
+            write_listing(fresh, fmt, out, header=False)
+            shown += fresh
             last = mentions[-1].seq
+    return len(shown)

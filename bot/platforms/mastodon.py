@@ -50,6 +50,7 @@ from bot.platforms import (
     mastodon_reads,
     mastodon_stream,
 )
+from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ class MastodonClient:
     # -- the rest ------------------------------------------------------------------------------
 
     def _upload(self, media: Media) -> str:
-        data = media.path.read_bytes()
+        data = read_media(media, "mastodon")
         attachment = self._call(
             lambda: self._api.media_post(
                 data, mime_type=inspect_image(data).mime, description=media.alt, file_name=media.path.name

@@ -22,6 +22,7 @@ from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
 from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
+from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
 
@@ -97,7 +98,7 @@ class XClient:
         return self._username
 
     def publish(self, message: Outgoing) -> Published:
-        media_ids = [self._upload_image(image.path.read_bytes(), image.alt) for image in message.images]
+        media_ids = [self._upload_image(read_media(image, "x"), image.alt) for image in message.images]
         response = self._call(
             lambda: self._client.create_tweet(
                 text=message.text,
