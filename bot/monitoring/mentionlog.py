@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from bot.escaping import spreadsheet_cell
 from bot.ledger.database import make_private_folders
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.monitoring.classification import Sighting
@@ -237,7 +238,8 @@ Format = Literal["text", "json", "csv"]
 
 def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, header: bool) -> None:
     """Text: the log line after the time it was seen; JSON: the mentions-log line; CSV: its keys
-    as columns (hashtags space-separated), with a header row when `header`."""
+    as columns (hashtags space-separated), with a header row when `header`, every cell made safe
+    for a spreadsheet (a stranger's `=HYPERLINK(…)` stays text)."""
     records = [stored_record(m) for m in mentions]
     if fmt == "json":
         out.write("".join(json_line(r) + "\n" for r in records))
@@ -246,7 +248,7 @@ def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, h
         if header:
             writer.writerow(RECORD_KEYS)
         for r in records:
-            writer.writerow(" ".join(v) if k == "hashtags" else v for k, v in r.items())
+            writer.writerow(spreadsheet_cell(" ".join(v) if k == "hashtags" else v) for k, v in r.items())
     else:
         for r in records:
             line = text_line(r["kind"], r["platform"], r["author"], r["text"], r["url"])

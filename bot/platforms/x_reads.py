@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.errors import Rejected
-from bot.platforms import Batch, Mention
+from bot.platforms import Batch, Mention, read_each, utc_time
 from bot.platforms.paging import Sweep
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
@@ -128,11 +128,12 @@ def _batch(response: Any, sweep: Sweep, to_text: ToText, mentions_us: bool) -> B
     includes = response.includes or {}
     users = {str(u.id): str(u.username) for u in includes.get("users", [])}
     referenced = {str(t.id): t for t in includes.get("tweets", [])}
-    posts = tuple(to_mention(t, users, referenced, to_text, mentions_us) for t in response.data or [])
+    tweets = list(response.data or [])
+    posts, skipped = read_each(tweets, lambda t: to_mention(t, users, referenced, to_text, mentions_us), "x")
     meta = response.meta or {}
-    newest = max((p.id for p in posts), key=lambda i: (len(i), i), default=None)
+    newest = max((str(t.id) for t in tweets), key=lambda i: (len(i), i), default=None)
     after, more = sweep.advance(newest, meta.get("next_token"), reached_end=False)
-    return Batch(posts, after.dump(), more)
+    return Batch(tuple(posts), after.dump(), more, skipped)
 
 
 def to_mention(
@@ -157,7 +158,7 @@ def to_mention(
         url=f"https://x.com/{username}/status/{tweet_id}",
         author=username,
         text=to_text(str(data.get("text", "")), entities),
-        created_at=tweet.created_at or snowflake_time(tweet_id),
+        created_at=utc_time(tweet.created_at) or snowflake_time(tweet_id),
         hashtags=tuple(str(h["tag"]) for h in entities.get("hashtags", [])),
         in_reply_to=answered,
         mentions_us=mentions_us,

@@ -205,6 +205,11 @@ class Emulator:
         """Post one message by someone else; return it as a state post."""
         raise NotImplementedError
 
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Overwrite fields of an audience post as the network serves it (`audience` `fields`):
+        a hostile or malformed post, e.g. an impossible `createdAt`. Returns its state post."""
+        raise ValueError(f"{self.name} takes no audience `fields`")
+
     def apply_settings(self, settings: dict[str, Any]) -> None:
         if settings:
             raise ValueError(f"unknown settings: {sorted(settings)}")
@@ -400,6 +405,9 @@ class SandboxServer(ThreadingHTTPServer):
                 kind = str(payload["kind"])
                 if kind not in ("reply", "mention", "hashtag"):
                     raise ValueError("kind must be reply, mention or hashtag")
+                fields = payload.get("fields") or {}
+                if not isinstance(fields, dict):
+                    raise ValueError("fields must be an object")
                 with emulator.lock:
                     posts = [
                         emulator.add_audience(
@@ -407,6 +415,8 @@ class SandboxServer(ThreadingHTTPServer):
                         )
                         for _ in range(int(payload.get("count", 1)))
                     ]
+                    if fields:
+                        posts = [emulator.amend(str(post["id"]), fields) for post in posts]
                 return Response.json(200, {"posts": posts})
             if route == ("POST", "settings"):
                 with emulator.lock:

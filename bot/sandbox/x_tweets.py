@@ -212,6 +212,7 @@ class XTweet:
     referenced: list[tuple[str, str]] = field(default_factory=list)  # (replied_to|quoted|retweeted, id)
     media: list[XMedia] = field(default_factory=list)
     deleted: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)  # the sandbox's audience `fields`
 
     @property
     def text(self) -> str:
@@ -302,4 +303,5 @@ class XTweet:
                 "is_edit_eligible": not self.referenced,
                 "editable_until": format_time(self.created_at + timedelta(hours=1)),
             }
+        out.update(self.overrides)
         return out

