@@ -361,9 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            # The driver's own words (host, port, reason), never the URL with its password nor
-            # a statement's parameters (a session blob).
-            reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
+            # The driver's own words (host, port, reason) when it could not connect; otherwise
+            # the error's type alone: a failed statement's text may quote its values (a session
+            # blob). Never the URL with its password.
+            from sqlalchemy.exc import InterfaceError, OperationalError
+
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            if isinstance(exc, OperationalError | InterfaceError):
+                reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
             print(f"database: {reason}", file=sys.stderr)
         else:
             traceback.print_exc()  # a bug: its traceback is the useful report

@@ -1,0 +1,48 @@
+"""Secrets under attack: the ledger's errors must not carry a session's tokens into any output."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.sandboxsite import Site
+
+REPO = Path(__file__).resolve().parent.parent
+QUEUE = """\
+    schedule: {every: 5s}
+    posts:
+      - id: first
+        text: "First ask: drop the contracts."
+      - id: second
+        text: "Second ask: call your representative."
+"""
+
+
+def run(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(site.config), *args],
+        cwd=REPO,
+        env={**site.env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_session_the_database_refuses_to_store_leaves_its_tokens_out_of_every_output(site: Site) -> None:
+    site.write_queue("calls", QUEUE)
+    assert run(site, "post", "calls", "--platform", "x").returncode == 0  # the ledger exists now
+    with sqlite3.connect(site.root / "state" / "bot.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON sessions BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+    outputs = []
+    for command in (["post", "calls", "first", "--platform", "bluesky"], ["run", "--for", "8s"]):
+        result = run(site, *command)
+        outputs.append(result.stdout + result.stderr)
+    output = "".join(outputs)
+    assert "IntegrityError" in output  # the refusal is reported...
+    assert "eyJ" not in output  # a JWT: the access or the refresh token
+    assert "[parameters:" not in output and "disk says no" not in output  # ...by its type alone
