@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
+from bot.campaign.contentfiles import read_content_image
 from bot.campaign.model import Account, LinkCard, Platform
 
 
@@ -23,6 +24,12 @@ from bot.campaign.model import Account, LinkCard, Platform
 class Media:
     path: Path  # absolute, inside the content folder
     alt: str
+    root: Path | None = None  # the content folder (None: the file's own folder)
+
+    def read(self) -> bytes:
+        """The image's bytes, read again now: a regular file inside the content folder reached
+        without a link, and the image its name claims (`bot.campaign.contentfiles`)."""
+        return read_content_image(self.root or self.path.parent, self.path)
 
 
 @dataclass(frozen=True)

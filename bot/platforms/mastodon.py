@@ -225,7 +225,7 @@ class MastodonClient:
     # -- the rest ------------------------------------------------------------------------------
 
     def _upload(self, media: Media) -> str:
-        data = media.path.read_bytes()
+        data = media.read()
         attachment = self._call(
             lambda: self._api.media_post(
                 data, mime_type=inspect_image(data).mime, description=media.alt, file_name=media.path.name

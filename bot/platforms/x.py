@@ -97,7 +97,7 @@ class XClient:
         return self._username
 
     def publish(self, message: Outgoing) -> Published:
-        media_ids = [self._upload_image(image.path.read_bytes(), image.alt) for image in message.images]
+        media_ids = [self._upload_image(image.read(), image.alt) for image in message.images]
         response = self._call(
             lambda: self._client.create_tweet(
                 text=message.text,
