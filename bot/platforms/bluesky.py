@@ -38,6 +38,7 @@ from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
 from bot.platforms import Batch, Outgoing, PlatformClient, Published, bluesky_reads
 from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
+from bot.platforms.deadline import DeadlineTransport
 from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
 from bot.platforms.tid import is_tid
 
@@ -89,7 +90,10 @@ class BlueskyClient:
         self._load_session = load_session
         self._save_session = save_session
         hooks = {"response": [httpx_budget_hook(on_budget)]} if on_budget is not None else {}
-        request = Request(timeout=httpx.Timeout(timeout), event_hooks=hooks)
+        # DeadlineTransport: each request whole within `timeout`, its answer size capped.
+        request = Request(
+            timeout=httpx.Timeout(timeout), event_hooks=hooks, transport=DeadlineTransport(timeout)
+        )
         self._client = _ClockedClient(self._service, request, now)
         self._client.on_session_change(self._on_session_change)
         self._did: str | None = None

@@ -50,6 +50,7 @@ from bot.platforms import (
     mastodon_reads,
     mastodon_stream,
 )
+from bot.platforms.deadline import mount_deadline
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class MastodonClient:
         # another thread's call touch this one's Mastodon.py instance (see the module docstring).
         self._per_thread = threading.local()
         self._session = requests.Session()  # one connection pool for all the threads' instances
+        mount_deadline(self._session, timeout)  # each request whole within `timeout`, size capped
         # Mastodon.py's throw mode raises on a 429 without the reset it has just read; keep the
         # headers of each answer so RateLimited can say how long to wait. requests runs the hook
         # in the thread that made the request.

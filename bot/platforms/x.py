@@ -22,6 +22,7 @@ from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
 from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
+from bot.platforms.deadline import mount_deadline
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
 
@@ -72,11 +73,12 @@ class XClient:
             access_token_secret=self._keys[3],
         )
         self._client.session = _TimeoutSession(timeout)
+        mount_deadline(self._client.session, timeout)
         if on_budget is not None:
             self._client.session.hooks["response"].append(requests_budget_hook(on_budget))
         base = account.base_url.rstrip("/")
         if base and base not in REAL_HOSTS:
-            redirect_session(self._client.session, base)
+            redirect_session(self._client.session, base, timeout)
         self._user_id: str | None = None
         self._username: str | None = None
 

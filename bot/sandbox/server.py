@@ -122,6 +122,12 @@ class Fault:
     reset_in: float | None = None  # with status 429
     account: str | None = None
     apply: bool = False  # with status: apply the write first, then answer with the error
+    # Hostile and broken answers (docs/sandbox.md): this exact body (after applying the write),
+    # extra headers, a body of `body_bytes` bytes, the body sent a byte every `drip_ms`.
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body_bytes: int = 0
+    drip_ms: int = 0
 
     def matches(self, method: str, path: str, account: str | None) -> bool:
         if self.method.upper() != method or not fnmatch.fnmatchcase(path, self.path):
@@ -272,12 +278,13 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.drop == "before":
                 self.close_connection = True
                 return
-            if fault.status == 429:
+            rewritten = fault.body is not None or fault.body_bytes  # answered after applying
+            if fault.status == 429 and not rewritten:
                 reset_at = emulator.clock() + timedelta(seconds=fault.reset_in or 60)
-                self._send(emulator.rate_limited_response(reset_at))
+                self._send(_hostile(fault, emulator.rate_limited_response(reset_at)), fault.drip_ms)
                 return
-            if fault.status is not None and not fault.apply:
-                self._send(emulator.error_response(fault.status))
+            if fault.status is not None and not fault.apply and not rewritten:
+                self._send(_hostile(fault, emulator.error_response(fault.status)), fault.drip_ms)
                 return
         try:
             response = emulator.handle(request)
@@ -288,14 +295,19 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.drop == "after":
             self.close_connection = True  # the write was applied; the answer is lost
             return
-        if fault is not None and fault.status is not None:
+        if fault is not None and fault.status is not None and fault.apply:
             response = emulator.error_response(fault.status)  # applied, then answered with an error
-        self._send(response)
+        if fault is not None:
+            response = _hostile(fault, response)
+        self._send(response, fault.drip_ms if fault is not None else 0)
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, drip_ms: int = 0) -> None:
         self.send_response(response.status)  # writes the one Date header
         for name, value in response.headers.items():
             self.send_header(name, value)
+        if drip_ms:
+            self._drip(response, drip_ms / 1000)
+            return
         if response.stream is not None:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -313,6 +325,44 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
+    def _drip(self, response: Response, pause: float) -> None:
+        """A slow server: the body one byte at a time, `pause` seconds apart (a stopped server or
+        a client that hung up ends it)."""
+        body = b"".join(response.stream) if response.stream is not None else response.body
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                if self.server.stopping.wait(pause):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def _hostile(fault: Fault, response: Response) -> Response:
+    """The answer as the fault rewrites it: its own body, a huge body, extra headers."""
+    if fault.body is not None:
+        status = fault.status or 200
+        response = Response(status, fault.body.encode(), {"Content-Type": "application/json; charset=utf-8"})
+    if fault.body_bytes:
+        size = fault.body_bytes
+
+        def huge() -> Iterator[bytes]:  # valid JSON, never held whole: `[` spaces `]`
+            yield b"["
+            left = size - 2
+            while left > 0:
+                step = min(left, 1 << 20)
+                yield b" " * step
+                left -= step
+            yield b"]"
+
+        response = Response(fault.status or 200, b"", {"Content-Type": "application/json"}, stream=huge())
+    response.headers = {**response.headers, **fault.headers}
+    return response
+
 
 class SandboxServer(ThreadingHTTPServer):
     """One emulator behind a threaded HTTP server on 127.0.0.1."""
@@ -325,6 +375,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
+        self.stopping = threading.Event()  # ends slow (drip) answers
         emulator.base_url = self.base_url
         self._thread: threading.Thread | None = None
 
@@ -340,6 +391,7 @@ class SandboxServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.emulator.close()
         self.shutdown()
         self.server_close()
@@ -395,6 +447,10 @@ class SandboxServer(ThreadingHTTPServer):
                     reset_in=payload.get("reset_in"),
                     account=payload.get("account"),
                     apply=bool(payload.get("apply", False)),
+                    body=None if payload.get("body") is None else str(payload["body"]),
+                    headers={str(k): str(v) for k, v in dict(payload.get("headers") or {}).items()},
+                    body_bytes=int(payload.get("body_bytes", 0)),
+                    drip_ms=int(payload.get("drip_ms", 0)),
                 )
                 if fault.drop not in (None, "before", "after"):
                     raise ValueError("drop must be 'before' or 'after'")

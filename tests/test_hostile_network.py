@@ -1,0 +1,115 @@
+"""Servers that answer slowly, hugely or badly, through the real SDKs against the emulators.
+
+A slow server drips the answer a byte at a time (`drip_ms`), a huge one sends more than any
+real answer (`body_bytes`): every request must end within its total deadline and its size cap,
+as our own `Transient` error, whatever the SDK.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.daemon.runtime import Runtime
+from bot.delivery.courier import Courier
+from bot.delivery.jobs import build_jobs
+from bot.errors import Transient
+from bot.platforms import Outgoing
+from bot.platforms.tid import make_tid
+from tests.clock import START, Clock
+from tests.emulated import Emulated, emulated
+from tests.fakeplatform import FakeGate
+from tests.sandboxsite import PLATFORMS, POST_PATHS, Site
+
+READ_PATHS = {
+    "x": "/2/users/*/mentions",
+    "bluesky": "/xrpc/app.bsky.notification.listNotifications",
+    "mastodon": "/api/v1/notifications",
+}
+
+
+@pytest.fixture(params=PLATFORMS)
+def server(request: pytest.FixtureRequest) -> Iterator[Emulated]:
+    with emulated(Emulated, request.param, Clock()) as running:
+        yield running
+
+
+def test_a_server_dripping_its_answer_is_cut_off_at_the_total_deadline(server: Emulated) -> None:
+    client = server.open(server.account(), timeout=1.5)
+    client.verify()  # a session and an identity first: the drip is on the post itself
+    server.fault(method="POST", path=POST_PATHS[server.platform], drip_ms=400)
+    started = time.monotonic()
+    with pytest.raises(Transient):
+        client.publish(Outgoing(text="Slow answers #NoTechForICE", nonce=make_tid(START)))
+    assert time.monotonic() - started < 5  # one byte every 0.4 s would take minutes
+
+
+def test_a_read_dripping_its_answer_is_cut_off_too(server: Emulated) -> None:
+    client = server.open(server.account(), timeout=1.5)
+    client.identity()
+    server.audience("mention", "a mention, so that the answer is long enough to drip")
+    server.fault(method="GET", path=READ_PATHS[server.platform], drip_ms=400)
+    started = time.monotonic()
+    with pytest.raises(Transient):
+        client.read_notifications(None, START - timedelta(hours=1))
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_answer_is_refused_before_it_is_held(server: Emulated) -> None:
+    client = server.open(server.account(), timeout=10)
+    client.identity()
+    server.fault(method="GET", path=READ_PATHS[server.platform], body_bytes=64 * 1024 * 1024)
+    with pytest.raises(Transient):
+        client.read_notifications(None, START - timedelta(hours=1))
+
+
+QUEUE = """\
+    schedule: {every: 1h}
+    posts:
+      - {id: solo, text: "Drop the contracts."}
+"""
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_worker_keeps_its_claim_while_a_slow_publish_is_within_its_deadline(
+    site: Site, tmp_path: Path, platform: str
+) -> None:
+    site.write_queue("calls", QUEUE)
+    rt = Runtime(site.config, site.env)
+    try:
+        queue = rt.queue("calls")
+        assert queue is not None
+        [job] = build_jobs(rt.config, queue, queue.posts[0], 1, [platform])
+        client = rt.clients(platform, "main")
+        client.verify()
+        site.fault(platform, latency_ms=2500)  # slower than the lease below, within the deadline
+        courier = Courier(
+            ledger=rt.ledger,
+            now=rt.now,
+            gate=FakeGate(),
+            worker="w1",
+            lease=timedelta(seconds=1),
+            renew_every=0.2,
+        )
+        taken: list[object] = []
+
+        def another_worker() -> None:
+            time.sleep(1.8)
+            taken.append(
+                rt.ledger.claim_delivery(job.key(0), "w2", rt.now(), timedelta(seconds=1), lambda: "x")
+            )
+
+        rival = threading.Thread(target=another_worker)
+        rival.start()
+        result = courier.deliver(job, client)
+        rival.join()
+        assert taken == [None]  # the claim was still w1's
+        assert result.outcome == "posted", result.line()
+        assert len(site.live_texts(platform)) == 1
+    finally:
+        rt.close()
