@@ -148,6 +148,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     from bot.ledger.deliveries import open_ledger
     from bot.ledger.mentions import MonitorStore
     from bot.monitoring.mentionlog import Format, show_mentions
+    from bot.monitoring.retention import forget_expired
 
     try:
         since = datetime.now(UTC) - parse_duration(args.since) if args.since else None
@@ -156,6 +157,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config, _ = load_config(args.config, os.environ)
     ledger = open_ledger(config.database_url)
+    forget_expired(config, ledger.engine)  # retention holds here too, daemon or not
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
         signal.signal(signum, lambda signum, frame: stop.set())

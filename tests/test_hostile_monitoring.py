@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.ledger.mentions import MonitorStore
+from bot.ledger.deliveries import open_ledger
+from bot.ledger.mentions import MentionRecord, MonitorStore
+from bot.monitoring.mentionlog import stored_record
 from tests.clock import START
 from tests.test_monitor_sandbox import PLATFORMS, running
 
@@ -28,12 +33,14 @@ FORMULAS = [
 ]
 
 
-def mentions(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def mentions(folder: Path, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
     """`python -m bot mentions` on the ledger the test's world writes (state.sqlite3)."""
-    config = folder / "config.yaml"
-    config.write_text("database: sqlite:///state.sqlite3\nplatforms:\n  x: {enabled: false}\n")
+    if config:
+        (folder / "config.yaml").write_text(
+            "database: sqlite:///state.sqlite3\nplatforms:\n  x: {enabled: false}\n"
+        )
     return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config), "mentions", *args],
+        [sys.executable, "-m", "bot", "--config", str(folder / "config.yaml"), "mentions", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -95,3 +102,68 @@ def test_a_post_dated_in_year_zero_fails_alone_and_the_stream_goes_on(
         assert kept.created_at is not None and START < kept.created_at <= kept.seen_at
         world.audience("hashtag", "the stream still flows #NoTechForICE")
         assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
+
+
+def _mention(n: int, author: str, seen: datetime) -> MentionRecord:
+    return MentionRecord(
+        platform="bluesky",
+        remote_id=f"at://did:plc:{author}/app.bsky.feed.post/{n}",
+        kind="hashtag",
+        account=None,
+        url=f"https://bsky.app/profile/{author}/post/{n}",
+        author=author,
+        text=f"words of {author} #NoTechForICE",
+        hashtags=("NoTechForICE",),
+        in_reply_to=None,
+        created_at=seen,
+        seen_at=seen,
+    )
+
+
+def _log_line(n: int, author: str, seen: datetime) -> str:
+    return json.dumps(stored_record(_mention(n, author, seen))) + "\n"
+
+
+def test_retention_and_the_ignore_list_hold_with_no_daemon_running_and_no_new_mention(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "database: sqlite:///state/bot.sqlite3\n"
+        "logging: {mentions_log: logs/mentions.jsonl}\n"
+        'monitor: {retention_days: 30, ignore: ["@Opted_Out.test"]}\n'
+        "platforms:\n  x: {enabled: false}\n"
+    )
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=35), now - timedelta(days=3)
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state' / 'bot.sqlite3'}")
+    MonitorStore(ledger.engine).record_mentions(
+        [
+            _mention(1, "alice.test", old),
+            _mention(2, "opted_out.test", recent),
+            _mention(3, "bob.test", recent),
+        ]
+    )
+    ledger.close()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # The current file, whose only line is 35 days old: nothing new came since.
+    (logs / "mentions.jsonl").write_text(_log_line(1, "alice.test", old))
+    rotated = logs / f"mentions.jsonl.{recent.date().isoformat()}"
+    rotated.write_text(_log_line(2, "opted_out.test", recent) + _log_line(3, "bob.test", recent))
+
+    listed = mentions(tmp_path, "--json", config=False)
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["author"] for line in listed.stdout.splitlines()] == ["bob.test"]
+    assert sorted(p.name for p in logs.glob("mentions.jsonl*") if p.suffix != ".lock") == [rotated.name]
+    assert [json.loads(line)["author"] for line in rotated.read_text().splitlines()] == ["bob.test"]
+
+
+def test_the_operational_log_never_holds_a_strangers_words(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running("mastodon", tmp_path) as world:
+        world.poll()
+        world.audience("hashtag", "my private thoughts #NoTechForICE", author="carol")
+        with caplog.at_level(logging.DEBUG, logger="bot"):
+            (found,) = world.poll()
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"hashtag mastodon {found.post.url}" in lines
+    assert not any("private thoughts" in line or "carol" in line.split(" http")[0] for line in lines)

@@ -10,6 +10,7 @@ created owner-only: they hold other people's posts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import functools
@@ -17,7 +18,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -127,16 +128,11 @@ class MentionsLog:
             out.write("".join(json_line(r) + "\n" for r in records))
             out.flush()
             return
-        make_private_folders(self.path.parent)  # other people's posts: owner only
-        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked():  # other people's posts: the folder owner only
             for day, group in _by_day(records):
                 self._rotate(day)
                 self._append(group)
-                self.delete_expired(day)
-        finally:
-            os.close(lock)  # closing releases the lock
+                self._delete_expired(day)
 
     def rotated_files(self) -> list[tuple[date, Path]]:
         assert self.path is not None
@@ -148,9 +144,39 @@ class MentionsLog:
         return sorted(found)
 
     def delete_expired(self, today: date) -> list[Path]:
-        """Delete rotated files whose day is more than `retention_days` before `today`."""
+        """Delete rotated files whose day is more than `retention_days` before `today`; the
+        current file is rotated first when it holds an earlier day, so that a log nobody writes
+        to any more expires as well."""
         if self.path is None:
             return []
+        with self._locked():
+            self._rotate(today)
+            return self._delete_expired(today)
+
+    def forget_authors(self, handles: Collection[str]) -> int:
+        """Remove every line by these handles (lower-case, without '@') from the current and the
+        rotated files; returns how many lines went."""
+        if self.path is None or not handles:
+            return 0
+        removed = 0
+        with self._locked():
+            for path in [self.path, *(p for _, p in self.rotated_files())]:
+                removed += _drop_lines(path, lambda r: str(r.get("author", "")).lower() in handles)
+        return removed
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        assert self.path is not None
+        make_private_folders(self.path.parent)
+        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)  # closing releases the lock
+
+    def _delete_expired(self, today: date) -> list[Path]:
+        assert self.path is not None
         oldest_kept = today - timedelta(days=self.retention_days)
         deleted = []
         for day, path in self.rotated_files():
@@ -178,6 +204,31 @@ class MentionsLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write("".join(json_line(r) + "\n" for r in records))
+
+
+def _drop_lines(path: Path, drop: Callable[[Mapping[str, Any]], bool]) -> int:
+    """Rewrite `path` (owner-only) without the JSON lines `drop` picks; returns how many."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kept.append(line)
+            continue
+        if not (isinstance(record, dict) and drop(record)):
+            kept.append(line)
+    if len(kept) == len(lines):
+        return 0
+    fresh = path.with_name(path.name + ".new")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("".join(kept))
+    os.replace(fresh, path)
+    return len(lines) - len(kept)
 
 
 def _day_of(record: Mapping[str, Any]) -> date:

@@ -40,8 +40,9 @@ from bot.ledger.workers import new_worker_id
 from bot.monitoring.amplification import Amplifier
 from bot.monitoring.classification import Ours, Sighting, classify
 from bot.monitoring.livestreams import LiveStreams, streams_live
-from bot.monitoring.mentionlog import MentionsLog, log_line, record_of
+from bot.monitoring.mentionlog import MentionsLog, record_of
 from bot.monitoring.pacing import MAX_PAGES_PER_POLL, RequestWindow, backoff
+from bot.monitoring.retention import enforce_retention, ignored_handles
 from bot.monitoring.streams import Stream, StreamState, plan_streams
 from bot.platforms import MALFORMED, Batch, Mention, PlatformClient
 
@@ -97,6 +98,7 @@ class Monitor:
         self._leases: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="monitor")
         self._last_purge: datetime | None = None
+        self._ignored_purged: frozenset[str] | None = None  # the ignore list last enforced
         # Posts a pass could not read or store, each skipped alone (logged, never blocking a stream).
         self.skipped = 0
         # Polls and live streams report from several threads: one at a time keeps the log in order.
@@ -302,7 +304,8 @@ class Monitor:
         is_new = {m.remote_id for m in stored}
         new = [(s, stream) for s, stream in sightings if s.post.id in is_new]
         for sighting, _ in new:
-            log.info("%s", log_line(sighting))
+            # Never the author's words here: this log has no retention (the mentions log has).
+            log.info("%s %s %s", sighting.kind, sighting.platform, sighting.post.url)
         try:
             self.mentions_log.write([record_of(s, seen_at) for s, _ in new])
         except OSError as exc:
@@ -336,16 +339,21 @@ class Monitor:
         log.warning("monitor %s: skipped %d post(s) that could not be read or stored%s", where, count, reason)
 
     def purge_expired(self) -> None:
-        """Forget other people's posts after `retention_days` (docs/monitoring.md), at most hourly."""
+        """Forget other people's posts after `retention_days` (docs/monitoring.md), at most hourly,
+        and those by handles newly in `monitor.ignore`."""
         now = self.now()
-        if self._last_purge is not None and now - self._last_purge < PURGE_EVERY:
+        ignored = ignored_handles(self.config)
+        if (
+            self._last_purge is not None
+            and now - self._last_purge < PURGE_EVERY
+            and ignored == self._ignored_purged
+        ):
             return
         self._last_purge = now
-        keep = timedelta(days=self.config.monitor.retention_days)
-        purged = self.store.purge_mentions(now - keep)
-        if purged:
-            log.info("monitor: forgot %d posts older than %d days", purged, keep.days)
-        self.mentions_log.delete_expired(now.date())
+        enforce_retention(
+            self.config, self.store, self.mentions_log, now, ignored=ignored != self._ignored_purged
+        )
+        self._ignored_purged = ignored
 
 
 def _stored(sighting: Sighting, seen_at: datetime) -> MentionRecord:
