@@ -7,6 +7,7 @@ as our own `Transient` error, whatever the SDK.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -14,12 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier
 from bot.delivery.jobs import build_jobs
 from bot.errors import Transient
 from bot.platforms import Outgoing
+from bot.platforms.mastodon_stream import trusted_streaming_base
 from bot.platforms.tid import make_tid
 from tests.clock import START, Clock
 from tests.emulated import Emulated, emulated
@@ -113,3 +116,48 @@ def test_a_worker_keeps_its_claim_while_a_slow_publish_is_within_its_deadline(
         assert len(site.live_texts(platform)) == 1
     finally:
         rt.close()
+
+
+# -- the Mastodon streaming host ---------------------------------------------------------------
+
+
+def test_a_streaming_host_the_instance_names_elsewhere_never_gets_the_token() -> None:
+    with (
+        emulated(Emulated, "mastodon", Clock()) as instance,
+        emulated(Emulated, "mastodon", Clock()) as elsewhere,
+    ):
+        # The instance's documents name another host (localhost is not 127.0.0.1) over ws://.
+        evil = f"ws://localhost:{elsewhere.server.server_address[1]}"
+        v1 = requests.get(f"{instance.url}/api/v1/instance", timeout=5).json()
+        v2 = requests.get(f"{instance.url}/api/v2/instance", timeout=5).json()
+        v1["urls"]["streaming_api"] = evil
+        v2["configuration"]["urls"]["streaming"] = evil
+        instance.fault(method="GET", path="/api/v1/instance*", body=json.dumps(v1), times=100)
+        instance.fault(method="GET", path="/api/v2/instance*", body=json.dumps(v2), times=100)
+        elsewhere.fault(method="GET", path="/api/v1/streaming*", status=500, times=1000)
+        client = instance.open(instance.account())
+        stream = client.open_hashtag_stream("NoTechForICE", lambda post: None)  # type: ignore[attr-defined]
+        if stream is not None:
+            time.sleep(1)
+            stream.close()
+        assert stream is None  # polled instead
+        assert elsewhere.server.faults[0].times == 1000  # not one request reached that host
+
+
+@pytest.mark.parametrize(
+    ("configured", "named", "trusted"),
+    [
+        ("https://mastodon.social", "wss://streaming.mastodon.social", "https://streaming.mastodon.social"),
+        ("https://mastodon.social", "https://mastodon.social", "https://mastodon.social"),
+        ("https://mastodon.social", "ws://mastodon.social", None),  # plain text, when https is required
+        ("https://mastodon.social", "wss://evil.example", None),
+        ("https://mastodon.social", "wss://mastodon.social.evil.example", None),
+        ("https://mastodon.social", "ftp://mastodon.social", None),
+        ("http://127.0.0.1:8803", "ws://127.0.0.1:8803", "http://127.0.0.1:8803"),
+        ("http://127.0.0.1:8803", "ws://sub.127.0.0.1", None),  # a subdomain only over TLS
+    ],
+)
+def test_only_the_configured_host_or_its_subdomains_over_tls_may_stream(
+    configured: str, named: str, trusted: str | None
+) -> None:
+    assert trusted_streaming_base(configured, named) == trusted
