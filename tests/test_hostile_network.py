@@ -75,6 +75,8 @@ QUEUE = """\
     schedule: {every: 1h}
     posts:
       - {id: solo, text: "Drop the contracts."}
+      - {id: two, text: "Cancel the contracts."}
+      - {id: three, text: "End the contracts."}
 """
 
 
@@ -161,3 +163,35 @@ def test_only_the_configured_host_or_its_subdomains_over_tls_may_stream(
     configured: str, named: str, trusted: str | None
 ) -> None:
     assert trusted_streaming_base(configured, named) == trusted
+
+
+# -- malformed answers --------------------------------------------------------------------------
+
+MALFORMED_ANSWERS = {
+    "x": ['{"data": {"id": null}}', '{"data": 7}', '{"data": {"id": "12'],
+    "bluesky": ['{"uri": "at://did:plc:x/app.bsky.feed.post/3k', '{"uri": null, "cid": null}', "[]"],
+    "mastodon": ['{"id": null}', "[1, 2]", '{"id": "1'],
+}
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_malformed_answer_to_a_post_is_reconciled_never_recorded_as_is_nor_left_claimed(
+    site: Site, platform: str
+) -> None:
+    site.write_queue("calls", QUEUE)
+    rt = Runtime(site.config, site.env)
+    try:
+        queue = rt.queue("calls")
+        assert queue is not None
+        client = rt.clients(platform, "main")
+        client.verify()
+        for index, answer in enumerate(MALFORMED_ANSWERS[platform]):
+            [job] = build_jobs(rt.config, queue, queue.posts[index], 1, [platform])
+            site.fault(platform, body=answer)  # the post is made; its answer is garbage
+            result = Courier(ledger=rt.ledger, now=rt.now, gate=FakeGate(), worker="w1").deliver(job, client)
+            assert result.outcome == "posted", (answer, result.line())
+            row = rt.ledger.get_delivery(job.key(0))
+            assert row is not None and row.state == "posted"
+            assert row.remote_id == site.state(platform)[-1]["id"]  # the real id, found by looking
+    finally:
+        rt.close()

@@ -230,6 +230,13 @@ class Courier:
             except PlatformError as exc:  # the tree is closed; this is a bug in an adapter
                 self.ledger.fail_delivery(part.key, str(exc), self.now())
                 return Result(part.job, "failed", error=str(exc))
+            except Exception as exc:  # a bug (an adapter let a ValueError out): never leave the claim held
+                error = f"internal error: {type(exc).__name__}"
+                log.exception(
+                    "failed %s: %s", part.label, error, extra=_event("failed", part.job, error=error)
+                )
+                self.ledger.fail_delivery(part.key, error, self.now())
+                return Result(part.job, "failed", error=error)
             else:
                 self._confirm_part(part, published)
                 log.info(

@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.campaign.model import Config, Platform
-from bot.errors import PlatformError, RateLimited
+from bot.errors import PlatformError, RateLimited, Transient
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.ourposts import OurPosts
@@ -237,6 +237,8 @@ class Monitor:
                 self.leases.acquire_lease(lease, self.worker, STREAM_LEASE, self.now())
         except PlatformError as exc:
             error = exc
+        except MALFORMED as exc:  # an answer the adapter could not read: as a server error
+            error = Transient(f"{stream.platform}: malformed answer ({type(exc).__name__})")
         finished = self.now()
         if error is None:
             return Fetched(stream, posts, StreamState(cursor, finished + stream.interval, 0))

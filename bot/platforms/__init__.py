@@ -18,6 +18,7 @@ from typing import Literal, Protocol, TypeVar
 
 from bot.campaign.contentfiles import read_content_image
 from bot.campaign.model import Account, LinkCard, Platform
+from bot.errors import Transient
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,19 @@ T = TypeVar("T")
 log = logging.getLogger("bot.platforms")
 # What reading a malformed post raises: a missing key, a wrong type, a number out of range.
 MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+
+
+def answer_id(platform: str, read: Callable[[], object]) -> str:
+    """An id read from a server's answer (`read` digs it out): a non-empty string or number, or
+    `Transient`, since a malformed answer to a write may hide a write that landed (the next
+    attempt looks first). Never `None` recorded as a post's id."""
+    try:
+        value = read()
+    except MALFORMED as exc:
+        raise Transient(f"{platform}: malformed answer ({type(exc).__name__})") from exc
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        raise Transient(f"{platform}: answer without a usable id")
+    return str(value)
 
 
 def utc_time(value: object) -> datetime | None:

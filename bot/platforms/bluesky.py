@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from atproto_client import Client, models
 from atproto_client.client.session import Session, SessionEvent
 from atproto_client.exceptions import (
@@ -36,7 +37,7 @@ from atproto_core.uri import AtUri
 
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, bluesky_reads
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, bluesky_reads
 from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
 from bot.platforms.deadline import DeadlineTransport
 from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
@@ -132,7 +133,8 @@ class BlueskyClient:
             return self._client.app.bsky.feed.post.create(self._own_did(), record, rkey=message.nonce)
 
         created = self._call(create)
-        return Published(id=created.uri, url=self._web_url(created.uri), cid=created.cid)
+        uri = answer_id("Bluesky", lambda: created.uri)
+        return Published(id=uri, url=self._web_url(uri), cid=answer_id("Bluesky", lambda: created.cid))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The record at the delivery's rkey, if it exists: the PDS answers 500 for an existing rkey."""
@@ -249,6 +251,11 @@ class BlueskyClient:
             # The SDK maps only httpx's timeouts and NetworkErrors; a connection closed before
             # any answer (RemoteProtocolError) escapes it raw.
             raise Transient(f"Bluesky: {type(exc).__name__}") from exc
+        except ValueError as exc:
+            if isinstance(exc, pydantic.ValidationError):
+                raise  # our own record did not validate: a bug, not the server's answer
+            # A truncated answer: the SDK parses JSON (pydantic_core.from_json) unguarded.
+            raise Transient("Bluesky: malformed answer (not JSON)") from exc
 
 
 def translate_error(exc: AtProtocolError, now: datetime) -> PlatformError:

@@ -47,6 +47,7 @@ from bot.platforms import (
     Outgoing,
     PlatformClient,
     Published,
+    answer_id,
     mastodon_reads,
     mastodon_stream,
 )
@@ -233,7 +234,7 @@ class MastodonClient:
                 data, mime_type=inspect_image(data).mime, description=media.alt, file_name=media.path.name
             )
         )
-        return str(attachment["id"])
+        return answer_id("Mastodon", lambda: attachment["id"])
 
     def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._per_thread.headers = dict(response.headers)
@@ -314,7 +315,8 @@ def _normalized(text: str) -> str:
 
 
 def _published(status: Mapping[str, Any]) -> Published:
-    return Published(id=str(status["id"]), url=str(status.get("url") or status.get("uri") or ""))
+    status_id = answer_id("Mastodon", lambda: status["id"])
+    return Published(id=status_id, url=str(status.get("url") or status.get("uri") or ""))
 
 
 def open_client(account: Account, **options: Any) -> PlatformClient:

@@ -21,7 +21,7 @@ import tweepy
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, x_reads
 from bot.platforms.deadline import mount_deadline
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
@@ -108,7 +108,7 @@ class XClient:
                 user_auth=True,
             )
         )
-        return self._published(str(response.data["id"]))
+        return self._published(answer_id("X", lambda: response.data["id"]))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The account's own posts since `since` (`users/:id/tweets`), matched on their exact text.
@@ -200,7 +200,7 @@ class XClient:
                 data={"media_category": "tweet_image"},
             )
         )
-        media_id = str(upload["data"]["id"])
+        media_id = answer_id("X", lambda: upload["data"]["id"])
         if alt:
             self._raw_call(
                 lambda: self._client.session.post(
