@@ -20,7 +20,8 @@ import requests
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier
 from bot.delivery.jobs import build_jobs
-from bot.errors import Transient
+from bot.errors import RateLimited, Transient
+from bot.monitoring.pacing import backoff
 from bot.platforms import Outgoing
 from bot.platforms.mastodon_stream import trusted_streaming_base
 from bot.platforms.tid import make_tid
@@ -195,3 +196,21 @@ def test_a_malformed_answer_to_a_post_is_reconciled_never_recorded_as_is_nor_lef
             assert row.remote_id == site.state(platform)[-1]["id"]  # the real id, found by looking
     finally:
         rt.close()
+
+
+# -- waits a server names ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wait", ["inf", "1e300", "nan", "-5"])
+def test_a_wait_the_server_names_is_clamped_in_posting_and_in_monitoring(server: Emulated, wait: str) -> None:
+    client = server.open(server.account(), timeout=5)
+    client.identity()
+    server.fault(method="POST", path=POST_PATHS[server.platform], status=429, headers={"Retry-After": wait})
+    with pytest.raises(RateLimited) as refused:
+        client.publish(Outgoing(text="Later #NoTechForICE", nonce=make_tid(START)))
+    after = refused.value.retry_after
+    assert after is None or 0 <= after <= 24 * 3600
+    server.fault(method="GET", path=READ_PATHS[server.platform], status=429, headers={"Retry-After": wait})
+    with pytest.raises(RateLimited) as read_refused:
+        client.read_notifications(None, START - timedelta(hours=1))
+    assert backoff(timedelta(minutes=5), 1, read_refused.value.retry_after) <= timedelta(days=1)
