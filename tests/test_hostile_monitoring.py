@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.campaign.model import LoggingConfig
+from bot.daemon.logs import setup_logging
 from bot.ledger.deliveries import open_ledger
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.monitoring.mentionlog import stored_record
@@ -167,3 +169,41 @@ def test_the_operational_log_never_holds_a_strangers_words(
     lines = [r.getMessage() for r in caplog.records]
     assert f"hashtag mastodon {found.post.url}" in lines
     assert not any("private thoughts" in line or "carol" in line.split(" http")[0] for line in lines)
+
+
+FAKE = "\n2026-12-01T00:00:00Z INFO posted x/main calls/fake https://evil.example"
+
+
+def test_names_urls_and_separators_from_strangers_stay_on_their_own_line(tmp_path: Path) -> None:
+    with running("mastodon", tmp_path) as world:
+        world.poll()
+        (plain,) = world.audience("hashtag", "first #NoTechForICE")
+        account = dict(plain["raw"]["account"]) | {"acct": f"mallory{FAKE}\x1b[2J"}
+        hostile = {"account": account, "url": f"https://example.social/@m/1{FAKE}\u2028\u202e"}
+        world.control(
+            "audience", kind="hashtag", text="a\u2028b\u2029c\x85d\u202e #NoTechForICE", fields=hostile
+        )
+        assert len(world.poll()) == 2
+        text = mentions(tmp_path)
+        as_json = mentions(tmp_path, "--json")
+    assert text.returncode == 0 and as_json.returncode == 0, text.stderr + as_json.stderr
+    lines = text.stdout.splitlines()  # splits on \n, \r, U+2028, U+2029, NEL and more
+    assert len(lines) == 2, lines
+    assert "INFO posted" in lines[1] and not any(ch in lines[1] for ch in "\x1b\u202e")
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(records) == 2
+    assert records[1]["text"].startswith("a\u2028b\u2029c\x85d\u202e")  # the data itself is kept whole
+    assert records[1]["url"].endswith("\u2028\u202e")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_servers_message_cannot_forge_a_line_of_the_operational_log(fmt: str) -> None:
+    out = io.StringIO()
+    setup_logging(LoggingConfig(level="INFO", format=fmt), out)  # type: ignore[arg-type]
+    try:
+        logging.getLogger("bot.delivery").error("rejected x/main: %s", f"Bad request{FAKE}\u2028\u202eevil")
+    finally:
+        for handler in list(logging.getLogger("bot").handlers):
+            logging.getLogger("bot").removeHandler(handler)
+    (line,) = out.getvalue().splitlines()
+    assert "INFO posted" in line and "\u202e" not in line

@@ -23,6 +23,7 @@ from typing import TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.campaign.model import LoggingConfig
+from bot.escaping import json_line_safe, log_field
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
@@ -74,7 +75,8 @@ class TextFormatter(logging.Formatter):
         return safe_traceback(ei)
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} {record.getMessage()}"
+        # One event, one line: a server's message or a stranger's name cannot start another.
+        line = f"{_timestamp(record)} {record.levelname} {log_field(record.getMessage())}"
         if record.exc_info:
             # Only for bugs: a traceback is several lines, but losing it would be worse.
             line += "\n" + self.formatException(record.exc_info)
@@ -95,7 +97,7 @@ class JsonFormatter(logging.Formatter):
         data.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return json_line_safe(json.dumps(data, ensure_ascii=False, default=str))
 
 
 class _Stderr:

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from bot.escaping import spreadsheet_cell
+from bot.escaping import json_line_safe, log_field, spreadsheet_cell
 from bot.ledger.database import make_private_folders
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.monitoring.classification import Sighting
@@ -81,7 +81,8 @@ def log_line(sighting: Sighting) -> str:
 
 
 def text_line(kind: str, platform: str, author: str, text: str, url: str | None) -> str:
-    return f'{kind} {platform} @{author} "{one_line(text)}" {url or ""}'.rstrip()
+    # The author's name and the URL come from strangers and servers too: escaped, not trusted.
+    return f'{kind} {platform} @{log_field(author)} "{one_line(text)}" {log_field(url or "")}'.rstrip()
 
 
 def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
 
 
 def json_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    return json_line_safe(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")))
 
 
 @dataclass

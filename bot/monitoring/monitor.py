@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.campaign.model import Config, Platform
 from bot.errors import PlatformError, RateLimited, Transient
+from bot.escaping import log_field
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.ourposts import OurPosts
@@ -307,7 +308,7 @@ class Monitor:
         new = [(s, stream) for s, stream in sightings if s.post.id in is_new]
         for sighting, _ in new:
             # Never the author's words here: this log has no retention (the mentions log has).
-            log.info("%s %s %s", sighting.kind, sighting.platform, sighting.post.url)
+            log.info("%s %s %s", sighting.kind, sighting.platform, log_field(sighting.post.url))
         try:
             self.mentions_log.write([record_of(s, seen_at) for s, _ in new])
         except OSError as exc:
