@@ -200,10 +200,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from bot.sandbox import start_sandbox
+    from bot.sandbox import new_control_token, start_sandbox
 
     try:
-        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits)
+        token = new_control_token()
+        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits, control_token=token)
     except OSError as exc:
         print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import fnmatch
+import hmac
 import json
 import threading
 import time
@@ -188,6 +189,7 @@ class Emulator:
         self.clock = clock
         self.lock = threading.RLock()
         self.base_url = ""  # set by the server once it is bound
+        self.control_token: str | None = None  # set by the server: `X-Sandbox-Token` for /_sandbox/
         self.rates = RateWindow(clock)
 
     # -- for subclasses -------------------------------------------------------------------
@@ -242,7 +244,10 @@ class Emulator:
         """The server is stopping: end what outlives a request (open event streams)."""
 
     def describe(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "accounts": self.credentials()}
+        described: dict[str, Any] = {"base_url": self.base_url, "accounts": self.credentials()}
+        if self.control_token:
+            described["control_token"] = self.control_token
+        return described
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -262,14 +267,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        length = _content_length(self.headers.get("Content-Length"))
+        if length is None:
+            # A negative or unreadable length would have the read wait for ever: refuse it.
+            self.close_connection = True
+            self._send(Response.json(400, {"error": "bad Content-Length"}))
+            return
         body = self.rfile.read(length) if length else b""
         request = Request(
             self.command, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body
         )
         emulator = self.server.emulator
         if split.path.startswith("/_sandbox/"):
-            self._send(self.server.control(request))
+            refused = self.server.refuse_control(request)
+            self._send(refused or self.server.control(request))
             return
         fault = self.server.take_fault(request)
         if fault is not None:
@@ -342,6 +353,20 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+MAX_REQUEST_BYTES = 64 * 1024 * 1024  # far above any upload the emulators take (Mastodon: 16 MB)
+
+
+def _content_length(value: str | None) -> int | None:
+    """The request body's length, or None when it is not a number in [0, MAX_REQUEST_BYTES]."""
+    if value is None or value.strip() == "":
+        return 0
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if 0 <= length <= MAX_REQUEST_BYTES else None
+
+
 def _hostile(fault: Fault, response: Response) -> Response:
     """The answer as the fault rewrites it: its own body, a huge body, extra headers."""
     if fault.body is not None:
@@ -370,9 +395,14 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator, port: int = 0) -> None:
+    def __init__(self, emulator: Emulator, port: int = 0, control_token: str | None = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.emulator = emulator
+        # With a token, the control routes answer only requests that carry it: a web page open
+        # in the staff's browser could otherwise drive the sandbox (a `text/plain` POST needs
+        # no CORS preflight). `python -m bot sandbox` and `run --sandbox` always set one.
+        self.control_token = control_token
+        emulator.control_token = control_token
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self.stopping = threading.Event()  # ends slow (drip) answers
@@ -419,6 +449,18 @@ class SandboxServer(ThreadingHTTPServer):
                     if fault.times <= 0:
                         self.faults.remove(fault)
                     return fault
+        return None
+
+    def refuse_control(self, request: Request) -> Response | None:
+        """A 403 unless the control request names this server as its Host (no DNS rebinding)
+        and, when the server has a token, carries it in `X-Sandbox-Token`."""
+        port = self.server_address[1]
+        host = (request.headers.get("Host") or "").lower()
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            return Response.json(403, {"error": "bad sandbox request: Host must be this server"})
+        given = request.headers.get("X-Sandbox-Token") or ""
+        if self.control_token and not hmac.compare_digest(given.encode(), self.control_token.encode()):
+            return Response.json(403, {"error": "bad sandbox request: missing or wrong X-Sandbox-Token"})
         return None
 
     def control(self, request: Request) -> Response:
