@@ -46,3 +46,28 @@ def test_a_session_the_database_refuses_to_store_leaves_its_tokens_out_of_every_
     assert "IntegrityError" in output  # the refusal is reported...
     assert "eyJ" not in output  # a JWT: the access or the refresh token
     assert "[parameters:" not in output and "disk says no" not in output  # ...by its type alone
+
+
+def test_a_database_password_with_an_unescaped_at_sign_is_refused_by_check_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "content").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text("database: ${DATABASE_URL}\nplatforms:\n  x: {enabled: false}\n")
+    for command in (["check"], ["status"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "--config", str(config), *command],
+            cwd=REPO,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(REPO),
+                "DATABASE_URL": "postgres://bot:s3cr@t@db.example/c",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output
+        assert "config.yaml:1: database:" in output and "%40" in output
+        assert "s3cr" not in output and "t@db" not in output and "Traceback" not in output
