@@ -214,3 +214,36 @@ def test_a_wait_the_server_names_is_clamped_in_posting_and_in_monitoring(server:
     with pytest.raises(RateLimited) as read_refused:
         client.read_notifications(None, START - timedelta(hours=1))
     assert backoff(timedelta(minutes=5), 1, read_refused.value.retry_after) <= timedelta(days=1)
+
+
+@pytest.mark.parametrize("platform", ["mastodon"])
+def test_a_worker_whose_claim_was_taken_over_cannot_fail_the_delivery(site: Site, platform: str) -> None:
+    site.write_queue("calls", QUEUE)
+    rt = Runtime(site.config, site.env)
+    try:
+        queue = rt.queue("calls")
+        assert queue is not None
+        [job] = build_jobs(rt.config, queue, queue.posts[0], 1, [platform])
+        client = rt.clients(platform, "main")
+        client.verify()
+        # A slow refusal, past a lease that is not renewed: meanwhile another worker takes over.
+        site.fault(platform, status=422, latency_ms=2500)
+        courier = Courier(
+            ledger=rt.ledger,
+            now=rt.now,
+            gate=FakeGate(),
+            worker="w1",
+            lease=timedelta(seconds=1),
+            renew_every=60,
+        )
+        rival = threading.Timer(
+            1.8,
+            lambda: rt.ledger.claim_delivery(job.key(0), "w2", rt.now(), timedelta(minutes=5), lambda: "x"),
+        )
+        rival.start()
+        result = courier.deliver(job, client)
+        rival.join()
+        row = rt.ledger.get_delivery(job.key(0))
+        assert row is not None and (row.state, row.claimed_by) == ("claimed", "w2"), (result.line(), row)
+    finally:
+        rt.close()

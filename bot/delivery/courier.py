@@ -228,14 +228,14 @@ class Courier:
                 if halted is not None:
                     return halted
             except PlatformError as exc:  # the tree is closed; this is a bug in an adapter
-                self.ledger.fail_delivery(part.key, str(exc), self.now())
+                self.ledger.fail_delivery(part.key, str(exc), self.now(), worker=self.worker)
                 return Result(part.job, "failed", error=str(exc))
             except Exception as exc:  # a bug (an adapter let a ValueError out): never leave the claim held
                 error = f"internal error: {type(exc).__name__}"
                 log.exception(
                     "failed %s: %s", part.label, error, extra=_event("failed", part.job, error=error)
                 )
-                self.ledger.fail_delivery(part.key, error, self.now())
+                self.ledger.fail_delivery(part.key, error, self.now(), worker=self.worker)
                 return Result(part.job, "failed", error=error)
             else:
                 self._confirm_part(part, published)
@@ -272,7 +272,7 @@ class Courier:
             exc,
             extra=_event("failed", part.job, error=str(exc)),
         )
-        self.ledger.fail_delivery(part.key, f"authentication refused: {exc}", self.now())
+        self.ledger.fail_delivery(part.key, f"authentication refused: {exc}", self.now(), worker=self.worker)
         return Result(part.job, "failed", error=f"authentication refused: {exc}")
 
     def _rejected(
@@ -285,7 +285,7 @@ class Courier:
             if found is not None:
                 return self._reconciled(part, found)
         log.error("rejected %s: %s", part.label, exc, extra=_event("rejected", part.job, error=str(exc)))
-        self.ledger.fail_delivery(part.key, str(exc), self.now())
+        self.ledger.fail_delivery(part.key, str(exc), self.now(), worker=self.worker)
         self.alert("rejected", f"{part.label} rejected by {part.job.platform}: {exc}")
         return Result(part.job, "failed", error=f"rejected: {exc}")
 
@@ -299,7 +299,7 @@ class Courier:
             return self._reconciled(part, found)
         error = f"gave up after {failures} attempts: {exc}"
         log.error("failed %s: %s", part.label, error, extra=_event("failed", part.job, error=error))
-        self.ledger.fail_delivery(part.key, error, self.now())
+        self.ledger.fail_delivery(part.key, error, self.now(), worker=self.worker)
         return Result(part.job, "failed", error=error)
 
     def _wait_to_retry(self, part: _Part, exc: PlatformError, failures: int, delay: float) -> Result | None:

@@ -86,7 +86,9 @@ class DeliveryPool:
     def skip_unhealthy(self, job: Job) -> None:
         key, now = job.key(0), self.rt.now()
         if self.rt.ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is not None:
-            self.rt.ledger.fail_delivery(key, "skipped: account unhealthy (credentials refused)", now)
+            self.rt.ledger.fail_delivery(
+                key, "skipped: account unhealthy (credentials refused)", now, worker=self.worker
+            )
 
     def healthy(self, accounts: list[Account]) -> list[Account]:
         unhealthy = {(h.platform, h.account) for h in self.rt.ledger.account_health() if not h.healthy}
@@ -200,7 +202,7 @@ class DeliveryPool:
             if now - row.claimed_at > PENDING_MAX_AGE or queue is None or post is None:
                 why = "not delivered within a day" if post is not None else "post no longer in the content"
                 if self.rt.ledger.claim_delivery(row.key, self.worker, now, DELIVERY_LEASE, self._nonce):
-                    self.rt.ledger.fail_delivery(row.key, why, now)
+                    self.rt.ledger.fail_delivery(row.key, why, now, worker=self.worker)
                     log.error("failed %s/%s %s/%s: %s", k.platform, k.account, k.queue, k.post_id, why)
                 continue
             for account in targets(self.rt.config, queue):
