@@ -20,10 +20,12 @@ import requests
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier
 from bot.delivery.jobs import build_jobs
+from bot.delivery.pool import DeliveryPool
 from bot.errors import RateLimited, Transient
 from bot.monitoring.pacing import backoff
 from bot.platforms import Outgoing
 from bot.platforms.mastodon_stream import trusted_streaming_base
+from bot.platforms.ratelimits import endpoint_of
 from bot.platforms.tid import make_tid
 from tests.clock import START, Clock
 from tests.emulated import Emulated, emulated
@@ -246,4 +248,42 @@ def test_a_worker_whose_claim_was_taken_over_cannot_fail_the_delivery(site: Site
         row = rt.ledger.get_delivery(job.key(0))
         assert row is not None and (row.state, row.claimed_by) == ("claimed", "w2"), (result.line(), row)
     finally:
+        rt.close()
+
+
+# -- growth -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/statuses/01HZX3S8K2V6Q9T4B7N1M5C0RD/context",  # GoToSocial: a ULID
+        "/api/v1/statuses/AbC9dEf0GhIjK1lM/context",  # Pleroma: a flake id
+        "/api/v1/statuses/117721859949264897/context",  # Mastodon: a snowflake
+    ],
+)
+def test_rate_budgets_keep_one_row_per_endpoint_whatever_the_servers_ids(path: str) -> None:
+    assert endpoint_of("GET", f"https://social.example{path}") == "GET /api/v1/statuses/:id/context"
+    assert endpoint_of("GET", "https://social.example/api/v1/accounts/verify_credentials").endswith(
+        "/verify_credentials"
+    )
+
+
+def test_the_delivery_pool_forgets_finished_jobs(site: Site) -> None:
+    site.write_queue("calls", QUEUE)
+    rt = Runtime(site.config, site.env)
+    pool = DeliveryPool(
+        rt, Courier(ledger=rt.ledger, now=rt.now, gate=FakeGate(), worker="w1"), max_workers=2
+    )
+    try:
+        queue = rt.queue("calls")
+        assert queue is not None
+        for post in queue.posts:
+            [job] = build_jobs(rt.config, queue, post, 1, ["mastodon"])
+            pool.dispatch(job)
+            assert pool.wait_idle(timeout=30)
+        assert len(pool.in_flight) == 1  # only the last one, kept until the next dispatch
+        assert pool.results.maxlen is not None
+    finally:
+        pool.shutdown(wait=True)
         rt.close()

@@ -291,7 +291,7 @@ class Daemon:
 
     @property
     def results(self) -> list[Result]:
-        return self.deliveries.results
+        return list(self.deliveries.results)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for every delivery handed out so far; False if some still run after `timeout`."""

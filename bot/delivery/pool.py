@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from datetime import datetime, timedelta
@@ -56,6 +57,9 @@ class Host(Protocol):
     def queue(self, name: str) -> Queue | None: ...
 
 
+RESULTS_KEPT = 1000
+
+
 def _account_lease(job: Job) -> str:
     return f"account:{job.platform}/{job.account}"
 
@@ -65,8 +69,9 @@ class DeliveryPool:
         self.rt = runtime
         self.courier = courier
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="deliver")
-        self.in_flight: dict[JobId, Future[Result]] = {}
-        self.results: list[Result] = []
+        self.in_flight: dict[JobId, Future[Result]] = {}  # pruned of finished jobs on each dispatch
+        # The latest outcomes (`run --once` and tests read them); a daemon runs for weeks.
+        self.results: deque[Result] = deque(maxlen=RESULTS_KEPT)
         self._lock = threading.Lock()
         self._account_locks: dict[tuple[str, str], threading.Lock] = {}
         self._waiting: dict[JobId, datetime] = {}  # held by an account limit until then
@@ -109,6 +114,11 @@ class DeliveryPool:
             running = self.in_flight.get(ident)
             if running is not None and not running.done():
                 return
+            for done in [i for i, f in self.in_flight.items() if f.done()]:
+                del self.in_flight[done]
+            now = self.rt.now()
+            for over in [i for i, until in self._waiting.items() if until <= now]:
+                del self._waiting[over]
             future = self.pool.submit(self._run_job, job)
             self.in_flight[ident] = future
 

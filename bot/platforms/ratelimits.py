@@ -30,9 +30,10 @@ _HEADER_SETS = (
     ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"),
     ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"),
 )
-# Ids in paths (X and Mastodon snowflakes, DIDs, @handles), so one endpoint is one budget; the
-# API version (`/2`, `/v1`) is too short to be an id.
-_ID_SEGMENT = re.compile(r"/(?:\d{3,}|did:[^/]+|@[^/]+)(?=/|$)")
+# Ids in paths (X and Mastodon snowflakes, DIDs, @handles, and the letters-and-digits ids of
+# other servers: GoToSocial's ULIDs, Pleroma's flake ids), so one endpoint is one budget row, not
+# one per status; the API version (`/2`, `/v1`) is too short to be an id.
+_ID_SEGMENT = re.compile(r"/(?:\d{3,}|did:[^/]+|@[^/]+|(?=[A-Za-z]*\d)[0-9A-Za-z]{10,})(?=/|$)")
 
 
 @dataclass(frozen=True)
