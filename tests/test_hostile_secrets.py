@@ -71,3 +71,22 @@ def test_a_database_password_with_an_unescaped_at_sign_is_refused_by_check_witho
         assert result.returncode == 1, output
         assert "config.yaml:1: database:" in output and "%40" in output
         assert "s3cr" not in output and "t@db" not in output and "Traceback" not in output
+
+
+def test_a_bluesky_session_is_sealed_at_rest_and_reused_across_runs(site: Site) -> None:
+    site.write_queue("calls", QUEUE)
+    first = run(site, "post", "calls", "first", "--platform", "bluesky")
+    assert first.returncode == 0, first.stderr
+    database = site.root / "state" / "bot.sqlite3"
+
+    def stored() -> str:
+        with sqlite3.connect(database) as db:
+            (blob,) = db.execute("SELECT blob FROM sessions WHERE platform = 'bluesky'").fetchone()
+        return str(blob)
+
+    sealed = stored()
+    assert sealed.startswith("sealed1:")
+    assert "eyJ" not in sealed and "did:plc" not in sealed and "xrpc" not in sealed  # no token, no PDS
+    second = run(site, "post", "calls", "second", "--platform", "bluesky")
+    assert second.returncode == 0, second.stderr
+    assert stored() == sealed  # opened and reused: no new session was created (nor saved)

@@ -41,6 +41,7 @@ from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id,
 from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
 from bot.platforms.deadline import DeadlineTransport
 from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
+from bot.platforms.sealing import seal, session_key, unseal
 from bot.platforms.tid import is_tid
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class BlueskyClient:
         self._did: str | None = None
         self._session_handle: str | None = None
         self._has_session = False
+        self._sealing_key: bytes | None = None  # derived on first use (scrypt takes ~50 ms)
         self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
@@ -190,12 +192,14 @@ class BlueskyClient:
         self._did = session.did
         self._session_handle = session.handle
         if event in (SessionEvent.CREATE, SessionEvent.REFRESH) and self._save_session is not None:
-            self._save_session(session.export())  # the string holds the tokens: stored, never logged
+            # The string holds the tokens: stored sealed (`bot.platforms.sealing`), never logged.
+            self._save_session(seal(self._session_key(), session.export()))
 
     def _ensure_session(self) -> None:
         if self._has_session:
             return
-        saved = self._load_session() if self._load_session is not None else None
+        blob = self._load_session() if self._load_session is not None else None
+        saved = unseal(self._session_key(), blob) if blob else None
         if saved:
             try:
                 # No network here: the SDK refreshes an expiring import on the next call, and a
@@ -206,6 +210,11 @@ class BlueskyClient:
             except (ValueError, AtProtocolError):
                 log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
         self._create_session()
+
+    def _session_key(self) -> bytes:
+        if self._sealing_key is None:
+            self._sealing_key = session_key(self._password, self._handle)
+        return self._sealing_key
 
     def _create_session(self) -> None:
         # An imported session moves the client to the PDS it names; a new one starts at the service.
