@@ -8,16 +8,18 @@ as our own `Transient` error, whatever the SDK.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
 from bot.daemon.runtime import Runtime
+from bot.daemon.scheduler import Daemon
 from bot.delivery.courier import Courier
 from bot.delivery.jobs import build_jobs
 from bot.delivery.pool import DeliveryPool
@@ -287,3 +289,21 @@ def test_the_delivery_pool_forgets_finished_jobs(site: Site) -> None:
     finally:
         pool.shutdown(wait=True)
         rt.close()
+
+
+# -- clocks -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("off", [timedelta(0), timedelta(minutes=3), -timedelta(minutes=3)])
+def test_a_worker_whose_clock_is_off_the_databases_says_so_at_start(
+    site: Site, off: timedelta, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.write_queue("calls", QUEUE)
+    rt = Runtime(site.config, site.env, now=lambda: datetime.now(UTC) + off)
+    try:
+        with caplog.at_level(logging.ERROR, logger="bot"):
+            Daemon(rt, gate=FakeGate(), worker="w1").start_up()
+    finally:
+        rt.close()
+    warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith("clock:")]
+    assert bool(warned) == bool(off), warned

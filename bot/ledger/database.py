@@ -154,6 +154,16 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def database_now(engine: Engine) -> datetime:
+    """The database server's clock (UTC): the one clock every worker sharing it can read."""
+    with reading(engine) as conn:
+        if conn.dialect.name == "sqlite":
+            text = conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f', 'now')").scalar_one()
+            return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+        moment: datetime = conn.exec_driver_sql("SELECT now()").scalar_one()
+        return moment.astimezone(UTC)
+
+
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A transaction that may write; on SQLite it holds the write lock from its first statement."""
