@@ -303,5 +303,6 @@ class XTweet:
                 "is_edit_eligible": not self.referenced,
                 "editable_until": format_time(self.created_at + timedelta(hours=1)),
             }
-        out.update(self.overrides)
+        # As X would: a field the request did not ask for is not sent, hostile or not.
+        out.update({k: v for k, v in self.overrides.items() if k in out or k in fields})
         return out
