@@ -207,3 +207,32 @@ def test_a_servers_message_cannot_forge_a_line_of_the_operational_log(fmt: str) 
             logging.getLogger("bot").removeHandler(handler)
     (line,) = out.getvalue().splitlines()
     assert "INFO posted" in line and "\u202e" not in line
+
+
+READS = {
+    "x": "/2/tweets/search/recent",
+    "bluesky": "/xrpc/app.bsky.feed.searchPosts",
+    "mastodon": "/api/v1/timelines/tag/*",
+}
+BROKEN_PAGES = {
+    "x": ['{"data": 7}', '{"data": [{"id": null}]', '{"data": [{"text": "no id"}], "meta": {}}'],
+    "bluesky": ['{"posts": 7}', '{"posts": [{"uri": 5}]}', '{"posts": ['],
+    "mastodon": ['{"id": 1}', '[{"id": null}]', "[7]"],
+}
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_malformed_page_backs_the_stream_off_and_the_next_poll_reads_everything(
+    platform: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running(platform, tmp_path) as world:  # type: ignore[arg-type]
+        world.poll()
+        world.audience("hashtag", "seen despite the broken pages #NoTechForICE")
+        with caplog.at_level(logging.WARNING, logger="bot"):
+            for page in BROKEN_PAGES[platform]:
+                world.fault(method="GET", path=READS[platform], body=page)
+                world.poll(minutes=90)  # a back-off like a 5xx, never a crashed pass
+        found = world.poll(minutes=90)
+        assert [s.post.text.split(" #")[0] for s in found] == ["seen despite the broken pages"]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("next poll in" in r.getMessage() for r in caplog.records)
