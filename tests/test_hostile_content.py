@@ -77,3 +77,21 @@ def test_an_image_swapped_after_check_is_refused_at_send_time(
     assert all(reason in line for line in refused), refused
     assert "hunter2" not in log.read_text()
     assert os.path.islink(banner) == (swap is link_out)
+
+
+def test_check_refuses_an_image_that_is_a_link_even_inside_the_content_folder(site: Site) -> None:
+    images = site.root / "content" / "images"
+    images.mkdir()
+    (images / "real.png").write_bytes(png(2, 2))
+    (images / "banner.png").symlink_to("real.png")
+    site.write_queue("often", QUEUE)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(site.config), "check"],
+        cwd=REPO,
+        env={**site.env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "often.yaml:" in result.stderr and "'images/banner.png' is a link" in result.stderr
