@@ -148,8 +148,8 @@ class MentionsLog:
         """Delete rotated files whose day is more than `retention_days` before `today`; the
         current file is rotated first when it holds an earlier day, so that a log nobody writes
         to any more expires as well."""
-        if self.path is None:
-            return []
+        if self.path is None or not self.path.parent.is_dir():
+            return []  # nothing written yet: no folder, no lock file, made just to look
         with self._locked():
             self._rotate(today)
             return self._delete_expired(today)
@@ -157,7 +157,7 @@ class MentionsLog:
     def forget_authors(self, handles: Collection[str]) -> int:
         """Remove every line by these handles (lower-case, without '@') from the current and the
         rotated files; returns how many lines went."""
-        if self.path is None or not handles:
+        if self.path is None or not handles or not self.path.parent.is_dir():
             return 0
         removed = 0
         with self._locked():
