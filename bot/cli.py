@@ -183,6 +183,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     from bot.ledger.deliveries import open_ledger
     from bot.monitoring.mentionfilter import MentionFilter, parse_since
     from bot.monitoring.mentionlog import Format, show_mentions
+    from bot.monitoring.retention import forget_expired
 
     config, _ = load_config(args.config, os.environ)
     try:
@@ -196,6 +197,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
         since=since, kinds=args.kind or (), platforms=args.platform or (), author=args.author, grep=args.grep
     )
     ledger = open_ledger(config.database_url)
+    forget_expired(config, ledger.engine)  # retention holds here too, daemon or not
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
         signal.signal(signum, lambda signum, frame: stop.set())
@@ -269,10 +271,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from bot.sandbox import start_sandbox
+    from bot.sandbox import new_control_token, start_sandbox
 
     try:
-        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits)
+        token = new_control_token()
+        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits, control_token=token)
     except OSError as exc:
         print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
@@ -557,9 +560,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            # The driver's own words (host, port, reason), never the URL with its password nor
-            # a statement's parameters (a session blob).
-            reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
+            # The driver's own words (host, port, reason) when it could not connect; otherwise
+            # the error's type alone: a failed statement's text may quote its values (a session
+            # blob). Never the URL with its password.
+            from sqlalchemy.exc import InterfaceError, OperationalError
+
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            if isinstance(exc, OperationalError | InterfaceError):
+                reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
             print(f"database: {reason}", file=sys.stderr)
         else:
             traceback.print_exc()  # a bug: its traceback is the useful report

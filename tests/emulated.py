@@ -62,12 +62,21 @@ class Emulated:
         self.opened.append(client)
         return client
 
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """The server's control token (`X-Sandbox-Token`), when it has one."""
+        token = self.server.control_token
+        return {"X-Sandbox-Token": token} if token else {}
+
     def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()
+        url = f"{self.url}/_sandbox/state"
+        state: dict[str, Any] = requests.get(url, headers=self.control_headers, timeout=5).json()
         return state
 
     def control(self, route: str, **body: Any) -> Any:
-        answer = requests.post(f"{self.url}/_sandbox/{route}", json=body, timeout=30)
+        answer = requests.post(
+            f"{self.url}/_sandbox/{route}", json=body, headers=self.control_headers, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         return answer.json()
 

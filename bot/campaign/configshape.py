@@ -50,11 +50,15 @@ def _valid_hashtag(tag: str) -> str:
 
 def _valid_database(url: str) -> str:
     # Never echo the URL: a PostgreSQL URL may carry a password.
-    scheme, sep, _ = url.partition("://")
+    scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError("should be a URL like sqlite:///state/bot.sqlite3 or postgresql+psycopg://host/db")
     if scheme not in ("sqlite", "postgres", "postgresql", "postgresql+psycopg"):
         raise ValueError(f"unsupported scheme {scheme!r}; use sqlite:/// or postgresql+psycopg://")
+    if rest.split("/", 1)[0].count("@") > 1:
+        # Parsed anyway, the part after the first '@' becomes the host name, and a connection
+        # error would then print part of the password.
+        raise ValueError("the user or password holds an '@': write it as %40 in the URL")
     return url
 
 

@@ -6,6 +6,7 @@ line of the field, and reading carries on so that one run reports every error.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -247,6 +248,10 @@ class PostReader:
             return None
         if not target.is_file():
             self.findings.error(path, f"image {value!r} not found in the content folder")
+            return None
+        if target != Path(os.path.normpath(folder / value)):
+            # Send time follows no link below the content folder (bot.campaign.contentfiles).
+            self.findings.error(path, f"image {value!r} is a link; put the file itself in the content folder")
             return None
         if target.suffix.lower() not in _IMAGE_TYPES:
             self.findings.error(path, f"image {value!r} should be PNG, JPEG, GIF or WebP")

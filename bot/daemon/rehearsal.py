@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.campaign.model import AccountLimits, Config, Part, Post, Queue, Schedule
-from bot.sandbox import SANDBOX_PORT, Sandbox, start_sandbox
+from bot.sandbox import SANDBOX_PORT, Sandbox, new_control_token, start_sandbox
 
 log = logging.getLogger("bot.sandbox")
 
@@ -125,12 +125,13 @@ def demo_queue(config: Config, now: datetime) -> Queue:
 
 
 def start_emulators(accounts: int, port: int = SANDBOX_PORT) -> Sandbox:
-    return start_sandbox(port, accounts=max(2, accounts))
+    return start_sandbox(port, accounts=max(2, accounts), control_token=new_control_token())
 
 
-def _request(url: str, payload: dict[str, Any] | None = None) -> Any:
+def _request(url: str, token: str | None, payload: dict[str, Any] | None = None) -> Any:
     data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"X-Sandbox-Token": token} if token else {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read() or b"null")
 
@@ -147,13 +148,14 @@ def run_audience(
     def loop() -> None:
         while not stop.wait(every):
             name = rng.choice(sorted(sandbox.servers))
-            base = sandbox.servers[name].base_url
+            base, token = sandbox.servers[name].base_url, sandbox.servers[name].control_token
             try:
                 if rng.random() < 0.3:
                     author, text = rng.choice(tagged)
-                    _request(f"{base}/_sandbox/audience", {"kind": "hashtag", "author": author, "text": text})
+                    payload = {"kind": "hashtag", "author": author, "text": text}
+                    _request(f"{base}/_sandbox/audience", token, payload)
                     continue
-                posts = _request(f"{base}/_sandbox/state")["posts"]
+                posts = _request(f"{base}/_sandbox/state", token)["posts"]
                 ours = [p for p in posts if not p.get("deleted") and p.get("in_reply_to") is None]
                 ours = [p for p in ours if p["author"] not in {v for v, _ in (*voices, *tagged)}]
                 if not ours:
@@ -161,6 +163,7 @@ def run_audience(
                 author, text = rng.choice(voices)
                 _request(
                     f"{base}/_sandbox/audience",
+                    token,
                     {"kind": "reply", "author": author, "text": text, "to": ours[-1]["id"]},
                 )
             except Exception as exc:  # a demo nicety: never let it take the daemon down

@@ -32,6 +32,7 @@ from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import build_job, held_deliveries, held_targets, missing_line, targets
 from bot.delivery.pool import DeliveryPool
 from bot.errors import PlatformError
+from bot.ledger.database import database_now
 from bot.ledger.workers import died_here, new_worker_id
 from bot.planning.planner import (
     PINNED_CYCLE,
@@ -44,6 +45,8 @@ from bot.planning.planner import (
 from bot.planning.slots import Slot, next_slots
 from bot.platforms.tid import make_tid
 
+# Seconds between a worker's clock and the database's beyond which claims may be taken early.
+MAX_CLOCK_SKEW = 10.0
 log = logging.getLogger("bot.scheduler")
 
 TICK_SECONDS = 2.0  # live edits within 10 s, pause within 5 s: both well inside
@@ -363,7 +366,7 @@ class Daemon:
 
     @property
     def results(self) -> list[Result]:
-        return self.deliveries.results
+        return list(self.deliveries.results)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for every delivery handed out so far; False if some still run after `timeout`."""
@@ -396,10 +399,26 @@ class Daemon:
 
     def start_up(self) -> None:
         """Free the claims of this host's dead workers (a crash): the first tick reconciles them."""
+        self.check_clock()
         try:
             self.expire_dead_workers(self.rt.now())
         except Exception:
             log.exception("could not look for dead workers' claims")
+
+    def check_clock(self) -> None:
+        """Claims and leases carry times from each worker's clock: one that is off the database's
+        (which every worker shares) could take over a claim still held. Say so loudly."""
+        try:
+            skew = (self.rt.now() - database_now(self.rt.ledger.engine)).total_seconds()
+        except Exception:  # the first tick will report a database that does not answer
+            return
+        if abs(skew) > MAX_CLOCK_SKEW:
+            message = (
+                f"this worker's clock is {skew:+.0f} s off the database's; claims and leases compare "
+                "workers' clocks: set the clock (NTP) before running several workers"
+            )
+            log.error("clock: %s", message)
+            self.rt.alert("clock", message)
 
     def run_once(self) -> list[Result]:
         """`run --once`: fire what is due, wait for those deliveries (retries included), monitor once."""

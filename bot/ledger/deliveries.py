@@ -256,12 +256,19 @@ class Ledger:
             )
             return result.rowcount == 1
 
-    def fail_delivery(self, key: DeliveryKey, error: str, now: datetime) -> bool:
-        """Give up on a claimed delivery with the platform's message (never a secret)."""
+    def fail_delivery(
+        self, key: DeliveryKey, error: str, now: datetime, *, worker: str | None = None
+    ) -> bool:
+        """Give up on a claimed delivery with the platform's message (never a secret).
+
+        With `worker`, only while that worker holds the claim: a worker whose lease ran out
+        must not fail the delivery another worker took over (and may be posting right now).
+        """
+        held = [deliveries.c.claimed_by == worker] if worker is not None else []
         with writing(self.engine) as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(_is_key(key), deliveries.c.state == "claimed")
+                .where(_is_key(key), deliveries.c.state == "claimed", *held)
                 .values(state="failed", last_error=error, lease_until=None, updated_at=now)
             )
             return result.rowcount == 1

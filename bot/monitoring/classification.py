@@ -68,7 +68,7 @@ class Sighting:
     tracked: bool = field(default=False)  # uses a tracked hashtag (whatever its kind): amplifiable
 
     @property
-    def created_at(self) -> datetime:
+    def created_at(self) -> datetime | None:
         return self.post.created_at
 
 

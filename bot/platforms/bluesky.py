@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from atproto_client import Client, models
 from atproto_client.client.session import Session, SessionEvent
 from atproto_client.exceptions import (
@@ -36,9 +37,11 @@ from atproto_core.uri import AtUri
 
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, bluesky_reads
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, bluesky_reads
 from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
+from bot.platforms.deadline import DeadlineTransport
 from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
+from bot.platforms.sealing import seal, session_key, unseal
 from bot.platforms.tid import is_tid
 
 log = logging.getLogger(__name__)
@@ -89,12 +92,16 @@ class BlueskyClient:
         self._load_session = load_session
         self._save_session = save_session
         hooks = {"response": [httpx_budget_hook(on_budget)]} if on_budget is not None else {}
-        request = Request(timeout=httpx.Timeout(timeout), event_hooks=hooks)
+        # DeadlineTransport: each request whole within `timeout`, its answer size capped.
+        request = Request(
+            timeout=httpx.Timeout(timeout), event_hooks=hooks, transport=DeadlineTransport(timeout)
+        )
         self._client = _ClockedClient(self._service, request, now)
         self._client.on_session_change(self._on_session_change)
         self._did: str | None = None
         self._session_handle: str | None = None
         self._has_session = False
+        self._sealing_key: bytes | None = None  # derived on first use (scrypt takes ~50 ms)
         self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
@@ -128,7 +135,8 @@ class BlueskyClient:
             return self._client.app.bsky.feed.post.create(self._own_did(), record, rkey=message.nonce)
 
         created = self._call(create)
-        return Published(id=created.uri, url=self._web_url(created.uri), cid=created.cid)
+        uri = answer_id("Bluesky", lambda: created.uri)
+        return Published(id=uri, url=self._web_url(uri), cid=answer_id("Bluesky", lambda: created.cid))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The record at the delivery's rkey, if it exists: the PDS answers 500 for an existing rkey."""
@@ -184,12 +192,14 @@ class BlueskyClient:
         self._did = session.did
         self._session_handle = session.handle
         if event in (SessionEvent.CREATE, SessionEvent.REFRESH) and self._save_session is not None:
-            self._save_session(session.export())  # the string holds the tokens: stored, never logged
+            # The string holds the tokens: stored sealed (`bot.platforms.sealing`), never logged.
+            self._save_session(seal(self._session_key(), session.export()))
 
     def _ensure_session(self) -> None:
         if self._has_session:
             return
-        saved = self._load_session() if self._load_session is not None else None
+        blob = self._load_session() if self._load_session is not None else None
+        saved = unseal(self._session_key(), blob) if blob else None
         if saved:
             try:
                 # No network here: the SDK refreshes an expiring import on the next call, and a
@@ -200,6 +210,11 @@ class BlueskyClient:
             except (ValueError, AtProtocolError):
                 log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
         self._create_session()
+
+    def _session_key(self) -> bytes:
+        if self._sealing_key is None:
+            self._sealing_key = session_key(self._password, self._handle)
+        return self._sealing_key
 
     def _create_session(self) -> None:
         # An imported session moves the client to the PDS it names; a new one starts at the service.
@@ -245,6 +260,11 @@ class BlueskyClient:
             # The SDK maps only httpx's timeouts and NetworkErrors; a connection closed before
             # any answer (RemoteProtocolError) escapes it raw.
             raise Transient(f"Bluesky: {type(exc).__name__}") from exc
+        except ValueError as exc:
+            if isinstance(exc, pydantic.ValidationError):
+                raise  # our own record did not validate: a bug, not the server's answer
+            # A truncated answer: the SDK parses JSON (pydantic_core.from_json) unguarded.
+            raise Transient("Bluesky: malformed answer (not JSON)") from exc
 
 
 def translate_error(exc: AtProtocolError, now: datetime) -> PlatformError:

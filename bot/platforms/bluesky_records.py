@@ -20,6 +20,7 @@ from atproto_client.exceptions import BadRequestError
 from atproto_client.models.utils import get_response_model
 from atproto_core.uri import AtUri
 
+from bot.campaign.contentfiles import read_content_image
 from bot.campaign.images import IMAGE_LIMITS, inspect_image
 from bot.campaign.model import LinkCard
 from bot.errors import Rejected
@@ -147,8 +148,14 @@ class RecordParts:
         if isinstance(card, LinkCard):
             image = None
             if card.image:
-                image = (self._content_dir / card.image).read_bytes()
-                if len(image) > IMAGE_LIMITS["bluesky"].max_bytes:
+                try:
+                    image = read_content_image(self._content_dir, self._content_dir / card.image)
+                except Rejected as exc:
+                    log.warning(
+                        "bluesky %s: link card image refused, card sent without it: %s", self._account, exc
+                    )
+                    image = None
+                if image is not None and len(image) > IMAGE_LIMITS["bluesky"].max_bytes:
                     log.warning("bluesky %s: link card image over 1 MB, card sent without it", self._account)
                     image = None
             return LinkPreview(url, card.title, card.description, image)

@@ -10,10 +10,10 @@ everywhere: the API says just `user` for accounts of the instance asked.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from bot.platforms import Batch, Mention
+from bot.platforms import Batch, Mention, read_each, utc_time
 from bot.platforms.paging import Sweep, key
 
 PAGE_SIZE = 40  # the API's maximum for notifications and timelines
@@ -63,20 +63,21 @@ def _batch(
     start: datetime,
     mentions_us: bool,
 ) -> Batch:
-    posts, reached = [], False
+    statuses, reached = [], False
     for _, status in items:
         if status is None:
             continue
-        created = status.get("created_at")
-        if sweep.mark is None and isinstance(created, datetime) and created < start:
+        created = utc_time(status.get("created_at"))
+        if sweep.mark is None and created is not None and created < start:
             reached = True  # the first read goes back to the start time only
             break
-        posts.append(to_mention(status, host, to_text, mentions_us))
+        statuses.append(status)
+    posts, skipped = read_each(statuses, lambda s: to_mention(s, host, to_text, mentions_us), "mastodon")
     newest = max(page_ids, key=key, default=None)
     oldest = min(page_ids, key=key, default=None)
     full = len(page_ids) >= PAGE_SIZE
     after, more = sweep.advance(newest, oldest if full else None, reached_end=reached)
-    return Batch(tuple(posts), after.dump(), more)
+    return Batch(tuple(posts), after.dump(), more, skipped)
 
 
 def to_mention(
@@ -99,13 +100,12 @@ def to_mention(
             answered = quoted["id"]
             answered_author = full_acct(str((quoted.get("account") or {}).get("acct", "")), host).lower()
             answered_url = quoted.get("url")
-    created = status.get("created_at")
     return Mention(
         id=str(status["id"]),
         url=str(status.get("url") or status.get("uri") or ""),
         author=author,
         text=to_text(str(status.get("content") or "")),
-        created_at=created if isinstance(created, datetime) else datetime.fromtimestamp(0, UTC),
+        created_at=utc_time(status.get("created_at")),
         hashtags=tuple(str(t.get("name", "")) for t in status.get("tags") or []),
         in_reply_to=str(answered) if answered is not None else None,
         mentions_us=mentions_us,

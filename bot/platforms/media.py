@@ -9,7 +9,7 @@ from bot.platforms import Media
 
 def read_media(media: Media, platform: str) -> bytes:
     """The image's bytes; Rejected (no retry, no upload) when the platform would refuse them."""
-    data = media.path.read_bytes()
+    data = media.read()  # a regular file inside content/, reached without a link
     problem = image_problem(data, [platform])
     if problem is not None:
         raise Rejected(f"image {media.path.name} {problem}")

@@ -21,7 +21,8 @@ import tweepy
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, x_reads
+from bot.platforms.deadline import mount_deadline
 from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
@@ -73,11 +74,12 @@ class XClient:
             access_token_secret=self._keys[3],
         )
         self._client.session = _TimeoutSession(timeout)
+        mount_deadline(self._client.session, timeout)
         if on_budget is not None:
             self._client.session.hooks["response"].append(requests_budget_hook(on_budget))
         base = account.base_url.rstrip("/")
         if base and base not in REAL_HOSTS:
-            redirect_session(self._client.session, base)
+            redirect_session(self._client.session, base, timeout)
         self._user_id: str | None = None
         self._username: str | None = None
 
@@ -107,7 +109,7 @@ class XClient:
                 user_auth=True,
             )
         )
-        return self._published(str(response.data["id"]))
+        return self._published(answer_id("X", lambda: response.data["id"]))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The account's own posts since `since` (`users/:id/tweets`), matched on their exact text.
@@ -199,7 +201,7 @@ class XClient:
                 data={"media_category": "tweet_image"},
             )
         )
-        media_id = str(upload["data"]["id"])
+        media_id = answer_id("X", lambda: upload["data"]["id"])
         if alt:
             self._raw_call(
                 lambda: self._client.session.post(

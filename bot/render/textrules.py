@@ -148,7 +148,7 @@ def to_outgoing(
     return Outgoing(
         text=part.text,
         nonce=nonce,
-        images=tuple(Media(content_dir / image.path, image.alt) for image in part.images),
+        images=tuple(Media(content_dir / image.path, image.alt, content_dir) for image in part.images),
         facets=part.facets,
         spoiler_text=rendered.spoiler_text,
         visibility=rendered.visibility,

@@ -200,6 +200,11 @@ class BlueskyEmulator(Emulator):
         record["createdAt"] = format_time(stamp)
         return self._state_post(self.repo.store(actor, POST, None, record, stamp))
 
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        record = self.net.records[post_id]
+        record.value.update(fields)  # into the record, as a hostile client could write it
+        return self._state_post(record)
+
     # -- sessions and actors --------------------------------------------------------------
 
     def _get_session(self, request: Request, actor: Actor | None) -> dict[str, Any]:

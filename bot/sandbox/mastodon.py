@@ -172,6 +172,11 @@ class MastodonEmulator(Emulator):
         self._publish("update", status)
         return self._state_post(status)
 
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        status = self.store.statuses[post_id]
+        status.overrides.update(fields)
+        return self._state_post(status)
+
     def state_posts(self) -> list[dict[str, Any]]:
         return [self._state_post(s) for s in self._statuses() if s.reblog is None]
 

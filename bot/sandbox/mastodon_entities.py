@@ -157,6 +157,7 @@ class Status:
     deleted: bool = False
     replies: list[Status] = field(default_factory=list)  # direct replies, oldest first
     reblogs: list[Status] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the sandbox's audience `fields`
 
     def url(self, base_url: str) -> str:
         if self.author.domain is None:

@@ -295,6 +295,7 @@ class MastodonStore:
         out["card"] = None
         out["poll"] = None
         out["quote_approval"] = {"automatic": ["public"], "manual": [], "current_user": "automatic"}
+        out.update(status.overrides)
         return out
 
     def _viewer_fields(self, status: Status, viewer: Actor) -> dict[str, Any]:

@@ -164,6 +164,11 @@ class XEmulator(Emulator):
         tweet = self.store.add_tweet(user, text, parent=parent)
         return self.store.state_post(tweet, self.base_url)
 
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        tweet = self.store.tweets_by_id[post_id]
+        tweet.overrides.update(fields)
+        return self.store.state_post(tweet, self.base_url)
+
     # -- dispatch ----------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:

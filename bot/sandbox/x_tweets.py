@@ -212,6 +212,7 @@ class XTweet:
     referenced: list[tuple[str, str]] = field(default_factory=list)  # (replied_to|quoted|retweeted, id)
     media: list[XMedia] = field(default_factory=list)
     deleted: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)  # the sandbox's audience `fields`
 
     @property
     def text(self) -> str:
@@ -302,4 +303,6 @@ class XTweet:
                 "is_edit_eligible": not self.referenced,
                 "editable_until": format_time(self.created_at + timedelta(hours=1)),
             }
+        # As X would: a field the request did not ask for is not sent, hostile or not.
+        out.update({k: v for k, v in self.overrides.items() if k in out or k in fields})
         return out
