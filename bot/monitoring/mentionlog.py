@@ -94,7 +94,7 @@ def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
         "url": post.url,
         "author": post.author,
         "text": post.text,
-        "hashtags": list(post.hashtags),
+        "hashtags": list(sighting.hashtags),
         "in_reply_to": sighting.in_reply_to,
         "created_at": format_time(post.created_at),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from bot.sandbox.bluesky_appview import (
     parse_search_time,
 )
 from bot.sandbox.bluesky_auth import RATE_LIMITS, Authority
-from bot.sandbox.bluesky_lexicon import POST, REPOST
+from bot.sandbox.bluesky_lexicon import POST, REPOST, RecordInvalid, validate_record
 from bot.sandbox.bluesky_repo import Repo
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.bluesky_xrpc import XrpcError, int_param, limit_param, offset_cursor, param, xrpc_error
@@ -173,7 +173,10 @@ class BlueskyEmulator(Emulator):
     def account_authors(self) -> dict[str, str]:
         return {a.name or "": a.handle for a in self._ours}
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        options = options or {}
         handle = author.lower().removeprefix("@")
         handle = handle if "." in handle else f"{handle}.test"
         actor = self.net.actor(handle)
@@ -193,11 +196,19 @@ class BlueskyEmulator(Emulator):
             record["text"] = text = f"@{target.handle} {text}"
         elif kind == "hashtag" and f"#{CAMPAIGN_TAG.lower()}" not in text.lower():
             record["text"] = text = f"{text} #{CAMPAIGN_TAG}".strip()
+        # `plain`: no facets, as the SDK's send_post(text), cross-posters and scripts write.
         facets = detect_facets(text, lambda h: a.did if (a := self.net.actor(h)) else None)
-        if facets:
+        if facets and not options.get("plain"):
             record["facets"] = facets
+        if options.get("tags"):
+            record["tags"] = [str(t) for t in options["tags"]]
         stamp = self.repo.stamp()
-        record["createdAt"] = format_time(stamp)
+        # createdAt is the client's claim: any valid datetime, however far in the past or future.
+        record["createdAt"] = str(options.get("created_at") or format_time(stamp))
+        try:
+            validate_record(POST, record)  # what the PDS refuses, the control call refuses too
+        except RecordInvalid as exc:
+            raise ValueError(exc.message) from None
         return self._state_post(self.repo.store(actor, POST, None, record, stamp))
 
     # -- sessions and actors --------------------------------------------------------------

@@ -22,6 +22,7 @@ Settings (`POST /_sandbox/settings`):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -150,7 +151,10 @@ class MastodonEmulator(Emulator):
         """Ends open streams: they check this flag every 0.2 s."""
         self.streams.close()
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        options = options or {}
         actor = self.store.audience_actor(author)
         host = self._host()
         parent: Status | None = None
@@ -169,6 +173,10 @@ class MastodonEmulator(Emulator):
         status = self.store.create_status(
             actor, text, host=host, visibility=str(self.settings["audience_visibility"]), in_reply_to=parent
         )
+        if options.get("plain"):
+            status.shown_tags = []  # the text has the tag, the `tags` array does not
+        elif options.get("tags") is not None:
+            status.shown_tags = [str(t) for t in options["tags"]]
         self._publish("update", status)
         return self._state_post(status)
 

@@ -151,7 +151,10 @@ class Status:
     created_at: datetime
     in_reply_to: Status | None = None
     media: list[Media] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # what the tag timeline indexes it under
+    # What its `tags` array says when that differs from the text (None: the same). Servers
+    # differ here: a remote status's array is what its home server sent, not what its text says.
+    shown_tags: list[str] | None = None
     mentions: list[Actor] = field(default_factory=list)
     reblog: Status | None = None
     deleted: bool = False

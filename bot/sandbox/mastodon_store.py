@@ -288,7 +288,8 @@ class MastodonStore:
             {"id": a.id, "username": a.username, "url": a.url(base_url), "acct": a.acct}
             for a in status.mentions
         ]
-        out["tags"] = [{"name": tag, "url": f"{base_url}/tags/{tag}"} for tag in status.tags]
+        shown = status.tags if status.shown_tags is None else status.shown_tags
+        out["tags"] = [{"name": tag, "url": f"{base_url}/tags/{tag.lower()}"} for tag in shown]
         out["emojis"] = []
         out["tagged_collections"] = []
         out["quote"] = None

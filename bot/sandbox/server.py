@@ -23,7 +23,7 @@ import fnmatch
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -201,8 +201,11 @@ class Emulator:
         """The name of the account whose credentials the request carries, if any."""
         return None
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
-        """Post one message by someone else; return it as a state post."""
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Post one message by someone else; return it as a state post. `options`: the rest of
+        the control request (`plain`, ... in docs/sandbox.md)."""
         raise NotImplementedError
 
     def apply_settings(self, settings: dict[str, Any]) -> None:
@@ -403,7 +406,11 @@ class SandboxServer(ThreadingHTTPServer):
                 with emulator.lock:
                     posts = [
                         emulator.add_audience(
-                            kind, str(payload.get("author", "alice")), str(payload["text"]), payload.get("to")
+                            kind,
+                            str(payload.get("author", "alice")),
+                            str(payload["text"]),
+                            payload.get("to"),
+                            payload,
                         )
                         for _ in range(int(payload.get("count", 1)))
                     ]

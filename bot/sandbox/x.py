@@ -9,7 +9,7 @@ pages, cursors and the 7-day `since_id` rule live in `x_timeline`; the state in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -145,7 +145,10 @@ class XEmulator(Emulator):
     def state_posts(self) -> list[dict[str, Any]]:
         return self.store.state_posts(self.base_url)
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        options = options or {}
         user = self.store.audience_user(author)
         parent = None
         if kind == "reply":
@@ -162,6 +165,7 @@ class XEmulator(Emulator):
         elif not hashtags_of(text):
             text = f"{text} {CAMPAIGN_HASHTAG}"
         tweet = self.store.add_tweet(user, text, parent=parent)
+        tweet.plain = bool(options.get("plain"))
         return self.store.state_post(tweet, self.base_url)
 
     # -- dispatch ----------------------------------------------------------------------------
