@@ -168,6 +168,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
             since=since,
             follow=args.follow,
             wait=lambda seconds: not stop.wait(seconds),
+            hashtags=config.hashtags,  # stored posts' tags shown in the campaign's spelling
         )
     finally:
         ledger.close()

@@ -3,6 +3,8 @@ the mentions log, once each, and nothing again after a restart."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -134,3 +136,22 @@ def test_a_hashtag_post_without_facets_tags_or_entities_is_logged_once_in_the_ca
     time.sleep(3.5)  # the sandbox's Pro search budget
     _run_once(config)
     assert len(_logged(config)) == 3
+
+    # `mentions` lists them in the campaign's spelling, the current one from config.yaml.
+    config.write_text(config.read_text().replace('["#NoTechForICE"]', '["#NoTechForIce"]'))
+    listed = [json.loads(line) for line in _mentions(config, "--json").splitlines()]
+    assert [r["hashtags"] for r in listed] == [["NoTechForIce"]] * 3
+    rows = list(csv.DictReader(io.StringIO(_mentions(config, "--csv"))))
+    assert [r["hashtags"] for r in rows] == ["NoTechForIce"] * 3
+
+
+def _mentions(config: Path, *options: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "mentions", *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

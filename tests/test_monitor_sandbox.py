@@ -262,7 +262,7 @@ def test_the_log_line_names_kind_platform_author_text_and_url(
 ) -> None:
     world.poll()
     world.audience("hashtag", "see the line #NoTechForICE")
-    with caplog.at_level(logging.INFO, logger="bot.monitoring.monitor"):
+    with caplog.at_level(logging.INFO, logger="bot.monitor"):
         (found,) = world.poll()
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("hashtag "))
     assert line == f'hashtag {world.platform} @{found.post.author} "{found.post.text}" {found.post.url}'
@@ -432,3 +432,23 @@ def test_mentions_are_forgotten_after_the_retention_days(world: World) -> None:
     world.clock.advance(days=2)
     world.poll()
     assert store.list_mentions() == []
+
+
+def test_gotosocial_ulid_ids_post_reconcile_and_monitor_like_numbers(tmp_path: Path) -> None:
+    """GoToSocial's ids are ULIDs, not numbers: paging marks, reply links and the lookup after a
+    lost answer must not read them as integers."""
+    with running("mastodon", tmp_path) as world:
+        world.control("settings", ids="ulid")
+        ours = world.publish("Drop the contracts. #NoTechForICE")
+        assert not ours.id.isdigit() and len(ours.id) == 26
+        world.poll()
+        world.audience("reply", "a reply by ULID", to=ours.id)
+        world.audience("hashtag", "a hashtag post by ULID #NoTechForICE")
+        assert [(s.kind, s.in_reply_to) for s in world.poll()] == [("reply", ours.url), ("hashtag", None)]
+        world.clock.advance(seconds=1)
+        world.audience("hashtag", "the next page #NoTechForICE")
+        assert kinds(world.poll()) == [("hashtag", world.state()["posts"][-1]["text"])]
+
+        lost = Outgoing(text="Sent, answer lost", nonce=make_tid(world.clock()))
+        sent = world.client().publish(lost)
+        assert world.client().find_published(lost, world.clock() - timedelta(minutes=5)) == sent

@@ -49,12 +49,9 @@ class Ours:
 
     @classmethod
     def build(cls, accounts: Mapping[str, str], hashtags: Iterable[str], ignore: Iterable[str] = ()) -> Ours:
-        spelling: dict[str, str] = {}
-        for tag in hashtags:
-            spelling.setdefault(normalize_tag(tag), tag.strip().lstrip("#＃"))
         return cls(
             accounts={identity.lower(): name for identity, name in accounts.items()},
-            hashtags=spelling,
+            hashtags=campaign_spelling(hashtags),
             ignore=frozenset(normalize_handle(h) for h in ignore),
         )
 
@@ -82,16 +79,29 @@ class Sighting:
         return self.post.created_at
 
 
-def tags_used(post: Mention, platform: Platform, ours: Ours) -> tuple[str, ...]:
-    """The post's tags from its structure and its text, once each whatever the case, tracked
-    ones first and in the campaign's spelling, the others as first written."""
+def campaign_spelling(hashtags: Iterable[str]) -> dict[str, str]:
+    """Normalized tag -> the campaign's spelling of it (config.yaml's `hashtags`, without '#')."""
+    spelling: dict[str, str] = {}
+    for tag in hashtags:
+        spelling.setdefault(normalize_tag(tag), tag.strip().lstrip("#＃"))
+    return spelling
+
+
+def spell_tags(tags: Iterable[str], spelling: Mapping[str, str]) -> tuple[str, ...]:
+    """`tags` once each whatever their case: tracked ones first and spelled as the campaign
+    spells them, the others as first written."""
     found: dict[str, str] = {}
-    for tag in (*post.hashtags, *hashtags_in_text(platform, post.text)):
-        name = tag.lstrip("#＃")
+    for tag in tags:
+        name = tag.strip().lstrip("#＃")
         if name:
             found.setdefault(normalize_tag(name), name)
-    tracked = [ours.hashtags[k] for k in found if k in ours.hashtags]
-    return (*tracked, *(name for k, name in found.items() if k not in ours.hashtags))
+    tracked = [spelling[k] for k in found if k in spelling]
+    return (*tracked, *(name for k, name in found.items() if k not in spelling))
+
+
+def tags_used(post: Mention, platform: Platform, ours: Ours) -> tuple[str, ...]:
+    """The post's tags from its structure and its text, in the campaign's spelling."""
+    return spell_tags((*post.hashtags, *hashtags_in_text(platform, post.text)), ours.hashtags)
 
 
 def classify(

@@ -25,7 +25,7 @@ from typing import Any, Literal, TextIO
 
 from bot.ledger.database import make_private_folders
 from bot.ledger.mentions import MentionRecord, MonitorStore
-from bot.monitoring.classification import Sighting
+from bot.monitoring.classification import Sighting, campaign_spelling, spell_tags
 
 RECORD_KEYS = (
     "ts",
@@ -215,8 +215,9 @@ def _first_day(path: Path) -> date | None:
 # -- `python -m bot mentions` -----------------------------------------------------------------
 
 
-def stored_record(mention: MentionRecord) -> dict[str, Any]:
-    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it)."""
+def stored_record(mention: MentionRecord, spelling: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it), its
+    tracked hashtags in the campaign's current spelling when `spelling` is given."""
     return {
         "ts": format_time(mention.seen_at),
         "kind": mention.kind,
@@ -226,7 +227,7 @@ def stored_record(mention: MentionRecord) -> dict[str, Any]:
         "url": mention.url,
         "author": mention.author,
         "text": mention.text,
-        "hashtags": list(mention.hashtags),
+        "hashtags": list(spell_tags(mention.hashtags, spelling) if spelling else mention.hashtags),
         "in_reply_to": mention.in_reply_to,
         "created_at": format_time(mention.created_at),
     }
@@ -235,10 +236,16 @@ def stored_record(mention: MentionRecord) -> dict[str, Any]:
 Format = Literal["text", "json", "csv"]
 
 
-def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, header: bool) -> None:
+def write_listing(
+    mentions: Iterable[MentionRecord],
+    fmt: Format,
+    out: TextIO,
+    header: bool,
+    spelling: Mapping[str, str] | None = None,
+) -> None:
     """Text: the log line after the time it was seen; JSON: the mentions-log line; CSV: its keys
     as columns (hashtags space-separated), with a header row when `header`."""
-    records = [stored_record(m) for m in mentions]
+    records = [stored_record(m, spelling) for m in mentions]
     if fmt == "json":
         out.write("".join(json_line(r) + "\n" for r in records))
     elif fmt == "csv":
@@ -262,14 +269,16 @@ def show_mentions(
     since: datetime | None = None,
     follow: bool = False,
     wait: Callable[[float], bool] = lambda seconds: False,
+    hashtags: Iterable[str] = (),
 ) -> None:
     """List stored mentions; with `follow`, keep listing new ones every 2 s until `wait` says stop
     (`wait(seconds)` sleeps and returns True to go on)."""
+    spelling = campaign_spelling(hashtags)
     mentions = store.list_mentions(since=since)
-    write_listing(mentions, fmt, out, header=True)
+    write_listing(mentions, fmt, out, header=True, spelling=spelling)
     last = mentions[-1].seq if mentions else 0
     while follow and wait(FOLLOW_EVERY):
         mentions = store.list_mentions(since=since, after_seq=last)
         if mentions:
-            write_listing(mentions, fmt, out, header=False)
+            write_listing(mentions, fmt, out, header=False, spelling=spelling)
             last = mentions[-1].seq

@@ -58,7 +58,7 @@ from bot.sandbox.mastodon_instance import (
 )
 from bot.sandbox.mastodon_media import attachable_media, poll_media, upload_media
 from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
-from bot.sandbox.mastodon_store import MastodonStore
+from bot.sandbox.mastodon_store import MastodonStore, id_order
 from bot.sandbox.mastodon_stream import HashtagStreams
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 
@@ -73,8 +73,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "audience_visibility": "public",
     "stream_heartbeat": 15.0,
     "streaming": "up",
+    "ids": "snowflake",
 }
 STREAMING = ("up", "down", "none")
+IDS = ("snowflake", "ulid")
 
 STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|reblog|unreblog))?$")
 ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
@@ -133,7 +135,10 @@ class MastodonEmulator(Emulator):
                 raise ValueError(f"{key} must be one of {', '.join(VISIBILITIES)}")
         if settings.get("streaming", "up") not in STREAMING:
             raise ValueError(f"streaming must be one of {', '.join(STREAMING)}")
+        if settings.get("ids", "snowflake") not in IDS:
+            raise ValueError(f"ids must be one of {', '.join(IDS)}")
         self.settings.update(settings)
+        self.store.ulid_ids = self.settings["ids"] == "ulid"
         if self.settings["streaming"] != "up":
             self.streams.end_open()
         for actor in self.store.ours:
@@ -197,7 +202,7 @@ class MastodonEmulator(Emulator):
         return {a.username: a.acct for a in self.store.ours}
 
     def _statuses(self) -> list[Status]:
-        return sorted(self.store.statuses.values(), key=lambda s: int(s.id))
+        return sorted(self.store.statuses.values(), key=lambda s: id_order(s.id))
 
     def _state_post(self, status: Status) -> dict[str, Any]:
         deleted, status.deleted = status.deleted, False  # `raw` as the API answered it

@@ -44,13 +44,28 @@ def snowflake(moment: datetime, sequence: int) -> int:
     return (int(moment.timestamp() * 1000) << 16) + (sequence & 0xFFFF)
 
 
+def id_order(value: str | int) -> tuple[int, str]:
+    """Ids compare as (length, text): Mastodon's decimal snowflakes and GoToSocial's ULIDs alike."""
+    text = str(value)
+    return (len(text), text)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid(moment: datetime, sequence: int) -> str:
+    """GoToSocial's ids: ULIDs, 48 bits of milliseconds then 80 of (here) sequence, base 32."""
+    number = (int(moment.timestamp() * 1000) << 80) + sequence
+    return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
+
+
 def paginate(
     items: list[Any],
-    key: Callable[[Any], int],
+    key: Callable[[Any], str | int],
     *,
-    max_id: int | None,
-    since_id: int | None,
-    min_id: int | None,
+    max_id: str | None,
+    since_id: str | None,
+    min_id: str | None,
     limit: int,
 ) -> list[Any]:
     """Mastodon's paginate_by_id over items sorted newest first.
@@ -61,9 +76,9 @@ def paginate(
     chosen = [
         item
         for item in items
-        if (max_id is None or key(item) < max_id)
-        and (since_id is None or key(item) > since_id)
-        and (min_id is None or key(item) > min_id)
+        if (max_id is None or id_order(key(item)) < id_order(max_id))
+        and (since_id is None or id_order(key(item)) > id_order(since_id))
+        and (min_id is None or id_order(key(item)) > id_order(min_id))
     ]
     if min_id is not None:
         return chosen[-limit:] if limit else []
@@ -88,6 +103,7 @@ class MastodonStore:
         self.notifications: list[Notification] = []
         self._last_id = 0
         self._sequence = 0
+        self.ulid_ids = False  # GoToSocial mode: new ids are ULIDs, not numbers
         self._notification_id = 0
 
     # -- ids and accounts -----------------------------------------------------------------
@@ -95,7 +111,7 @@ class MastodonStore:
     def new_id(self) -> str:
         self._sequence += 1
         self._last_id = max(self._last_id + 1, snowflake(self.clock(), self._sequence))
-        return str(self._last_id)
+        return ulid(self.clock(), self._last_id & 0xFFFFFFFF) if self.ulid_ids else str(self._last_id)
 
     def by_token(self, token: str) -> Actor | None:
         return next((actor for actor in self.ours if actor.token == token), None)
