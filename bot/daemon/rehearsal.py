@@ -8,23 +8,21 @@ seconds besides the shipped content, and the emulated audience replies to our po
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
-import urllib.request
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from bot.campaign.model import AccountLimits, Config, Part, Post, Queue, Schedule
+from bot.daemon.audience import play_scene
 from bot.sandbox import SANDBOX_PORT, Sandbox, start_sandbox
 
 log = logging.getLogger("bot.sandbox")
 
 DEMO_EVERY = timedelta(seconds=10)
-AUDIENCE_EVERY = 20.0  # seconds between two audience replies
+AUDIENCE_EVERY = 12.0  # seconds between two audience scenes
 
 _DEMO_TEXTS = [
     "Tech workers: your code should not power deportations. Ask your employer about its ICE contracts.",
@@ -101,35 +99,19 @@ def start_emulators(accounts: int) -> Sandbox:
     return start_sandbox(SANDBOX_PORT, accounts=max(2, accounts))
 
 
-def _request(url: str, payload: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read() or b"null")
-
-
 def run_audience(sandbox: Sandbox, stop: threading.Event, every: float = AUDIENCE_EVERY) -> threading.Thread:
-    """Now and then someone replies to one of our latest posts, on a random platform."""
+    """Every few seconds the next audience scene (bot/daemon/audience.py) on a random platform."""
     rng = random.Random()
-    voices = [("alice", "Signed and shared!"), ("bob", "Which companies? Names please."), ("carol", "On it.")]
+    servers = {name: server.base_url for name, server in sandbox.servers.items()}
 
     def loop() -> None:
+        number = 0
         while not stop.wait(every):
-            name = rng.choice(sorted(sandbox.servers))
-            base = sandbox.servers[name].base_url
             try:
-                posts = _request(f"{base}/_sandbox/state")["posts"]
-                ours = [p for p in posts if not p.get("deleted") and p.get("in_reply_to") is None]
-                ours = [p for p in ours if p["author"] not in {v for v, _ in voices}]
-                if not ours:
-                    continue
-                author, text = rng.choice(voices)
-                _request(
-                    f"{base}/_sandbox/audience",
-                    {"kind": "reply", "author": author, "text": text, "to": ours[-1]["id"]},
-                )
+                play_scene(number, servers, rng)
             except Exception as exc:  # a demo nicety: never let it take the daemon down
-                log.debug("audience skipped: %s", exc)
+                log.debug("audience scene skipped: %s", exc)
+            number += 1
 
     thread = threading.Thread(target=loop, name="sandbox-audience", daemon=True)
     thread.start()

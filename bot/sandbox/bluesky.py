@@ -26,7 +26,7 @@ from bot.sandbox.bluesky_appview import (
     parse_search_time,
 )
 from bot.sandbox.bluesky_auth import RATE_LIMITS, Authority
-from bot.sandbox.bluesky_lexicon import POST, REPOST, RecordInvalid, validate_record
+from bot.sandbox.bluesky_lexicon import EMBED_RECORD, POST, REPOST, RecordInvalid, validate_record
 from bot.sandbox.bluesky_repo import Repo
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.bluesky_xrpc import XrpcError, int_param, limit_param, offset_cursor, param, xrpc_error
@@ -183,8 +183,17 @@ class BlueskyEmulator(Emulator):
         if actor is None:
             actor = Actor(sandbox_did(handle), handle, author, self.clock() - timedelta(days=30))
             self.net.actors[actor.did] = actor
+        if actor.did in self.net.suspended:
+            raise ValueError(f"{actor.handle} is suspended")
+        if kind in ("delete", "suspend", "edit"):
+            return self._audience_change(kind, actor, to)
         record: dict[str, Any] = {"$type": POST, "text": text}
-        if kind == "reply":
+        if kind == "quote":
+            quoted = self.net.live(str(to or ""))
+            if quoted is None:
+                raise ValueError(f"quote needs `to`: the at:// uri of a post, not {to!r}")
+            record["embed"] = {"$type": EMBED_RECORD, "record": {"uri": quoted.uri, "cid": quoted.cid}}
+        elif kind == "reply":
             parent = self.net.live(str(to or ""))
             if parent is None:
                 raise ValueError(f"reply needs `to`: the at:// uri of a post, not {to!r}")
@@ -210,6 +219,23 @@ class BlueskyEmulator(Emulator):
         except RecordInvalid as exc:
             raise ValueError(exc.message) from None
         return self._state_post(self.repo.store(actor, POST, None, record, stamp))
+
+    def _audience_change(self, kind: str, actor: Actor, to: str | None) -> dict[str, Any]:
+        """Someone deletes a post of theirs, or is taken down: their posts vanish from the
+        AppView's views, search and notifications. Bluesky apps never edit a post."""
+        if kind == "edit":
+            raise ValueError("edit: only the Mastodon emulator edits posts")
+        if kind == "suspend":
+            self.net.suspended.add(actor.did)
+            gone = [r for r in self.net.records.values() if r.did == actor.did and not r.deleted]
+        else:
+            record = self.net.live(str(to or ""))
+            if record is None or record.did != actor.did:
+                raise ValueError(f"delete needs `to`: the uri of a live post by {actor.handle}, not {to!r}")
+            gone = [record]
+        for record in gone:
+            record.deleted = True
+        return {"author": actor.handle, "deleted": [r.uri for r in gone]}
 
     # -- sessions and actors --------------------------------------------------------------
 

@@ -92,6 +92,7 @@ class Network:
     notifications: list[Notification] = field(default_factory=list)
     children: dict[str, list[str]] = field(default_factory=dict)  # parent uri -> reply uris
     subjects: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (kind, uri) -> uris
+    suspended: set[str] = field(default_factory=set)  # dids taken down: their posts gone from views
 
     def actor(self, identifier: str) -> Actor | None:
         """By DID or handle (case-insensitive, as handles are)."""

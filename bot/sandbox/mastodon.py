@@ -161,9 +161,18 @@ class MastodonEmulator(Emulator):
     ) -> dict[str, Any]:
         options = options or {}
         actor = self.store.audience_actor(author)
+        if actor.suspended:
+            raise ValueError(f"{actor.acct} is suspended")
         host = self._host()
+        if kind in ("edit", "delete", "suspend"):
+            return self._audience_change(kind, actor, text, to, host)
         parent: Status | None = None
-        if kind == "reply":
+        quote: Status | None = None
+        if kind == "quote":
+            quote = self.store.statuses.get(str(to))
+            if quote is None or quote.deleted:
+                raise ValueError(f"quote needs `to`: the id of an existing status, not {to!r}")
+        elif kind == "reply":
             parent = self.store.statuses.get(str(to)) if to is not None else None
             if parent is None or parent.deleted:
                 raise ValueError(f"reply needs `to`: the id of an existing status, not {to!r}")
@@ -173,10 +182,15 @@ class MastodonEmulator(Emulator):
         elif kind == "mention":
             if not any(a.domain is None for a in self.store.resolve_mentions(text, host)):
                 text = f"@{self.store.ours[0].username} {text}"
-        elif CAMPAIGN_TAG.lower() not in extract_tags(text):
+        elif kind == "hashtag" and CAMPAIGN_TAG.lower() not in extract_tags(text):
             text = f"{text} #{CAMPAIGN_TAG}"
         status = self.store.create_status(
-            actor, text, host=host, visibility=str(self.settings["audience_visibility"]), in_reply_to=parent
+            actor,
+            text,
+            host=host,
+            visibility=str(self.settings["audience_visibility"]),
+            in_reply_to=parent,
+            quote=quote,
         )
         if options.get("plain"):
             status.shown_tags = []  # the text has the tag, the `tags` array does not
@@ -184,6 +198,26 @@ class MastodonEmulator(Emulator):
             status.shown_tags = [str(t) for t in options["tags"]]
         self._publish("update", status)
         return self._state_post(status)
+
+    def _audience_change(
+        self, kind: str, actor: Actor, text: str, to: str | None, host: str
+    ) -> dict[str, Any]:
+        """Someone edits or deletes a status of theirs, or is suspended (their statuses go)."""
+        if kind == "suspend":
+            gone = self.store.suspend(actor)
+            for status in gone:
+                self._publish("delete", status)
+            return {"author": actor.acct, "deleted": [s.id for s in gone]}
+        changed = self.store.statuses.get(str(to))
+        if changed is None or changed.deleted or changed.author is not actor:
+            raise ValueError(f"{kind} needs `to`: the id of a live status by {actor.acct}, not {to!r}")
+        if kind == "delete":
+            self.store.delete(changed)
+            self._publish("delete", changed)
+            return {"author": actor.acct, "deleted": [changed.id]}
+        self.store.edit(changed, text, host)
+        self._publish("status.update", changed)
+        return self._state_post(changed)
 
     def state_posts(self) -> list[dict[str, Any]]:
         return [self._state_post(s) for s in self._statuses() if s.reblog is None]
@@ -454,7 +488,7 @@ class MastodonEmulator(Emulator):
         """Hand a new or deleted status to the streams; only public, original ones can reach them."""
         if status.visibility != "public" or status.reblog is not None:
             return
-        if kind == "update":
+        if kind in ("update", "status.update"):
             self.streams.publish(kind, status, self.store.stream_json(status, self.base_url))
         else:
             self.streams.publish(kind, status, status.id)

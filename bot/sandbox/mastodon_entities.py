@@ -108,6 +108,7 @@ class Actor:
     default_visibility: str = "public"
     statuses_count: int = 0  # not deleted
     last_status_at: datetime | None = None
+    suspended: bool = False
 
     @property
     def acct(self) -> str:
@@ -157,6 +158,8 @@ class Status:
     shown_tags: list[str] | None = None
     mentions: list[Actor] = field(default_factory=list)
     reblog: Status | None = None
+    quote: Status | None = None  # Mastodon 4.5 quotes: the status this one quotes
+    edited_at: datetime | None = None
     deleted: bool = False
     replies: list[Status] = field(default_factory=list)  # direct replies, oldest first
     reblogs: list[Status] = field(default_factory=list)

@@ -159,6 +159,7 @@ class MastodonStore:
         language: str | None = "en",
         in_reply_to: Status | None = None,
         media: Iterable[Media] = (),
+        quote: Status | None = None,
     ) -> Status:
         status = Status(
             id=self.new_id(),
@@ -173,6 +174,7 @@ class MastodonStore:
             media=list(media),
             tags=extract_tags(text),
             mentions=self.resolve_mentions(text, host),
+            quote=quote,
         )
         for item in status.media:
             item.status_id = status.id
@@ -180,6 +182,8 @@ class MastodonStore:
         for mentioned in status.mentions:
             if mentioned.domain is None and mentioned is not author:
                 self.notify("mention", mentioned, author, status)
+        if quote is not None and quote.author.domain is None and quote.author is not author:
+            self.notify("quote", quote.author, author, status)  # Mastodon 4.5's quote notification
         return status
 
     def reblog(self, actor: Actor, original: Status, visibility: str) -> Status:
@@ -282,8 +286,8 @@ class MastodonStore:
             "replies_count": replies,
             "reblogs_count": reblogs,
             "favourites_count": 0,
-            "quotes_count": 0,
-            "edited_at": None,
+            "quotes_count": sum(1 for s in self.statuses.values() if s.quote is status and not s.deleted),
+            "edited_at": iso_ms(status.edited_at) if status.edited_at else None,
         }
         if viewer is not None:
             out.update(self._viewer_fields(status, viewer))
@@ -296,8 +300,9 @@ class MastodonStore:
             out["filtered"] = []
         out["reblog"] = self.status_json(status.reblog, viewer, base_url) if status.reblog else None
         if author.domain is None:
-            # Mastodon shows the posting application only for local accounts.
-            out["application"] = APPLICATION
+            # Mastodon shows the posting application only for local accounts, and a boost's as
+            # null (recorded: a reblog's `application` is null).
+            out["application"] = APPLICATION if status.reblog is None else None
         out["account"] = self.account_json(author, base_url)
         out["media_attachments"] = [media_json(m, base_url) for m in status.media]
         out["mentions"] = [
@@ -308,11 +313,34 @@ class MastodonStore:
         out["tags"] = [{"name": tag, "url": f"{base_url}/tags/{tag.lower()}"} for tag in shown]
         out["emojis"] = []
         out["tagged_collections"] = []
-        out["quote"] = None
+        out["quote"] = self._quote_json(status, viewer, base_url)
         out["card"] = None
         out["poll"] = None
         out["quote_approval"] = {"automatic": ["public"], "manual": [], "current_user": "automatic"}
         return out
+
+    def _quote_json(self, status: Status, viewer: Actor | None, base_url: str) -> dict[str, Any] | None:
+        """Mastodon 4.5's Quote: `accepted` with the quoted status while it can be seen."""
+        if status.quote is None:
+            return None
+        if not self.visible(status.quote, viewer):
+            return {"state": "deleted" if status.quote.deleted else "unauthorized", "quoted_status": None}
+        return {"state": "accepted", "quoted_status": self.status_json(status.quote, viewer, base_url)}
+
+    def edit(self, status: Status, text: str, host: str) -> None:
+        """PUT /api/v1/statuses/:id as its author would: new text, tags and mentions, `edited_at`."""
+        status.text = text
+        status.tags = extract_tags(text)
+        status.mentions = self.resolve_mentions(text, host)
+        status.edited_at = self.clock()
+
+    def suspend(self, actor: Actor) -> list[Status]:
+        """A suspended account's statuses are gone from every read."""
+        actor.suspended = True
+        gone = [s for s in self.statuses.values() if s.author is actor and not s.deleted]
+        for status in gone:
+            self.delete(status)
+        return gone
 
     def _viewer_fields(self, status: Status, viewer: Actor) -> dict[str, Any]:
         fields: dict[str, Any] = {

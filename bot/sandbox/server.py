@@ -34,6 +34,10 @@ from urllib.parse import parse_qs, urlsplit
 Clock = Callable[[], datetime]
 
 
+# What `/_sandbox/audience` can make someone else do (docs/sandbox.md).
+AUDIENCE_KINDS = ("reply", "mention", "hashtag", "quote", "edit", "delete", "suspend")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -401,14 +405,14 @@ class SandboxServer(ThreadingHTTPServer):
                 return Response.json(200, {"ok": True})
             if route == ("POST", "audience"):
                 kind = str(payload["kind"])
-                if kind not in ("reply", "mention", "hashtag"):
-                    raise ValueError("kind must be reply, mention or hashtag")
+                if kind not in AUDIENCE_KINDS:
+                    raise ValueError(f"kind must be one of {', '.join(AUDIENCE_KINDS)}")
                 with emulator.lock:
                     posts = [
                         emulator.add_audience(
                             kind,
                             str(payload.get("author", "alice")),
-                            str(payload["text"]),
+                            str(payload.get("text", "")),
                             payload.get("to"),
                             payload,
                         )

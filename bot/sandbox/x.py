@@ -150,8 +150,17 @@ class XEmulator(Emulator):
     ) -> dict[str, Any]:
         options = options or {}
         user = self.store.audience_user(author)
+        if user.id in self.store.suspended:
+            raise ValueError(f"{user.username} is suspended")
+        if kind in ("delete", "suspend", "edit"):
+            return self._audience_change(kind, user, to)
         parent = None
-        if kind == "reply":
+        quoted = None
+        if kind == "quote":
+            quoted = self.store.live(str(to))
+            if quoted is None:
+                raise ValueError(f"quote needs `to`: the id of a tweet, not {to!r}")
+        elif kind == "reply":
             parent = self.store.tweets_by_id.get(str(to))
             if parent is None:
                 raise ValueError(f"no tweet {to} to reply to")
@@ -162,11 +171,28 @@ class XEmulator(Emulator):
             ours = {a.username.lower() for a in self.accounts}
             if not ours & {m.lower() for m in mentions_of(text)}:
                 text = f"@{self.accounts[0].username} {text}"
-        elif not hashtags_of(text):
+        elif kind == "hashtag" and not hashtags_of(text):
             text = f"{text} {CAMPAIGN_HASHTAG}"
-        tweet = self.store.add_tweet(user, text, parent=parent)
+        tweet = self.store.add_tweet(user, text, parent=parent, quoted=quoted.id if quoted else None)
         tweet.plain = bool(options.get("plain"))
         return self.store.state_post(tweet, self.base_url)
+
+    def _audience_change(self, kind: str, user: XUser, to: str | None) -> dict[str, Any]:
+        """Someone deletes a tweet of theirs, or is suspended: their tweets vanish from every
+        read (search, mentions, lookups), as a suspended account's do. X's edits are not emulated."""
+        if kind == "edit":
+            raise ValueError("edit: only the Mastodon emulator edits posts")
+        if kind == "suspend":
+            self.store.suspended.add(user.id)
+            gone = [t for t in self.store.tweets_by_id.values() if t.author is user and not t.deleted]
+        else:
+            tweet = self.store.live(str(to))
+            if tweet is None or tweet.author is not user:
+                raise ValueError(f"delete needs `to`: the id of a live tweet by {user.username}, not {to!r}")
+            gone = [tweet]
+        for tweet in gone:
+            tweet.deleted = True
+        return {"author": user.username, "deleted": [t.id for t in gone]}
 
     # -- dispatch ----------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class XStore:
         self.tweets_by_id: dict[str, XTweet] = {}
         self.media: dict[str, XMedia] = {}
         self.audience: dict[str, XUser] = {}
+        self.suspended: set[str] = set()  # audience user ids
         self._last_id = 0
 
     def clear(self) -> None:
@@ -42,6 +43,7 @@ class XStore:
         self.tweets_by_id.clear()
         self.media.clear()
         self.audience.clear()
+        self.suspended.clear()
 
     # -- writing -----------------------------------------------------------------------------
 
