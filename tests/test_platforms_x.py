@@ -137,6 +137,21 @@ def test_lost_answer_after_the_write_is_found(x: Sandbox) -> None:
     assert found is not None and found.id == post["id"]
 
 
+def test_the_lookup_after_a_lost_answer_follows_next_tokens_past_short_pages(x: Sandbox) -> None:
+    """X fills a page from its index and then drops deleted posts: a page of 100 can come back
+    empty with a next_token. Stopping there would miss the post and resend it."""
+    client = x.client()
+    claimed = x.clock()
+    x.fault(method="POST", path="/2/tweets", drop="after")
+    with pytest.raises(Transient):
+        client.publish(message("The one that went out"))
+    later = [client.publish(message(f"Since retracted {n}")) for n in range(100)]
+    for published in later:
+        client.delete(published)
+    found = client.find_published(message("The one that went out"), since=claimed)
+    assert found is not None and found.id == x.posts()[0]["id"]
+
+
 def test_lost_request_before_the_write_is_not_found(x: Sandbox) -> None:
     client = x.client()
     claimed = x.clock()

@@ -673,3 +673,17 @@ def test_search_refuses_an_unknown_operator_in_xs_words(sandbox: Sandbox) -> Non
         sandbox.client().search_recent_tweets("#NoTechForICE colour:red", user_auth=True)
     with pytest.raises(tweepy.BadRequest):
         sandbox.client().search_recent_tweets("(#NoTechForICE", user_auth=True)
+
+
+def test_a_page_short_of_deleted_posts_still_carries_its_next_token(sandbox: Sandbox) -> None:
+    client = sandbox.client()
+    me = client.get_me().data
+    ids = [client.create_tweet(text=f"post {i}").data["id"] for i in range(8)]
+    for tweet_id in ids[3:]:
+        client.delete_tweet(tweet_id, user_auth=True)
+    empty = client.get_users_tweets(me.id, user_auth=True, max_results=5)
+    assert empty.data is None and empty.meta["result_count"] == 0 and "next_token" in empty.meta
+    short = client.get_users_tweets(
+        me.id, user_auth=True, max_results=5, pagination_token=empty.meta["next_token"]
+    )
+    assert [t.text for t in short.data] == ["post 2", "post 1", "post 0"] and "next_token" not in short.meta

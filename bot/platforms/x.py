@@ -31,6 +31,7 @@ DEFAULT_TIMEOUT = 30.0
 # A post's created_at comes from X's clock and `since` from ours: allow this much skew when
 # looking for a part whose answer was lost. A repeat cycle is hours away, never this close.
 CLOCK_SKEW = timedelta(minutes=2)
+LOOKUP_PAGES = 5  # pages of 100 read after a lost answer: the window since the attempt, bounded
 
 
 class _TimeoutSession(requests.Session):
@@ -115,18 +116,30 @@ class XClient:
         a media link is appended, and `&`, `<`, `>` come back as HTML entities.
         """
         start = since.astimezone(UTC) - CLOCK_SKEW
-        response = self._call(
-            lambda: self._client.get_users_tweets(
-                self._own_id(),
-                user_auth=True,
-                start_time=start,
-                max_results=100,
-                tweet_fields=["created_at", "entities"],
-            )
-        )
+        tweets: list[Any] = []
+        token: str | None = None
+        # X's pages can be short, even empty, and still carry a next_token: follow it, or a post
+        # that went out is missed and its resend refused as duplicate content.
+        for _ in range(LOOKUP_PAGES):
+
+            def read_page(token: str | None = token) -> Any:
+                return self._client.get_users_tweets(
+                    self._own_id(),
+                    user_auth=True,
+                    start_time=start,
+                    max_results=100,
+                    pagination_token=token,
+                    tweet_fields=["created_at", "entities"],
+                )
+
+            response = self._call(read_page)
+            tweets.extend(response.data or [])
+            token = (response.meta or {}).get("next_token")
+            if not token:
+                break
         wanted = _normalized(message.text)
         # Oldest first, so that of two identical copies the reconciliation keeps the first.
-        for tweet in reversed(response.data or []):
+        for tweet in reversed(tweets):
             if _normalized(_plain_text(tweet.text, tweet.data.get("entities") or {})) == wanted:
                 return self._published(str(tweet.id))
         return None

@@ -378,9 +378,7 @@ class XEmulator(Emulator):
             return invalid_request(str(exc), "query", [query])
         week_ago = self.clock() - RECENT
         tweets = [
-            t
-            for t in self.store.tweets
-            if not t.deleted and t.created_at >= week_ago and matches(self.store.candidate(t))
+            t for t in self.store.tweets if t.created_at >= week_ago and matches(self.store.candidate(t))
         ]
         return self._page(request, tweets, min_results=10, token="next_token", seven_days=True)
 
@@ -392,8 +390,7 @@ class XEmulator(Emulator):
         tweets = [
             t
             for t in self.store.tweets
-            if not t.deleted
-            and t.author is not target
+            if t.author is not target
             and not t.kind("retweeted")
             and name in {m.lower() for m in mentions_of(t.posted_text)}
         ]
@@ -408,7 +405,6 @@ class XEmulator(Emulator):
             t
             for t in self.store.tweets
             if t.author is target
-            and not t.deleted
             and not ("retweets" in exclude and t.kind("retweeted"))
             and not ("replies" in exclude and t.kind("replied_to"))
         ][-3200:]  # X serves a user's 3,200 most recent posts

@@ -102,7 +102,13 @@ def read_page(
     token_param: str,
     seven_days: bool = False,
 ) -> Page:
-    """The page of `tweets` (oldest first) that the request's parameters select."""
+    """The page of `tweets` (oldest first) that the request's parameters select.
+
+    `tweets` still holds deleted ones: X fills a page from its index, then drops what it may not
+    show, so a page can be short, even empty, and still carry a `next_token` (tweepy's
+    recordings show short pages with tokens). A reader must follow the token, not stop at a
+    short page.
+    """
     raw_max = request.arg("max_results", "10") or "10"
     if not raw_max.isdigit() or not min_results <= int(raw_max) <= 100:
         raise TimelineError(
@@ -149,10 +155,10 @@ def read_page(
         and (end is None or t.created_at < end)
     ]
     size = int(raw_max)
-    page = selected[:size]
+    window = selected[:size]
     return Page(
-        tweets=page,
-        next_token=encode_token(page[-1].id) if len(selected) > size else None,
+        tweets=[t for t in window if not t.deleted],
+        next_token=encode_token(window[-1].id) if len(selected) > size else None,
         tweet_fields=_field_list(request, "tweet.fields", TWEET_FIELDS),
         user_fields=_field_list(request, "user.fields", USER_FIELDS),
         media_fields=_field_list(request, "media.fields", MEDIA_FIELDS),
