@@ -255,3 +255,13 @@ def test_a_search_cursor_older_than_seven_days_restarts_inside_the_window(x: San
     x.clock.now += timedelta(days=8)
     x.audience(kind="hashtag", author="erin", text="New #NoTechForICE")
     assert [m.text for m in posts_of(read_all(read, cursor))] == ["New #NoTechForICE"]
+
+
+def test_a_read_only_token_fails_verify_and_posting_as_the_accounts_failure(x: Sandbox) -> None:
+    x.control("settings", read_only=["main"])
+    with pytest.raises(AuthFailed, match="x-access-level: read") as refused:
+        x.client().verify()
+    assert "Read and write" in str(refused.value)
+    with pytest.raises(AuthFailed, match="oauth1 app permissions"):
+        x.client().publish(message("Never posted"))
+    assert x.client(1).verify() == "ntfi_account2" and x.posts() == []

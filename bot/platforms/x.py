@@ -31,6 +31,10 @@ DEFAULT_TIMEOUT = 30.0
 # A post's created_at comes from X's clock and `since` from ours: allow this much skew when
 # looking for a part whose answer was lost. A repeat cycle is hours away, never this close.
 CLOCK_SKEW = timedelta(minutes=2)
+READ_ONLY_FIX = (
+    "Set the app's permissions to Read and write in the X developer portal, then regenerate "
+    "the access token and secret and put them in .env."
+)
 LOOKUP_PAGES = 5  # pages of 100 read after a lost answer: the window since the attempt, bounded
 
 
@@ -91,10 +95,20 @@ class XClient:
     # -- the PlatformClient protocol -------------------------------------------------------
 
     def verify(self) -> str:
-        """`GET /2/users/me`; its id is cached, since X allows 25 of these a day on Free."""
-        data = self._call(lambda: self._client.get_me(user_auth=True)).data
-        self._user_id = str(data.id)
-        self._username = str(data.username)
+        """`GET /2/users/me`; its id is cached, since X allows 25 of these a day on Free.
+
+        A token made while the app was read-only passes `users/me` and then fails every post;
+        X says so in `x-access-level` on every answer, so a `read` level fails here already.
+        """
+        response = self._call(lambda: self._client.request("GET", "/2/users/me", user_auth=True))
+        data = response.json()["data"]
+        self._user_id = str(data["id"])
+        self._username = str(data["username"])
+        level = response.headers.get("x-access-level")
+        if level is not None and "write" not in level:
+            raise AuthFailed(
+                f"X: this account's access token is read-only (x-access-level: {level}). {READ_ONLY_FIX}"
+            )
         return self._username
 
     def publish(self, message: Outgoing) -> Published:
@@ -245,11 +259,19 @@ class XClient:
             raise Rejected(f"X: {exc}") from exc
 
     def _raise_for(self, response: requests.Response, exc: tweepy.HTTPException) -> NoReturn:
-        raise translate_error(response.status_code, exc.api_messages, response.headers, self._now()) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        problem = body if isinstance(body, dict) else {}
+        messages = exc.api_messages or ([str(problem["detail"])] if problem.get("detail") else [])
+        raise translate_error(
+            response.status_code, messages, response.headers, self._now(), str(problem.get("type", ""))
+        ) from exc
 
 
 def translate_error(
-    status: int, messages: list[str], headers: Mapping[str, str], now: datetime
+    status: int, messages: list[str], headers: Mapping[str, str], now: datetime, problem_type: str = ""
 ) -> PlatformError:
     """X's answer as one of our errors, with X's own message (never a credential)."""
     text = "; ".join(str(m) for m in messages) or f"HTTP {status}"
@@ -259,6 +281,10 @@ def translate_error(
         error = RateLimited(message, retry_after=seconds_until_reset(headers, now))
     elif status == 401:
         error = AuthFailed(message)
+    elif status == 403 and problem_type.endswith("/oauth1-permissions"):
+        # The token was made while the app was read-only: every write will fail the same way,
+        # so it is the account's failure (unhealthy, one alert), not this post's.
+        error = AuthFailed(f"{message} {READ_ONLY_FIX}")
     elif status >= 500:
         error = Transient(message)
     elif status == 403 and "duplicate content" in text.lower():

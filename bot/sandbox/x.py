@@ -22,6 +22,8 @@ from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify
 from bot.sandbox.x_errors import (
     DUPLICATE,
     NOT_PERMITTED,
+    OAUTH1_PERMISSIONS,
+    OAUTH1_PERMISSIONS_DETAIL,
     invalid_request,
     missing_user,
     not_found,
@@ -36,10 +38,15 @@ from bot.sandbox.x_limits import (
     POST_TWEETS,
     RETWEET,
     SEARCH_RECENT,
+    TWEET_LOOKUP,
+    TWEETS_LOOKUP,
+    UNRETWEET,
     USER_TWEETS,
     USERS_ME,
+    WRITES,
     RateBook,
 )
+from bot.sandbox.x_lookup import lookup, undo_retweet
 from bot.sandbox.x_query import QueryError, compile_query
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import RECENT, TimelineError, read_page
@@ -91,7 +98,11 @@ class XEmulator(Emulator):
             ("POST", re.compile(r"/2/users/(\d{1,19})/retweets"), RETWEET, self._retweet),
             ("POST", re.compile(r"/2/media/upload"), MEDIA_UPLOAD, self._upload_media),
             ("POST", re.compile(r"/2/media/metadata"), MEDIA_METADATA, self._media_metadata),
+            ("DELETE", re.compile(r"/2/users/(\d{1,19})/retweets/(\d{1,19})"), UNRETWEET, self._unretweet),
+            ("GET", re.compile(r"/2/tweets/(\d{1,19})"), TWEET_LOOKUP, self._lookup),
+            ("GET", re.compile(r"/2/tweets"), TWEETS_LOOKUP, self._lookup),
         ]
+        self.read_only: set[str] = set()  # accounts whose app was read-only when the token was made
 
     # -- the shared-layer interface ----------------------------------------------------------
 
@@ -141,6 +152,19 @@ class XEmulator(Emulator):
     def reset(self) -> None:
         super().reset()
         self.store.clear()
+        self.read_only.clear()
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """`read_only`: the accounts whose token was made while their app was read-only."""
+        unknown = sorted(set(settings) - {"read_only"})
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        if "read_only" in settings:
+            names = {str(n) for n in settings["read_only"]}
+            known = {str(u.account) for u in self.accounts}
+            if not names <= known:
+                raise ValueError(f"read_only: unknown accounts {sorted(names - known)}")
+            self.read_only = names
 
     def state_posts(self) -> list[dict[str, Any]]:
         return self.store.state_posts(self.base_url)
@@ -205,16 +229,22 @@ class XEmulator(Emulator):
             user = self._authenticate(request)
             if user is None:
                 return problem(401, "Unauthorized")
+            level = "read" if user.account in self.read_only else "read-write-directmessages"
+            if level == "read" and endpoint in WRITES:
+                # Not counted against the limits, as X answers before the endpoint.
+                response = problem(403, OAUTH1_PERMISSIONS_DETAIL, OAUTH1_PERMISSIONS)
+                response.headers["x-access-level"] = level
+                return response
             allowed, headers = self.book.spend(endpoint, user.id, self._keys(user)["consumer_key"])
             response = handler(request, user, argument) if allowed else problem(429, "Too Many Requests")
-            response.headers |= headers
+            response.headers |= headers | {"x-access-level": level}
             return response
 
     def _route(self, request: Request) -> tuple[str, Handler, str] | None:
         for method, pattern, endpoint, handler in self._routes:
             match = pattern.fullmatch(request.path)
             if match and method == request.method:
-                return endpoint, handler, match.group(1) if match.groups() else ""
+                return endpoint, handler, "/".join(match.groups())
         return None
 
     def _authenticate(self, request: Request) -> XUser | None:
@@ -310,6 +340,12 @@ class XEmulator(Emulator):
             text = f"RT @{original.author.username}: {original.posted_text}"
             self.store.add_tweet(user, text, retweeted=original)
         return Response.json(200, {"data": {"retweeted": True}})
+
+    def _unretweet(self, request: Request, user: XUser, argument: str) -> Response:
+        return undo_retweet(self.store, user, argument)
+
+    def _lookup(self, request: Request, user: XUser, tweet_id: str) -> Response:
+        return lookup(self.store, request, tweet_id or None)
 
     def _upload_media(self, request: Request, user: XUser, _: str) -> Response:
         parts = {}

@@ -62,6 +62,16 @@ def _field_list(request: Request, name: str, allowed: frozenset[str]) -> frozens
     return frozenset(values)
 
 
+def lookup_fields(request: Request) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """The `tweet.fields`, `user.fields`, `media.fields` and `expansions` a request asks for."""
+    return (
+        _field_list(request, "tweet.fields", TWEET_FIELDS),
+        _field_list(request, "user.fields", USER_FIELDS),
+        _field_list(request, "media.fields", MEDIA_FIELDS),
+        _field_list(request, "expansions", EXPANSIONS),
+    )
+
+
 def _tweet_id(request: Request, name: str) -> int | None:
     raw = request.arg(name)
     if raw is None:
@@ -156,11 +166,5 @@ def read_page(
     ]
     size = int(raw_max)
     window = selected[:size]
-    return Page(
-        tweets=[t for t in window if not t.deleted],
-        next_token=encode_token(window[-1].id) if len(selected) > size else None,
-        tweet_fields=_field_list(request, "tweet.fields", TWEET_FIELDS),
-        user_fields=_field_list(request, "user.fields", USER_FIELDS),
-        media_fields=_field_list(request, "media.fields", MEDIA_FIELDS),
-        expansions=_field_list(request, "expansions", EXPANSIONS),
-    )
+    token = encode_token(window[-1].id) if len(selected) > size else None
+    return Page([t for t in window if not t.deleted], token, *lookup_fields(request))
