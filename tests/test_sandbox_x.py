@@ -727,3 +727,17 @@ def test_a_retweet_can_be_undone_and_undoing_twice_is_harmless(sandbox: Sandbox)
     assert client.unretweet(original, user_auth=True).data == {"retweeted": False}
     assert all(p.get("deleted") for p in sandbox.state() if p["text"].startswith("RT @ally"))
     assert client.unretweet(original, user_auth=True).data == {"retweeted": False}
+
+
+def test_a_tag_query_is_an_exact_case_blind_match_in_originals_replies_and_quotes(sandbox: Sandbox) -> None:
+    """X's `#` operator matches a recognized hashtag exactly (not as a prefix), in any case."""
+    ours = sandbox.client().create_tweet(text="Ours #NoTechForICE").data["id"]
+    sandbox.control("audience", kind="reply", author="alice", text="Yes #NOTECHFORICE", to=ours)
+    sandbox.control("audience", kind="quote", author="bob", text="See this #notechforice", to=ours)
+    sandbox.control("audience", kind="hashtag", author="carol", text="Longer #NoTechForICEnow")
+    found = sandbox.client().search_recent_tweets("#notechforice -is:retweet", user_auth=True)
+    assert sorted(t.text for t in found.data) == [
+        "@ntfi_main Yes #NOTECHFORICE",
+        "Ours #NoTechForICE",
+        "See this #notechforice",
+    ]
