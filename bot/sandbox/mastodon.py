@@ -31,6 +31,7 @@ from bot.sandbox.mastodon_entities import (
     MAX_CHARACTERS,
     VISIBILITIES,
     Actor,
+    Media,
     Status,
     credential_account_json,
     extract_tags,
@@ -58,6 +59,7 @@ from bot.sandbox.mastodon_instance import (
 )
 from bot.sandbox.mastodon_media import attachable_media, poll_media, upload_media
 from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
+from bot.sandbox.mastodon_search import search
 from bot.sandbox.mastodon_store import MastodonStore, id_order
 from bot.sandbox.mastodon_stream import HashtagStreams
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
@@ -78,7 +80,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 STREAMING = ("up", "down", "none")
 IDS = ("snowflake", "ulid")
 
-STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|reblog|unreblog))?$")
+STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|source|reblog|unreblog))?$")
 ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
 MEDIA_ROUTE = re.compile(r"^/api/v1/media/([^/]+)$")
 NOTIFICATION_ROUTE = re.compile(r"^/api/v1/notifications/([^/]+)$")
@@ -191,7 +193,13 @@ class MastodonEmulator(Emulator):
             visibility=str(self.settings["audience_visibility"]),
             in_reply_to=parent,
             quote=quote,
+            media=[self._stranger_image(actor, str(alt)) for alt in options.get("media") or []],
         )
+        # What strangers' posts carry and ours never do (the recorded server's shapes).
+        if options.get("poll"):
+            status.poll_options = [str(o) for o in options["poll"]]
+        if options.get("card"):
+            status.card_url = str(options["card"])
         if options.get("plain"):
             status.shown_tags = []  # the text has the tag, the `tags` array does not
         elif options.get("tags") is not None:
@@ -218,6 +226,11 @@ class MastodonEmulator(Emulator):
         self.store.edit(changed, text, host)
         self._publish("status.update", changed)
         return self._state_post(changed)
+
+    def _stranger_image(self, actor: Actor, alt: str) -> Media:
+        media = Media(self.store.new_id(), actor, "image", "image/jpeg", alt or None, self.clock(), 640, 480)
+        self.store.media[media.id] = media
+        return media
 
     def state_posts(self) -> list[dict[str, Any]]:
         return [self._state_post(s) for s in self._statuses() if s.reblog is None]
@@ -338,6 +351,8 @@ class MastodonEmulator(Emulator):
             return Response.json(code, media_json(media, base))
         if path == "/api/v1/notifications" and method == "GET":
             return notifications(self.store, request, self._require(request, viewer), base)
+        if path == "/api/v2/search" and method == "GET":
+            return search(self.store, request, self._require(request, viewer), base)
         if match := STATUS_ROUTE.match(path):
             return self._status_route(request, viewer, match.group(1), match.group(2))
         if (match := ACCOUNT_ROUTE.match(path)) and method == "GET":
@@ -375,6 +390,8 @@ class MastodonEmulator(Emulator):
         text = first(params, "status") or ""
         spoiler = first(params, "spoiler_text") or ""
         parent = self._reply_target(first(params, "in_reply_to_id"), author)
+        quoted_id = first(params, "quoted_status_id")
+        quote = self._visible_status(quoted_id, author) if quoted_id else None
         media = attachable_media(self.store, params.get("media_ids", []), author)
         visibility = first(params, "visibility") or author.default_visibility
         if visibility not in VISIBILITIES:
@@ -402,6 +419,7 @@ class MastodonEmulator(Emulator):
             language=first(params, "language") or "en",
             in_reply_to=parent,
             media=media,
+            quote=quote,
         )
         self.windows.spend(author.username, "statuses")
         if idempotent and key is not None:
@@ -434,6 +452,11 @@ class MastodonEmulator(Emulator):
         status, base = self._visible_status(status_id, viewer), self.base_url
         if action is None:
             return Response.json(200, self.store.status_json(status, viewer, base))
+        if action == "source":
+            # What the author typed: the bot's lookup after a lost answer compares it.
+            return Response.json(
+                200, {"id": status.id, "text": status.text, "spoiler_text": status.spoiler_text}
+            )
         if action == "context":
             ancestors, descendants = self.store.context(status, viewer)
             return Response.json(

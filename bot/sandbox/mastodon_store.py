@@ -20,10 +20,12 @@ from bot.sandbox.mastodon_entities import (
     Notification,
     Status,
     account_json,
+    card_json,
     extract_mentions,
     extract_tags,
     iso_ms,
     media_json,
+    poll_json,
     render_content,
 )
 
@@ -314,8 +316,8 @@ class MastodonStore:
         out["emojis"] = []
         out["tagged_collections"] = []
         out["quote"] = self._quote_json(status, viewer, base_url)
-        out["card"] = None
-        out["poll"] = None
+        out["card"] = card_json(status.card_url) if status.card_url else None
+        out["poll"] = poll_json(status, viewer is status.author)
         out["quote_approval"] = {"automatic": ["public"], "manual": [], "current_user": "automatic"}
         return out
 
