@@ -27,14 +27,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.sandbox.mastodon_audience import Audience
 from bot.sandbox.mastodon_entities import (
     MAX_CHARACTERS,
     VISIBILITIES,
     Actor,
-    Media,
     Status,
     credential_account_json,
-    extract_tags,
     gotosocial_length,
     iso_ms,
     iso_us,
@@ -64,7 +63,6 @@ from bot.sandbox.mastodon_store import MastodonStore, id_order
 from bot.sandbox.mastodon_stream import HashtagStreams
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 
-CAMPAIGN_TAG = "NoTechForICE"
 IDEMPOTENCY_TTL = timedelta(hours=1)  # PostStatusService: setex 3600
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -161,76 +159,14 @@ class MastodonEmulator(Emulator):
     def add_audience(
         self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        options = options or {}
-        actor = self.store.audience_actor(author)
-        if actor.suspended:
-            raise ValueError(f"{actor.acct} is suspended")
-        host = self._host()
-        if kind in ("edit", "delete", "suspend"):
-            return self._audience_change(kind, actor, text, to, host)
-        parent: Status | None = None
-        quote: Status | None = None
-        if kind == "quote":
-            quote = self.store.statuses.get(str(to))
-            if quote is None or quote.deleted:
-                raise ValueError(f"quote needs `to`: the id of an existing status, not {to!r}")
-        elif kind == "reply":
-            parent = self.store.statuses.get(str(to)) if to is not None else None
-            if parent is None or parent.deleted:
-                raise ValueError(f"reply needs `to`: the id of an existing status, not {to!r}")
-            # Mastodon clients start a reply with the mention of the author replied to.
-            if parent.author not in self.store.resolve_mentions(text, host):
-                text = f"@{parent.author.acct} {text}"
-        elif kind == "mention":
-            if not any(a.domain is None for a in self.store.resolve_mentions(text, host)):
-                text = f"@{self.store.ours[0].username} {text}"
-        elif kind == "hashtag" and CAMPAIGN_TAG.lower() not in extract_tags(text):
-            text = f"{text} #{CAMPAIGN_TAG}"
-        status = self.store.create_status(
-            actor,
-            text,
-            host=host,
-            visibility=str(self.settings["audience_visibility"]),
-            in_reply_to=parent,
-            quote=quote,
-            media=[self._stranger_image(actor, str(alt)) for alt in options.get("media") or []],
+        audience = Audience(
+            self.store,
+            self._publish,
+            self._state_post,
+            self._host(),
+            str(self.settings["audience_visibility"]),
         )
-        # What strangers' posts carry and ours never do (the recorded server's shapes).
-        if options.get("poll"):
-            status.poll_options = [str(o) for o in options["poll"]]
-        if options.get("card"):
-            status.card_url = str(options["card"])
-        if options.get("plain"):
-            status.shown_tags = []  # the text has the tag, the `tags` array does not
-        elif options.get("tags") is not None:
-            status.shown_tags = [str(t) for t in options["tags"]]
-        self._publish("update", status)
-        return self._state_post(status)
-
-    def _audience_change(
-        self, kind: str, actor: Actor, text: str, to: str | None, host: str
-    ) -> dict[str, Any]:
-        """Someone edits or deletes a status of theirs, or is suspended (their statuses go)."""
-        if kind == "suspend":
-            gone = self.store.suspend(actor)
-            for status in gone:
-                self._publish("delete", status)
-            return {"author": actor.acct, "deleted": [s.id for s in gone]}
-        changed = self.store.statuses.get(str(to))
-        if changed is None or changed.deleted or changed.author is not actor:
-            raise ValueError(f"{kind} needs `to`: the id of a live status by {actor.acct}, not {to!r}")
-        if kind == "delete":
-            self.store.delete(changed)
-            self._publish("delete", changed)
-            return {"author": actor.acct, "deleted": [changed.id]}
-        self.store.edit(changed, text, host)
-        self._publish("status.update", changed)
-        return self._state_post(changed)
-
-    def _stranger_image(self, actor: Actor, alt: str) -> Media:
-        media = Media(self.store.new_id(), actor, "image", "image/jpeg", alt or None, self.clock(), 640, 480)
-        self.store.media[media.id] = media
-        return media
+        return audience.act(kind, author, text, to, options or {})
 
     def state_posts(self) -> list[dict[str, Any]]:
         return [self._state_post(s) for s in self._statuses() if s.reblog is None]

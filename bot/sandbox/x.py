@@ -18,6 +18,7 @@ from twitter_text import parse_tweet
 
 from bot.campaign.images import inspect_image
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
+from bot.sandbox.x_audience import audience_act
 from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify_signature
 from bot.sandbox.x_errors import (
     DUPLICATE,
@@ -50,9 +51,8 @@ from bot.sandbox.x_lookup import lookup, undo_retweet
 from bot.sandbox.x_query import QueryError, compile_query
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import RECENT, TimelineError, read_page
-from bot.sandbox.x_tweets import XMedia, XTweet, XUser, hashtags_of, mentions_of, stable_digits, stable_token
+from bot.sandbox.x_tweets import XMedia, XTweet, XUser, mentions_of, stable_digits, stable_token
 
-CAMPAIGN_HASHTAG = "#NoTechForICE"
 MEDIA_CATEGORIES = frozenset(
     [
         "amplify_video",
@@ -172,51 +172,10 @@ class XEmulator(Emulator):
     def add_audience(
         self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        options = options or {}
-        user = self.store.audience_user(author)
-        if user.id in self.store.suspended:
-            raise ValueError(f"{user.username} is suspended")
-        if kind in ("delete", "suspend", "edit"):
-            return self._audience_change(kind, user, to)
-        parent = None
-        quoted = None
-        if kind == "quote":
-            quoted = self.store.live(str(to))
-            if quoted is None:
-                raise ValueError(f"quote needs `to`: the id of a tweet, not {to!r}")
-        elif kind == "reply":
-            parent = self.store.tweets_by_id.get(str(to))
-            if parent is None:
-                raise ValueError(f"no tweet {to} to reply to")
-            # X starts a reply's text with the replied-to author's @username.
-            if parent.author.username.lower() not in {m.lower() for m in mentions_of(text)}:
-                text = f"@{parent.author.username} {text}"
-        elif kind == "mention":
-            ours = {a.username.lower() for a in self.accounts}
-            if not ours & {m.lower() for m in mentions_of(text)}:
-                text = f"@{self.accounts[0].username} {text}"
-        elif kind == "hashtag" and not hashtags_of(text):
-            text = f"{text} {CAMPAIGN_HASHTAG}"
-        tweet = self.store.add_tweet(user, text, parent=parent, quoted=quoted.id if quoted else None)
-        tweet.plain = bool(options.get("plain"))
-        return self.store.state_post(tweet, self.base_url)
-
-    def _audience_change(self, kind: str, user: XUser, to: str | None) -> dict[str, Any]:
-        """Someone deletes a tweet of theirs, or is suspended: their tweets vanish from every
-        read (search, mentions, lookups), as a suspended account's do. X's edits are not emulated."""
-        if kind == "edit":
-            raise ValueError("edit: only the Mastodon emulator edits posts")
-        if kind == "suspend":
-            self.store.suspended.add(user.id)
-            gone = [t for t in self.store.tweets_by_id.values() if t.author is user and not t.deleted]
-        else:
-            tweet = self.store.live(str(to))
-            if tweet is None or tweet.author is not user:
-                raise ValueError(f"delete needs `to`: the id of a live tweet by {user.username}, not {to!r}")
-            gone = [tweet]
-        for tweet in gone:
-            tweet.deleted = True
-        return {"author": user.username, "deleted": [t.id for t in gone]}
+        tweet_or_change = audience_act(self.store, kind, author, text, to, options or {})
+        if isinstance(tweet_or_change, dict):
+            return tweet_or_change
+        return self.store.state_post(tweet_or_change, self.base_url)
 
     # -- dispatch ----------------------------------------------------------------------------
 
