@@ -327,19 +327,19 @@ def test_a_read_only_x_app_makes_the_account_unhealthy_not_each_post_failed(
     outcomes = {r.job.platform: (r.outcome, r.error or "") for r in daemon.results}
     assert outcomes["x"][0] == "failed" and "Read and write" in outcomes["x"][1]
     assert outcomes["bluesky"][0] == outcomes["mastodon"][0] == "posted"
-    [health] = daemon.rt.ledger.account_health()
+    [health] = daemon.rt.ledger.shared.account_health()
     assert (health.platform, health.healthy) == ("x", False)
     # The probe after a config change still sees a read-only token (x-access-level: read).
     os.utime(site.config, (time.time() + 10, time.time() + 10))
     daemon.tick()
     daemon.wait_idle(30)
-    assert not any(h.healthy for h in daemon.rt.ledger.account_health())
+    assert not any(h.healthy for h in daemon.rt.ledger.shared.account_health())
     # Staff regenerate the token with Read and write: healthy again at the next probe.
     site.settings("x", read_only=[])
     os.utime(site.config, (time.time() + 20, time.time() + 20))
     daemon.tick()
     daemon.wait_idle(30)
-    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.account_health()), timeout=5)
+    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.shared.account_health()), timeout=5)
     assert site.live_texts("x") == []
 
 
