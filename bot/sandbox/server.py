@@ -407,15 +407,19 @@ class SandboxServer(ThreadingHTTPServer):
                 kind = str(payload["kind"])
                 if kind not in AUDIENCE_KINDS:
                     raise ValueError(f"kind must be one of {', '.join(AUDIENCE_KINDS)}")
+                args = (
+                    kind,
+                    str(payload.get("author", "alice")),
+                    str(payload.get("text", "")),
+                    payload.get("to"),
+                )
+                # Options only when given: an emulator without any keeps the four-argument form.
+                options = {
+                    k: v for k, v in payload.items() if k not in ("kind", "author", "text", "to", "count")
+                }
                 with emulator.lock:
                     posts = [
-                        emulator.add_audience(
-                            kind,
-                            str(payload.get("author", "alice")),
-                            str(payload.get("text", "")),
-                            payload.get("to"),
-                            payload,
-                        )
+                        emulator.add_audience(*args, options) if options else emulator.add_audience(*args)
                         for _ in range(int(payload.get("count", 1)))
                     ]
                 return Response.json(200, {"posts": posts})
