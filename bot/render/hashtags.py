@@ -38,13 +38,18 @@ _X_END = regex.compile(r"[#＃]|://")
 
 
 def _x_tags(text: str) -> list[str]:
-    urls = [u["indices"] for u in extract_urls_with_indices(text)] if "." in text else []
+    urls: list[list[int]] | None = None
     found = []
     for m in _X.finditer(text):
         if _X_END.match(text, m.end()):
             continue
-        if any(start < m.end() and m.start() < end for start, end in urls):
-            continue
+        if m.start() > 0 and not text[m.start() - 1].isspace():
+            # Only a `#` glued to what precedes it can sit inside a URL (`…/#frag`); finding
+            # URLs is most of the cost, so it is done only then.
+            if urls is None:
+                urls = [u["indices"] for u in extract_urls_with_indices(text)]
+            if any(start < m.end() and m.start() < end for start, end in urls):
+                continue
         found.append(m.group(1))
     return found
 
