@@ -80,8 +80,7 @@ def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Con
 def demo_queue(config: Config, now: datetime) -> Queue:
     """A queue firing every few seconds, on every enabled platform, repeating its posts."""
     posts = tuple(
-        Post(id=f"demo-{n + 1}", parts=(Part(f"{text} (sandbox demo {n + 1})"),), line=0)
-        for n, text in enumerate(_DEMO_TEXTS * 5)
+        Post(id=f"demo-{n + 1}", parts=_demo_parts(n, text), line=0) for n, text in enumerate(_DEMO_TEXTS * 5)
     )
     return Queue(
         name="sandbox-demo",
@@ -93,6 +92,14 @@ def demo_queue(config: Config, now: datetime) -> Queue:
         start=now.replace(microsecond=0),
         when_exhausted="repeat",
     )
+
+
+def _demo_parts(n: int, text: str) -> tuple[Part, ...]:
+    first = Part(f"{text} (sandbox demo {n + 1})")
+    if n % 3:
+        return (first,)
+    # Every third a thread: the audience then has a reply of ours to answer (bot/daemon/audience.py).
+    return first, Part(f"More on this in the campaign's guide. (sandbox demo {n + 1}, part 2)")
 
 
 def start_emulators(accounts: int) -> Sandbox:
