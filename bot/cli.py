@@ -212,6 +212,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
             follow=args.follow,
             wait=lambda seconds: not stop.wait(seconds),
             keep=wanted.keep,
+            hashtags=config.hashtags,  # stored posts' tags shown in the campaign's spelling
         )
     finally:
         ledger.close()

@@ -84,10 +84,16 @@ class Emulated:
         self.control("faults", **fault)
 
     def audience(
-        self, kind: str, text: str, author: str = "alice", to: str | None = None, count: int = 1
+        self,
+        kind: str,
+        text: str = "",
+        author: str = "alice",
+        to: str | None = None,
+        count: int = 1,
+        **options: Any,
     ) -> list[dict[str, Any]]:
         """Other people post (`POST audience`); their posts as the emulator stored them."""
-        answer = self.control("audience", kind=kind, author=author, text=text, to=to, count=count)
+        answer = self.control("audience", kind=kind, author=author, text=text, to=to, count=count, **options)
         posts: list[dict[str, Any]] = answer["posts"]
         return posts
 

@@ -91,7 +91,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         demo = demo_queue(base, utc_now())
         # The sandbox needs none of the real secrets: their absence is no news.
         runtime = Runtime(config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False)
-        run_audience(emulators, audience_stop, hashtag=base.hashtags[0])
+        run_audience(emulators, audience_stop)
     else:
         # Unset secrets are said below, once per account (or in one line when none can post).
         runtime = Runtime(config_path, os.environ, config_warnings=False)

@@ -27,7 +27,7 @@ from typing import Any, Literal, TextIO
 from bot.escaping import json_line_safe, log_field, spreadsheet_cell
 from bot.ledger.database import make_private_folders
 from bot.ledger.mentions import MentionRecord, MonitorStore
-from bot.monitoring.classification import Sighting
+from bot.monitoring.classification import Sighting, campaign_spelling, spell_tags
 
 RECORD_KEYS = (
     "ts",
@@ -97,7 +97,7 @@ def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
         "url": post.url,
         "author": post.author,
         "text": post.text,
-        "hashtags": list(post.hashtags),
+        "hashtags": list(sighting.hashtags),
         "in_reply_to": sighting.in_reply_to,
         "created_at": format_time(post.created_at),
     }
@@ -268,8 +268,9 @@ def _first_day(path: Path) -> date | None:
 # -- `python -m bot mentions` -----------------------------------------------------------------
 
 
-def stored_record(mention: MentionRecord) -> dict[str, Any]:
-    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it)."""
+def stored_record(mention: MentionRecord, spelling: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it), its
+    tracked hashtags in the campaign's current spelling when `spelling` is given."""
     return {
         "ts": format_time(mention.seen_at),
         "kind": mention.kind,
@@ -279,7 +280,7 @@ def stored_record(mention: MentionRecord) -> dict[str, Any]:
         "url": mention.url,
         "author": mention.author,
         "text": mention.text,
-        "hashtags": list(mention.hashtags),
+        "hashtags": list(spell_tags(mention.hashtags, spelling) if spelling else mention.hashtags),
         "in_reply_to": mention.in_reply_to,
         "created_at": format_time(mention.created_at),
     }
@@ -288,11 +289,18 @@ def stored_record(mention: MentionRecord) -> dict[str, Any]:
 Format = Literal["text", "json", "csv"]
 
 
-def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, header: bool) -> None:
+def write_listing(
+    mentions: Iterable[MentionRecord],
+    fmt: Format,
+    out: TextIO,
+    header: bool,
+    spelling: Mapping[str, str] | None = None,
+) -> None:
     """Text: the log line after the time it was written (seen, if unknown); JSON: the mentions-log
     line; CSV: its keys as columns (hashtags space-separated), with a header row when `header`,
-    every cell made safe for a spreadsheet (a stranger's `=HYPERLINK(…)` stays text)."""
-    records = [stored_record(m) for m in mentions]
+    every cell made safe for a spreadsheet (a stranger's `=HYPERLINK(…)` stays text). Tags are
+    written in the campaign's `spelling`."""
+    records = [stored_record(m, spelling) for m in mentions]
     if fmt == "json":
         out.write("".join(json_line(r) + "\n" for r in records))
     elif fmt == "csv":
@@ -317,19 +325,21 @@ def show_mentions(
     follow: bool = False,
     wait: Callable[[float], bool] = lambda seconds: False,
     keep: Callable[[MentionRecord], bool] = lambda mention: True,
+    hashtags: Iterable[str] = (),
 ) -> int:
     """List stored mentions (those `keep` keeps); with `follow`, keep listing new ones every 2 s
     until `wait` says stop (`wait(seconds)` sleeps and returns True to go on). Returns how many
     were listed."""
+    spelling = campaign_spelling(hashtags)
     mentions = store.list_mentions(since=since)
     shown = [m for m in mentions if keep(m)]
-    write_listing(shown, fmt, out, header=True)
+    write_listing(shown, fmt, out, header=True, spelling=spelling)
     last = mentions[-1].seq if mentions else 0
     while follow and wait(FOLLOW_EVERY):
         mentions = store.list_mentions(since=since, after_seq=last)
         if mentions:
             fresh = [m for m in mentions if keep(m)]
-            write_listing(fresh, fmt, out, header=False)
+            write_listing(fresh, fmt, out, header=False, spelling=spelling)
             shown += fresh
             last = mentions[-1].seq
     return len(shown)

@@ -369,7 +369,7 @@ def _stored(sighting: Sighting, seen_at: datetime) -> MentionRecord:
         url=post.url,
         author=post.author,
         text=post.text,
-        hashtags=post.hashtags,
+        hashtags=sighting.hashtags,
         in_reply_to=sighting.in_reply_to,
         created_at=post.created_at,
         seen_at=seen_at,

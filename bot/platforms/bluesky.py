@@ -5,10 +5,17 @@ lost answer is settled by `getRecord` on that key. Facets, images with aspect ra
 cards are built by `bluesky_records`: `send_post` adds none of them. The session is saved through the
 `save_session` callable on every create and refresh and reused through `load_session`, since
 createSession is limited to 30 per 5 minutes and refresh tokens rotate.
+
+A saved session is tied to the config it was made for (service and handle, stored beside it):
+made for another, it is not used. Accounts move between PDS hosts, so when the host a saved
+session names stops answering, or refuses the session and its refresh, the client logs in
+afresh at the configured service (which resolves where the account lives now), once, and says
+so in the log.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -50,7 +57,10 @@ T = TypeVar("T")
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_TIMEOUT = 30.0
 # Errors that mean "this session is no good", as opposed to "this request is no good".
-SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"})
+# AccountDeactivated: what the old PDS says after the account moved to another.
+SESSION_ERRORS = frozenset(
+    {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountDeactivated"}
+)
 
 
 class _ClockedClient(Client):  # type: ignore[misc]  # atproto ships no type information
@@ -102,6 +112,7 @@ class BlueskyClient:
         self._session_handle: str | None = None
         self._has_session = False
         self._sealing_key: bytes | None = None  # derived on first use (scrypt takes ~50 ms)
+        self._imported = False  # the session came from the ledger, made by an earlier run
         self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
@@ -193,19 +204,43 @@ class BlueskyClient:
         self._session_handle = session.handle
         if event in (SessionEvent.CREATE, SessionEvent.REFRESH) and self._save_session is not None:
             # The string holds the tokens: stored sealed (`bot.platforms.sealing`), never logged.
-            self._save_session(seal(self._session_key(), session.export()))
+            # The config it was made for goes with it, so a changed service or handle does not
+            # reuse it.
+            made_for = {"service": self._service, "handle": self._handle.lower()}
+            blob = json.dumps({**made_for, "session": session.export()})
+            self._save_session(seal(self._session_key(), blob))
+
+    def _saved_session(self) -> str | None:
+        """The saved session string, if there is one, it unseals, and it was made for this config."""
+        sealed = self._load_session() if self._load_session is not None else None
+        saved = unseal(self._session_key(), sealed) if sealed else None
+        if not saved:
+            return None
+        try:
+            blob = json.loads(saved)
+            made_for = (str(blob["service"]), str(blob["handle"]))
+            session = str(blob["session"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
+            return None
+        if made_for != (self._service, self._handle.lower()):
+            log.warning(
+                "bluesky %s: the saved session was made for another service or handle; logging in afresh",
+                self.account,
+            )
+            return None
+        return session
 
     def _ensure_session(self) -> None:
         if self._has_session:
             return
-        blob = self._load_session() if self._load_session is not None else None
-        saved = unseal(self._session_key(), blob) if blob else None
+        saved = self._saved_session()
         if saved:
             try:
                 # No network here: the SDK refreshes an expiring import on the next call, and a
                 # refused one is replaced by _renew_session.
                 self._client.login(session_string=saved, fetch_bsky_profile=False)
-                self._has_session = True
+                self._has_session = self._imported = True
                 return
             except (ValueError, AtProtocolError):
                 log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
@@ -218,16 +253,33 @@ class BlueskyClient:
 
     def _create_session(self) -> None:
         # An imported session moves the client to the PDS it names; a new one starts at the service.
+        self._imported = False
         self._client.update_base_url(self._service)
         self._client.login(self._handle, self._password, fetch_bsky_profile=False)
         self._has_session = True
 
+    def _login_afresh(self, why: str) -> None:
+        """The saved session's host is gone: the account may have moved. Said once, then a new
+        session at the configured service, which finds where the account lives now."""
+        log.warning(
+            "bluesky %s: the saved session's server %s %s; logging in afresh at %s",
+            self.account,
+            str(self._client._base_url).removesuffix("/xrpc"),
+            why,
+            self._service,
+        )
+        self._create_session()
+
     def _renew_session(self) -> None:
         """The session was refused: refresh it, and only when that is refused too, create one."""
+        imported = self._imported
         try:
             self._client._refresh_and_set_session()  # the SDK's own refresh, which fires REFRESH
             return
         except (BadRequestError, UnauthorizedError, LoginRequiredError) as exc:
+            if imported:
+                self._login_afresh(f"refused it ({type(exc).__name__})")
+                return
             log.info("bluesky %s: session refresh refused (%s); creating a new session", self.account, exc)
         self._create_session()
 
@@ -253,6 +305,12 @@ class BlueskyClient:
                 if _error_name(exc) not in SESSION_ERRORS or self._password == "":
                     raise
                 self._renew_session()
+                return send()
+            except (NetworkError, InvokeTimeoutError, httpx.TransportError) as exc:
+                answered = isinstance(exc, RequestErrorBase) and exc.response is not None
+                if not self._imported or answered or self._password == "":
+                    raise
+                self._login_afresh(f"does not answer ({type(exc).__name__})")
                 return send()
         except AtProtocolError as exc:
             raise translate_error(exc, self._now()) from exc

@@ -1,7 +1,9 @@
 """Bluesky's monitoring reads through atproto: searchPosts for a tag, listNotifications per account.
 
-Search is asked both ways, `q="#tag"` and `tag=[tag]`, since how live search treats a `#` in `q`
-is not settled (not verified against the live AppView), with `sort=latest` and `since` the mark.
+Search asks `q="#tag"` alone, with `sort=latest` and `since` the mark: the `tag` parameter
+filters on facets and the record's `tags` only, and would drop the many posts whose text carries
+the tag without a facet (docs/platforms.md, Bluesky search). Which tags a post uses is decided
+later, from its facets, `tags` and text (bot.monitoring.classification).
 listNotifications has no `since`: a sweep reads down to the mark and stops there. Records read
 from the AppView may come back as the SDK's models or, without `$type`, as its DotDicts; both
 answer attribute access in snake_case.
@@ -51,7 +53,6 @@ def read_search(call: Call, client: Any, tag: str, cursor: str | None, start: da
     bare = tag.lstrip("#")
     params = models.AppBskyFeedSearchPosts.Params(
         q=f"#{bare}",
-        tag=[bare],
         sort="latest",
         since=sweep.mark or timestamp(start),
         limit=PAGE_SIZE,

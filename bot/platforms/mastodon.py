@@ -53,6 +53,7 @@ from bot.platforms import (
 )
 from bot.platforms.deadline import mount_deadline
 from bot.platforms.media import read_media
+from bot.platforms.paging import key
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,8 @@ class MastodonClient:
         earliest = since - CLOCK_SKEW
         wanted = _normalized(message.text)
         candidates = [s for s in statuses if s.get("created_at") is None or s["created_at"] >= earliest]
-        for status in sorted(candidates, key=lambda s: int(s["id"]) if str(s["id"]).isdigit() else 0):
+        # Oldest first; GoToSocial's ULIDs sort like Mastodon's numbers by (length, text).
+        for status in sorted(candidates, key=lambda s: key(str(s["id"]))):
             if _normalized(self._source_text(status)) == wanted:
                 return _published(status)
         return None

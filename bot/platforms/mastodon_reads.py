@@ -1,4 +1,5 @@
-"""Mastodon's monitoring reads through Mastodon.py: mention notifications and a tag's timeline.
+"""Mastodon's monitoring reads through Mastodon.py: mention and quote notifications and a tag's
+timeline (quote notifications are Mastodon 4.5's; older servers ignore the unknown type).
 
 Both page newest first with `since_id` (the mark) and `max_id` (the sweep's next page); the
 first read has no mark and stops at the start time. Replies are mentions on Mastodon (a reply
@@ -18,6 +19,7 @@ from bot.platforms.paging import Sweep, key
 
 PAGE_SIZE = 40  # the API's maximum for notifications and timelines
 PUBLIC = ("public", "unlisted")  # unlisted is public, only kept out of feeds
+NOTIFIED = ["mention", "quote"]
 
 Call = Callable[[Callable[[], Any]], Any]
 
@@ -31,9 +33,9 @@ def read_notifications(
 ) -> Batch:
     sweep = Sweep.load(cursor)
     page = call(
-        lambda: api.notifications(types=["mention"], since_id=sweep.mark, max_id=sweep.page, limit=PAGE_SIZE)
+        lambda: api.notifications(types=NOTIFIED, since_id=sweep.mark, max_id=sweep.page, limit=PAGE_SIZE)
     )
-    items = [(str(n["id"]), n.get("status")) for n in page if n.get("type") == "mention"]
+    items = [(str(n["id"]), n.get("status")) for n in page if n.get("type") in NOTIFIED]
     return _batch(sweep, [str(n["id"]) for n in page], items, host, to_text, start, mentions_us=True)
 
 

@@ -22,17 +22,18 @@ Settings (`POST /_sandbox/settings`):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.sandbox.mastodon_audience import Audience
 from bot.sandbox.mastodon_entities import (
     MAX_CHARACTERS,
     VISIBILITIES,
     Actor,
     Status,
     credential_account_json,
-    extract_tags,
     gotosocial_length,
     iso_ms,
     iso_us,
@@ -57,11 +58,11 @@ from bot.sandbox.mastodon_instance import (
 )
 from bot.sandbox.mastodon_media import attachable_media, poll_media, upload_media
 from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
-from bot.sandbox.mastodon_store import MastodonStore
+from bot.sandbox.mastodon_search import search
+from bot.sandbox.mastodon_store import MastodonStore, id_order
 from bot.sandbox.mastodon_stream import HashtagStreams
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 
-CAMPAIGN_TAG = "NoTechForICE"
 IDEMPOTENCY_TTL = timedelta(hours=1)  # PostStatusService: setex 3600
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -72,10 +73,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "audience_visibility": "public",
     "stream_heartbeat": 15.0,
     "streaming": "up",
+    "ids": "snowflake",
 }
 STREAMING = ("up", "down", "none")
+IDS = ("snowflake", "ulid")
 
-STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|reblog|unreblog))?$")
+STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|source|reblog|unreblog))?$")
 ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
 MEDIA_ROUTE = re.compile(r"^/api/v1/media/([^/]+)$")
 NOTIFICATION_ROUTE = re.compile(r"^/api/v1/notifications/([^/]+)$")
@@ -132,7 +135,10 @@ class MastodonEmulator(Emulator):
                 raise ValueError(f"{key} must be one of {', '.join(VISIBILITIES)}")
         if settings.get("streaming", "up") not in STREAMING:
             raise ValueError(f"streaming must be one of {', '.join(STREAMING)}")
+        if settings.get("ids", "snowflake") not in IDS:
+            raise ValueError(f"ids must be one of {', '.join(IDS)}")
         self.settings.update(settings)
+        self.store.ulid_ids = self.settings["ids"] == "ulid"
         if self.settings["streaming"] != "up":
             self.streams.end_open()
         for actor in self.store.ours:
@@ -150,27 +156,17 @@ class MastodonEmulator(Emulator):
         """Ends open streams: they check this flag every 0.2 s."""
         self.streams.close()
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
-        actor = self.store.audience_actor(author)
-        host = self._host()
-        parent: Status | None = None
-        if kind == "reply":
-            parent = self.store.statuses.get(str(to)) if to is not None else None
-            if parent is None or parent.deleted:
-                raise ValueError(f"reply needs `to`: the id of an existing status, not {to!r}")
-            # Mastodon clients start a reply with the mention of the author replied to.
-            if parent.author not in self.store.resolve_mentions(text, host):
-                text = f"@{parent.author.acct} {text}"
-        elif kind == "mention":
-            if not any(a.domain is None for a in self.store.resolve_mentions(text, host)):
-                text = f"@{self.store.ours[0].username} {text}"
-        elif CAMPAIGN_TAG.lower() not in extract_tags(text):
-            text = f"{text} #{CAMPAIGN_TAG}"
-        status = self.store.create_status(
-            actor, text, host=host, visibility=str(self.settings["audience_visibility"]), in_reply_to=parent
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        audience = Audience(
+            self.store,
+            self._publish,
+            self._state_post,
+            self._host(),
+            str(self.settings["audience_visibility"]),
         )
-        self._publish("update", status)
-        return self._state_post(status)
+        return audience.act(kind, author, text, to, options or {})
 
     def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         status = self.store.statuses[post_id]
@@ -194,7 +190,7 @@ class MastodonEmulator(Emulator):
         return {a.username: a.acct for a in self.store.ours}
 
     def _statuses(self) -> list[Status]:
-        return sorted(self.store.statuses.values(), key=lambda s: int(s.id))
+        return sorted(self.store.statuses.values(), key=lambda s: id_order(s.id))
 
     def _state_post(self, status: Status) -> dict[str, Any]:
         deleted, status.deleted = status.deleted, False  # `raw` as the API answered it
@@ -296,6 +292,8 @@ class MastodonEmulator(Emulator):
             return Response.json(code, media_json(media, base))
         if path == "/api/v1/notifications" and method == "GET":
             return notifications(self.store, request, self._require(request, viewer), base)
+        if path == "/api/v2/search" and method == "GET":
+            return search(self.store, request, self._require(request, viewer), base)
         if match := STATUS_ROUTE.match(path):
             return self._status_route(request, viewer, match.group(1), match.group(2))
         if (match := ACCOUNT_ROUTE.match(path)) and method == "GET":
@@ -333,6 +331,8 @@ class MastodonEmulator(Emulator):
         text = first(params, "status") or ""
         spoiler = first(params, "spoiler_text") or ""
         parent = self._reply_target(first(params, "in_reply_to_id"), author)
+        quoted_id = first(params, "quoted_status_id")
+        quote = self._visible_status(quoted_id, author) if quoted_id else None
         media = attachable_media(self.store, params.get("media_ids", []), author)
         visibility = first(params, "visibility") or author.default_visibility
         if visibility not in VISIBILITIES:
@@ -360,6 +360,7 @@ class MastodonEmulator(Emulator):
             language=first(params, "language") or "en",
             in_reply_to=parent,
             media=media,
+            quote=quote,
         )
         self.windows.spend(author.username, "statuses")
         if idempotent and key is not None:
@@ -392,6 +393,11 @@ class MastodonEmulator(Emulator):
         status, base = self._visible_status(status_id, viewer), self.base_url
         if action is None:
             return Response.json(200, self.store.status_json(status, viewer, base))
+        if action == "source":
+            # What the author typed: the bot's lookup after a lost answer compares it.
+            return Response.json(
+                200, {"id": status.id, "text": status.text, "spoiler_text": status.spoiler_text}
+            )
         if action == "context":
             ancestors, descendants = self.store.context(status, viewer)
             return Response.json(
@@ -446,7 +452,7 @@ class MastodonEmulator(Emulator):
         """Hand a new or deleted status to the streams; only public, original ones can reach them."""
         if status.visibility != "public" or status.reblog is not None:
             return
-        if kind == "update":
+        if kind in ("update", "status.update"):
             self.streams.publish(kind, status, self.store.stream_json(status, self.base_url))
         else:
             self.streams.publish(kind, status, status.id)

@@ -24,7 +24,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -33,6 +33,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 Clock = Callable[[], datetime]
+
+
+# What `/_sandbox/audience` can make someone else do (docs/sandbox.md).
+AUDIENCE_KINDS = ("reply", "mention", "hashtag", "quote", "edit", "delete", "suspend")
 
 
 def utc_now() -> datetime:
@@ -209,8 +213,11 @@ class Emulator:
         """The name of the account whose credentials the request carries, if any."""
         return None
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
-        """Post one message by someone else; return it as a state post."""
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Post one message by someone else; return it as a state post. `options`: the rest of
+        the control request (`plain`, ... in docs/sandbox.md)."""
         raise NotImplementedError
 
     def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -501,16 +508,26 @@ class SandboxServer(ThreadingHTTPServer):
                 return Response.json(200, {"ok": True})
             if route == ("POST", "audience"):
                 kind = str(payload["kind"])
-                if kind not in ("reply", "mention", "hashtag"):
-                    raise ValueError("kind must be reply, mention or hashtag")
+                if kind not in AUDIENCE_KINDS:
+                    raise ValueError(f"kind must be one of {', '.join(AUDIENCE_KINDS)}")
                 fields = payload.get("fields") or {}
                 if not isinstance(fields, dict):
                     raise ValueError("fields must be an object")
+                args = (
+                    kind,
+                    str(payload.get("author", "alice")),
+                    str(payload.get("text", "")),
+                    payload.get("to"),
+                )
+                # Options only when given: an emulator without any keeps the four-argument form.
+                options = {
+                    k: v
+                    for k, v in payload.items()
+                    if k not in ("kind", "author", "text", "to", "count", "fields")
+                }
                 with emulator.lock:
                     posts = [
-                        emulator.add_audience(
-                            kind, str(payload.get("author", "alice")), str(payload["text"]), payload.get("to")
-                        )
+                        emulator.add_audience(*args, options) if options else emulator.add_audience(*args)
                         for _ in range(int(payload.get("count", 1)))
                     ]
                     if fields:

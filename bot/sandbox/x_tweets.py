@@ -213,6 +213,9 @@ class XTweet:
     media: list[XMedia] = field(default_factory=list)
     deleted: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)  # the sandbox's audience `fields`
+    # No hashtag entities though the text has tags: a long post's entities come under
+    # `note_tweet`, and some clients' text is read back without them (docs/sandbox.md, `plain`).
+    plain: bool = False
 
     @property
     def text(self) -> str:
@@ -234,7 +237,11 @@ class XTweet:
     def entities(self, users_by_name: dict[str, XUser]) -> dict[str, Any]:
         text = self.text
         out: dict[str, Any] = {}
-        hashtags = [{"start": m.start(), "end": m.end(), "tag": m.group(1)} for m in _HASHTAG.finditer(text)]
+        hashtags = [
+            {"start": m.start(), "end": m.end(), "tag": m.group(1)}
+            for m in _HASHTAG.finditer(text)
+            if not self.plain
+        ]
         mentions = []
         for m in _MENTION.finditer(text):
             mention: dict[str, Any] = {"start": m.start(), "end": m.end(), "username": m.group(1)}
