@@ -174,6 +174,23 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML page of the campaign (charts, figures, runway) for a period."""
+    from datetime import UTC, datetime
+
+    from bot.commands.report import write_report
+
+    return write_report(
+        args.config,
+        os.environ,
+        datetime.now(UTC),
+        since=args.since,
+        until=args.until,
+        out=args.out,
+        sandbox=args.sandbox,
+    )
+
+
 def cmd_pause(args: argparse.Namespace) -> int:
     """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
     with _runtime(args) as rt:
@@ -323,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+
+    p = add("report", cmd_report)
+    p.add_argument("--since", metavar="DURATION|DATE", help="7d, or 2026-12-01 (default: the first record)")
+    p.add_argument("--until", metavar="DATE", help="a date (to its end) or date and time (default: now)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="default: reports/report-<date>.html")
+    p.add_argument("--sandbox", action="store_true", help="the last `run --sandbox` rehearsal")
 
     p = add("pause", cmd_pause)
     p.add_argument("--reason")

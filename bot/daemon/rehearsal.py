@@ -24,7 +24,7 @@ from bot.sandbox import SANDBOX_PORT, Sandbox, start_sandbox
 log = logging.getLogger("bot.sandbox")
 
 DEMO_EVERY = timedelta(seconds=10)
-AUDIENCE_EVERY = 20.0  # seconds between two audience replies
+AUDIENCE_EVERY = 10.0  # seconds between two audience replies (each with a hashtag post)
 
 _DEMO_TEXTS = [
     "Tech workers: your code should not power deportations. Ask your employer about its ICE contracts.",
@@ -34,11 +34,19 @@ _DEMO_TEXTS = [
     "Share this with a friend in tech: organizing works, and it starts with a conversation.",
     "Data brokers sell our location to ICE. Demand that lawmakers close the loophole.",
 ]
+_HASHTAG_VOICES = [
+    ("dana", "Our union just voted to back #NoTechForICE."),
+    ("erin", "Read the contracts, then sign. #NoTechForICE"),
+    ("dana", "Day three of the walkout. #NoTechForICE"),
+    ("frank", "Tech workers, this is your moment #NoTechForICE"),
+]
 
 
-def sandbox_database(config: Config) -> str:
-    """The sandbox's own SQLite file beside the config, emptied now."""
+def sandbox_database(config: Config, *, empty: bool = True) -> str:
+    """The sandbox's own SQLite file beside the config, emptied now (`empty=False`: to read a rehearsal)."""
     path = config.path.parent / "state" / "sandbox.sqlite3"
+    if not empty:
+        return f"sqlite:///{path}"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     (path.parent / "sandbox-mentions.jsonl").unlink(missing_ok=True)
@@ -118,9 +126,13 @@ def run_audience(sandbox: Sandbox, stop: threading.Event, every: float = AUDIENC
             name = rng.choice(sorted(sandbox.servers))
             base = sandbox.servers[name].base_url
             try:
-                posts = _request(f"{base}/_sandbox/state")["posts"]
-                ours = [p for p in posts if not p.get("deleted") and p.get("in_reply_to") is None]
-                ours = [p for p in ours if p["author"] not in {v for v, _ in voices}]
+                state = _request(f"{base}/_sandbox/state")
+                mine = set(state["accounts"].values())
+                ours = [
+                    p
+                    for p in state["posts"]
+                    if p["author"] in mine and not p.get("deleted") and p.get("in_reply_to") is None
+                ]
                 if not ours:
                     continue
                 author, text = rng.choice(voices)
@@ -128,6 +140,10 @@ def run_audience(sandbox: Sandbox, stop: threading.Event, every: float = AUDIENC
                     f"{base}/_sandbox/audience",
                     {"kind": "reply", "author": author, "text": text, "to": ours[-1]["id"]},
                 )
+                # And a stranger picks up the hashtag on another network (`report`'s voices).
+                author, text = rng.choice(_HASHTAG_VOICES)
+                other = sandbox.servers[rng.choice(sorted(sandbox.servers))].base_url
+                _request(f"{other}/_sandbox/audience", {"kind": "hashtag", "author": author, "text": text})
             except Exception as exc:  # a demo nicety: never let it take the daemon down
                 log.debug("audience skipped: %s", exc)
 

@@ -1,0 +1,7 @@
+"""The campaign at a glance: the figures the ledger holds for a period, and the page that shows them.
+
+`figures` reads the ledger (deliveries, mentions, reposts, account health) into plain values;
+`runway` says when each queue runs dry; `charts` draws them with matplotlib, the only module that
+imports it (an optional extra, so the daemon never loads it); `page` writes the one HTML file;
+`summary` prints the terminal counts of `mentions --summary` and `status`.
+"""
