@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING
 from bot.errors import InputError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.campaign.model import Config, Queue
     from bot.daemon.runtime import Runtime
+    from bot.ledger.deliveries import Ledger
     from bot.planning.planner import Progress
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -156,6 +159,8 @@ def cmd_mentions(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config, _ = load_config(args.config, os.environ)
     ledger = open_ledger(config.database_url)
+    if args.summary:
+        return _mentions_summary(args, config, ledger, since)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
         signal.signal(signum, lambda signum, frame: stop.set())
@@ -189,6 +194,28 @@ def cmd_report(args: argparse.Namespace) -> int:
         out=args.out,
         sandbox=args.sandbox,
     )
+
+
+def _mentions_summary(
+    args: argparse.Namespace, config: Config, ledger: Ledger, since: datetime | None
+) -> int:
+    """`mentions --summary`: counts by day, kind and network (text or `--json`)."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from bot.report.summary import format_summary, mention_summary, summary_records
+
+    if args.follow or args.csv:
+        print("mentions: --summary goes with neither --follow nor --csv", file=sys.stderr)
+        ledger.close()
+        return EXIT_USAGE
+    zone = ZoneInfo(config.timezone)
+    try:
+        counts = mention_summary(ledger.engine, zone, since)
+    finally:
+        ledger.close()
+    print(json.dumps(summary_records(counts), indent=1) if args.json else format_summary(counts, zone))
+    return EXIT_OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -337,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("mentions", cmd_mentions)
     p.add_argument("--since", metavar="DURATION")
     p.add_argument("--follow", action="store_true")
+    p.add_argument("--summary", action="store_true", help="counts by day, kind and network")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
