@@ -97,6 +97,7 @@ def offline_page(profile: Path, width: int = 1000, height: int = 800) -> Iterato
             "--headless",
             "--no-sandbox",  # CI runs as root
             "--disable-gpu",
+            "--hide-scrollbars",
             "--no-first-run",
             "--disable-extensions",
             "--disable-background-networking",

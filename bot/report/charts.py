@@ -28,7 +28,7 @@ OTHER_COLOURS = ("#00897b", "#8e24aa", "#f4511e")
 OUTCOME_COLOURS = {"sent": "#2e7d32", "retried": "#f9a825", "failed": "#c62828", "waiting": "#90a4ae"}
 _STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
-    "font.size": 10,
+    "font.size": 11,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.titlesize": 10,
@@ -58,7 +58,7 @@ def _svg(figure: Figure, name: str) -> str:
 
 def _ticks(axes: Axes, labels: Sequence[str]) -> None:
     """At most about eight labels under the bars, evenly spread."""
-    every = max(1, -(-len(labels) // 8))
+    every = max(1, -(-len(labels) // 7))
     positions = list(range(0, len(labels), every))
     axes.set_xticks(positions, [labels[i] for i in positions], rotation=0)
     axes.set_xlim(-0.6, len(labels) - 0.4)
@@ -85,7 +85,7 @@ def timeline_chart(figures: Figures, kind: str, title: str) -> str | None:
         return None
     layers = {p: [figures.timeline[(b, kind, p)] for b in buckets] for p in platforms}
     with rc_context(_STYLE):
-        figure = Figure(figsize=(8, 2.8))
+        figure = Figure(figsize=(6.4, 2.6))
         axes = figure.add_subplot()
         _stacked(
             axes,
@@ -107,7 +107,7 @@ def outcomes_chart(figures: Figures, accounts: Sequence[Account]) -> str | None:
     buckets = period.buckets()
     labels = [period.label(b) for b in buckets]
     with rc_context(_STYLE):
-        figure = Figure(figsize=(8, 0.5 + 1.2 * len(shown)))
+        figure = Figure(figsize=(6.4, 0.5 + 1.2 * len(shown)))
         grid = figure.subplots(len(shown), 1, sharex=True, squeeze=False, gridspec_kw={"hspace": 0.7})
         for axes, account in zip(grid[:, 0], shown, strict=True):
             layers = {o: [figures.outcomes[(b, account, o)] for b in buckets] for o in OUTCOMES}
@@ -131,7 +131,7 @@ def voices_chart(figures: Figures) -> str | None:
         return None
     platforms = sorted(per_network)
     with rc_context(_STYLE):
-        figure = Figure(figsize=(8, 0.5 + 0.45 * len(platforms)))
+        figure = Figure(figsize=(6.4, 0.6 + 0.45 * len(platforms)))
         axes = figure.add_subplot()
         axes.barh(
             platforms,

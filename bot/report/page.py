@@ -27,7 +27,6 @@ main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
 header h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
 header p { margin: 0; color: var(--muted); }
 h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; border-bottom: 2px solid var(--ink); padding-bottom: .2rem; }
-section { break-inside: avoid-page; }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: .5rem;
   margin: 1rem 0; padding: 0; list-style: none; }
 .figures li { border: 1px solid var(--line); border-radius: .5rem; padding: .6rem .75rem; }
@@ -39,13 +38,15 @@ table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .when { white-space: nowrap; }
-svg.chart { display: block; width: 100%; height: auto; margin: .75rem 0; }
+/* Charts keep a readable size: on a phone they scroll sideways in their box. */
+svg.chart { display: block; width: 100%; min-width: 30rem; max-width: 46rem; height: auto; margin: .75rem 0; }
 svg.chart text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 .empty { color: var(--muted); border: 1px dashed var(--line); border-radius: .5rem; padding: 1rem;
   text-align: center; }
 .bad { color: var(--accent); }
 a { color: #0b57d0; overflow-wrap: anywhere; }
-td a { display: inline-block; margin-right: .5rem; white-space: nowrap; }
+td a { display: inline-block; margin-right: .6rem; white-space: nowrap; }
+.meta { color: var(--muted); font-size: .88rem; }
 footer { margin: 2rem 0 1rem; color: var(--muted); font-size: .85rem; }
 @media (max-width: 40rem) {
   body { font-size: 15px; } main { padding: .75rem; } .figures b { font-size: 1.4rem; }
@@ -73,7 +74,7 @@ def _nothing(what: str) -> str:
 
 
 def _chart(svg: str | None, what: str) -> str:
-    return svg if svg is not None else _nothing(what)
+    return f'<div class="scroll">{svg}</div>' if svg is not None else _nothing(what)
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()) -> str:
@@ -144,15 +145,15 @@ def _ranked(figures: Figures, zone: ZoneInfo, top: int = 15) -> str:
             f'<a href="{_e(link.url)}">{_e(link.platform)}/{_e(link.account)}</a>' for link in post.links
         )
         text = post.text if len(post.text) <= 140 else post.text[:139] + "…"
+        sent = f'<span class="when">sent {_e(_when(post.first_sent, zone))}</span>'
         rows.append(
             [
                 f'<span data-figure="replies:{_e(post.queue)}/{_e(post.post_id)}">{post.replies}</span>',
-                f"<b>{_e(post.queue)}/{_e(post.post_id)}</b><br>{_e(text)}",
-                f'<span class="when">{_e(_when(post.first_sent, zone))}</span>',
-                links,
+                f"<b>{_e(post.queue)}/{_e(post.post_id)}</b><br>{_e(text)}<br>"
+                f'<span class="meta">{sent} · {links}</span>',
             ]
         )
-    return _table(["replies", "post", "sent", "links"], rows, numeric=(0,))
+    return _table(["replies", "post, when it went out and its copies"], rows, numeric=(0,))
 
 
 def _health(figures: Figures, zone: ZoneInfo) -> str:
@@ -213,6 +214,7 @@ def render_page(
         if figures.empty
         else ""
     )
+    voices = _chart(charts["voices"], "") if charts.get("voices") else ""
     body = f"""
 <header><h1>{_e(campaign)}: campaign report</h1>
 <p>{_e(figures.period.describe())}</p></header>
@@ -227,7 +229,7 @@ def render_page(
 {_chart(charts.get("outcomes"), "no delivery in this period")}
 <h3>Account health and failures</h3>{_health(figures, zone)}</section>
 <section><h2>Queues: runway</h2>{_runways(runways, zone)}</section>
-<section><h2>Voices using the hashtag</h2>{charts.get("voices") or ""}{_voices(figures)}</section>
+<section><h2>Voices using the hashtag</h2>{voices}{_voices(figures)}</section>
 <footer>Made by campaign-bot on {_e(_when(generated_at, zone))} ({_e(zone.key)}). Times are the campaign's;
 replies, mentions and hashtag posts count when the bot saw them. Handles only; other people's posts
 are kept no longer than the campaign's retention.</footer>"""
