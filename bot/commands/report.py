@@ -113,6 +113,9 @@ def write_report(
             print("report: --since must come before --until", file=stderr)
             return EXIT_USAGE
         figures = Figures(period)
+    # Accounts since removed from config.yaml still had their deliveries: shown after the others.
+    seen = sorted({a for (_, a, _) in figures.outcomes} | set(figures.sent) | set(figures.failed))
+    accounts += [a for a in seen if a not in accounts]
     drawn = {
         "hashtag": charts.timeline_chart(figures, "hashtag", "Hashtag posts by others"),
         "reply": charts.timeline_chart(figures, "reply", "Replies to our posts"),

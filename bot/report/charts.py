@@ -57,8 +57,8 @@ def _svg(figure: Figure, name: str) -> str:
 
 
 def _ticks(axes: Axes, labels: Sequence[str]) -> None:
-    """At most about eight labels under the bars, evenly spread."""
-    every = max(1, -(-len(labels) // 7))
+    """At most six labels under the bars, evenly spread: they must not overlap on a narrow chart."""
+    every = max(1, -(-len(labels) // 6))
     positions = list(range(0, len(labels), every))
     axes.set_xticks(positions, [labels[i] for i in positions], rotation=0)
     axes.set_xlim(-0.6, len(labels) - 0.4)

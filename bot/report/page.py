@@ -149,7 +149,7 @@ def _ranked(figures: Figures, zone: ZoneInfo, top: int = 15) -> str:
         rows.append(
             [
                 f'<span data-figure="replies:{_e(post.queue)}/{_e(post.post_id)}">{post.replies}</span>',
-                f"<b>{_e(post.queue)}/{_e(post.post_id)}</b><br>{_e(text)}<br>"
+                f"<b>{_e(post.queue)}/{_e(post.post_id)}</b><br>{_e(text) + '<br>' if text else ''}"
                 f'<span class="meta">{sent} · {links}</span>',
             ]
         )

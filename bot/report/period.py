@@ -66,7 +66,7 @@ class Period:
     def label(self, start: datetime) -> str:
         """A bar's label: the day, the hour or the time, local."""
         if self.step >= timedelta(days=1):
-            return start.strftime("%a %d %b")
+            return start.strftime("%d %b")
         if self.step >= timedelta(hours=1):
             return start.strftime("%a %H:00")
         return start.strftime("%H:%M:%S" if self.step < timedelta(minutes=1) else "%H:%M")
