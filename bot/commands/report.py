@@ -104,7 +104,7 @@ def write_report(
                 ignore=config.monitor.ignore,
                 retention=timedelta(days=config.monitor.retention_days),
             )
-            progress = {q.name: progress_from_history(ledger.sent_posts(q.name)) for q in queues}
+            progress = {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}
         finally:
             ledger.close()
     else:  # nothing ran yet: an empty report, and no database created for it
