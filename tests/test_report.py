@@ -199,6 +199,19 @@ def test_chromium_offline_shows_every_chart_and_the_headline_without_errors(
     assert phone[0] <= phone[1]  # nothing wider than a phone's screen: tables scroll in their box
 
 
+def test_report_sandbox_reads_the_rehearsals_database_and_keeps_it(campaign: Campaign, report: Path) -> None:
+    rehearsal = campaign.site.root / "state" / "sandbox.sqlite3"
+    rehearsal.write_bytes(campaign.ledger.read_bytes())  # as `run --sandbox` leaves it
+    out = Path(bot(campaign.site, "report", "--sandbox").stdout.strip())
+    assert out.parent == campaign.site.root / "reports" and out.name.startswith("sandbox-report-")
+    shown = figures_of(out.read_text())
+    assert {k: shown[k] for k in ("sent", "failed", "reply", "hashtag")} == {
+        "sent": 8, "failed": 1, "reply": 3, "hashtag": 5
+    }  # fmt: skip
+    assert rehearsal.read_bytes() == campaign.ledger.read_bytes()  # read, never emptied
+    assert "left:sandbox-demo" in out.read_text()  # the rehearsal's demo queue has its runway
+
+
 def test_an_empty_campaign_reports_nothing_yet_and_creates_no_database(tmp_path: Path) -> None:
     sandbox = start_sandbox(accounts=1)
     try:

@@ -83,7 +83,12 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
                 _mention(3, "hashtag", "x", "dana", T0 + timedelta(minutes=6)),
                 _mention(4, "hashtag", "x", "Mallory", T0 + timedelta(minutes=6)),
                 _mention(5, "hashtag", "x", "dana", T0 - timedelta(days=2)),  # before the period
+                _mention(6, "hashtag", "x", "old", T0 + timedelta(minutes=7)),
             ]
+        )
+        # A report made 31 days later over the whole time: `old` is past retention (30 days).
+        later = read_figures(
+            ledger.engine, Period(T0, T0 + timedelta(days=31), BERLIN), T0 + timedelta(days=31)
         )
         period = Period(T0, T0 + timedelta(hours=1), BERLIN)
         figures = read_figures(ledger.engine, period, T0 + timedelta(hours=1), ignore=("@mallory",))
@@ -91,9 +96,10 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
         ledger.close()
     assert figures.sent == {("x", "main"): 2, ("bluesky", "main"): 1}
     assert figures.failed == {("x", "main"): 1}
-    assert (figures.total("reply"), figures.total("hashtag")) == (2, 2)
+    assert (figures.total("reply"), figures.total("hashtag")) == (2, 3)
     assert [(p.post_id, p.replies) for p in figures.ranked] == [("a", 2), ("c", 0)]
-    assert [(v.author, v.posts) for v in figures.voices] == [("dana", 1)]
+    assert [(v.author, v.posts) for v in figures.voices] == [("dana", 1), ("old", 1)]
+    assert later.voices == []
 
 
 def test_a_queue_runs_dry_when_its_schedule_sends_the_last_post() -> None:
