@@ -192,6 +192,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         until=args.until,
         out=args.out,
         sandbox=args.sandbox,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
     )
 
 

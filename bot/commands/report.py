@@ -8,7 +8,6 @@ and writes the page atomically. The period defaults to everything the ledger hol
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,8 +67,8 @@ def write_report(
     until: str | None,
     out: Path | None,
     sandbox: bool,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
+    stdout: TextIO,
+    stderr: TextIO,
 ) -> int:
     try:
         from bot.report import charts
@@ -84,35 +83,11 @@ def write_report(
     try:
         end = parse_until(until, zone) if until else now
         start = parse_since(since, zone, now) if since else None
+        figures, progress = _read_ledger(config, queues, start, end, now)
     except UsageError as exc:
         print(f"report: {exc}", file=stderr)
         return EXIT_USAGE
     accounts: list[Account] = [(p, a.name) for p in config.enabled_platforms() for a in config.accounts(p)]
-    progress: dict[str, Progress] = {}
-    if database_exists(config.database_url):
-        ledger = open_ledger(config.database_url)
-        try:
-            start = start or first_activity(ledger.engine) or end - DEFAULT_SPAN
-            if start >= end:
-                print("report: --since must come before --until", file=stderr)
-                return EXIT_USAGE
-            period = Period(start, end, zone)
-            figures = read_figures(
-                ledger.engine,
-                period,
-                now,
-                ignore=config.monitor.ignore,
-                retention=timedelta(days=config.monitor.retention_days),
-            )
-            progress = {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}
-        finally:
-            ledger.close()
-    else:  # nothing ran yet: an empty report, and no database created for it
-        period = Period(start or end - DEFAULT_SPAN, end, zone)
-        if period.since >= period.until:
-            print("report: --since must come before --until", file=stderr)
-            return EXIT_USAGE
-        figures = Figures(period)
     # Accounts since removed from config.yaml still had their deliveries: shown after the others.
     seen = sorted({a for (_, a, _) in figures.outcomes} | set(figures.sent) | set(figures.failed))
     accounts += [a for a in seen if a not in accounts]
@@ -132,6 +107,29 @@ def write_report(
         return EXIT_RUNTIME
     print(path, file=stdout)
     return EXIT_OK
+
+
+def _read_ledger(
+    config: Config, queues: list[Queue], start: datetime | None, end: datetime, now: datetime
+) -> tuple[Figures, dict[str, Progress]]:
+    """The period's figures and each queue's progress; nothing (and no database created) before a run."""
+    zone = ZoneInfo(config.timezone)
+    if not database_exists(config.database_url):
+        return Figures(_period(start or end - DEFAULT_SPAN, end, zone)), {}
+    ledger = open_ledger(config.database_url)
+    try:
+        period = _period(start or first_activity(ledger.engine) or end - DEFAULT_SPAN, end, zone)
+        retention = timedelta(days=config.monitor.retention_days)
+        figures = read_figures(ledger.engine, period, now, ignore=config.monitor.ignore, retention=retention)
+        return figures, {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}
+    finally:
+        ledger.close()
+
+
+def _period(start: datetime, end: datetime, zone: ZoneInfo) -> Period:
+    if start >= end:
+        raise UsageError("--since must come before --until")
+    return Period(start, end, zone)
 
 
 def _sandbox_view(config: Config, queues: list[Queue], now: datetime) -> tuple[Config, list[Queue]]:
