@@ -22,7 +22,7 @@ from bot.campaign.queues import load_queues
 from bot.ledger.database import database_exists
 from bot.ledger.deliveries import open_ledger
 from bot.planning.planner import Progress, progress_from_history
-from bot.report.figures import Account, Figures, first_activity, read_figures
+from bot.report.figures import Account, Figures, activity_span, read_figures
 from bot.report.page import render_page
 from bot.report.period import Period
 from bot.report.runway import runways
@@ -30,6 +30,7 @@ from bot.report.runway import runways
 EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
 INSTALL_CHARTS = "report: the charts need matplotlib; add it with: pip install -e '.[report]'"
 DEFAULT_SPAN = timedelta(days=1)  # an empty ledger's report covers the last day
+REHEARSAL_MARGIN = timedelta(seconds=10)
 
 
 class UsageError(ValueError):
@@ -81,7 +82,7 @@ def write_report(
         config, queues = _sandbox_view(config, queues, now)
     zone = ZoneInfo(config.timezone)
     try:
-        end = parse_until(until, zone) if until else now
+        end = parse_until(until, zone) if until else None if sandbox else now
         start = parse_since(since, zone, now) if since else None
         figures, progress = _read_ledger(config, queues, start, end, now)
     except UsageError as exc:
@@ -110,15 +111,21 @@ def write_report(
 
 
 def _read_ledger(
-    config: Config, queues: list[Queue], start: datetime | None, end: datetime, now: datetime
+    config: Config, queues: list[Queue], start: datetime | None, end: datetime | None, now: datetime
 ) -> tuple[Figures, dict[str, Progress]]:
-    """The period's figures and each queue's progress; nothing (and no database created) before a run."""
+    """The period's figures and each queue's progress; nothing (and no database created) before a run.
+
+    `end` None: up to the last record (a rehearsal's report), else up to `end`."""
     zone = ZoneInfo(config.timezone)
     if not database_exists(config.database_url):
+        end = end or now
         return Figures(_period(start or end - DEFAULT_SPAN, end, zone)), {}
     ledger = open_ledger(config.database_url)
     try:
-        period = _period(start or first_activity(ledger.engine) or end - DEFAULT_SPAN, end, zone)
+        span = activity_span(ledger.engine)
+        if end is None:  # a rehearsal is over: its report ends just after its last record
+            end = span[1] + REHEARSAL_MARGIN if span is not None else now
+        period = _period(start or (span[0] if span else end - DEFAULT_SPAN), end, zone)
         retention = timedelta(days=config.monitor.retention_days)
         figures = read_figures(ledger.engine, period, now, ignore=config.monitor.ignore, retention=retention)
         return figures, {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}

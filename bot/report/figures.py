@@ -201,12 +201,13 @@ def _read_voices(
     return [Voice(author, tuple(sorted(networks[author])), n) for author, n in ranked]
 
 
-def first_activity(engine: Engine) -> datetime | None:
-    """When the ledger first recorded anything (a claim or a sighting): a report's default start."""
+def activity_span(engine: Engine) -> tuple[datetime, datetime] | None:
+    """When the ledger first and last recorded anything (a delivery or a sighting); None if never."""
+    d, m = deliveries.c, mentions.c
     with reading(engine) as conn:
-        firsts = [
-            conn.execute(select(func.min(deliveries.c.claimed_at))).scalar(),
-            conn.execute(select(func.min(mentions.c.seen_at))).scalar(),
+        ends = [
+            *conn.execute(select(func.min(d.claimed_at), func.max(d.updated_at))).one(),
+            *conn.execute(select(func.min(m.seen_at), func.max(m.seen_at))).one(),
         ]
-    found = [t for t in firsts if t is not None]
-    return min(found) if found else None
+    firsts, lasts = [t for t in ends[::2] if t is not None], [t for t in ends[1::2] if t is not None]
+    return (min(firsts), max(lasts)) if firsts else None
