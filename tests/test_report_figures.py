@@ -15,6 +15,7 @@ from bot.planning.planner import Progress
 from bot.report.figures import read_figures
 from bot.report.period import Period
 from bot.report.runway import queue_runway
+from bot.report.summary import last_day_counts
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -90,6 +91,7 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
         later = read_figures(
             ledger.engine, Period(T0, T0 + timedelta(days=31), BERLIN), T0 + timedelta(days=31)
         )
+        last_day = last_day_counts(ledger.engine, T0 + timedelta(hours=1))
         period = Period(T0, T0 + timedelta(hours=1), BERLIN)
         figures = read_figures(ledger.engine, period, T0 + timedelta(hours=1), ignore=("@mallory",))
     finally:
@@ -100,6 +102,8 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
     assert [(p.post_id, p.replies) for p in figures.ranked] == [("a", 2), ("c", 0)]
     assert [(v.author, v.posts) for v in figures.voices] == [("dana", 1), ("old", 1)]
     assert later.voices == []
+    # `status` counts in SQL what the report counts row by row: the two must agree.
+    assert last_day == {"sent": 3, "failed": 1, "replies": 2, "mentions": 0, "hashtag_posts": 3, "reposts": 0}
 
 
 def test_a_queue_runs_dry_when_its_schedule_sends_the_last_post() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot.daemon.runtime import Runtime
 from bot.ledger.deliveries import DeliveryCounts
@@ -93,7 +92,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         "paused": pause.paused,
         "pause_reason": pause.reason,
         "paused_since": _iso(pause.since) if pause.paused else None,
-        "last_24h": last_day_counts(ledger.engine, ZoneInfo(rt.config.timezone), now),
+        "last_24h": last_day_counts(ledger.engine, now),
         "queues": queues,
         "accounts": accounts,
     }

@@ -3,5 +3,5 @@
 `figures` reads the ledger (deliveries, mentions, reposts, account health) into plain values;
 `runway` says when each queue runs dry; `charts` draws them with matplotlib, the only module that
 imports it (an optional extra, so the daemon never loads it); `page` writes the one HTML file;
-`summary` prints the terminal counts of `mentions --summary` and `status`.
+`summary` counts for the terminal (`mentions --summary`, and `status`'s last 24 h in SQL).
 """
