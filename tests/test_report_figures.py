@@ -12,7 +12,8 @@ from bot.ledger.deliveries import DELIVERY_LEASE, open_ledger
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.schema import DeliveryKey
 from bot.planning.planner import Progress
-from bot.report.figures import read_figures
+from bot.report.figures import Figures, Link, RankedPost, Voice, read_figures
+from bot.report.page import render_page
 from bot.report.period import Period
 from bot.report.runway import queue_runway
 from bot.report.summary import last_day_counts
@@ -120,3 +121,15 @@ def test_a_queue_runs_dry_when_its_schedule_sends_the_last_post() -> None:
     assert runway.last_at == datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
     done = queue_runway(queue, Progress(sent=frozenset({"p0", "p1", "p2"})), T0)
     assert (done.left, done.state, done.last_at) == (0, "exhausted", None)
+
+
+def test_strangers_handles_and_our_texts_are_escaped_on_the_page() -> None:
+    period = Period(T0, T0 + timedelta(hours=1), BERLIN)
+    figures = Figures(period, voices=[Voice('<img src=x onerror="alert(1)">', ("x",), 3)])
+    figures.ranked = [
+        RankedPost("calls", "p<1>", 1, "We & <b>you</b>", T0, [Link("x", "main", 'https://x/"a')])
+    ]
+    page = render_page("A <campaign>", figures, [], [("x", "main")], {}, T0)
+    assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert "We &amp; &lt;b&gt;you&lt;/b&gt;" in page and 'href="https://x/&quot;a"' in page
+    assert "<title>A &lt;campaign&gt;: campaign report</title>" in page
