@@ -12,7 +12,7 @@ from bot.ledger.deliveries import DELIVERY_LEASE, open_ledger
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.schema import DeliveryKey
 from bot.planning.planner import Progress
-from bot.report.figures import Figures, Link, RankedPost, Voice, read_figures
+from bot.report.figures import Figures, Link, RankedPost, Voice, activity_span, read_figures
 from bot.report.page import render_page
 from bot.report.period import Period
 from bot.report.runway import queue_runway
@@ -93,6 +93,7 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
             ledger.engine, Period(T0, T0 + timedelta(days=31), BERLIN), T0 + timedelta(days=31)
         )
         last_day = last_day_counts(ledger.engine, T0 + timedelta(hours=1))
+        span = activity_span(ledger.engine)
         period = Period(T0, T0 + timedelta(hours=1), BERLIN)
         figures = read_figures(ledger.engine, period, T0 + timedelta(hours=1), ignore=("@mallory",))
     finally:
@@ -103,6 +104,7 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
     assert [(p.post_id, p.replies) for p in figures.ranked] == [("a", 2), ("c", 0)]
     assert [(v.author, v.posts) for v in figures.voices] == [("dana", 1), ("old", 1)]
     assert later.voices == []
+    assert span == (T0 - timedelta(days=2), T0 + timedelta(minutes=7))  # a report's default period
     # `status` counts in SQL what the report counts row by row: the two must agree.
     assert last_day == {"sent": 3, "failed": 1, "replies": 2, "mentions": 0, "hashtag_posts": 3, "reposts": 0}
 
