@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from bot.campaign.model import Config, Queue
     from bot.daemon.runtime import Runtime
+    from bot.ledger.deliveries import Ledger
     from bot.planning.planner import Progress
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -198,6 +199,8 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     )
     ledger = open_ledger(config.database_url)
     forget_expired(config, ledger.engine)  # retention holds here too, daemon or not
+    if args.summary:
+        return _mentions_summary(args, config, ledger, since)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
         signal.signal(signum, lambda signum, frame: stop.set())
@@ -219,6 +222,47 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     if not shown:
         filtered = args.since or args.kind or args.platform or args.author or args.grep
         print("mentions: none" + (" match" if filtered else " tracked yet"), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML page of the campaign (charts, figures, runway) for a period."""
+    from datetime import UTC, datetime
+
+    from bot.commands.report import write_report
+
+    return write_report(
+        args.config,
+        os.environ,
+        datetime.now(UTC),
+        since=args.since,
+        until=args.until,
+        out=args.out,
+        sandbox=args.sandbox,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def _mentions_summary(
+    args: argparse.Namespace, config: Config, ledger: Ledger, since: datetime | None
+) -> int:
+    """`mentions --summary`: counts by day, kind and network (text or `--json`)."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from bot.report.summary import format_summary, mention_summary, summary_records
+
+    if args.follow or args.csv:
+        print("mentions: --summary goes with neither --follow nor --csv", file=sys.stderr)
+        ledger.close()
+        return EXIT_USAGE
+    zone = ZoneInfo(config.timezone)
+    try:
+        counts = mention_summary(ledger.engine, zone, since)
+    finally:
+        ledger.close()
+    print(json.dumps(summary_records(counts), indent=1) if args.json else format_summary(counts, zone))
     return EXIT_OK
 
 
@@ -504,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--author", help="a handle or part of one, any case (default: everyone)")
     p.add_argument("--grep", metavar="TEXT", help="only posts whose text holds this, any case (default: all)")
     p.add_argument("--follow", action="store_true", help="keep printing new ones until Ctrl-C")
+    p.add_argument("--summary", action="store_true", help="counts by day, kind and network")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="mentions-log JSON lines (default: text)")
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row (default: text)")
@@ -512,6 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show what the last `run --sandbox` did (its own database), not the campaign's",
     )
+
+    p = add("report", cmd_report)
+    p.add_argument("--since", metavar="DURATION|DATE", help="7d, or 2026-12-01 (default: the first record)")
+    p.add_argument("--until", metavar="DATE", help="a date (to its end) or date and time (default: now)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="default: reports/report-<date>.html")
+    p.add_argument("--sandbox", action="store_true", help="the last `run --sandbox` rehearsal")
 
     p = add("pause", cmd_pause)
     p.add_argument("--reason", help="shown by `status` and in the alert (default: none)")

@@ -5,8 +5,9 @@ counted once, whatever its targets and thread parts), what waits for unset secre
 exhausted or expired. Per account: the last post, health (a 401 makes it unhealthy until a
 probe succeeds), posts over the last 24 hours against `posts_per_day`, when an account limit
 holds its next post back, and the platform's own rate budget per endpoint as its last answer
-stated it (`rate_budget`; a window whose reset has passed is shown as full again). And whether
-posting is paused.
+stated it (`rate_budget`; a window whose reset has passed is shown as full again). Whether
+posting is paused, and the last 24 hours' counts (posts, failures, replies, mentions, hashtag
+posts, reposts; `bot.report.summary`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.ledger.ratebudgets import StoredBudget, read_budgets
 from bot.planning.limits import next_allowed
 from bot.planning.planner import choose_post, progress_from_history
 from bot.planning.slots import next_slots
+from bot.report.summary import format_last_day, last_day_counts
 
 
 def _iso(when: datetime | None, zone: ZoneInfo | None = None) -> str | None:
@@ -107,6 +109,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
         "paused": pause.paused,
         "pause_reason": pause.reason,
         "paused_since": _iso(pause.since, zone) if pause.paused else None,
+        "last_24h": last_day_counts(ledger.engine, now),
         "queues": queues,
         "accounts": accounts,
     }
@@ -119,6 +122,7 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"PAUSED since {status['paused_since']}{reason}")
     else:
         lines.append("posting: on")
+    lines.append(format_last_day(status["last_24h"]))
     lines.append("queues:")
     for q in status["queues"]:
         state = "expired" if q["expired"] else "exhausted" if q["exhausted"] else "active"

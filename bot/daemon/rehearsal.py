@@ -34,9 +34,12 @@ _DEMO_TEXTS = [
 ]
 
 
-def sandbox_database(config: Config) -> str:
-    """The sandbox's own SQLite file beside the config, emptied now."""
+def sandbox_database(config: Config, *, empty: bool = True) -> str:
+    """The sandbox's own SQLite file beside the config, emptied now (`empty=False`: to read a
+    rehearsal)."""
     path = _sandbox_file(config)
+    if not empty:
+        return f"sqlite:///{path}"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     (path.parent / "sandbox-mentions.jsonl").unlink(missing_ok=True)
