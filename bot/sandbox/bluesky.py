@@ -52,6 +52,11 @@ def sandbox_app_password(name: str) -> str:
     return "-".join(letters[i : i + 4] for i in range(0, 16, 4))
 
 
+def sandbox_password(name: str) -> str:
+    """An account's main password, which the bot should never be given (docs/sandbox.md)."""
+    return f"correct-horse-{name}"
+
+
 class BlueskyEmulator(Emulator):
     name = "bluesky"
 
@@ -88,6 +93,7 @@ class BlueskyEmulator(Emulator):
                 joined,
                 name,
                 sandbox_app_password(name),
+                sandbox_password(name),
             )
             for name in account_names(self.account_count)
         ]

@@ -18,7 +18,7 @@ from twitter_text import parse_tweet
 
 from bot.campaign.images import inspect_image
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
-from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify_signature
+from bot.sandbox.x_auth import OAuthHeader, parse_oauth_header, signature_base_string, verify_signature
 from bot.sandbox.x_errors import (
     DUPLICATE,
     NOT_PERMITTED,
@@ -40,6 +40,7 @@ from bot.sandbox.x_limits import (
     USERS_ME,
     RateBook,
 )
+from bot.sandbox.x_oauth import PERMISSION_DETAIL, PERMISSION_PROBLEM, XOAuth
 from bot.sandbox.x_query import QueryError, compile_query
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import RECENT, TimelineError, read_page
@@ -63,6 +64,7 @@ IMAGE_DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 ALT_TEXT_MAX = 1000
 
 Handler = Callable[[Request, XUser, str], Response]
+WRITES = frozenset([POST_TWEETS, DELETE_TWEET, RETWEET, MEDIA_UPLOAD, MEDIA_METADATA])
 
 
 def account_user(name: str) -> XUser:
@@ -81,6 +83,9 @@ class XEmulator(Emulator):
         self.book = RateBook(limits, self.rates)
         self.accounts = [account_user(name) for name in account_names(accounts)]
         self.store = XStore(self.accounts, clock)
+        self.oauth = XOAuth(
+            {self._keys(u)["consumer_key"]: (u, self._keys(u)["consumer_secret"]) for u in self.accounts}
+        )
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
             ("POST", re.compile(r"/2/tweets"), POST_TWEETS, self._create_tweet),
             ("DELETE", re.compile(r"/2/tweets/(\d{1,19})"), DELETE_TWEET, self._delete_tweet),
@@ -115,7 +120,11 @@ class XEmulator(Emulator):
 
     def account_of(self, request: Request) -> str | None:
         oauth = parse_oauth_header(request.headers.get("Authorization"))
-        user = self._user_by_keys(oauth.consumer_key, oauth.token) if oauth else None
+        if oauth is None:
+            return None
+        user = self._user_by_keys(oauth.consumer_key, oauth.token)
+        granted = self.oauth.granted_token(oauth.consumer_key, oauth.token)
+        user = user or (granted.user if granted else None)
         return user.account if user else None
 
     def error_response(self, status: int) -> Response:
@@ -166,18 +175,37 @@ class XEmulator(Emulator):
 
     # -- dispatch ----------------------------------------------------------------------------
 
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - {"app_permissions"})
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        chosen = settings.get("app_permissions", {})
+        if not isinstance(chosen, dict):
+            raise ValueError("app_permissions must map account names to a level")
+        keys_of = {str(u.account): self._keys(u)["consumer_key"] for u in self.accounts}
+        self.oauth.set_permissions(chosen, keys_of)
+
     def handle(self, request: Request) -> Response:
+        if request.path.startswith("/oauth/") or request.path == "/1.1/oauth/invalidate_token":
+            with self.lock:
+                return self.oauth.route(request, self.accounts, self._authenticate, self._signed)
         route = self._route(request)
         if route is None:
             return unknown_route()
         endpoint, handler, argument = route
         with self.lock:
-            user = self._authenticate(request)
-            if user is None:
+            signed = self._authenticate(request)
+            if signed is None:
                 return problem(401, "Unauthorized")
+            user, level = signed
             allowed, headers = self.book.spend(endpoint, user.id, self._keys(user)["consumer_key"])
-            response = handler(request, user, argument) if allowed else problem(429, "Too Many Requests")
-            response.headers |= headers
+            if level == "read" and endpoint in WRITES:
+                response = problem(403, PERMISSION_DETAIL, PERMISSION_PROBLEM)
+            elif allowed:
+                response = handler(request, user, argument)
+            else:
+                response = problem(429, "Too Many Requests")
+            response.headers |= headers | {"x-access-level": level}
             return response
 
     def _route(self, request: Request) -> tuple[str, Handler, str] | None:
@@ -187,25 +215,43 @@ class XEmulator(Emulator):
                 return endpoint, handler, match.group(1) if match.groups() else ""
         return None
 
-    def _authenticate(self, request: Request) -> XUser | None:
+    def _authenticate(self, request: Request) -> tuple[XUser, str] | None:
+        """The signing account and its token's access level, if the signature holds."""
         oauth = parse_oauth_header(request.headers.get("Authorization"))
         if oauth is None or oauth.params.get("oauth_signature_method") != "HMAC-SHA1":
             return None  # tweepy's search without user_auth=True sends "Bearer None"
         user = self._user_by_keys(oauth.consumer_key, oauth.token)
-        if user is None:
+        granted = self.oauth.granted_token(oauth.consumer_key, oauth.token)
+        if user is not None:
+            keys = self._keys(user)
+            secrets_and_level = (
+                keys["consumer_secret"],
+                keys["access_token_secret"],
+                self.oauth.level(keys["consumer_key"]),
+            )
+        elif granted is not None:
+            user = granted.user
+            secrets_and_level = (self.oauth.apps[granted.consumer_key][1], granted.secret, granted.level)
+        else:
             return None
-        keys = self._keys(user)
+        consumer_secret, token_secret, level = secrets_and_level
+        if not self._signed(request, oauth, consumer_secret, token_secret):
+            return None
+        return user, level
+
+    def _signed(self, request: Request, oauth: OAuthHeader, consumer_secret: str, token_secret: str) -> bool:
         query = [(k, v) for k, values in request.query.items() for v in values]
         form = b""
         if request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             form = request.body
         host = request.headers.get("Host", "")
         base = signature_base_string(request.method, host, request.path, query, oauth, form)
-        if not verify_signature(base, oauth.signature, keys["consumer_secret"], keys["access_token_secret"]):
-            return None
-        return user
+        return verify_signature(base, oauth.signature, consumer_secret, token_secret)
 
     def _user_by_keys(self, consumer_key: str, token: str) -> XUser | None:
+        """The account whose fixed sandbox keys these are (unless the token was revoked)."""
+        if token in self.oauth.revoked:
+            return None
         for user in self.accounts:
             keys = self._keys(user)
             if keys["consumer_key"] == consumer_key and keys["access_token"] == token:
