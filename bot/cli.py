@@ -218,6 +218,19 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Connect one account step by step; its keys are written to .env beside config.yaml.
+
+    Interactive: it says what to click on the network's site and asks for what it shows.
+    Stopped half-way, it continues where it was when run again. docs/accounts.md has the steps.
+    """
+    from bot.commands.connect import run_connect
+    from bot.commands.dialogue import Dialogue
+
+    dialogue = Dialogue(sys.stdin, sys.stdout, sys.stderr)
+    return run_connect(args.config, args.platform, args.account, dialogue, os.environ)
+
+
 def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progress] | None:
     """Each queue's progress from the ledger; None (from the start) when there is no ledger yet."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -327,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("pause", cmd_pause)
     p.add_argument("--reason")
     add("resume", cmd_resume)
+
+    p = add("connect", cmd_connect)
+    p.add_argument("platform", choices=["x", "bluesky", "mastodon"])
+    p.add_argument("--account", metavar="NAME", help="the account's name in config.yaml (needed if several)")
 
     p = add("sandbox", cmd_sandbox)
     p.add_argument(

@@ -34,9 +34,9 @@ SETTINGS = "Settings > Privacy and security > App passwords"
 MAIN_PASSWORD = (
     "this is the account's main password, not an app password. The bot must never hold it: "
     f'in Bluesky open {SETTINGS}, press "Add App Password", and use the password it shows '
-    "(run `python -m bot connect bluesky --account {account}`). Then change your main password, "
-    "since it was stored in .env"
+    "(run `python -m bot connect bluesky --account {account}`)"
 )
+STORED = ". Then change the main password: it was kept in .env"
 REFUSED = (
     "Bluesky did not accept the handle and app password: the app password was deleted ({settings}) "
     "or mistyped, or the handle changed. Make a new app password there and run "
@@ -95,7 +95,7 @@ def diagnose(account: Account, *, timeout: float) -> Diagnosis:
     except CannotPost as exc:
         return Diagnosis(None, [str(exc)])
     if who.kind == "main":
-        return Diagnosis(who.handle, [MAIN_PASSWORD.format(account=account.name)])
+        return Diagnosis(who.handle, [MAIN_PASSWORD.format(account=account.name) + STORED])
     return Diagnosis(who.handle)
 
 

@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 
 from bot.sandbox.bluesky_appview import (
@@ -31,6 +32,7 @@ from bot.sandbox.bluesky_repo import Repo
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.bluesky_xrpc import XrpcError, int_param, limit_param, offset_cursor, param, xrpc_error
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
+from bot.sandbox.webpages import page
 
 CAMPAIGN_TAG = "NoTechForICE"
 _IMAGE_PATH = re.compile(r"^/img/[a-z_]+/plain/(did:[^/]+)/([a-z0-9]+)@[a-z]+$")
@@ -109,6 +111,8 @@ class BlueskyEmulator(Emulator):
         if request.method == "GET" and (match := _IMAGE_PATH.match(request.path)):
             with self.lock:
                 return self.repo.image_bytes(match.group(2))
+        if request.method == "GET" and request.path == "/settings/app-passwords":
+            return self._app_passwords_page()
         nsid = request.path.removeprefix("/xrpc/")
         with self.lock:
             try:
@@ -205,6 +209,19 @@ class BlueskyEmulator(Emulator):
         stamp = self.repo.stamp()
         record["createdAt"] = format_time(stamp)
         return self._state_post(self.repo.store(actor, POST, None, record, stamp))
+
+    def _app_passwords_page(self) -> Response:
+        """The sandbox's stand-in for Settings > Privacy and security > App passwords."""
+        rows = "".join(
+            f"<tr><td>{escape(a.handle)}</td><td><code>{escape(a.app_password or '')}</code></td></tr>\n"
+            for a in self._ours
+        )
+        body = (
+            "<p>On Bluesky each account makes its own with Add App Password; "
+            "each sandbox account has one.</p>\n"
+            f"<table>\n<tr><th>Handle</th><th>App password</th></tr>\n{rows}</table>"
+        )
+        return page(200, "App passwords", body)
 
     # -- sessions and actors --------------------------------------------------------------
 

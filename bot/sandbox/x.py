@@ -186,7 +186,7 @@ class XEmulator(Emulator):
         self.oauth.set_permissions(chosen, keys_of)
 
     def handle(self, request: Request) -> Response:
-        if request.path.startswith("/oauth/") or request.path == "/1.1/oauth/invalidate_token":
+        if request.path.startswith("/oauth/") or request.path in ("/1.1/oauth/invalidate_token", "/console"):
             with self.lock:
                 return self.oauth.route(request, self.accounts, self._authenticate, self._signed)
         route = self._route(request)

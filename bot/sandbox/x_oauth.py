@@ -2,6 +2,7 @@
 `OAuth1UserHandler`) uses them.
 
     POST /oauth/request_token         signed with the app's keys alone; `oauth_callback=oob`
+    GET  /console                     the sandbox's developer console: every app's keys
     GET  /oauth/authorize?oauth_token=  the consent page a person opens in a browser
     POST /oauth/authorize             "Authorize app" (or "Cancel"): the page shows a 7-digit PIN
     POST /oauth/access_token          signed with the request token, `oauth_verifier=PIN`
@@ -96,6 +97,8 @@ class XOAuth:
         method, path = request.method, request.path
         if path == "/oauth/authorize" and method == "GET":
             return self.consent_page(request, accounts)
+        if path == "/console" and method == "GET":
+            return self.console_page()
         if path == "/oauth/authorize" and method == "POST":
             return self.decide(request, accounts)
         if method != "POST" or path not in (
@@ -121,6 +124,20 @@ class XOAuth:
         if path == "/oauth/request_token":
             return self.request_token(oauth, request)
         return self.access_token(oauth, request)
+
+    def console_page(self) -> Response:
+        """The sandbox's developer console: each account's app, its permission and its keys."""
+        rows = "".join(
+            f"<tr><td>@{escape(user.username)}</td><td>{escape(self.level(key))}</td>"
+            f"<td><code>{escape(key)}</code></td><td><code>{escape(secret)}</code></td></tr>\n"
+            for key, (user, secret) in self.apps.items()
+        )
+        body = (
+            "<p>Each sandbox account owns one app. Its keys are on its Keys and tokens page on X; "
+            "here they are all at once.</p>\n<table>\n<tr><th>App owner</th><th>App permissions</th>"
+            f"<th>API Key</th><th>API Key Secret</th></tr>\n{rows}</table>"
+        )
+        return page(200, "Sandbox developer console", body)
 
     def request_token(self, oauth: OAuthHeader, request: Request) -> Response:
         if oauth.params.get("oauth_callback") != "oob":
