@@ -277,5 +277,6 @@ def test_unknown_account_and_secret_written_in_config(campaign: Path) -> None:
     literal = run(campaign, "connect", "mastodon")
     assert literal.returncode == 1
     assert literal.stderr.count("\n") == 1
-    assert "config.yaml:21: platforms.mastodon.accounts[0].access_token is written in the file itself" in literal.stderr
+    expected = "config.yaml:21: platforms.mastodon.accounts[0].access_token is written in the file itself"
+    assert expected in literal.stderr
     assert "abc123" not in literal.stderr

@@ -36,7 +36,7 @@ MAIN_PASSWORD = (
     f'in Bluesky open {SETTINGS}, press "Add App Password", and use the password it shows '
     "(run `python -m bot connect bluesky --account {account}`)"
 )
-STORED = ". Then change the main password: it was kept in .env"
+STORED = ". Then change the main password, since the bot's settings held it"
 REFUSED = (
     "Bluesky did not accept the handle and app password: the app password was deleted ({settings}) "
     "or mistyped, or the handle changed. Make a new app password there and run "

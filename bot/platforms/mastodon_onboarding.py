@@ -60,8 +60,8 @@ REVOKED = (
 MISSING = (
     "the token lacks {scopes}, so the bot cannot {what}. "
     "Run `python -m bot connect mastodon --account {account}`: "
-    "it asks for exactly the permissions the bot needs (or tick them on the app's page under "
-    "Preferences > Development, save, and copy its new access token)"
+    "it asks for exactly the permissions the bot needs (for an app made by hand under "
+    "Preferences > Development: tick them there, save, and use a new access token)"
 )
 
 
