@@ -129,7 +129,7 @@ def run_connect(
     config, _ = load_config(config_path, environ)
     section = config.platforms.get(platform)
     accounts = section.accounts if section is not None else ()
-    shown, name = display_path(config_path), NAMES[platform]
+    shown, name = display_path(config_path), NAMES.get(platform, platform.capitalize())
     if not accounts:
         dialogue.refuse(
             f"{shown} has no {name} account: add one under platforms.{platform}.accounts (docs/accounts.md)."
