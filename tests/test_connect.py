@@ -109,7 +109,7 @@ def test_x_connects_with_the_pin_flow(campaign: Path, x_keys: dict[str, str]) ->
     talk.wait_for(r"PIN \(or press Enter to stop\): ")
     talk.type(x_pin(url))
     assert talk.end() == 0, talk.out + talk.err
-    assert 'Connected: the X account "main" is ntfi_main and can post.' in talk.out
+    assert 'Connected: the X account "main" is @ntfi_main and can post.' in talk.out
     env = env_of(campaign)
     assert env["X_CONSUMER_KEY"] == x_keys["consumer_key"]
     assert str(env["X_ACCESS_TOKEN"]).split("-")[0].isdigit()
@@ -122,7 +122,7 @@ def test_x_connects_with_the_pin_flow(campaign: Path, x_keys: dict[str, str]) ->
     )
     assert_private(campaign, *secrets, outputs=(talk.out, talk.err))
     assert not (campaign.parent / ".connect-progress.json").exists()
-    assert check_online(campaign, "x") == "x main: ok ntfi_main"
+    assert check_online(campaign, "x") == "x main: ok @ntfi_main"
 
 
 def test_x_wrong_keys_and_wrong_pin_are_asked_again(campaign: Path, x_keys: dict[str, str]) -> None:
@@ -206,13 +206,14 @@ def test_mastodon_connects_with_an_authorization_code(campaign: Path, sandbox: S
     talk.wait_for(r"did not accept that code.*paste it")
     talk.type(mastodon_code(url))
     assert talk.end() == 0, talk.out + talk.err
-    assert "Signed in as @main" in talk.out
     env = env_of(campaign)
     assert env["MASTODON_URL"] == sandbox.servers["mastodon"].base_url
     assert env["MASTODON_ACCESS_TOKEN_CLIENT_ID"] and env["MASTODON_ACCESS_TOKEN_CLIENT_SECRET"]
     secrets = (str(env["MASTODON_ACCESS_TOKEN"]), str(env["MASTODON_ACCESS_TOKEN_CLIENT_SECRET"]))
     assert_private(campaign, *secrets, outputs=(talk.out, talk.err))
-    assert check_online(campaign, "mastodon") == "mastodon main: ok main"
+    host = sandbox.servers["mastodon"].base_url.removeprefix("http://")
+    assert 'Connected: the Mastodon account "main" is @main@' + host + " and can post." in talk.out
+    assert check_online(campaign, "mastodon") == f"mastodon main: ok @main@{host}"
 
 
 def test_mastodon_denied_then_resumed_without_a_second_app(campaign: Path, sandbox: Sandbox) -> None:

@@ -173,12 +173,16 @@ def run_connect(
         dialogue.refuse(f"Stopped. What was done is kept: run `{again}` to continue.")
         return EXIT_RUNTIME
     except NotConnected as exc:
-        dialogue.refuse(f"Not connected: {exc}")
+        dialogue.refuse(f"Not connected: {_sentence(str(exc))}")
         return EXIT_RUNTIME
     except PlatformError as exc:
-        dialogue.refuse(f"Not connected: {exc}. Run `{again}` to try again.")
+        dialogue.refuse(f"Not connected: {_sentence(str(exc))} Run `{again}` to try again.")
         return EXIT_RUNTIME
     return _confirm(session, environ)
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def _confirm(session: Session, environ: Mapping[str, str]) -> int:
@@ -202,7 +206,7 @@ def _confirm(session: Session, environ: Mapping[str, str]) -> int:
         return EXIT_RUNTIME
     if not result.ok:
         for problem in result.problems:
-            refuse(f"Not connected: {problem}.")
+            refuse(f"Not connected: {_sentence(problem)}")
         return EXIT_RUNTIME
     session.progress.clear()
     say("")

@@ -67,7 +67,6 @@ def connect(session: Session) -> None:
         if session.variable("handle"):
             values["handle"] = who.handle
         session.save_env(values)
-        say(f"  Signed in as {who.handle}.")
         return
     raise NotConnected(
         f"no app password was accepted. Check the handle and make a new app password ({SETTINGS})"

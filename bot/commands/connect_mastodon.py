@@ -47,7 +47,7 @@ def connect(session: Session) -> None:
     token = _exchange(session, flow)
     say("")
     say("Step 3 of 3: checking the permissions...")
-    acct, scopes = flow.identify(token)
+    _, scopes = flow.identify(token)
     lacking = missing_scopes(scopes) if scopes else []
     if lacking:
         raise NotConnected(f"the token lacks {', '.join(lacking)}; approve the request as it is")
@@ -55,7 +55,6 @@ def connect(session: Session) -> None:
     if session.variable("api_base_url"):
         values["api_base_url"] = base
     session.save_env(values)
-    say(f"  Signed in as @{acct}.")
 
 
 def _server(session: Session) -> str:
@@ -82,7 +81,10 @@ def server_url(text: str) -> str | None:
     text = text.strip().rstrip("/")
     if "@" in text and "://" not in text:
         text = text.rsplit("@", 1)[1]
-    parts = urlsplit(text if "://" in text else f"https://{text}")
+    if "://" not in text:
+        # Real servers are https; only a local one (the sandbox) is reached over plain http.
+        text = f"{'http' if is_loopback(f'http://{text}') else 'https'}://{text}"
+    parts = urlsplit(text)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host or ("." not in host and host != "localhost"):
         return None

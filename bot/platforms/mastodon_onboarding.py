@@ -175,7 +175,10 @@ def diagnose(account: Account, *, timeout: float) -> Diagnosis:
         app = {}  # older servers (and some others) do not say; the bot finds out when it posts
     granted = [str(s) for s in app.get("scopes") or []]
     lacking = missing_scopes(granted) if granted else []
-    return Diagnosis(str(me["acct"]), [_missing(lacking, account.name)] if lacking else [])
+    handle = (
+        f"@{me['acct']}" if "@" in str(me["acct"]) else f"@{me['acct']}@{urlsplit(account.base_url).netloc}"
+    )
+    return Diagnosis(handle, [_missing(lacking, account.name)] if lacking else [])
 
 
 def _missing(scopes: list[str], account: str) -> str:

@@ -194,9 +194,10 @@ def diagnose(account: Account, *, timeout: float) -> Diagnosis:
         return Diagnosis(None, [REVOKED.format(account=account.name)])
     except PlatformError:
         raise
+    handle = f"@{who.username}"
     if who.access_level == "read":
-        return Diagnosis(who.username, [READ_ONLY.format(account=account.name)])
-    return Diagnosis(who.username)
+        return Diagnosis(handle, [READ_ONLY.format(account=account.name)])
+    return Diagnosis(handle)
 
 
 def check_can_post(who: Identity, account: str) -> None:
