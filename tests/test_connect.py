@@ -173,8 +173,8 @@ def test_x_interrupted_at_the_pin_resumes(campaign: Path, x_keys: dict[str, str]
     assert again.end() == 0, again.out + again.err
 
 
-def test_x_read_only_app_is_named_as_the_problem(
-    campaign: Path, x_keys: dict[str, str], read_only_x: None
+def test_x_read_only_app_is_named_as_the_problem_then_fixed(
+    campaign: Path, sandbox: Sandbox, x_keys: dict[str, str], read_only_x: None
 ) -> None:
     talk = Conversation(campaign, "connect", "x")
     talk.type(x_keys["consumer_key"], x_keys["consumer_secret"])
@@ -185,6 +185,23 @@ def test_x_read_only_app_is_named_as_the_problem(
     assert "the X app can only read" in talk.err and '"Read and write"' in talk.err
     assert "console.x.com" in talk.err
     assert "X_ACCESS_TOKEN" not in env_of(campaign)  # a token that cannot post is not kept
+    # The person switches the app to Read and write, and runs the command again.
+    base = sandbox.servers["x"].base_url
+    requests.post(f"{base}/_sandbox/settings", json={"app_permissions": {"main": "read-write"}}, timeout=5)
+    again = Conversation(campaign, "connect", "x")
+    url = again.wait_for(URL).group(1)
+    again.wait_for(r"PIN")
+    again.type(x_pin(url))
+    assert again.end() == 0, again.out + again.err
+    # Later, to make a new token: the saved app keys are offered.
+    third = Conversation(campaign, "connect", "x")
+    third.wait_for(r"Use them\? \(yes/no\) \[yes\]: ")
+    third.type("")
+    url = third.wait_for(URL).group(1)
+    third.wait_for(r"PIN")
+    third.type(x_pin(url))
+    assert third.end() == 0, third.out + third.err
+    assert "API Key (also" not in third.out
 
 
 # --- Mastodon ---------------------------------------------------------------------------
@@ -214,6 +231,10 @@ def test_mastodon_connects_with_an_authorization_code(campaign: Path, sandbox: S
     host = sandbox.servers["mastodon"].base_url.removeprefix("http://")
     assert 'Connected: the Mastodon account "main" is @main@' + host + " and can post." in talk.out
     assert check_online(campaign, "mastodon") == f"mastodon main: ok @main@{host}"
+    again, url = _mastodon_start(campaign, sandbox)  # a new token later: the same app
+    assert "already registered" in again.out
+    again.type(mastodon_code(url))
+    assert again.end() == 0, again.out + again.err
 
 
 def test_mastodon_denied_then_resumed_without_a_second_app(campaign: Path, sandbox: Sandbox) -> None:

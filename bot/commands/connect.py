@@ -169,7 +169,7 @@ def run_connect(
     again = f"python -m bot connect {platform} --account {account.name}"
     try:
         flow.connect(session)
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
         dialogue.refuse(f"Stopped. What was done is kept: run `{again}` to continue.")
         return EXIT_RUNTIME
     except NotConnected as exc:

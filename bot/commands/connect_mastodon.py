@@ -98,7 +98,8 @@ def _app(session: Session, base: str) -> tuple[str, str]:
     names = f"{token_variable}_CLIENT_ID", f"{token_variable}_CLIENT_SECRET"
     saved = dotenv_values(session.env_path) if session.env_path.is_file() else {}
     kept_id, kept_secret = saved.get(names[0]), saved.get(names[1])
-    if session.progress.get().get("server") == base and kept_id and kept_secret:
+    registered_on = {session.progress.get().get("server"), session.account.base_url.rstrip("/")}
+    if base in registered_on and kept_id and kept_secret:
         session.dialogue.say(f"  Continuing: campaign-bot is already registered on {base}.")
         return kept_id, kept_secret
     session.dialogue.say(f"  Registering campaign-bot as an app on {base}...")

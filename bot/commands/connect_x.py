@@ -22,8 +22,11 @@ def connect(session: Session) -> None:
     session.progress.save(step="authorize")
     say("")
     say("Step 2 of 3: let the app post as the account")
-    say("  1. Open this address in a web browser where you are signed in to X as the account")
-    say("     that will post (sign out first if another account is signed in):")
+    if is_real_x(base):
+        say("  1. Open this address in a web browser where you are signed in to X as the account")
+        say("     that will post (sign out first if another account is signed in):")
+    else:
+        say('  1. Open this address in a web browser and choose the posting account under "Signed in as":')
     say(f"       {url}")
     say('  2. Check the app name and press "Authorize app".')
     say("  3. X shows a PIN of 7 digits. Type it below.")
@@ -43,9 +46,13 @@ def _start(session: Session, base: str) -> tuple[PinFlow, str]:
     say, ask_secret = session.dialogue.say, session.dialogue.ask_secret
     resumed = session.progress.get().get("step") == "authorize"
     key, secret = session.saved("consumer_key"), session.saved("consumer_secret")
+    if key and secret and not resumed:
+        say("")
+        keep = session.dialogue.ask("An app's API Key and Secret are already set. Use them? (yes/no)", "yes")
+        resumed = keep.lower().startswith("y")
     if resumed and key and secret:
         say("")
-        say(f"Continuing: the app's API Key and Secret from last time are in {session.env_path.name}.")
+        say("Continuing with the app's API Key and Secret saved earlier.")
         try:
             flow = PinFlow(key, secret, base, session.timeout)
             return flow, flow.authorization_url()  # getting a request token proves the keys
