@@ -17,6 +17,7 @@ from bot.sandbox.bluesky import sandbox_password
 from tests.consent import mastodon_code, mastodon_deny, x_cancel, x_pin
 
 SCOPES = ["read:accounts", "write:statuses"]
+OOB_URI = "urn:ietf:wg:oauth:2.0:oob"
 
 
 def _mastodon_app(base: str) -> tuple[str, str]:
@@ -218,3 +219,28 @@ def test_bluesky_tells_main_and_app_passwords_apart_in_the_token(sandbox: Sandbo
     assert set(app.json()) == set(main.json())  # nothing else tells them apart
     wrong = requests.post(url, json={"identifier": account["handle"], "password": "nope"}, timeout=5)
     assert wrong.status_code == 401 and wrong.json()["error"] == "AuthenticationRequired"
+
+
+def test_odd_but_valid_requests_are_answered_as_the_servers_do(sandbox: Sandbox) -> None:
+    base = sandbox.servers["mastodon"].base_url
+    cid, secret = _mastodon_app(base)
+    url = _api(base, cid, secret).auth_request_url(scopes=SCOPES, allow_http=True)
+    # Client credentials in HTTP Basic instead of the body; the body as JSON.
+    token = requests.post(
+        f"{base}/oauth/token",
+        json={"grant_type": "authorization_code", "code": mastodon_code(url), "redirect_uri": OOB_URI},
+        auth=(cid, secret),
+        timeout=5,
+    )
+    assert token.status_code == 200 and token.json()["scope"] == " ".join(SCOPES)
+    assert requests.post(f"{base}/oauth/token", data=b"\xff\xfe", timeout=5).status_code == 400
+    assert requests.post(f"{base}/oauth/token", data={"grant_type": "password"}, timeout=5).json()[
+        "error"
+    ] == ("unsupported_grant_type")
+    x = sandbox.servers["x"].base_url
+    garbage = requests.post(
+        f"{x}/oauth/access_token", data=b"\xff", headers={"Authorization": "OAuth x"}, timeout=5
+    )
+    assert garbage.status_code == 401
+    page = requests.post(f"{x}/oauth/authorize", data=b"\xff\xfe", timeout=5)
+    assert page.status_code == 200 and "Whoa there!" in page.text

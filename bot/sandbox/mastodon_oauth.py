@@ -18,13 +18,14 @@ sandbox tokens belong to an app with every scope. Codes last 10 minutes and work
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from bot.sandbox.mastodon_http import ApiError
 from bot.sandbox.server import Clock, Request, Response
@@ -304,10 +305,10 @@ class OAuthServer:
         grant_type = one("grant_type")
         if not grant_type:
             return _oauth_error(400, "invalid_request", "Missing required parameter: grant_type.")
-        app = self.apps.get(one("client_id"))
         if grant_type not in ("authorization_code", "client_credentials"):
             return _oauth_error(400, "unsupported_grant_type")  # `password` is gone since 4.4
-        if app is None or not secrets.compare_digest(app.client_secret, one("client_secret")):
+        app = self._client(request, form)
+        if app is None:
             return _oauth_error(401, "invalid_client")
         now = self.clock()
         if grant_type == "client_credentials":
@@ -352,10 +353,8 @@ class OAuthServer:
 
     def _revoke(self, request: Request) -> Response:
         form = _form(request)
-        app = self.apps.get((form.get("client_id") or [""])[0])
-        if app is None or not secrets.compare_digest(
-            app.client_secret, (form.get("client_secret") or [""])[0]
-        ):
+        app = self._client(request, form)
+        if app is None:
             return _oauth_error(401, "invalid_client")
         grant = self.tokens.get((form.get("token") or [""])[0])
         if grant is not None and grant.app is not app:
@@ -363,6 +362,19 @@ class OAuthServer:
         if grant is not None:
             grant.revoked = True
         return Response.json(200, {})
+
+    def _client(self, request: Request, form: dict[str, list[str]]) -> App | None:
+        """The app whose credentials come in the body or in HTTP Basic (both are Doorkeeper's)."""
+        client_id, secret = (form.get("client_id") or [""])[0], (form.get("client_secret") or [""])[0]
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(header[len("Basic ") :], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                return None
+            client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
+        app = self.apps.get(client_id)
+        return app if app is not None and secrets.compare_digest(app.client_secret, secret) else None
 
     def _metadata(self, base_url: str) -> dict[str, Any]:
         return {

@@ -175,7 +175,7 @@ class XOAuth:
         return page(200, "Authorize app", body)
 
     def decide(self, request: Request, accounts: list[XUser]) -> Response:
-        form = request.form() if request.body else {}
+        form = _body_form(request)
         key = (form.get("oauth_token") or [request.arg("oauth_token") or ""])[0]
         pending = self.requests.get(key)
         if pending is None or pending.pin is not None:
@@ -200,7 +200,12 @@ class XOAuth:
 
     def access_token(self, oauth: OAuthHeader, request: Request) -> Response:
         pending = self.requests.get(oauth.token)
-        verifier = oauth.params.get("oauth_verifier") or request.arg("oauth_verifier") or ""
+        body = _body_form(request)
+        verifier = (
+            oauth.params.get("oauth_verifier")
+            or request.arg("oauth_verifier")
+            or (body.get("oauth_verifier") or [""])[0]
+        )
         if pending is None or pending.user is None or pending.pin is None or verifier.strip() != pending.pin:
             return Response(401, INVALID_VERIFIER.encode(), {"Content-Type": "text/plain; charset=utf-8"})
         del self.requests[oauth.token]  # a PIN works once
@@ -226,6 +231,14 @@ class XOAuth:
     def _level_for(self, pending: RequestToken) -> str:
         level = self.level(pending.consumer_key)
         return "read" if pending.access_type == "read" else level
+
+
+def _body_form(request: Request) -> dict[str, list[str]]:
+    """A form body, or nothing for a body that is not one (a stranger may send anything)."""
+    try:
+        return request.form() if request.body else {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return {}
 
 
 def _form_text(**fields: str) -> Response:
