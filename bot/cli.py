@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("resume", cmd_resume)
 
     p = add("connect", cmd_connect)
-    p.add_argument("platform", choices=["x", "bluesky", "mastodon"])
+    p.add_argument("platform", type=str.lower, choices=["x", "bluesky", "mastodon"])
     p.add_argument("--account", metavar="NAME", help="the account's name in config.yaml (needed if several)")
 
     p = add("sandbox", cmd_sandbox)

@@ -130,6 +130,9 @@ def run_connect(
     section = config.platforms.get(platform)
     accounts = section.accounts if section is not None else ()
     shown, name = display_path(config_path), NAMES.get(platform, platform.capitalize())
+    if section is not None and not section.enabled:
+        dialogue.refuse(f"{shown}: platforms.{platform} is disabled (enabled: false); enable it first.")
+        return EXIT_USAGE
     if not accounts:
         dialogue.refuse(
             f"{shown} has no {name} account: add one under platforms.{platform}.accounts (docs/accounts.md)."
@@ -177,6 +180,9 @@ def run_connect(
         return EXIT_RUNTIME
     except PlatformError as exc:
         dialogue.refuse(f"Not connected: {_sentence(str(exc))} Run `{again}` to try again.")
+        return EXIT_RUNTIME
+    except OSError as exc:  # .env or the progress file cannot be written
+        dialogue.refuse(f"Not connected: cannot write {exc.filename or 'a file'}: {exc.strerror or exc}.")
         return EXIT_RUNTIME
     return _confirm(session, environ)
 
