@@ -149,7 +149,7 @@ def run_connect(
         return EXIT_USAGE
     fields = account_fields(config_path, platform, account.name)
     assert fields is not None  # load_config found it
-    literal = [k for k in SECRET_KEYS[platform] if k not in fields.variables]
+    literal = [k for k in SECRET_KEYS.get(platform, ()) if k not in fields.variables]
     if literal:
         key = literal[0]
         where = f"platforms.{platform}.accounts[{accounts.index(account)}].{key}"

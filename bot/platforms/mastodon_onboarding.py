@@ -153,7 +153,7 @@ class CodeFlow:
 
 def missing_scopes(granted: list[str]) -> list[str]:
     """The bot's needed scopes that `granted` does not cover (`write` covers `write:statuses`)."""
-    have = set(granted)
+    have = set(granted) | ({"read:accounts"} if "profile" in granted else set())  # 4.3's `profile`
     return [s for s in NEEDED if s not in have and s.split(":")[0] not in have]
 
 
