@@ -202,6 +202,8 @@ def test_x_read_only_app_is_named_as_the_problem_then_fixed(
     third.type(x_pin(url))
     assert third.end() == 0, third.out + third.err
     assert "API Key (also" not in third.out
+    env_text = (campaign.parent / ".env").read_text()
+    assert env_text.count("X_ACCESS_TOKEN=") == 1 and env_text.count("X_CONSUMER_KEY=") == 1
 
 
 # --- Mastodon ---------------------------------------------------------------------------
@@ -279,15 +281,26 @@ def test_bluesky_refuses_the_main_password_and_takes_an_app_password(
 
 
 def test_bluesky_wrong_app_password_is_asked_again(campaign: Path, sandbox: Sandbox) -> None:
+    (campaign.parent / ".env").unlink()  # no .env yet: it is created owner-only
     account = sandbox.describe()["bluesky"]["accounts"][0]
     talk = Conversation(campaign, "connect", "bluesky")
     talk.type(account["handle"], "aaaa-bbbb-cccc-dddd")
     talk.wait_for(r"did not accept main\.sandbox\.test with that app password")
     talk.type(account["handle"], account["app_password"])
     assert talk.end() == 0, talk.out + talk.err
+    assert stat.S_IMODE((campaign.parent / ".env").stat().st_mode) == 0o600
 
 
 # --- what the command refuses -------------------------------------------------------------
+
+
+def test_a_readable_env_file_is_made_owner_only(campaign: Path, sandbox: Sandbox) -> None:
+    (campaign.parent / ".env").chmod(0o644)
+    account = sandbox.describe()["bluesky"]["accounts"][0]
+    result = run(campaign, "connect", "bluesky", stdin=f"{account['handle']}\n{account['app_password']}\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "readable by its owner only" in result.stdout
+    assert_private(campaign, account["app_password"], outputs=(result.stdout, result.stderr))
 
 
 def test_unknown_account_and_secret_written_in_config(campaign: Path) -> None:
