@@ -119,3 +119,11 @@ def test_each_account_problem_is_named_with_its_fix(sandbox: Sandbox, tmp_path: 
     assert "it was revoked (Preferences > Account > Authorized apps)" in lines["mastodon revoked"]
     for secret in (reader, revoked, sandbox_password("main"), x1["access_token"], x2["access_token_secret"]):
         assert secret not in result.stdout + result.stderr
+    # With email sign-in codes on, a main password cannot even sign in: the same fix is named.
+    requests.post(f"{urls['bluesky']}/_sandbox/settings", json={"email_auth_factor": True}, timeout=5)
+    try:
+        coded = run(config, "check", "--online", env=env)
+    finally:
+        requests.post(f"{urls['bluesky']}/_sandbox/settings", json={"email_auth_factor": False}, timeout=5)
+    line = next(ln for ln in coded.stdout.splitlines() if ln.startswith("bluesky mainpw:"))
+    assert "asked for an email sign-in code" in line and "Add App Password" in line

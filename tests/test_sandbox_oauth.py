@@ -244,3 +244,21 @@ def test_odd_but_valid_requests_are_answered_as_the_servers_do(sandbox: Sandbox)
     assert garbage.status_code == 401
     page = requests.post(f"{x}/oauth/authorize", data=b"\xff\xfe", timeout=5)
     assert page.status_code == 200 and "Whoa there!" in page.text
+
+
+def test_bluesky_email_codes_stop_main_passwords_only(sandbox: Sandbox) -> None:
+    base = sandbox.servers["bluesky"].base_url
+    account = sandbox.describe()["bluesky"]["accounts"][0]
+    url = f"{base}/xrpc/com.atproto.server.createSession"
+    requests.post(f"{base}/_sandbox/settings", json={"email_auth_factor": True}, timeout=5).raise_for_status()
+    try:
+        main = requests.post(
+            url, json={"identifier": account["handle"], "password": sandbox_password("main")}, timeout=5
+        )
+        app = requests.post(
+            url, json={"identifier": account["handle"], "password": account["app_password"]}, timeout=5
+        )
+    finally:
+        requests.post(f"{base}/_sandbox/reset", timeout=5)
+    assert main.status_code == 401 and main.json()["error"] == "AuthFactorTokenRequired"
+    assert app.status_code == 200

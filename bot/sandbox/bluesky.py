@@ -157,9 +157,17 @@ class BlueskyEmulator(Emulator):
         with self.lock:
             return self.auth.account_name(request, self.net)
 
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - {"email_auth_factor"})
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        if "email_auth_factor" in settings:
+            self.auth.email_auth_factor = bool(settings["email_auth_factor"])
+
     def reset(self) -> None:
         """Empty every post, blob and notification; our accounts and their sessions stay valid."""
         super().reset()
+        self.auth.email_auth_factor = False
         self._wire(Network(actors={a.did: a for a in self._ours}))
 
     def credentials(self) -> list[dict[str, str]]:

@@ -70,6 +70,7 @@ class Authority:
     _secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _refresh_revoked: dict[str, bool] = field(default_factory=dict)  # jti -> revoked
     _refreshed_scope: dict[str, str] = field(default_factory=dict)  # jti -> the access scope it renews
+    email_auth_factor: bool = False  # the setting: main-password sign-ins want an emailed code
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -86,6 +87,12 @@ class Authority:
         # As the PDS: the main password first, then app passwords. Which one it was shows only
         # in the access token's `scope` (com.atproto.access vs com.atproto.appPass).
         if actor is not None and actor.password and hmac.compare_digest(password, actor.password):
+            if self.email_auth_factor:
+                # bsky.social emails a code; the sandbox sends none, so no code is ever right.
+                if body.get("authFactorToken"):
+                    raise XrpcError(401, "AuthFactorTokenRequired", "Token is invalid", headers)
+                message = "A sign in code has been sent to your email address"
+                raise XrpcError(401, "AuthFactorTokenRequired", message, headers)
             return self._issue(actor, "com.atproto.access"), headers
         if (
             actor is None
