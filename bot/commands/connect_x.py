@@ -63,6 +63,8 @@ def _start(session: Session, base: str) -> tuple[PinFlow, str]:
     if is_real_x(base):
         say("  1. Sign in at https://console.x.com (the X Developer Console) with the X account that")
         say("     will own the app. It may be the account that posts, or another of your organization.")
+        say("     The first time, X asks to accept its developer agreement and to describe the use:")
+        say("     say the app posts your organization's campaign messages. The free plan is enough.")
         say('  2. Create an app, or open the existing one. In its "User authentication settings" choose')
         say('     App permissions "Read and write", type of app "Native App" (or "Web App"), any')
         say("     Callback URI such as http://127.0.0.1/ and your website as Website URL, and save.")
