@@ -337,6 +337,19 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Connect one account step by step; its keys are written to .env beside config.yaml.
+
+    Interactive: it says what to click on the network's site and asks for what it shows.
+    Stopped half-way, it continues where it was when run again. docs/accounts.md has the steps.
+    """
+    from bot.commands.connect import run_connect
+    from bot.commands.dialogue import Dialogue
+
+    dialogue = Dialogue(sys.stdin, sys.stdout, sys.stderr)
+    return run_connect(args.config, args.platform, args.account, dialogue, os.environ)
+
+
 def _ledger_progress(
     config: Config, queues: Sequence[Queue], now: datetime
 ) -> tuple[dict[str, Progress], dict[tuple[str, str], list[datetime]]] | None:
@@ -570,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("new-queue", cmd_new_queue)
     p.add_argument("name", help="the queue's name, also its file name (content/NAME.yaml)")
+    p = add("connect", cmd_connect)
+    p.add_argument("platform", type=str.lower, choices=["x", "bluesky", "mastodon"])
+    p.add_argument("--account", metavar="NAME", help="the account's name in config.yaml (needed if several)")
 
     p = add("sandbox", cmd_sandbox)
     p.add_argument(

@@ -73,28 +73,34 @@ class AccountCheck:
 
 
 def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck]:
-    """`check --online`: one read-only call per account whose credentials are all set.
+    """`check --online`: a read-only look at each account whose credentials are all set.
 
-    Bluesky logs in afresh (createSession) rather than touching the daemon's saved session: a
-    person runs this by hand, far below Bluesky's 30 logins per 5 minutes.
+    Each is diagnosed (`bot.platforms.onboarding.diagnose`): who it is, and in a person's words
+    what keeps it from posting (a read-only X app, a missing Mastodon scope, a revoked token, a
+    Bluesky main password) and where in the network's settings to fix it. Bluesky logs in afresh
+    (createSession) rather than touching the daemon's saved session: a person runs this by hand,
+    far below Bluesky's 30 logins per 5 minutes.
     """
     from bot.errors import PlatformError
-    from bot.platforms import open_client
+    from bot.platforms.onboarding import diagnose
 
     results = []
     for platform in config.enabled_platforms():
         for account in config.accounts(platform):
             if account.missing:
-                detail = f"not checked: {', '.join(account.missing)} not set"
+                detail = (
+                    f"not checked: {', '.join(account.missing)} not set "
+                    f"(`python -m bot connect {platform} --account {account.name}` sets it up)"
+                )
                 results.append(AccountCheck(platform, account.name, False, detail))
                 continue
             try:
-                client = open_client(account, timeout=timeout, content_dir=config.content_dir)
-                handle = client.verify()
+                found = diagnose(account, timeout=timeout, content_dir=config.content_dir)
             except PlatformError as exc:
                 results.append(AccountCheck(platform, account.name, False, f"{type(exc).__name__}: {exc}"))
-            else:
-                results.append(AccountCheck(platform, account.name, True, handle))
+                continue
+            detail = "; ".join(found.problems) if found.problems else str(found.handle)
+            results.append(AccountCheck(platform, account.name, found.ok, detail))
     return results
 
 

@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 
 from bot.sandbox.bluesky_appview import (
@@ -31,6 +32,7 @@ from bot.sandbox.bluesky_repo import Repo
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.bluesky_xrpc import XrpcError, int_param, limit_param, offset_cursor, param, xrpc_error
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
+from bot.sandbox.webpages import page
 
 CAMPAIGN_TAG = "NoTechForICE"
 _IMAGE_PATH = re.compile(r"^/img/[a-z_]+/plain/(did:[^/]+)/([a-z0-9]+)@[a-z]+$")
@@ -50,6 +52,11 @@ def sandbox_app_password(name: str) -> str:
     digest = hashlib.sha256(f"bluesky-app-password:{name}".encode()).digest()
     letters = "".join("abcdefghijklmnopqrstuvwxyz234567"[b % 32] for b in digest[:16])
     return "-".join(letters[i : i + 4] for i in range(0, 16, 4))
+
+
+def sandbox_password(name: str) -> str:
+    """An account's main password, which the bot should never be given (docs/sandbox.md)."""
+    return f"correct-horse-{name}"
 
 
 class BlueskyEmulator(Emulator):
@@ -88,6 +95,7 @@ class BlueskyEmulator(Emulator):
                 joined,
                 name,
                 sandbox_app_password(name),
+                sandbox_password(name),
             )
             for name in account_names(self.account_count)
         ]
@@ -103,6 +111,8 @@ class BlueskyEmulator(Emulator):
         if request.method == "GET" and (match := _IMAGE_PATH.match(request.path)):
             with self.lock:
                 return self.repo.image_bytes(match.group(2))
+        if request.method == "GET" and request.path == "/settings/app-passwords":
+            return self._app_passwords_page()
         nsid = request.path.removeprefix("/xrpc/")
         with self.lock:
             try:
@@ -147,9 +157,17 @@ class BlueskyEmulator(Emulator):
         with self.lock:
             return self.auth.account_name(request, self.net)
 
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - {"email_auth_factor"})
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        if "email_auth_factor" in settings:
+            self.auth.email_auth_factor = bool(settings["email_auth_factor"])
+
     def reset(self) -> None:
         """Empty every post, blob and notification; our accounts and their sessions stay valid."""
         super().reset()
+        self.auth.email_auth_factor = False
         self._wire(Network(actors={a.did: a for a in self._ours}))
 
     def credentials(self) -> list[dict[str, str]]:
@@ -241,6 +259,19 @@ class BlueskyEmulator(Emulator):
         for record in gone:
             record.deleted = True
         return {"author": actor.handle, "deleted": [r.uri for r in gone]}
+
+    def _app_passwords_page(self) -> Response:
+        """The sandbox's stand-in for Settings > Privacy and security > App passwords."""
+        rows = "".join(
+            f"<tr><td>{escape(a.handle)}</td><td><code>{escape(a.app_password or '')}</code></td></tr>\n"
+            for a in self._ours
+        )
+        body = (
+            "<p>On Bluesky each account makes its own with Add App Password; "
+            "each sandbox account has one.</p>\n"
+            f"<table>\n<tr><th>Handle</th><th>App password</th></tr>\n{rows}</table>"
+        )
+        return page(200, "App passwords", body)
 
     # -- sessions and actors --------------------------------------------------------------
 

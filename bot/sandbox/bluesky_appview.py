@@ -46,6 +46,7 @@ class Actor:
     created_at: datetime
     name: str | None = None  # ours: the account name in config.yaml; None for the audience
     app_password: str | None = None
+    password: str | None = None  # the account's main password (ours only)
 
 
 @dataclass

@@ -57,6 +57,7 @@ from bot.sandbox.mastodon_instance import (
     nginx_page,
 )
 from bot.sandbox.mastodon_media import attachable_media, poll_media, upload_media
+from bot.sandbox.mastodon_oauth import OAuthServer
 from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
 from bot.sandbox.mastodon_search import search
 from bot.sandbox.mastodon_store import MastodonStore, id_order
@@ -95,6 +96,8 @@ class MastodonEmulator(Emulator):
         self.settings = dict(DEFAULT_SETTINGS)
         self.idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.streams = HashtagStreams()
+        # Apps and the tokens they were granted outlive a reset, as the fixed tokens do.
+        self.oauth = OAuthServer(clock, account_names(accounts))
 
     # -- the shared layer's hooks -----------------------------------------------------------
 
@@ -219,7 +222,13 @@ class MastodonEmulator(Emulator):
             key = viewer.username if viewer is not None else "address:127.0.0.1"
             try:
                 self._throttle(key, bucket)
-                response = self._route(request, viewer)
+                token = self._token(request)
+                if self.oauth.handles(request):
+                    fixed = token is not None and self.store.by_token(token) is not None
+                    response = self.oauth.handle(request, self.base_url, fixed, token)
+                else:
+                    self.oauth.check_scope(request, token)
+                    response = self._route(request, viewer)
             except ApiError as exc:
                 response = Response.json(exc.status, {"error": exc.message})
             return self._with_rate_headers(response, key, bucket)
@@ -244,11 +253,20 @@ class MastodonEmulator(Emulator):
         )
         return response
 
-    def _bearer(self, request: Request) -> Actor | None:
+    @staticmethod
+    def _token(request: Request) -> str | None:
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+
+    def _bearer(self, request: Request) -> Actor | None:
+        """The account a fixed sandbox token or a token granted through OAuth belongs to."""
+        token = self._token(request)
+        if token is None:
             return None
-        return self.store.by_token(header.removeprefix("Bearer ").strip())
+        granted = self.oauth.account_of(token)
+        if granted is not None:
+            return next((a for a in self.store.ours if a.username == granted), None)
+        return self.store.by_token(token)
 
     def _require(self, request: Request, viewer: Actor | None) -> Actor:
         """The caller's account, or Mastodon's 401 (the same body for a missing and a bad token)."""

@@ -19,7 +19,7 @@ from twitter_text import parse_tweet
 from bot.campaign.images import inspect_image
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 from bot.sandbox.x_audience import audience_act
-from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify_signature
+from bot.sandbox.x_auth import OAuthHeader, parse_oauth_header, signature_base_string, verify_signature
 from bot.sandbox.x_errors import (
     DUPLICATE,
     NOT_PERMITTED,
@@ -48,6 +48,7 @@ from bot.sandbox.x_limits import (
     RateBook,
 )
 from bot.sandbox.x_lookup import lookup, undo_retweet
+from bot.sandbox.x_oauth import XOAuth
 from bot.sandbox.x_query import QueryError, compile_query
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import RECENT, TimelineError, read_page
@@ -88,6 +89,9 @@ class XEmulator(Emulator):
         self.book = RateBook(limits, self.rates)
         self.accounts = [account_user(name) for name in account_names(accounts)]
         self.store = XStore(self.accounts, clock)
+        self.oauth = XOAuth(
+            {self._keys(u)["consumer_key"]: (u, self._keys(u)["consumer_secret"]) for u in self.accounts}
+        )
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
             ("POST", re.compile(r"/2/tweets"), POST_TWEETS, self._create_tweet),
             ("DELETE", re.compile(r"/2/tweets/(\d{1,19})"), DELETE_TWEET, self._delete_tweet),
@@ -126,7 +130,11 @@ class XEmulator(Emulator):
 
     def account_of(self, request: Request) -> str | None:
         oauth = parse_oauth_header(request.headers.get("Authorization"))
-        user = self._user_by_keys(oauth.consumer_key, oauth.token) if oauth else None
+        if oauth is None:
+            return None
+        user = self._user_by_keys(oauth.consumer_key, oauth.token)
+        granted = self.oauth.granted_token(oauth.consumer_key, oauth.token)
+        user = user or (granted.user if granted else None)
         return user.account if user else None
 
     def error_response(self, status: int) -> Response:
@@ -155,10 +163,16 @@ class XEmulator(Emulator):
         self.read_only.clear()
 
     def apply_settings(self, settings: dict[str, Any]) -> None:
-        """`read_only`: the accounts whose token was made while their app was read-only."""
-        unknown = sorted(set(settings) - {"read_only"})
+        """`read_only`: the accounts whose token was made while their app was read-only;
+        `app_permissions`: each account's app's access level, for tokens made from now on."""
+        unknown = sorted(set(settings) - {"read_only", "app_permissions"})
         if unknown:
             raise ValueError(f"unknown settings: {unknown}")
+        chosen = settings.get("app_permissions", {})
+        if not isinstance(chosen, dict):
+            raise ValueError("app_permissions must map account names to a level")
+        keys_of = {str(u.account): self._keys(u)["consumer_key"] for u in self.accounts}
+        self.oauth.set_permissions(chosen, keys_of)
         if "read_only" in settings:
             names = {str(n) for n in settings["read_only"]}
             known = {str(u.account) for u in self.accounts}
@@ -185,15 +199,20 @@ class XEmulator(Emulator):
     # -- dispatch ----------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        if request.path.startswith("/oauth/") or request.path in ("/1.1/oauth/invalidate_token", "/console"):
+            with self.lock:
+                return self.oauth.route(request, self.accounts, self._authenticate, self._signed)
         route = self._route(request)
         if route is None:
             return unknown_route()
         endpoint, handler, argument = route
         with self.lock:
-            user = self._authenticate(request)
-            if user is None:
+            signed = self._authenticate(request)
+            if signed is None:
                 return problem(401, "Unauthorized")
-            level = "read" if user.account in self.read_only else "read-write-directmessages"
+            user, level = signed
+            if user.account in self.read_only:
+                level = "read"
             if level == "read" and endpoint in WRITES:
                 # Not counted against the limits, as X answers before the endpoint.
                 response = problem(403, OAUTH1_PERMISSIONS_DETAIL, OAUTH1_PERMISSIONS)
@@ -211,25 +230,43 @@ class XEmulator(Emulator):
                 return endpoint, handler, "/".join(match.groups())
         return None
 
-    def _authenticate(self, request: Request) -> XUser | None:
+    def _authenticate(self, request: Request) -> tuple[XUser, str] | None:
+        """The signing account and its token's access level, if the signature holds."""
         oauth = parse_oauth_header(request.headers.get("Authorization"))
         if oauth is None or oauth.params.get("oauth_signature_method") != "HMAC-SHA1":
             return None  # tweepy's search without user_auth=True sends "Bearer None"
         user = self._user_by_keys(oauth.consumer_key, oauth.token)
-        if user is None:
+        granted = self.oauth.granted_token(oauth.consumer_key, oauth.token)
+        if user is not None:
+            keys = self._keys(user)
+            secrets_and_level = (
+                keys["consumer_secret"],
+                keys["access_token_secret"],
+                self.oauth.level(keys["consumer_key"]),
+            )
+        elif granted is not None:
+            user = granted.user
+            secrets_and_level = (self.oauth.apps[granted.consumer_key][1], granted.secret, granted.level)
+        else:
             return None
-        keys = self._keys(user)
+        consumer_secret, token_secret, level = secrets_and_level
+        if not self._signed(request, oauth, consumer_secret, token_secret):
+            return None
+        return user, level
+
+    def _signed(self, request: Request, oauth: OAuthHeader, consumer_secret: str, token_secret: str) -> bool:
         query = [(k, v) for k, values in request.query.items() for v in values]
         form = b""
         if request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             form = request.body
         host = request.headers.get("Host", "")
         base = signature_base_string(request.method, host, request.path, query, oauth, form)
-        if not verify_signature(base, oauth.signature, keys["consumer_secret"], keys["access_token_secret"]):
-            return None
-        return user
+        return verify_signature(base, oauth.signature, consumer_secret, token_secret)
 
     def _user_by_keys(self, consumer_key: str, token: str) -> XUser | None:
+        """The account whose fixed sandbox keys these are (unless the token was revoked)."""
+        if token in self.oauth.revoked:
+            return None
         for user in self.accounts:
             keys = self._keys(user)
             if keys["consumer_key"] == consumer_key and keys["access_token"] == token:
