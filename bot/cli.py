@@ -193,7 +193,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    """Run the three platform emulators; print their URLs and credentials as one JSON line."""
+    """Run the platform emulators; print their URLs and credentials as one JSON line."""
     import json
     import signal
     import threading
@@ -268,9 +268,9 @@ def _count(text: str) -> int:
 
 
 def _base_port(text: str) -> int:
-    """A port N such that N, N+1 and N+2 (X, Bluesky, Mastodon) are all valid ports."""
-    if not text.isdigit() or not 1 <= int(text) <= 65533:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65533 (N, N+1 and N+2 are used)")
+    """A port N such that N to N+3 (X, Bluesky, Mastodon, Facebook) are all valid ports."""
+    if not text.isdigit() or not 1 <= int(text) <= 65532:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65532 (N to N+3 are used)")
     return int(text)
 
 
@@ -330,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sandbox", cmd_sandbox)
     p.add_argument(
-        "--port", type=_base_port, help="X on N, Bluesky on N+1, Mastodon on N+2 (default: free ports)"
+        "--port",
+        type=_base_port,
+        help="X on N, Bluesky on N+1, Mastodon on N+2, Facebook on N+3 (default: free ports)",
     )
     p.add_argument("--accounts", type=_count, default=2, help="accounts per platform (default 2)")
     p.add_argument("--limits", default="none", choices=["none", "free", "basic", "pro"])

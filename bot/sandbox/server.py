@@ -122,11 +122,16 @@ class Fault:
     reset_in: float | None = None  # with status 429
     account: str | None = None
     apply: bool = False  # with status: apply the write first, then answer with the error
+    code: int | None = None  # the platform's own error code (Graph: 368, 506, ...), instead of status
 
-    def matches(self, method: str, path: str, account: str | None) -> bool:
-        if self.method.upper() != method or not fnmatch.fnmatchcase(path, self.path):
+    def matches(self, method: str, paths: tuple[str, ...], account: str | None) -> bool:
+        if self.method.upper() != method or not any(fnmatch.fnmatchcase(p, self.path) for p in paths):
             return False
         return self.account is None or self.account == account
+
+    @property
+    def errs(self) -> bool:
+        return self.status is not None or self.code is not None
 
 
 class RateWindow:
@@ -201,6 +206,14 @@ class Emulator:
         """The name of the account whose credentials the request carries, if any."""
         return None
 
+    def fault_paths(self, path: str) -> tuple[str, ...]:
+        """The paths a fault's `path` is matched against (Graph: with and without `/vNN.N`)."""
+        return (path,)
+
+    def coded_error(self, code: int) -> Response:
+        """The answer for a fault given as the platform's own error `code`; ValueError if none."""
+        raise ValueError(f"the {self.name} emulator takes no error code; give a status")
+
     def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
         """Post one message by someone else; return it as a state post."""
         raise NotImplementedError
@@ -271,8 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reset_at = emulator.clock() + timedelta(seconds=fault.reset_in or 60)
                 self._send(emulator.rate_limited_response(reset_at))
                 return
-            if fault.status is not None and not fault.apply:
-                self._send(emulator.error_response(fault.status))
+            if fault.errs and not fault.apply:
+                self._send(self._fault_error(fault))
                 return
         try:
             response = emulator.handle(request)
@@ -283,9 +296,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.drop == "after":
             self.close_connection = True  # the write was applied; the answer is lost
             return
-        if fault is not None and fault.status is not None:
-            response = emulator.error_response(fault.status)  # applied, then answered with an error
+        if fault is not None and fault.errs:
+            response = self._fault_error(fault)  # applied, then answered with an error
         self._send(response)
+
+    def _fault_error(self, fault: Fault) -> Response:
+        emulator = self.server.emulator
+        if fault.code is not None:
+            return emulator.coded_error(fault.code)
+        return emulator.error_response(fault.status or 500)
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)  # writes the one Date header
@@ -356,8 +375,9 @@ class SandboxServer(ThreadingHTTPServer):
             if not self.faults:
                 return None
             account = self.emulator.account_of(request)
+            paths = self.emulator.fault_paths(request.path)
             for fault in self.faults:
-                if fault.matches(request.method, request.path, account):
+                if fault.matches(request.method, paths, account):
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
@@ -390,9 +410,12 @@ class SandboxServer(ThreadingHTTPServer):
                     reset_in=payload.get("reset_in"),
                     account=payload.get("account"),
                     apply=bool(payload.get("apply", False)),
+                    code=None if payload.get("code") is None else int(payload["code"]),
                 )
                 if fault.drop not in (None, "before", "after"):
                     raise ValueError("drop must be 'before' or 'after'")
+                if fault.code is not None:
+                    emulator.coded_error(fault.code)  # refuses a code the emulator does not know
                 with self._faults_lock:
                     self.faults.append(fault)
                 return Response.json(200, {"ok": True})
