@@ -27,7 +27,7 @@ def test_the_shipped_campaign_passes_with_only_missing_secret_warnings() -> None
     assert "calls-to-action (content/calls-to-action.yaml): 13 posts (1 pinned)" in result.stdout
     assert "explainer (content/explainer.yaml)" in result.stdout
     assert "company-asks (content/company-asks.yaml)" in result.stdout
-    assert "3 queues, 28 posts: 0 errors, 3 warnings" in result.stdout
+    assert "3 queues, 28 posts: 0 errors, 4 warnings" in result.stdout
 
 
 def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_printed() -> None:
@@ -41,8 +41,10 @@ def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_p
             "BSKY_HANDLE",
             "BSKY_APP_PASSWORD",
             "MASTODON_ACCESS_TOKEN",
+            "FB_PAGE_ACCESS_TOKEN",
         ]
     }
+    secrets["FB_PAGE_ID"] = "104830741234567"  # a Page id is digits
     result = run_check(REPO / "config.yaml", secrets)
     assert result.returncode == 0
     assert result.stderr == ""
