@@ -141,7 +141,8 @@ class GraphEmulator(Emulator):
         return self.error_json(coded(code))
 
     def rate_limited_response(self, reset_at: datetime) -> Response:
-        minutes = max(1, round((reset_at - self.clock()).total_seconds() / 60))
+        # Minutes, as Meta counts them: a reset within half a minute says 0 (no estimate).
+        minutes = max(0, round((reset_at - self.clock()).total_seconds() / 60))
         return self.error_json(coded(80001), {"X-Business-Use-Case-Usage": self._buc("0", 100, minutes)})
 
     def apply_settings(self, settings: dict[str, Any]) -> None:
