@@ -174,9 +174,10 @@ class FacebookClient:
                 if created is None or created < since:
                     break
                 found.append(self._reply(comment, created, post))
-        newest = max((m.created_at for m in found), default=None)
-        next_mark = max(newest + timedelta(seconds=1), since) if newest is not None else since
-        return Batch(tuple(found), next_mark.isoformat())
+        # Times are whole seconds: the next read starts at the newest one again (not past it),
+        # so a comment made later in that second is not skipped; the ledger drops repeats.
+        newest = max((m.created_at for m in found), default=since)
+        return Batch(tuple(found), max(newest, since).isoformat())
 
     def _mention(self, post: Mapping[str, Any], created: datetime, *, mentions_us: bool) -> Mention:
         author = _dict(post.get("from"))
