@@ -99,8 +99,9 @@ def appsecret_proof(app_secret: str, token: str) -> str:
     return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def new_token() -> str:
-    return "EAAG" + secrets.token_urlsafe(48).replace("-", "").replace("_", "")
+def page_token(name: str) -> str:
+    """A Page token derived from the account name: the same on every start, like the others'."""
+    return "EAAG" + hashlib.sha256(f"sandbox-page-token:{name}".encode()).hexdigest()
 
 
 class GraphEmulator(Emulator):

@@ -60,10 +60,7 @@ class FacebookEmulator(GraphEmulator):
 
     def reset(self) -> None:
         super().reset()
-        tokens = {p.name: p.token for p in self.store.pages}
-        self.store = PageStore(account_names(self.account_count))
-        for page in self.store.pages:  # tokens are fixed, as on the other emulators
-            page.token = tokens[page.name]
+        self.store = PageStore(account_names(self.account_count))  # ids and tokens are derived
 
     # -- the shared layer's hooks -----------------------------------------------------------
 

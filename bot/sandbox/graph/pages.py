@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.sandbox.graph.core import new_token
+from bot.sandbox.graph.core import page_token
 
 
 @dataclass
@@ -85,7 +85,7 @@ class PageStore:
         self._ids = itertools.count(1_000_000_000_001)
         titles = ["Fight for the Future", *(f"Campaign Page {i}" for i in range(2, len(names) + 1))]
         self.pages = [
-            Page(str(next(self._ids)), n, t, new_token()) for n, t in zip(names, titles, strict=True)
+            Page(str(next(self._ids)), n, t, page_token(n)) for n, t in zip(names, titles, strict=True)
         ]
         self.people: dict[str, Person] = {}
         self.posts: dict[str, FeedPost] = {}
