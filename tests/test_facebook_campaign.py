@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Sandbox
+from tests.imagefiles import webp
 from tests.sandboxsite import Site, facebook_block, facebook_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,6 +98,7 @@ def test_a_thread_goes_out_as_one_post_and_comes_back_in_status_and_retract(fb_s
 
 def test_check_reports_facebook_mistakes_at_their_lines(sandbox: Sandbox, tmp_path: Path) -> None:
     config = facebook_only(tmp_path, sandbox, platform_extra="    api_verison: v27.0\n")
+    (tmp_path / "content" / "banner.webp").write_bytes(webp(8, 8))
     (tmp_path / "content" / "q.yaml").write_text(
         textwrap.dedent(
             """\
@@ -108,6 +110,9 @@ def test_check_reports_facebook_mistakes_at_their_lines(sandbox: Sandbox, tmp_pa
               - id: b
                 text: "Hello"
                 mastodon: {link: "https://example.org"}
+              - id: d
+                text: "Hello"
+                images: [{path: banner.webp, alt: "A banner"}]
             """
         )
     )
@@ -123,6 +128,9 @@ def test_check_reports_facebook_mistakes_at_their_lines(sandbox: Sandbox, tmp_pa
         line.endswith("q.yaml:5: link: should be one web address starting with https://") for line in lines
     )
     assert any("q.yaml:8: mastodon: link applies only to facebook" in line for line in lines), lines
+    assert any(
+        "q.yaml:11: image 'banner.webp' is WebP, which Facebook does not take" in line for line in lines
+    )
     assert "Traceback" not in result.stderr
     too_long = "schedule: {every: 1h}\nposts:\n  - id: c\n    text: %s\n" % ("x" * 63_207)
     (tmp_path / "content" / "q.yaml").write_text(too_long)

@@ -45,6 +45,7 @@ _IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_IMAGES = 4  # the limit on X, Bluesky and Mastodon alike
 MAX_ALT = 1000  # X's alt text limit, the lowest of the three
 BLUESKY_MAX_IMAGE_BYTES = 1_000_000
+FACEBOOK_MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Page photos: JPEG, PNG, GIF, BMP or TIFF up to 10 MB
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://\S+")
@@ -257,6 +258,15 @@ class PostReader:
         if "bluesky" in self.platforms and size > BLUESKY_MAX_IMAGE_BYTES:
             self.findings.error(
                 path, f"image {value!r} is {size:,} bytes; Bluesky takes at most {BLUESKY_MAX_IMAGE_BYTES:,}"
+            )
+        if "facebook" in self.platforms and target.suffix.lower() == ".webp":
+            self.findings.error(
+                path, f"image {value!r} is WebP, which Facebook does not take; use PNG or JPEG"
+            )
+        elif "facebook" in self.platforms and size > FACEBOOK_MAX_IMAGE_BYTES:
+            self.findings.error(
+                path,
+                f"image {value!r} is {size:,} bytes; Facebook takes at most {FACEBOOK_MAX_IMAGE_BYTES:,}",
             )
         return value
 
