@@ -103,6 +103,11 @@ def test_graph_errors_become_ours(fb: Sandbox) -> None:
     with pytest.raises(RateLimited) as limited:
         client.publish(message("Three"))
     assert limited.value.retry_after == 900  # estimated_time_to_regain_access: 15 minutes
+    fb.clock.advance(minutes=5)
+    with pytest.raises(RateLimited) as waiting:  # no call until then: calls would extend the block
+        client.publish(message("Three"))
+    assert waiting.value.retry_after == 600
+    fb.clock.advance(minutes=10)
     fb.fault(method="POST", path=FEED, code=613)
     with pytest.raises(RateLimited) as no_estimate:
         client.publish(message("Four"))

@@ -71,6 +71,7 @@ class GraphClient:
         self._timeout = timeout
         self._now = now
         self._on_budget = on_budget
+        self._blocked_until: datetime | None = None  # Meta's estimate of when calls work again
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "campaign-bot"
 
@@ -118,6 +119,11 @@ class GraphClient:
         data: Mapping[str, str] | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Any]:
+        blocked = self._blocked_until
+        if blocked is not None and self._now() < blocked:
+            # Meta: once limited, stop calling; every call made meanwhile extends the block.
+            wait = (blocked - self._now()).total_seconds()
+            raise RateLimited(f"{self.label}: rate limited, waiting as Meta estimated", retry_after=wait)
         auth = {"access_token": self._token, **({"appsecret_proof": self._proof} if self._proof else {})}
         query, form = dict(params or {}), dict(data or {})
         (form if method == "POST" else query).update(auth)
@@ -128,7 +134,7 @@ class GraphClient:
             )
         except requests.RequestException as exc:
             raise Transient(f"{self.label}: {type(exc).__name__}") from exc
-        self._report_usage(method, path, response.headers)
+        self._note_usage(response.headers)
         try:
             body = response.json()
         except ValueError:
@@ -143,14 +149,18 @@ class GraphClient:
         assert isinstance(body, dict)
         return body
 
-    def _report_usage(self, method: str, path: str, headers: Mapping[str, str]) -> None:
-        if self._on_budget is None:
-            return
+    def _note_usage(self, headers: Mapping[str, str]) -> None:
+        """Pace by the usage headers: no call until `estimated_time_to_regain_access` has passed,
+        and the highest percentage to `status` as a budget."""
         usage = usage_of(headers)
         if usage is None:
             return
         percent, minutes = usage
-        reset_at = self._now() + timedelta(minutes=minutes) if minutes else None
+        wait = server_wait(minutes * 60) if minutes else None
+        reset_at = self._now() + timedelta(seconds=wait) if wait else None
+        self._blocked_until = reset_at
+        if self._on_budget is None:
+            return
         budget = RateBudget(f"{self.label} Graph API usage (%)", 100, max(0, 100 - percent), reset_at)
         with contextlib.suppress(Exception):  # a budget note must never fail the call it rode on
             self._on_budget(budget)
