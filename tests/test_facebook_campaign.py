@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import requests
 
 from bot.sandbox import Sandbox
 from tests.imagefiles import webp
@@ -46,6 +47,7 @@ def facebook_only(root: Path, sandbox: Sandbox, platform_extra: str = "", accoun
 
 @pytest.fixture
 def fb_site(sandbox: Sandbox, tmp_path: Path) -> Site:
+    requests.post(f"{sandbox.servers['facebook'].base_url}/_sandbox/reset", timeout=5).raise_for_status()
     site = Site(tmp_path, sandbox, facebook=True)
     site.write_queue(
         "calls",
@@ -155,3 +157,18 @@ def test_page_ids_version_and_missing_secrets(sandbox: Sandbox, tmp_path: Path) 
     bad = bot(config, facebook_env(sandbox), "check")
     assert bad.returncode == 1
     assert "platforms.facebook.api_version: should be a Graph API version such as v27.0" in bad.stderr
+
+
+def test_a_policy_block_is_never_retried_and_a_lost_answer_is_not_posted_twice(fb_site: Site) -> None:
+    server = fb_site.sandbox.servers["facebook"]
+    fb_site.fault("facebook", code=368, times=2)
+    blocked = bot(fb_site.config, fb_site.env, "post", "calls", "own", "--platform", "facebook")
+    assert blocked.returncode == 3
+    assert "blocked for policy; not retried" in blocked.stdout + blocked.stderr
+    assert len(server.faults) == 1 and server.faults[0].times == 1  # one call, no retry
+    server.faults.clear()
+
+    fb_site.fault("facebook", drop="after")  # the post lands, its answer is lost
+    posted = bot(fb_site.config, fb_site.env, "post", "calls", "own", "--platform", "facebook")
+    assert posted.returncode == 0, posted.stderr
+    assert fb_site.live_texts("facebook") == ["A longer text for the Page's readers. #NoTechForICE"]
