@@ -186,3 +186,29 @@ def test_a_wrong_appsecret_proof_is_refused(fb: Graph) -> None:
     assert answer.json()["error"]["message"] == "Invalid appsecret_proof provided in the API argument"
     fb.control("settings", {"require_proof": True})
     assert fb.call("GET", f"/{fb.page}").json()["error"]["code"] == 100
+
+
+def test_odd_but_valid_requests_are_taken_and_garbage_is_a_graph_error(fb: Graph) -> None:
+    photo = fb.call(
+        "POST", f"/{fb.page}/photos", data={"published": "0"}, files={"f": ("x.jpg", PNG, "image/png")}
+    )
+    body = {"message": "As JSON", "attached_media": [{"media_fbid": photo.json()["id"]}], "published": True}
+    answer = requests.post(
+        f"{fb.base}/v27.0/{fb.page}/feed",
+        json=body,
+        headers={"Authorization": f"OAuth {fb.token}"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    trailing = fb.call("GET", f"/v27.0/{fb.page}/posts/", params={"fields": "id,,message{"})
+    assert [p["message"] for p in trailing.json()["data"]] == ["As JSON"]
+    for garbage in (b"\xff\xfe not utf-8", b"[1, 2]", b"{not json"):
+        bad = requests.post(
+            f"{fb.base}/v27.0/{fb.page}/feed",
+            data=garbage,
+            headers={"Authorization": f"Bearer {fb.token}", "Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == 100
+    assert fb.call("POST", f"/{fb.page}/feed", data={"message": "x", "published": "maybe"}).status_code == 400
+    assert fb.call("GET", f"/{fb.page}/posts", params={"after": "%%%"}).json()["error"]["code"] == 100

@@ -189,6 +189,14 @@ class GraphEmulator(Emulator):
                     part = parts[0]
                     is_file = part.filename is not None or not part.content_type.startswith("text/")
                     params[name] = part if is_file else part.data.decode("utf-8", "replace")
+            elif ctype.startswith("application/json"):  # the API takes JSON bodies too
+                try:
+                    body = request.json()
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise coded(100, "(#100) The request body could not be read") from exc
+                if not isinstance(body, dict):
+                    raise coded(100, "(#100) The request body must be a JSON object")
+                params.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()})
             else:
                 try:
                     params.update({k: v[0] for k, v in request.form().items() if v})
