@@ -20,7 +20,6 @@ Settings (`POST /_sandbox/settings`), besides the Graph ones (bot.sandbox.graph.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -32,14 +31,21 @@ from bot.sandbox.graph.core import (
     json_response,
     parse_time,
 )
-from bot.sandbox.graph.pages import Comment, FeedPost, Page, PageStore, Person, Photo
+from bot.sandbox.graph.pages import Comment, FeedPost, Page, PageStore, Photo
+from bot.sandbox.graph.shapes import (
+    COMMENT_DEFAULT,
+    POST_DEFAULT,
+    PUBLIC_SITE,
+    author_name,
+    comment_json,
+    post_json,
+    project,
+)
 from bot.sandbox.server import FilePart, Request, Response, account_names
 
-PUBLIC_SITE = "https://www.facebook.com"
 MAX_MESSAGE = 63_206
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-_FIELD = re.compile(r"([a-z_]+)(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\})?")
 _BOOL = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -119,12 +125,12 @@ class FacebookEmulator(GraphEmulator):
         state = {
             "id": post.id,
             "url": self._post_url(post),
-            "author": _name(post.author),
+            "author": author_name(post.author),
             "text": post.message,
             "created_at": graph_time(post.created_at),
             "in_reply_to": None,
             "media": [{"id": p.id, "alt": p.alt} for p in post.photos],
-            "raw": self._post_json(post, post.page),
+            "raw": post_json(post),
         }
         return state | ({"deleted": True} if post.deleted else {})
 
@@ -135,7 +141,7 @@ class FacebookEmulator(GraphEmulator):
         state = {
             "id": comment.id,
             "url": f"{self._post_url(comment.post)}/comments/{comment.id}",
-            "author": _name(comment.author),
+            "author": author_name(comment.author),
             "text": comment.message,
             "created_at": graph_time(comment.created_at),
             "in_reply_to": (comment.parent or comment.post).id,
@@ -143,6 +149,10 @@ class FacebookEmulator(GraphEmulator):
             "raw": self._comment_json(comment, comment.post.page),
         }
         return state | ({"deleted": True} if comment.deleted else {})
+
+    def _comment_json(self, comment: Comment, viewer: Page) -> dict[str, Any]:
+        replies = sum(1 for c in self.store.comments.values() if c.parent is comment and not c.deleted)
+        return comment_json(comment, viewer, replies)
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -289,7 +299,7 @@ class FacebookEmulator(GraphEmulator):
         self, answer: dict[str, Any], post: FeedPost, page: Page, params: dict[str, Any]
     ) -> Response:
         if params.get("fields"):  # read-after-write
-            answer = {**self._project(self._post_json(post, page), params, ()), **answer}
+            answer = {**project(post_json(post), params, ()), **answer}
         return json_response(200, answer)
 
     def _delete(self, viewer: Page, node: FeedPost | Photo | Comment | Page) -> Response:
@@ -314,20 +324,18 @@ class FacebookEmulator(GraphEmulator):
     ) -> Response:
         if isinstance(node, Page):
             full: dict[str, Any] = {"id": node.id, "name": node.title, "link": f"{PUBLIC_SITE}/{node.id}"}
-            return json_response(200, self._project(full, params, ("name", "id")))
+            return json_response(200, project(full, params, ("name", "id")))
         if isinstance(node, FeedPost):
-            return json_response(200, self._project(self._post_json(node, viewer), params, _POST_DEFAULT))
+            return json_response(200, project(post_json(node), params, POST_DEFAULT))
         if isinstance(node, Comment):
-            return json_response(
-                200, self._project(self._comment_json(node, viewer), params, _COMMENT_DEFAULT)
-            )
+            return json_response(200, project(self._comment_json(node, viewer), params, COMMENT_DEFAULT))
         photo = {
             "id": node.id,
             "created_time": graph_time(node.created_at),
             "name": node.caption,
             "alt_text_custom": node.alt,
         }
-        return json_response(200, self._project(photo, params, ("created_time", "name", "id")))
+        return json_response(200, project(photo, params, ("created_time", "name", "id")))
 
     def _feed(
         self, page: Page, viewer: Page, params: dict[str, Any], path: str, *, own_only: bool
@@ -336,7 +344,7 @@ class FacebookEmulator(GraphEmulator):
         since, until = _when(params, "since"), _when(params, "until")
         posts = [p for p in posts if (since is None or p.created_at >= since)]
         posts = [p for p in posts if (until is None or p.created_at <= until)]
-        items = [self._project(self._post_json(p, viewer), params, _POST_DEFAULT) for p in posts]
+        items = [project(post_json(p), params, POST_DEFAULT) for p in posts]
         return json_response(200, self.page_of(items, params, path))
 
     def _comments(
@@ -351,8 +359,8 @@ class FacebookEmulator(GraphEmulator):
             raise coded(100, "(#100) order must be one of chronological, reverse_chronological, ranked")
         if order == "reverse_chronological":
             found.reverse()
-        default = (*_COMMENT_DEFAULT, "parent") if stream else _COMMENT_DEFAULT  # replies carry `parent`
-        items = [self._project(self._comment_json(c, viewer), params, default) for c in found]
+        default = (*COMMENT_DEFAULT, "parent") if stream else COMMENT_DEFAULT  # replies carry `parent`
+        items = [project(self._comment_json(c, viewer), params, default) for c in found]
         result = self.page_of(items, params, f"/{node_id}/comments")
         if _BOOL.get(str(params.get("summary", "")).lower()):
             result["summary"] = {"order": order, "total_count": len(found), "can_comment": True}
@@ -374,73 +382,6 @@ class FacebookEmulator(GraphEmulator):
         return json_response(200, {"id": comment.id})
 
     # -- JSON -------------------------------------------------------------------------------
-
-    def _post_json(self, post: FeedPost, viewer: Page) -> dict[str, Any]:
-        full: dict[str, Any] = {
-            "id": post.id,
-            "created_time": graph_time(post.created_at),
-            "updated_time": graph_time(post.created_at),
-            "message": post.message,
-            "permalink_url": f"{PUBLIC_SITE}/{post.page.id}/posts/{post.number}",
-            "is_published": post.published,
-            "status_type": "added_photos" if post.photos else "mobile_status_update",
-            "from": {"name": _name(post.author), "id": post.author.id},
-        }
-        if post.link:
-            full["link"] = post.link
-        if post.tags:
-            offset = post.message.find(post.tags[0].title)
-            full["message_tags"] = [
-                {
-                    "id": t.id,
-                    "name": t.title,
-                    "type": "page",
-                    "offset": max(0, offset),
-                    "length": len(t.title),
-                }
-                for t in post.tags
-            ]
-        if post.photos:
-            full["attachments"] = {
-                "data": [
-                    {"media_type": "photo", "target": {"id": p.id}, "description": p.alt or ""}
-                    for p in post.photos
-                ]
-            }
-        return full
-
-    def _comment_json(self, comment: Comment, viewer: Page) -> dict[str, Any]:
-        full: dict[str, Any] = {
-            "id": comment.id,
-            "created_time": graph_time(comment.created_at),
-            "message": comment.message,
-            "permalink_url": f"{PUBLIC_SITE}/{comment.post.page.id}/posts/{comment.post.number}"
-            f"?comment_id={comment.id.split('_')[1]}",
-            "comment_count": sum(
-                1 for c in self.store.comments.values() if c.parent is comment and not c.deleted
-            ),
-            "like_count": 0,
-        }
-        # The commenter is shown only to the Page's own token (since February 2018).
-        if viewer is comment.post.page:
-            full["from"] = {"name": _name(comment.author), "id": comment.author.id}
-        if comment.parent is not None:
-            full["parent"] = {"id": comment.parent.id}
-        return full
-
-    def _project(
-        self, full: dict[str, Any], params: dict[str, Any], default: tuple[str, ...]
-    ) -> dict[str, Any]:
-        wanted = [m.group(1) for m in _FIELD.finditer(str(params.get("fields") or ""))] or list(default)
-        return {k: full[k] for k in [*wanted, "id"] if k in full}
-
-
-_POST_DEFAULT = ("created_time", "message", "id")
-_COMMENT_DEFAULT = ("created_time", "from", "message", "id")
-
-
-def _name(author: Page | Person) -> str:
-    return author.title if isinstance(author, Page) else author.name
 
 
 def _flag(params: dict[str, Any], name: str) -> bool:
