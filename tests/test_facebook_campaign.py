@@ -82,6 +82,9 @@ def test_a_thread_goes_out_as_one_post_and_comes_back_in_status_and_retract(fb_s
     human = bot(fb_site.config, fb_site.env, "preview", "--platform", "facebook", "--days", "1").stdout
     assert "link: https://example.org/sign" in human and "part 1/2" not in human
 
+    dry = bot(fb_site.config, fb_site.env, "post", "calls", "thread", "--platform", "facebook", "--dry-run")
+    (described,) = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert [(p["text"], p["link"]) for p in described["parts"]] == [(joined, "https://example.org/sign")]
     posted = bot(fb_site.config, fb_site.env, "post", "calls", "thread", "--platform", "facebook")
     assert posted.returncode == 0, posted.stderr
     assert f"{fb_site.base('facebook')}/" in posted.stdout and "/v27.0/" not in posted.stdout
