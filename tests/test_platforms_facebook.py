@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,13 @@ def test_usage_headers_and_versions_are_read() -> None:
     assert usage_of({"X-App-Usage": "not json", "X-Business-Use-Case-Usage": "[]"}) is None
     assert split_version("https://graph.facebook.com/v27.0") == ("https://graph.facebook.com", "v27.0")
     assert split_version("http://127.0.0.1:8804/") == ("http://127.0.0.1:8804", "v27.0")
+
+
+def test_the_token_is_in_no_url_and_no_error(fb: Sandbox) -> None:
+    account = fb.account()
+    token = account.credentials["access_token"]
+    unreachable = fb.open(replace(account, base_url="http://127.0.0.1:9"))
+    with pytest.raises(Transient) as failed:
+        unreachable.verify()
+    chain = f"{failed.value} {failed.value.__cause__!r} {failed.value.__cause__}"
+    assert token not in chain and "ConnectionError" in str(failed.value)

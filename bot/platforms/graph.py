@@ -124,13 +124,21 @@ class GraphClient:
             # Meta: once limited, stop calling; every call made meanwhile extends the block.
             wait = (blocked - self._now()).total_seconds()
             raise RateLimited(f"{self.label}: rate limited, waiting as Meta estimated", retry_after=wait)
-        auth = {"access_token": self._token, **({"appsecret_proof": self._proof} if self._proof else {})}
+        # The token goes in the Authorization header (the API takes `Bearer` as well as the
+        # `access_token` parameter), so no URL, and no error message quoting one, carries it.
         query, form = dict(params or {}), dict(data or {})
-        (form if method == "POST" else query).update(auth)
+        if self._proof:
+            (form if method == "POST" else query)["appsecret_proof"] = self._proof
         url = f"{self.root}/{self.version}/{path.lstrip('/')}"
         try:
             response = self._session.request(
-                method, url, params=query, data=form or None, files=files, timeout=self._timeout
+                method,
+                url,
+                params=query,
+                data=form or None,
+                files=files,
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=self._timeout,
             )
         except requests.RequestException as exc:
             raise Transient(f"{self.label}: {type(exc).__name__}") from exc
@@ -140,7 +148,9 @@ class GraphClient:
         except ValueError:
             body = None
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raise translate_error(self.label, body["error"], response.status_code, response.headers)
+            error = dict(body["error"])
+            error["message"] = str(error.get("message") or "").replace(self._token, "[token]")
+            raise translate_error(self.label, error, response.status_code, response.headers)
         if response.status_code >= 500 or (response.status_code < 400 and not isinstance(body, dict)):
             # A write answered with nothing readable may have landed: the caller looks first.
             raise Transient(f"{self.label} {response.status_code}: unreadable answer")
