@@ -158,6 +158,17 @@ def test_notifications_are_comments_on_our_posts_and_mentions_of_the_page(fb: Sa
     assert client.read_hashtags(["NoTechForICE"], None, START).posts == ()
 
 
+def test_comments_without_ids_are_told_apart_by_their_permalinks(fb: Sandbox) -> None:
+    fb.control("settings", moderate=False)  # a token without the MODERATE task gets no comment ids
+    client = fb.client()
+    ours = client.publish(message("Our ask"))
+    posted = [
+        fb.audience("reply", text, author=name, to=ours.id)[0] for name, text in [("a", "1"), ("b", "2")]
+    ]
+    batch = client.read_notifications(None, START)
+    assert sorted(m.id for m in batch.posts) == sorted(p["id"] for p in posted)
+
+
 def test_usage_headers_and_versions_are_read() -> None:
     buc = '{"123":[{"type":"pages","call_count":97,"total_cputime":3,"estimated_time_to_regain_access":7}]}'
     assert usage_of({"X-Business-Use-Case-Usage": buc}) == (97, 7)

@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
@@ -173,7 +174,9 @@ class FacebookClient:
                 created = _parse_time(comment.get("created_time"))
                 if created is None or created < since:
                     break
-                found.append(self._reply(comment, created, post))
+                reply = self._reply(comment, created, post)
+                if reply is not None:
+                    found.append(reply)
         # Times are whole seconds: the next read starts at the newest one again (not past it),
         # so a comment made later in that second is not skipped; the ledger drops repeats.
         newest = max((m.created_at for m in found), default=since)
@@ -194,11 +197,17 @@ class FacebookClient:
             mentioned=tuple(str(t.get("id")) for t in tags if isinstance(t, dict)),
         )
 
-    def _reply(self, comment: Mapping[str, Any], created: datetime, post: Mapping[str, Any]) -> Mention:
+    def _reply(
+        self, comment: Mapping[str, Any], created: datetime, post: Mapping[str, Any]
+    ) -> Mention | None:
+        # The comment id comes only to a token with the MODERATE task; its permalink names it too.
+        comment_id = comment.get("id") or _comment_id(post, comment.get("permalink_url"))
+        if not comment_id:
+            return None  # nothing to tell it from the next one by: not logged
         # The commenter is shown only to the Page's own token, and not always even then.
         author = _dict(comment.get("from"))
         return Mention(
-            id=str(comment.get("id")),
+            id=str(comment_id),
             url=str(comment.get("permalink_url") or post.get("permalink_url") or ""),
             author=str(author.get("name") or "Facebook user"),
             text=str(comment.get("message") or ""),
@@ -231,6 +240,14 @@ def _dict(value: object) -> dict[str, Any]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _comment_id(post: Mapping[str, Any], permalink: object) -> str | None:
+    """`{post-number}_{comment-id}` from a permalink's `comment_id` parameter."""
+    found = parse_qs(urlsplit(permalink).query).get("comment_id") if isinstance(permalink, str) else None
+    if not found:
+        return None
+    return f"{str(post.get('id')).rpartition('_')[2]}_{found[0]}"
 
 
 def _permalink(post_id: object) -> str:

@@ -15,6 +15,7 @@ Settings (`POST /_sandbox/settings`), besides the Graph ones (bot.sandbox.graph.
                    506; "368": refused as a policy block; "allow": accepted
     expires_at     Unix time the Page tokens expire at, as debug_token reports it (0: never)
     scopes         the permissions the Page tokens hold (default: all a campaign Page needs)
+    moderate       false: the tokens lack the MODERATE task, so comments come without `id`
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ class FacebookEmulator(GraphEmulator):
         self.store = PageStore(account_names(self.account_count))
 
     def default_settings(self) -> dict[str, Any]:
-        return {**super().default_settings(), "duplicates": "506", "expires_at": 0, "scopes": None}
+        return {
+            **super().default_settings(),
+            "duplicates": "506",
+            "expires_at": 0,
+            "scopes": None,
+            "moderate": True,
+        }
 
     def apply_settings(self, settings: dict[str, Any]) -> None:
         if settings.get("duplicates", "506") not in ("506", "368", "allow"):
@@ -361,6 +368,8 @@ class FacebookEmulator(GraphEmulator):
             found.reverse()
         default = (*COMMENT_DEFAULT, "parent") if stream else COMMENT_DEFAULT  # replies carry `parent`
         items = [project(self._comment_json(c, viewer), params, default) for c in found]
+        if not self.settings["moderate"]:  # comment ids go only to tokens with the MODERATE task
+            items = [{k: v for k, v in item.items() if k != "id"} for item in items]
         result = self.page_of(items, params, f"/{node_id}/comments")
         if _BOOL.get(str(params.get("summary", "")).lower()):
             result["summary"] = {"order": order, "total_count": len(found), "can_comment": True}

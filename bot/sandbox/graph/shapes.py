@@ -56,7 +56,7 @@ def comment_json(comment: Comment, viewer: Page, replies: int) -> dict[str, Any]
         "id": comment.id,
         "created_time": graph_time(comment.created_at),
         "message": comment.message,
-        "permalink_url": f"{PUBLIC_SITE}/{comment.post.page.id}/posts/{comment.post.number}"
+        "permalink_url": f"{PUBLIC_SITE}/{comment.post.page.id}/posts/{comment.post.number}/"
         f"?comment_id={comment.id.split('_')[1]}",
         "comment_count": replies,
         "like_count": 0,
