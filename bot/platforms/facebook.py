@@ -153,15 +153,19 @@ class FacebookClient:
         mark = _parse_time(cursor) if cursor else None
         since = mark or start
         found: list[Mention] = []
+        # At most 100 visitors' posts and 100 comments per post in one read: a Page busier than
+        # that between two polls loses the oldest of them.
         for post in self._graph.pages(f"{self.page_id}/feed", 2, fields=FEED_FIELDS, limit="50"):
             created = _parse_time(post.get("created_time"))
-            if created is None or created < since:
+            if created is None or not post.get("id"):
+                continue  # unreadable: skipped, not the end of the list
+            if created < since:
                 break  # newest first: the rest is older
             author = _dict(post.get("from"))
             if str(author.get("id")) != self.page_id:
                 found.append(self._mention(post, created, mentions_us=True))
         ours = self._graph.pages(f"{self.page_id}/posts", 1, fields=POST_FIELDS, limit=str(WATCHED_POSTS))
-        for post in list(ours):
+        for post in [p for p in ours if p.get("id")]:
             comments = self._graph.pages(
                 f"{post['id']}/comments",
                 1,
@@ -172,7 +176,9 @@ class FacebookClient:
             )
             for comment in comments:
                 created = _parse_time(comment.get("created_time"))
-                if created is None or created < since:
+                if created is None:
+                    continue
+                if created < since:
                     break
                 reply = self._reply(comment, created, post)
                 if reply is not None:
