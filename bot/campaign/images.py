@@ -145,7 +145,8 @@ def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
         if limits is None:
             continue
         if info.mime in limits.refused:
-            return f"is {kind}, which {_NAMES.get(platform, platform)} does not take; use PNG or JPEG"
+            named = "WebP" if info.mime == "image/webp" else kind
+            return f"is {named}, which {_NAMES.get(platform, platform)} does not take; use PNG or JPEG"
         most = limits.max_gif_bytes if info.mime == "image/gif" else limits.max_bytes
         if len(data) > most:
             return f"is {len(data):,} bytes; {_NAMES.get(platform, platform)} takes at most {most:,}"
