@@ -3,11 +3,14 @@
 Per network (X, Bluesky, Mastodon), against a sandbox in its own process with no latency, side
 by side in each round:
 
-- bot: `python -m bot run --once` with `--posts` queues each due now with one post, on one
-  account of that network alone: the real command path (the tick fires each slot, claims it and
-  its delivery in the ledger, the pool's threads claim, record the attempt, call the adapter and
-  confirm), minus the start-up: the same command run again right after, when nothing is due
-  (same config, ledger, queue files and monitoring pass);
+- bot: `run --once` with `--posts` queues each due now with one post, on one account of that
+  network alone: the real command path (`bot.commands.run.run_daemon`: the config and queues
+  loaded, the tick fires each slot, claims it and its delivery in the ledger, the pool's threads
+  claim, record the attempt, call the adapter and confirm, then one monitoring pass), minus its
+  start-up: the same run again right after, when nothing is due (same config, ledger, queue
+  files and monitoring pass). Both run in this process, after a first run has imported the
+  bot: a subprocess's ~1.5 s of imports would bury a 0.3 s difference in noise on a shared
+  machine (bench/startup.py measures start-up);
 - SDK: the same number of posts made directly with the client library, one after the other,
   as the adapter makes them (tweepy `create_tweet`, atproto `app.bsky.feed.post.create` with a
   TID rkey, Mastodon.py `status_post` with an Idempotency-Key), its client opened (Bluesky
@@ -38,7 +41,7 @@ from typing import Any
 
 from campaign import SandboxProcess, write_config
 from fanout import drop_database, fresh_database
-from timing import PYTHON, REPO, Timing, load_average, time_command
+from timing import REPO, Timing, load_average
 
 sys.path.insert(0, str(REPO))
 
@@ -98,7 +101,9 @@ def sdk_poster(network: str, account: dict[str, Any], base_url: str) -> Callable
         mastodon_version="4.3.0",
         version_check_mode="created",
     )
-    return lambda text: api.status_post(text, visibility="public", idempotency_key=make_tid(datetime.now(UTC)))
+    return lambda text: api.status_post(
+        text, visibility="public", idempotency_key=make_tid(datetime.now(UTC))
+    )
 
 
 def reset(base_url: str) -> None:
@@ -128,12 +133,11 @@ def bot_round(
         config, env = write_config(
             folder, description, {"later": NOTHING_DUE}, database=database, platforms=(network,)
         )
-        command = [PYTHON, "-m", "bot", "--config", str(config), "run", "--once"]
-        time_command(command, env)  # the ledger created, the Bluesky session saved
+        run_once(config, env)  # the ledger created, the Bluesky session saved
         for n in range(posts):
             (folder / "content" / f"due{n:03d}.yaml").write_text(due_queue(tag, n), encoding="utf-8")
-        posting = time_command(command, env)
-        idle = time_command(command, env)
+        posting = run_once(config, env)
+        idle = run_once(config, env)
     finally:
         if postgres is not None:
             drop_database(postgres, database.rsplit("/", 1)[1])
@@ -141,6 +145,27 @@ def bot_round(
     if sent != posts:
         sys.exit(f"{network} round {tag}: the sandbox holds {sent} posts, not {posts}")
     return posting, idle
+
+
+def run_once(config: Path, env: dict[str, str]) -> Timing:
+    """`run --once` as the command line runs it, in this process, its log lines dropped."""
+    from bot.commands.run import run_daemon
+
+    saved_env, saved_stderr = dict(os.environ), sys.stderr
+    os.environ.update(env)
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # closed below
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        code = run_daemon(config, once=True, duration=None, sandbox=False)
+        timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
+    finally:
+        sys.stderr.close()
+        sys.stderr = saved_stderr
+        os.environ.clear()
+        os.environ.update(saved_env)
+    if code != 0:
+        sys.exit(f"run --once with {config} exited {code}")
+    return timing
 
 
 def sandbox_posts(description: dict[str, Any], network: str) -> list[Any]:
