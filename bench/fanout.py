@@ -6,7 +6,7 @@ sandbox with 20 accounts per platform whose emulators hold every post call for `
 ms (POST /_sandbox/faults). Three rounds, each with its own queue and ledger:
 
 - one call: the same post to one account (the latency one delivery costs, end to end);
-- fan-out: to all 60 targets with the daemon's pool (`--pool`, the daemon's default 16);
+- fan-out: to all 60 targets with the daemon's pool (`--pool`, the daemon's default);
 - one at a time: to all 60 targets with a pool of one thread.
 
 The sandbox runs in its own process (`python -m bot sandbox`) so that, as with the real
@@ -14,7 +14,7 @@ platforms, its work is not charged to the bot's interpreter; `--in-process` uses
 `start_sandbox(accounts=20)` instead. Clients are opened (Bluesky sessions created) before
 the clock starts, as in a daemon that has posted before. Goal: fan-out <= 1.5 x one call.
 
-    python bench/fanout.py [--accounts 20] [--latency 200] [--pool 16] [--in-process]
+    python bench/fanout.py [--accounts 20] [--latency 200] [--pool N] [--in-process]
                            [--postgres postgresql+psycopg://postgres@127.0.0.1/postgres]
 """
 
@@ -37,6 +37,7 @@ from timing import REPO, load_average
 sys.path.insert(0, str(REPO))
 
 from bot.daemon.runtime import Runtime
+from bot.delivery.pool import DELIVERY_THREADS
 from bot.daemon.scheduler import Daemon
 from bot.sandbox import Sandbox, start_sandbox
 
@@ -128,7 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20, help="accounts per platform")
     parser.add_argument("--latency", type=int, default=200, help="ms added to every post call")
-    parser.add_argument("--pool", type=int, default=16, help="delivery threads (the daemon's default: 16)")
+    parser.add_argument(
+        "--pool", type=int, default=DELIVERY_THREADS, help=f"delivery threads (the daemon's: {DELIVERY_THREADS})"
+    )
     parser.add_argument("--in-process", action="store_true", help="emulators in this process")
     parser.add_argument(
         "--postgres",

@@ -30,7 +30,7 @@ from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, Gate, Result, expire_dead_workers
 from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import build_job, targets
-from bot.delivery.pool import DeliveryPool
+from bot.delivery.pool import DELIVERY_THREADS, DeliveryPool
 from bot.errors import PlatformError
 from bot.ledger.leases import Leases
 from bot.ledger.workers import died_here, new_worker_id
@@ -65,7 +65,7 @@ class Daemon:
         stop: threading.Event | None = None,
         gate: Gate | None = None,
         worker: str | None = None,
-        max_workers: int = 16,
+        max_workers: int = DELIVERY_THREADS,
         monitor: Callable[[bool], object] | None = None,
         died: Callable[[str], bool] = died_here,
     ) -> None:
