@@ -37,8 +37,8 @@ from timing import REPO, load_average
 sys.path.insert(0, str(REPO))
 
 from bot.daemon.runtime import Runtime
-from bot.delivery.pool import DELIVERY_THREADS
 from bot.daemon.scheduler import Daemon
+from bot.delivery.pool import DELIVERY_THREADS
 from bot.sandbox import Sandbox, start_sandbox
 
 GOAL_RATIO = 1.5
@@ -130,7 +130,7 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=20, help="accounts per platform")
     parser.add_argument("--latency", type=int, default=200, help="ms added to every post call")
     parser.add_argument(
-        "--pool", type=int, default=DELIVERY_THREADS, help=f"delivery threads (the daemon's: {DELIVERY_THREADS})"
+        "--pool", type=int, default=DELIVERY_THREADS, help=f"delivery threads (daemon: {DELIVERY_THREADS})"
     )
     parser.add_argument("--in-process", action="store_true", help="emulators in this process")
     parser.add_argument(

@@ -28,8 +28,6 @@ sys.path.insert(0, str(REPO))
 from bot.campaign.config import load_config
 from bot.daemon.logs import setup_logging
 from bot.ledger.deliveries import open_ledger
-from bot.ledger.mentions import MonitorStore
-from bot.ledger.ourposts import OurPosts
 from bot.monitoring.classification import Ours
 from bot.monitoring.monitor import Fetched, Monitor
 from bot.monitoring.streams import StreamState, plan_streams
@@ -106,8 +104,8 @@ def main() -> int:
         setup_logging(config.logging, log_stream)  # the daemon's own handler and text format
         monitor = Monitor(
             config=config,
-            store=MonitorStore(ledger.engine),
-            posts=OurPosts(ledger.engine),
+            store=ledger.mentions,
+            posts=ledger.ourposts,
             clients=lambda platform, account: None,  # type: ignore[arg-type,return-value]  # no allies: never used
             now=lambda: now,
             worker="bench",

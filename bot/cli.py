@@ -146,7 +146,6 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     from bot.campaign.config import load_config
     from bot.campaign.durations import parse_duration
     from bot.ledger.deliveries import open_ledger
-    from bot.ledger.mentions import MonitorStore
     from bot.monitoring.mentionlog import Format, show_mentions
 
     try:
@@ -162,7 +161,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     try:
         fmt: Format = "json" if args.json else "csv" if args.csv else "text"
         show_mentions(
-            MonitorStore(ledger.engine),
+            ledger.mentions,
             sys.stdout,
             fmt=fmt,
             since=since,
@@ -177,7 +176,7 @@ def cmd_mentions(args: argparse.Namespace) -> int:
 def cmd_pause(args: argparse.Namespace) -> int:
     """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
     with _runtime(args) as rt:
-        rt.ledger.pause(args.reason, rt.now())
+        rt.ledger.shared.pause(args.reason, rt.now())
         rt.alert("paused", "posting paused" + (f": {args.reason}" if args.reason else ""))
     print("paused" + (f": {args.reason}" if args.reason else ""))
     return EXIT_OK
@@ -186,7 +185,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     """Lift a pause."""
     with _runtime(args) as rt:
-        rt.ledger.resume(rt.now())
+        rt.ledger.shared.resume(rt.now())
         rt.alert("resumed", "posting resumed")
     print("resumed")
     return EXIT_OK
@@ -238,7 +237,7 @@ def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progr
         )
         return None
     try:
-        return {q.name: progress_from_history(ledger.sent_posts(q.name)) for q in queues}
+        return {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}
     finally:
         ledger.close()
 

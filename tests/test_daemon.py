@@ -22,8 +22,8 @@ from bot.daemon.runtime import Runtime, utc_now
 from bot.daemon.scheduler import Daemon
 from bot.delivery.gate import LiveGate
 from bot.delivery.pool import DeliveryPool
-from bot.ledger.deliveries import Ledger, open_ledger
-from bot.ledger.leases import Leases
+from bot.ledger.deliveries import open_ledger
+from bot.ledger.slotbook import SlotBook
 from bot.planning.slots import slots_between
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import PLATFORMS, Site, wait_for
@@ -67,7 +67,7 @@ def test_a_missed_slot_after_downtime_fires_once_and_older_ones_are_logged_misse
     # The daemon was down for the last three hours: the ledger's last slot is from before.
     slots = slots_between(queue, now - timedelta(hours=4), now)
     down_at = slots[-4]
-    daemon.rt.ledger.claim_slot(
+    daemon.rt.ledger.slots.claim_slot(
         "hourly", down_at.name, cycle=1, post_id="zzz", worker="old", now=down_at.fire_at
     )
     with caplog.at_level(logging.INFO, logger="bot"):
@@ -180,14 +180,14 @@ def test_a_pause_during_a_fan_out_stops_the_waiting_delivery_and_resume_finishes
         lambda: len(site.live_texts("x")) == 1 and len(site.live_texts("bluesky")) == 1, timeout=5
     )
     paused_at = time.monotonic()
-    rt.ledger.pause("vigil", rt.now())
+    rt.ledger.shared.pause("vigil", rt.now())
     assert daemon.wait_idle(5)
     assert time.monotonic() - paused_at < 1.5  # the 2 s backoff was cut short
     [masto] = [r for r in daemon.results if r.job.platform == "mastodon"]
     assert masto.outcome == "deferred" and masto.error == "paused"
     assert daemon.tick() == []  # paused: nothing new starts
     site.sandbox.servers["mastodon"].faults.clear()
-    rt.ledger.resume(rt.now())
+    rt.ledger.shared.resume(rt.now())
     time.sleep(0.15)
     daemon.tick()
     assert daemon.wait_idle(10)
@@ -295,7 +295,7 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
     outcomes = {r.job.platform: (r.outcome, r.error) for r in daemon.results}
     assert outcomes["mastodon"][0] == "failed" and "authentication refused" in (outcomes["mastodon"][1] or "")
     assert outcomes["x"][0] == outcomes["bluesky"][0] == "posted"
-    [health] = daemon.rt.ledger.account_health()
+    [health] = daemon.rt.ledger.shared.account_health()
     assert (health.platform, health.healthy) == ("mastodon", False)
     # The next slot skips the account (recorded, not sent), the others post.
     site.write_queue("calls", at_queue("First", "Second", when=utc_now() - timedelta(seconds=20)))
@@ -310,7 +310,7 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
     os.utime(site.config, (time.time() + 10, time.time() + 10))
     daemon.tick()
     daemon.wait_idle(30)
-    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.account_health()), timeout=5)
+    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.shared.account_health()), timeout=5)
     assert site.live_texts("mastodon") == []
 
 
@@ -394,7 +394,7 @@ def test_monitoring_streams_of_a_worker_gone_from_this_host_pass_on_at_once(
 ) -> None:
     rt = Runtime(site.config, site.env)
     opened.append(rt)
-    streams = Leases(rt.ledger.engine)
+    streams = rt.ledger.leases
     lease = timedelta(minutes=5)
     assert streams.acquire_lease("monitor:x:hashtags", "host:1:dead", lease, rt.now())
     assert streams.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", lease, rt.now())
@@ -483,7 +483,7 @@ def test_an_account_limit_holds_across_workers_on_one_database(site: Site, opene
     assert len(site.live_texts("mastodon")) == 2  # no limit there
 
 
-class StaleHistory(Ledger):
+class StaleSlots(SlotBook):
     """Its first history read misses the newest fired slot: read just before another worker's
     slot committed, as happens when two workers decide two slots of one queue at once."""
 
@@ -501,8 +501,9 @@ def test_a_slot_whose_post_another_worker_just_sent_sends_the_next_post(
     site: Site, opened: list[Runtime]
 ) -> None:
     site.write_queue("calls", at_queue("First ask", "Second ask"))
-    ledger = StaleHistory(open_ledger(site.database).engine)
-    ledger.claim_slot("calls", "manual:elsewhere", cycle=1, post_id="p1", worker="other", now=utc_now())
+    ledger = open_ledger(site.database)
+    ledger.slots = StaleSlots(ledger.engine)
+    ledger.slots.claim_slot("calls", "manual:elsewhere", cycle=1, post_id="p1", worker="other", now=utc_now())
     rt = Runtime(site.config, site.env, ledger=ledger)
     opened.append(rt)
     daemon = Daemon(rt, gate=FakeGate(), worker="w")

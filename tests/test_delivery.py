@@ -173,7 +173,7 @@ def test_auth_failure_marks_the_account_unhealthy_once(ledger: Ledger, clock: Cl
     c = courier(ledger, clock)
     assert c.deliver(job("a", platform="x", post_id="a"), client).outcome == "failed"
     assert c.deliver(job("b", platform="x", post_id="b"), client).outcome == "failed"
-    health = ledger.account_health()
+    health = ledger.shared.account_health()
     assert [(h.platform, h.account, h.healthy) for h in health] == [("x", "main", False)]
     assert [kind for kind, _ in c.alerts] == ["account_unhealthy"]  # type: ignore[attr-defined]
 

@@ -24,7 +24,6 @@ from sqlalchemy import inspect, text
 
 from bot.ledger.database import connect, normalise_url
 from bot.ledger.deliveries import INTERRUPTED, DeliveryCounts, Ledger, open_ledger
-from bot.ledger.leases import Leases
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.schema import MIGRATIONS, DeliveryKey, apply_migrations, metadata
 from bot.ledger.workers import new_worker_id
@@ -44,7 +43,7 @@ def ledger(database_url: str) -> Iterator[Ledger]:
 
 @pytest.fixture
 def store(ledger: Ledger) -> MonitorStore:
-    return MonitorStore(ledger.engine)
+    return ledger.mentions
 
 
 def race(n: int, attempt: Callable[[int], Any]) -> list[Any]:
@@ -74,7 +73,7 @@ def race(n: int, attempt: Callable[[int], Any]) -> list[Any]:
 
 def test_sqlite_file_and_new_folders_are_owner_only(tmp_path: Path) -> None:
     ledger = open_ledger(f"sqlite:///{tmp_path}/state/deep/bot.sqlite3")
-    ledger.pause("testing", T0)  # a write, so the -wal file exists while the engine is open
+    ledger.shared.pause("testing", T0)  # a write, so the -wal file exists while the engine is open
     db = tmp_path / "state" / "deep" / "bot.sqlite3"
     for folder in (tmp_path / "state", tmp_path / "state" / "deep"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -144,13 +143,13 @@ def test_migrations_started_by_several_workers_at_once_apply_once(database_url: 
 
 def test_naive_times_are_refused(ledger: Ledger) -> None:
     with pytest.raises(Exception, match="aware datetimes"):
-        ledger.pause("oops", datetime(2026, 12, 1, 9, 0))
+        ledger.shared.pause("oops", datetime(2026, 12, 1, 9, 0))
 
 
 def test_times_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:
     local = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
-    ledger.pause("rally", local)
-    since = ledger.pause_state().since
+    ledger.shared.pause("rally", local)
+    since = ledger.shared.pause_state().since
     assert since == local and since is not None and since.tzinfo == UTC
 
 
@@ -158,16 +157,18 @@ def test_times_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:
 
 
 def test_a_slot_fires_once(ledger: Ledger) -> None:
-    assert ledger.claim_slot("calls", "2026-12-01T09:00", cycle=0, post_id="a", worker="w1", now=T0)
-    assert not ledger.claim_slot("calls", "2026-12-01T09:00", cycle=0, post_id="a", worker="w2", now=T0)
+    assert ledger.slots.claim_slot("calls", "2026-12-01T09:00", cycle=0, post_id="a", worker="w1", now=T0)
+    assert not ledger.slots.claim_slot("calls", "2026-12-01T09:00", cycle=0, post_id="a", worker="w2", now=T0)
     # The same slot name in another queue is another slot.
-    assert ledger.claim_slot("news", "2026-12-01T09:00", cycle=0, post_id="x", worker="w2", now=T0)
+    assert ledger.slots.claim_slot("news", "2026-12-01T09:00", cycle=0, post_id="x", worker="w2", now=T0)
 
 
 def test_racing_workers_fire_a_slot_once(ledger: Ledger) -> None:
-    wins = race(8, lambda i: ledger.claim_slot("calls", "s1", cycle=0, post_id="a", worker=f"w{i}", now=T0))
+    wins = race(
+        8, lambda i: ledger.slots.claim_slot("calls", "s1", cycle=0, post_id="a", worker=f"w{i}", now=T0)
+    )
     assert wins.count(True) == 1
-    assert ledger.sent_posts("calls") == [(0, "a")]
+    assert ledger.slots.sent_posts("calls") == [(0, "a")]
 
 
 def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> None:
@@ -175,7 +176,7 @@ def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> 
     nonces = iter(f"n{i}" for i in range(10))
 
     def fire(worker: str, keys: list[DeliveryKey]) -> bool:
-        return ledger.claim_slot(
+        return ledger.slots.claim_slot(
             "calls",
             "s1",
             cycle=1,
@@ -201,42 +202,42 @@ def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> 
 
 def test_a_post_fires_in_one_slot_per_cycle(ledger: Ledger) -> None:
     def fire(slot: str, cycle: int, **options: bool) -> bool:
-        return ledger.claim_slot("calls", slot, cycle=cycle, post_id="a", worker="w", now=T0, **options)
+        return ledger.slots.claim_slot("calls", slot, cycle=cycle, post_id="a", worker="w", now=T0, **options)
 
     assert fire("s1", 1)
     assert not fire("s2", 1)  # chosen from a history read before s1 committed: choose again
-    assert not ledger.slot_decided("calls", "s2")
+    assert not ledger.slots.slot_decided("calls", "s2")
     assert fire("s2", 2)  # the next cycle sends it again
     assert fire("pinned:a", 1, once_per_cycle=False)
-    assert ledger.sent_posts("calls") == [(1, "a"), (2, "a"), (1, "a")]
+    assert ledger.slots.sent_posts("calls") == [(1, "a"), (2, "a"), (1, "a")]
 
 
 def test_racing_workers_fire_a_post_in_one_slot(ledger: Ledger) -> None:
     wins = race(
-        8, lambda i: ledger.claim_slot("calls", f"s{i}", cycle=1, post_id="a", worker=f"w{i}", now=T0)
+        8, lambda i: ledger.slots.claim_slot("calls", f"s{i}", cycle=1, post_id="a", worker=f"w{i}", now=T0)
     )
     assert wins.count(True) == 1
-    assert ledger.sent_posts("calls") == [(1, "a")]
+    assert ledger.slots.sent_posts("calls") == [(1, "a")]
 
 
 def test_a_missed_slot_never_fires_later(ledger: Ledger) -> None:
-    assert ledger.mark_slot("calls", "s1", "missed", T0)
-    assert not ledger.mark_slot("calls", "s1", "missed", T0)
-    assert not ledger.claim_slot("calls", "s1", cycle=0, post_id="a", worker="w1", now=T0)
-    assert ledger.sent_posts("calls") == []
+    assert ledger.slots.mark_slot("calls", "s1", "missed", T0)
+    assert not ledger.slots.mark_slot("calls", "s1", "missed", T0)
+    assert not ledger.slots.claim_slot("calls", "s1", cycle=0, post_id="a", worker="w1", now=T0)
+    assert ledger.slots.sent_posts("calls") == []
 
 
 def test_sent_posts_follow_the_order_slots_fired_across_cycles(ledger: Ledger) -> None:
     fired = [("s3", 0, "a"), ("s1", 0, "b"), ("s2", 1, "a")]  # names need not sort in time order
     for minutes, (slot, cycle, post) in enumerate(fired):
-        ledger.claim_slot(
+        ledger.slots.claim_slot(
             "calls", slot, cycle=cycle, post_id=post, worker="w", now=T0 + timedelta(minutes=minutes)
         )
-    ledger.mark_slot("calls", "s4", "skipped", T0 + timedelta(minutes=5))
-    assert ledger.sent_posts("calls") == [(0, "a"), (0, "b"), (1, "a")]
-    last = ledger.last_slot("calls")
+    ledger.slots.mark_slot("calls", "s4", "skipped", T0 + timedelta(minutes=5))
+    assert ledger.slots.sent_posts("calls") == [(0, "a"), (0, "b"), (1, "a")]
+    last = ledger.slots.last_slot("calls")
     assert last is not None and (last.slot_name, last.state) == ("s4", "skipped")
-    assert ledger.last_slot("other") is None
+    assert ledger.slots.last_slot("other") is None
 
 
 # --- deliveries -----------------------------------------------------------------------------
@@ -497,27 +498,27 @@ def test_deliveries_for_a_post_come_in_thread_order(ledger: Ledger) -> None:
 
 
 def test_pause_and_resume(ledger: Ledger) -> None:
-    assert not ledger.pause_state().paused
-    ledger.pause("ICE raid in progress: hold all posts", T0)
-    state = ledger.pause_state()
+    assert not ledger.shared.pause_state().paused
+    ledger.shared.pause("ICE raid in progress: hold all posts", T0)
+    state = ledger.shared.pause_state()
     assert (state.paused, state.reason, state.since) == (True, "ICE raid in progress: hold all posts", T0)
-    ledger.resume(T0 + timedelta(hours=1))
-    assert not ledger.pause_state().paused
+    ledger.shared.resume(T0 + timedelta(hours=1))
+    assert not ledger.shared.pause_state().paused
 
 
 def test_a_session_is_kept_and_replaced(ledger: Ledger) -> None:
-    assert ledger.load_session("bluesky", "main") is None
-    ledger.save_session("bluesky", "main", "session-1", T0)
-    ledger.save_session("bluesky", "main", "session-2", T0 + timedelta(minutes=1))
-    ledger.save_session("bluesky", "other", "session-3", T0)
-    assert ledger.load_session("bluesky", "main") == "session-2"
+    assert ledger.shared.load_session("bluesky", "main") is None
+    ledger.shared.save_session("bluesky", "main", "session-1", T0)
+    ledger.shared.save_session("bluesky", "main", "session-2", T0 + timedelta(minutes=1))
+    ledger.shared.save_session("bluesky", "other", "session-3", T0)
+    assert ledger.shared.load_session("bluesky", "main") == "session-2"
 
 
 def test_account_health_is_recorded_per_account(ledger: Ledger) -> None:
-    ledger.set_account_health("x", "main", healthy=False, error="Unauthorized", now=T0)
-    ledger.set_account_health("bluesky", "main", healthy=True, error=None, now=T0)
-    ledger.set_account_health("x", "main", healthy=True, error=None, now=T0 + timedelta(minutes=15))
-    health = {(h.platform, h.account): h for h in ledger.account_health()}
+    ledger.shared.set_account_health("x", "main", healthy=False, error="Unauthorized", now=T0)
+    ledger.shared.set_account_health("bluesky", "main", healthy=True, error=None, now=T0)
+    ledger.shared.set_account_health("x", "main", healthy=True, error=None, now=T0 + timedelta(minutes=15))
+    health = {(h.platform, h.account): h for h in ledger.shared.account_health()}
     assert health[("x", "main")].healthy and health[("x", "main")].last_probe_at == T0 + timedelta(minutes=15)
     assert len(health) == 2
 
@@ -556,7 +557,7 @@ RACER = textwrap.dedent(
     sys.stdin.readline()  # the starting gun: both processes are connected and waiting
     won = []
     for i in range(40):
-        if ledger.claim_slot("calls", f"slot-{i}", cycle=0, post_id=f"a{i}", worker=worker, now=now):
+        if ledger.slots.claim_slot("calls", f"slot-{i}", cycle=0, post_id=f"a{i}", worker=worker, now=now):
             won.append(f"slot-{i}")
         key = DeliveryKey("calls", f"post-{i}", 0, 0, "x", "main")
         if ledger.claim_delivery(key, worker, now, timedelta(seconds=90), lambda: worker):
@@ -647,7 +648,7 @@ def test_cursors_survive_and_move(store: MonitorStore) -> None:
 
 
 def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(ledger: Ledger) -> None:
-    store = Leases(ledger.engine)
+    store = ledger.leases
     ttl = timedelta(minutes=2)
     assert store.acquire_lease("poll:bluesky", "w1", ttl, T0)
     assert not store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=1))
@@ -661,7 +662,7 @@ def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(ledger: Ledger)
 
 
 def test_the_leases_of_a_dead_worker_are_handed_on_at_once(ledger: Ledger) -> None:
-    store = Leases(ledger.engine)
+    store = ledger.leases
     ttl = timedelta(minutes=5)
     assert store.acquire_lease("monitor:x:hashtags", "host:1:dead", ttl, T0)
     assert store.acquire_lease("monitor:bluesky:replies:main", "host:1:dead", ttl, T0)
@@ -674,7 +675,7 @@ def test_the_leases_of_a_dead_worker_are_handed_on_at_once(ledger: Ledger) -> No
 
 
 def test_racing_workers_get_a_lease_once(ledger: Ledger) -> None:
-    store = Leases(ledger.engine)
+    store = ledger.leases
     wins = race(8, lambda i: store.acquire_lease("poll:x", f"w{i}", timedelta(minutes=2), T0))
     assert wins.count(True) == 1
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.campaign.model import Account, Config, MonitorConfig, PlatformConfig
 from bot.ledger.deliveries import open_ledger
-from bot.ledger.mentions import MentionRecord, MonitorStore
+from bot.ledger.mentions import MentionRecord
 from bot.ledger.ourposts import OurPost
 from bot.monitoring.classification import Ours, classify
 from bot.monitoring.mentionlog import RECORD_KEYS, MentionsLog, log_line, one_line, record_of, show_mentions
@@ -339,7 +339,7 @@ def campaign(tmp_path: Path) -> Path:
     )
     ledger = open_ledger(f"sqlite:///{tmp_path / 'state' / 'bot.sqlite3'}")
     now = datetime.now(UTC)
-    MonitorStore(ledger.engine).record_mentions(
+    ledger.mentions.record_mentions(
         [_stored(1, "hashtag", now - timedelta(hours=3)), _stored(2, "reply", now - timedelta(minutes=5))]
     )
     ledger.close()
@@ -387,7 +387,7 @@ def test_mentions_refuses_a_bad_duration(campaign: Path) -> None:
 
 def test_mentions_follow_shows_new_ones_as_they_are_stored(tmp_path: Path) -> None:
     ledger = open_ledger(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
-    store = MonitorStore(ledger.engine)
+    store = ledger.mentions
     store.record_mentions([_stored(1, "hashtag", T0)])
     out = io.StringIO()
     rounds = iter([lambda: store.record_mentions([_stored(2, "mention", T0)]), lambda: None])

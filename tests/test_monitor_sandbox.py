@@ -281,7 +281,7 @@ def test_an_allys_hashtag_post_is_reposted_once_and_never_again_after_a_restart(
     (post,) = world.audience("hashtag", "an ally speaks #NoTechForICE", author=ally)
     world.audience("hashtag", "not an ally #NoTechForICE", author="stranger")
     world.poll()
-    store = MonitorStore(world.ledger.engine)
+    store = world.ledger.mentions
     assert store.count_amplifications(world.platform, START) == 1
     world.start()
     world.poll()
@@ -424,7 +424,7 @@ def test_mentions_are_forgotten_after_the_retention_days(world: World) -> None:
     world.poll()
     world.audience("hashtag", "kept for a while #NoTechForICE")
     world.poll()
-    store = MonitorStore(world.ledger.engine)
+    store = world.ledger.mentions
     assert len(store.list_mentions()) == 1
     world.clock.advance(days=29)
     world.poll()

@@ -55,7 +55,7 @@ def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
 
 
 def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] | Refusal:
-    sent = rt.ledger.sent_posts(queue.name)
+    sent = rt.ledger.slots.sent_posts(queue.name)
     if item_id is None:
         choice = choose_post(queue, progress_from_history(sent), rt.now())
         if choice.post is None:
@@ -90,7 +90,7 @@ def post_now(
         print(queue.message, file=err)
         return queue.code
     if not dry_run:
-        pause = rt.ledger.pause_state()
+        pause = rt.ledger.shared.pause_state()
         if pause.paused:
             reason = f" ({pause.reason})" if pause.reason else ""
             print(f"refused: posting is paused{reason}; `resume` first", file=err)
@@ -111,11 +111,11 @@ def post_now(
     now = rt.now()
     expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
     worker = new_worker_id()
-    already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.sent_posts(queue.name))
+    already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.slots.sent_posts(queue.name))
     if item_id is None or not already:
         # Counts as a slot of the queue, so the schedule does not send this post again this cycle.
         # Its deliveries are recorded with it, so a crash from here on leaves them to resume.
-        rt.ledger.claim_slot(
+        rt.ledger.slots.claim_slot(
             queue.name,
             f"manual:{now.isoformat()}",
             cycle=cycle,

@@ -39,12 +39,12 @@ def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
 def build_status(rt: Runtime) -> dict[str, Any]:
     now = rt.now()
     ledger = rt.ledger
-    pause = ledger.pause_state()
+    pause = ledger.shared.pause_state()
     counts = ledger.delivery_counts()
     queues = []
     for queue in rt.queues():
         upcoming = next_slots(queue, now, 1)
-        progress = progress_from_history(ledger.sent_posts(queue.name))
+        progress = progress_from_history(ledger.slots.sent_posts(queue.name))
         choice = choose_post(queue, progress, upcoming[0].fire_at) if upcoming else None
         c = counts.get(queue.name, DeliveryCounts())
         queues.append(
@@ -60,7 +60,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                 "expired": queue.expires is not None and now > queue.expires,
             }
         )
-    health = {(h.platform, h.account): h for h in ledger.account_health()}
+    health = {(h.platform, h.account): h for h in ledger.shared.account_health()}
     budgets: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for stored in read_budgets(ledger.engine):
         budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now))

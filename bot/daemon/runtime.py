@@ -117,8 +117,8 @@ class Clients:
             timeout=CALL_TIMEOUT,
             now=self.now,
             content_dir=self.config.content_dir,
-            load_session=lambda: ledger.load_session(platform, name),
-            save_session=lambda blob: ledger.save_session(platform, name, blob, self.now()),
+            load_session=lambda: ledger.shared.load_session(platform, name),
+            save_session=lambda blob: ledger.shared.save_session(platform, name, blob, self.now()),
             on_budget=self.budgets.sink(platform, name) if self.budgets is not None else None,
             **self.options,
         )

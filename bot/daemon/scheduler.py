@@ -32,7 +32,6 @@ from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import build_job, targets
 from bot.delivery.pool import DELIVERY_THREADS, DeliveryPool
 from bot.errors import PlatformError
-from bot.ledger.leases import Leases
 from bot.ledger.workers import died_here, new_worker_id
 from bot.planning.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
 from bot.planning.slots import Slot, next_slots
@@ -103,7 +102,7 @@ class Daemon:
         if self.rt.reload_config():
             self._probe_now = True
         self.rt.reload_content()
-        pause = self.rt.ledger.pause_state()
+        pause = self.rt.ledger.shared.pause_state()
         if pause.paused:
             if self._was_paused is not True:
                 log.warning(
@@ -133,7 +132,7 @@ class Daemon:
     def fire_due(self, queue: Queue, now: datetime) -> list[Fired]:
         ledger, grace = self.rt.ledger, self.rt.config.schedule_grace
         self._note_expiry(queue, now)
-        last = ledger.last_slot(queue.name)
+        last = ledger.slots.last_slot(queue.name)
         # Everything after the last decided slot is undecided; looking back a grace before it
         # re-lists decided slots too, which the ledger's unique slot names refuse again.
         since = (last.recorded_at if last is not None else now) - grace
@@ -144,7 +143,7 @@ class Daemon:
                 del decided[name]  # older than anything the planner will list again
         newly_missed = []
         for slot in missed:
-            if slot.name not in decided and ledger.mark_slot(queue.name, slot.name, "missed", now):
+            if slot.name not in decided and ledger.slots.mark_slot(queue.name, slot.name, "missed", now):
                 newly_missed.append(slot)
             decided[slot.name] = slot.fire_at
         self._log_missed(queue, newly_missed, now)
@@ -167,7 +166,7 @@ class Daemon:
                 post, cycle = pinned_post(queue, slot), PINNED_CYCLE
                 exhausted = False
             else:
-                sent = ledger.sent_posts(queue.name)
+                sent = ledger.slots.sent_posts(queue.name)
                 choice = choose_post(queue, progress_from_history(sent), slot.fire_at)
                 post, cycle, exhausted = choice.post, choice.cycle, choice.exhausted
             if post is None:
@@ -179,7 +178,7 @@ class Daemon:
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
             # never a slot fired with targets nothing will ever send to.
-            if ledger.claim_slot(
+            if ledger.slots.claim_slot(
                 queue.name,
                 slot.name,
                 cycle=cycle,
@@ -191,7 +190,7 @@ class Daemon:
                 once_per_cycle=slot.pinned is None,
             ):
                 break
-            if slot.pinned is not None or ledger.slot_decided(queue.name, slot.name):
+            if slot.pinned is not None or ledger.slots.slot_decided(queue.name, slot.name):
                 return []  # another worker decided this slot
         else:
             return []
@@ -213,8 +212,8 @@ class Daemon:
         return [fired]
 
     def _skip_slot(self, queue: Queue, slot: Slot, now: datetime, exhausted: bool) -> None:
-        previous = self.rt.ledger.last_slot(queue.name)
-        if self.rt.ledger.mark_slot(queue.name, slot.name, "skipped", now):
+        previous = self.rt.ledger.slots.last_slot(queue.name)
+        if self.rt.ledger.slots.mark_slot(queue.name, slot.name, "skipped", now):
             why = "queue exhausted" if exhausted else "nothing to send"
             log.warning(
                 "skip slot %s %s: %s",
@@ -267,7 +266,7 @@ class Daemon:
             return
         self._probe_now = False
         self._last_probe = now
-        for health in self.rt.ledger.account_health():
+        for health in self.rt.ledger.shared.account_health():
             if health.healthy:
                 continue
             self.deliveries.pool.submit(self._probe, health.platform, health.account)
@@ -279,12 +278,14 @@ class Daemon:
         except KeyError:
             return  # no longer in the config
         except PlatformError as exc:
-            self.rt.ledger.set_account_health(
+            self.rt.ledger.shared.set_account_health(
                 platform, account, healthy=False, error=str(exc), now=self.rt.now()
             )
             log.warning("probe %s/%s: still refused (%s)", platform, account, exc)
             return
-        self.rt.ledger.set_account_health(platform, account, healthy=True, error=None, now=self.rt.now())
+        self.rt.ledger.shared.set_account_health(
+            platform, account, healthy=True, error=None, now=self.rt.now()
+        )
         log.warning("account %s/%s healthy again (%s)", platform, account, handle)
 
     # --- running ---------------------------------------------------------------------------
@@ -317,7 +318,7 @@ class Daemon:
         """End the leases of workers gone from this host: their claims are resumed now, and
         their monitoring streams polled by the next worker that asks, not in 5 minutes."""
         expire_dead_workers(self.rt.ledger, now, died=self._died)
-        streams = Leases(self.rt.ledger.engine)
+        streams = self.rt.ledger.leases
         for holder in streams.lease_holders():
             if self._died(holder) and streams.release_leases_of(holder):
                 log.warning("worker %s is gone: its monitoring streams pass on now", holder)

@@ -387,10 +387,12 @@ class Courier:
     def mark_unhealthy(self, job: Job, error: str) -> None:
         was_healthy = all(
             h.healthy
-            for h in self.ledger.account_health()
+            for h in self.ledger.shared.account_health()
             if (h.platform, h.account) == (job.platform, job.account)
         )
-        self.ledger.set_account_health(job.platform, job.account, healthy=False, error=error, now=self.now())
+        self.ledger.shared.set_account_health(
+            job.platform, job.account, healthy=False, error=error, now=self.now()
+        )
         if was_healthy:
             log.error(
                 "ACCOUNT UNHEALTHY %s: credentials refused (%s); skipped until a probe succeeds",

@@ -38,7 +38,7 @@ class LiveGate:
         with self._lock:
             now = self._monotonic()
             if self._read_at is None or now - self._read_at >= self._refresh:
-                self._paused = self.ledger.pause_state().paused
+                self._paused = self.ledger.shared.pause_state().paused
                 self._read_at = now
             return self._paused
 

@@ -20,7 +20,6 @@ from bot.delivery.courier import Courier, Job, Result
 from bot.delivery.jobs import build_job, targets
 from bot.errors import AuthFailed, PlatformError
 from bot.ledger.deliveries import DELIVERY_LEASE, Ledger
-from bot.ledger.leases import Leases
 from bot.planning.limits import next_allowed
 from bot.platforms import PlatformClient
 from bot.platforms.tid import make_tid
@@ -76,7 +75,7 @@ class DeliveryPool:
         self._lock = threading.Lock()
         self._account_locks: dict[tuple[str, str], threading.Lock] = {}
         self._waiting: dict[JobId, datetime] = {}  # held by an account limit until then
-        self._leases = Leases(runtime.ledger.engine)  # one poster at a time per limited account
+        self._leases = runtime.ledger.leases  # one poster at a time per limited account
 
     @property
     def worker(self) -> str:
@@ -95,7 +94,7 @@ class DeliveryPool:
             self.rt.ledger.fail_delivery(key, "skipped: account unhealthy (credentials refused)", now)
 
     def healthy(self, accounts: list[Account]) -> list[Account]:
-        unhealthy = {(h.platform, h.account) for h in self.rt.ledger.account_health() if not h.healthy}
+        unhealthy = {(h.platform, h.account) for h in self.rt.ledger.shared.account_health() if not h.healthy}
         kept = []
         for account in accounts:
             if (account.platform, account.name) in unhealthy:

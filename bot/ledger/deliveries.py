@@ -12,9 +12,9 @@ survive a restart (docs/design.md, ledger). The rules that make "exactly once" h
   first (`Delivery.attempted`).
 
 Every time comes in as an argument (aware UTC); nothing here reads a clock. The pause, saved
-sessions and account health are `bot.ledger.sharedstate`'s (the Ledger inherits them); monitoring's
-share (mentions, cursors, leases, amplifications) lives in `bot.ledger.mentions` on the same engine.
-Slots (`claim_slot`, `mark_slot`, `sent_posts`, ...) are `bot.ledger.slotbook`'s, inherited likewise.
+sessions and account health (`ledger.shared`), the slots (`ledger.slots`), monitoring's store
+(`ledger.mentions`), the leases and our posts are the ledger's other parts, each its own class
+over the same engine.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.ledger.database import connect, reading, writing
+from bot.ledger.leases import Leases
+from bot.ledger.mentions import MonitorStore
+from bot.ledger.ourposts import OurPosts
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, apply_migrations, deliveries
 from bot.ledger.sharedstate import SharedState
 from bot.ledger.slotbook import SlotBook
@@ -233,12 +236,19 @@ def _claim_in(
     return row
 
 
-class Ledger(SlotBook, SharedState):
-    """The posting side of the database, with the pause, sessions and account health that every
-    worker shares (`bot.ledger.sharedstate`). Thread-safe: every method is its own transaction."""
+class Ledger:
+    """The database every worker shares: the deliveries here, and its other parts, each a class
+    over the same engine: `slots` (slots decided), `shared` (pause, sessions, account health),
+    `mentions` (monitoring's store), `leases`, `ourposts`. Thread-safe: every method is its own
+    transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.slots = SlotBook(engine)
+        self.shared = SharedState(engine)
+        self.mentions = MonitorStore(engine)
+        self.leases = Leases(engine)
+        self.ourposts = OurPosts(engine)
 
     def close(self) -> None:
         self.engine.dispose()

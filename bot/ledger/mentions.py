@@ -1,6 +1,6 @@
 """Monitoring's share of the ledger: mentions seen, stream cursors, reposts.
 
-Lives on the same engine as `bot.ledger.deliveries.Ledger` (`MonitorStore(ledger.engine)`).
+Lives on the same engine as `bot.ledger.deliveries.Ledger` (`ledger.mentions`).
 
 - Mentions are deduplicated by (platform, remote id) in the database, so a post seen by two
   streams or two workers is reported once: `record_mentions` returns only the new ones.

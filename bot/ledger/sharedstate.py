@@ -1,9 +1,9 @@
 """What every worker shares beside the deliveries: the pause switch, saved sessions, account health.
 
-Part of the ledger's database (`bot.ledger.deliveries.Ledger` inherits these methods, so callers keep one
-object), kept apart because none of it is about posting exactly once: a global kill switch
-honoured within 5 s, the Bluesky session that must outlive a restart (createSession is limited
-to 30 per 5 minutes), and which accounts refused their credentials.
+Part of the ledger's database (`ledger.shared`), kept apart because none of it is about posting
+exactly once: a global kill switch honoured within 5 s, the Bluesky session that must outlive a
+restart (createSession is limited to 30 per 5 minutes), and which accounts refused their
+credentials.
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ _PAUSE = select(pause.c.paused, pause.c.reason, pause.c.since)
 
 
 class SharedState:
-    """The methods; `engine` is the ledger's."""
+    """The pause, saved sessions and account health. Thread-safe: every method is its own
+    transaction."""
 
-    engine: Engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     # --- pause ----------------------------------------------------------------------------
 

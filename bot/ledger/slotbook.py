@@ -1,9 +1,9 @@
 """The slots every worker decided: each fires once, each post once per cycle, with its deliveries.
 
-Part of the ledger's database (`bot.ledger.deliveries.Ledger` inherits these methods, so callers keep one
-object). A slot is recorded whatever happens to it (`fired`, `missed`, `skipped`), unique by
-(queue, slot name), so a slot one worker decided is never decided again by another; a fired
-slot records, in the same transaction, a claim for every delivery it owes (docs/design.md, the ledger).
+Part of the ledger's database (`ledger.slots`). A slot is recorded whatever happens to it
+(`fired`, `missed`, `skipped`), unique by (queue, slot name), so a slot one worker decided is
+never decided again by another; a fired slot records, in the same transaction, a claim for every
+delivery it owes (docs/design.md, the ledger).
 """
 
 from __future__ import annotations
@@ -79,9 +79,10 @@ def _queue_lock_key(queue: str) -> int:
 
 
 class SlotBook:
-    """The methods; `engine` is the ledger's."""
+    """The slots every worker decided. Thread-safe: every method is its own transaction."""
 
-    engine: Engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def claim_slot(
         self,

@@ -16,7 +16,7 @@
   are reported missed. A restart never bursts.
 
 The daemon asks `due_slots` on each tick, then `choose_post` for each due slot with
-`progress_from_history(ledger.sent_posts(queue))`, and claims the slot with `Choice.cycle` and
+`progress_from_history(ledger.slots.sent_posts(queue))`, and claims the slot with `Choice.cycle` and
 the chosen post's id.
 """
 
