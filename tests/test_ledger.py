@@ -354,21 +354,29 @@ def test_every_write_is_committed_when_it_returns_though_threads_share_commits(
         other.dispose()
 
 
-def test_a_write_that_fails_undoes_only_its_own_rows(ledger: Ledger) -> None:
+@pytest.mark.parametrize("failing_first", [True, False], ids=["first-fails", "second-fails"])
+def test_a_write_that_fails_undoes_only_its_own_rows(ledger: Ledger, failing_first: bool) -> None:
+    """Two threads' writes in one shared transaction: the one that raises loses its rows only."""
     from bot.ledger.database import writing
 
     queued = threading.Event()
 
-    def failing() -> None:
+    def first() -> None:
         with writing(ledger.engine) as conn:
-            conn.execute(text("INSERT INTO cursors VALUES ('doomed', 'x', '2026-12-01 14:00:00')"))
+            stream = "doomed" if failing_first else "kept"
+            conn.execute(text(f"INSERT INTO cursors VALUES ('{stream}', 'x', '2026-12-01 14:00:00')"))
             queued.wait(5)
             time.sleep(0.2)  # the other writer is now queued behind this one, in its transaction
-            raise ValueError("a bug in this body")
+            if failing_first:
+                raise ValueError("a bug in this body")
 
-    def succeeding() -> None:
+    def second() -> None:
         queued.set()
-        ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+        with writing(ledger.engine) as conn:
+            stream = "kept" if failing_first else "doomed"
+            conn.execute(text(f"INSERT INTO cursors VALUES ('{stream}', 'x', '2026-12-01 14:00:00')"))
+            if not failing_first:
+                raise ValueError("a bug in this body")
 
     errors: list[BaseException] = []
 
@@ -378,15 +386,16 @@ def test_a_write_that_fails_undoes_only_its_own_rows(ledger: Ledger) -> None:
         except ValueError as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(work,)) for work in (failing, succeeding)]
+    threads = [threading.Thread(target=run, args=(work,)) for work in (first, second)]
     for t in threads:
         t.start()
+        time.sleep(0.05)  # the first takes the turn first
     for t in threads:
         t.join()
     assert [str(e) for e in errors] == ["a bug in this body"]
-    assert ledger.get_delivery(KEY) is not None
     with ledger.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM cursors WHERE stream = 'doomed'")).scalar_one() == 0
+        kept = conn.execute(text("SELECT stream FROM cursors WHERE stream IN ('kept', 'doomed')"))
+        assert kept.scalars().all() == ["kept"]
 
 
 def test_a_write_inside_another_on_one_thread_is_refused_not_hung(ledger: Ledger) -> None:
