@@ -24,7 +24,7 @@ from pathlib import Path
 from campaign import SandboxProcess, write_config
 from timing import PYTHON, REPO, load_average
 
-GOAL_RSS_MB = 120.0
+GOAL_RSS_MB = 100.0
 GOAL_CPU_PERCENT = 1.0
 STOP_BOUND = 30.0  # Heroku's SIGTERM-to-SIGKILL
 

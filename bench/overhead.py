@@ -147,6 +147,26 @@ def bot_round(
     return posting, idle
 
 
+def synced_commit(folder: Path, commits: int = 50) -> float:
+    """Median seconds of one tiny SQLite commit as the ledger makes it (WAL, synchronous=FULL):
+    the disk's share of every ledger write, which no code change removes."""
+    import sqlite3
+
+    db = sqlite3.connect(folder / "fsync.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (n INTEGER)")
+    times = []
+    for n in range(commits):
+        started = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?)", (n,))
+        db.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+    db.close()
+    return statistics.median(times)
+
+
 def run_once(config: Path, env: dict[str, str]) -> Timing:
     """`run --once` as the command line runs it, in this process, its log lines dropped."""
     from bot.commands.run import run_daemon
@@ -225,7 +245,9 @@ def main() -> int:
                 f" (rounds {', '.join(f'{r:.2f}' for r in ratios)}; the bot's own {own:.1f} ms a post)"
                 f" (goal <= {GOAL_RATIO:g} x): {'ok' if ratio <= GOAL_RATIO else 'MISSED'}"
             )
+        commit = synced_commit(Path(tmp))
     print(f"(load average during the run: {min(loads):.1f} to {max(loads):.1f})")
+    print(f"floor: one synced SQLite commit on this disk takes {commit * 1000:.2f} ms (median of 50)")
     return 0 if ok else 1
 
 
