@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 # How long a SQLite writer waits for another's lock before giving up. Claims and batches are
 # short, so a wait this long only happens when something is badly wrong.
@@ -304,6 +306,16 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 def insert_for(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
     """The dialect's INSERT, which knows ON CONFLICT (both engines spell it the same)."""
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    return postgresql.insert(table)
+    return insert_of(conn.dialect.name, table)
+
+
+def insert_of(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """`insert_for` by dialect name. PostgreSQL's dialect (2 MB, with its async drivers' modules)
+    is imported only by a worker that uses it."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert(table)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table)

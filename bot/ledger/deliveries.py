@@ -19,6 +19,7 @@ over the same engine.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,9 +39,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.ledger.database import connect, reading, writing
+from bot.ledger.database import connect, insert_of, reading, writing
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MonitorStore
 from bot.ledger.ourposts import OurPosts
@@ -131,9 +131,10 @@ def _key_params(key: DeliveryKey) -> dict[str, object]:
 _MINE = and_(_by_key(), deliveries.c.state == "claimed", deliveries.c.claimed_by == bindparam("v_worker"))
 
 
-def _claim_new(dialect: Any) -> Any:
+@functools.cache
+def _claim_new(dialect: str) -> Any:
     return (
-        dialect.insert(deliveries)
+        insert_of(dialect, deliveries)
         .values(
             **{name: bindparam(f"k_{name}") for name in DELIVERY_KEY},
             state="claimed",
@@ -147,9 +148,6 @@ def _claim_new(dialect: Any) -> Any:
         .on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
         .returning(*deliveries.c)
     )
-
-
-_CLAIM_NEW = {"sqlite": _claim_new(sqlite), "postgresql": _claim_new(postgresql)}
 
 
 def _take_over(retry_failed: bool) -> Update:
@@ -229,7 +227,7 @@ def _claim_in(
     """A new claim, or one taken over; None when another holds it or it is done."""
     params = {**_key_params(key), "v_worker": worker, "v_now": now, "v_lease_until": now + lease}
     row: Row[Any] | None = conn.execute(
-        _CLAIM_NEW[conn.dialect.name], {**params, "v_nonce": nonce_factory()}
+        _claim_new(conn.dialect.name), {**params, "v_nonce": nonce_factory()}
     ).first()
     if row is None:
         row = conn.execute(_TAKE_OVER[retry_failed], params).first()

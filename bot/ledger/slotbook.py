@@ -8,6 +8,7 @@ delivery it owes (docs/design.md, the ledger).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,9 +16,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.ledger.database import reading, writing
+from bot.ledger.database import insert_of, reading, writing
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, deliveries, slots
 
 
@@ -34,21 +34,22 @@ class SlotRecord:
 
 # Statements run for every slot of every queue on every tick, built once: building one costs
 # SQLAlchemy more than SQLite takes to run it (bench/overhead.py). Values are bound parameters.
-def _record_slot(dialect: Any) -> Any:
+@functools.cache
+def _record_slot(dialect: str) -> Any:
     names = ("queue", "slot_name", "state", "cycle", "post_id")
     values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
-    insert = dialect.insert(slots).values(
+    insert = insert_of(dialect, slots).values(
         **values, claimed_by=bindparam("v_worker"), recorded_at=bindparam("v_now")
     )
     # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
     return insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
 
 
-_RECORD_SLOT = {"sqlite": _record_slot(sqlite), "postgresql": _record_slot(postgresql)}
-_OWE = {
-    name: dialect.insert(deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
-}
+@functools.cache
+def _owe(dialect: str) -> Any:
+    return insert_of(dialect, deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+
+
 _FIRED_ALREADY = (
     select(slots.c.id)
     .where(
@@ -137,7 +138,7 @@ class SlotBook:
                     }
                     for key in owed
                 ]
-                conn.execute(_OWE[conn.dialect.name], rows)
+                conn.execute(_owe(conn.dialect.name), rows)
             return won
 
     def mark_slot(
@@ -162,7 +163,7 @@ class SlotBook:
         values = dict(queue=queue, slot_name=slot_name, state=state, cycle=cycle, post_id=post_id)
         params: dict[str, object] = {f"v_{name}": value for name, value in values.items()}
         params.update(v_worker=worker, v_now=now)
-        return conn.execute(_RECORD_SLOT[conn.dialect.name], params).first() is not None
+        return conn.execute(_record_slot(conn.dialect.name), params).first() is not None
 
     def slot_decided(self, queue: str, slot_name: str) -> bool:
         """Whether any worker recorded this slot (fired, missed or skipped)."""
