@@ -10,6 +10,7 @@ createSession is limited to 30 per 5 minutes and refresh tokens rotate.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,9 @@ class BlueskyClient:
         self._did: str | None = None
         self._session_handle: str | None = None
         self._has_session = False
+        # Delivery threads share the client: the first calls of a new one must not each load or
+        # create a session (createSession allows 30 per 5 minutes).
+        self._session_lock = threading.Lock()
         self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
@@ -231,7 +235,9 @@ class BlueskyClient:
     def _call(self, send: Callable[[], T]) -> T:
         """Run one SDK call, renewing a refused session once, and translate what it raises."""
         try:
-            self._ensure_session()
+            if not self._has_session:
+                with self._session_lock:
+                    self._ensure_session()
             try:
                 return send()
             except (BadRequestError, UnauthorizedError) as exc:
