@@ -106,9 +106,20 @@ def sdk_poster(network: str, account: dict[str, Any], base_url: str) -> Callable
     )
 
 
-def reset(base_url: str) -> None:
+def control_headers(description: dict[str, Any], network: str) -> dict[str, str]:
+    """The sandbox control API's per-run token (docs/sandbox.md)."""
+    token = description[network].get("control_token")
+    return {"X-Sandbox-Token": token} if token else {}
+
+
+def reset(description: dict[str, Any], network: str) -> None:
     """Empty the emulator, so every round posts into the same state."""
-    request = urllib.request.Request(base_url + "/_sandbox/reset", data=b"{}", method="POST")
+    request = urllib.request.Request(
+        description[network]["base_url"] + "/_sandbox/reset",
+        data=b"{}",
+        method="POST",
+        headers={"Content-Type": "application/json", **control_headers(description, network)},
+    )
     with urllib.request.urlopen(request, timeout=10):
         pass
 
@@ -191,7 +202,9 @@ def run_once(config: Path, env: dict[str, str]) -> Timing:
 def sandbox_posts(description: dict[str, Any], network: str) -> list[Any]:
     import json
 
-    with urllib.request.urlopen(description[network]["base_url"] + "/_sandbox/state", timeout=10) as answer:
+    url = description[network]["base_url"] + "/_sandbox/state"
+    request = urllib.request.Request(url, headers=control_headers(description, network))
+    with urllib.request.urlopen(request, timeout=10) as answer:
         posts: list[Any] = json.load(answer)["posts"]
         return posts
 
@@ -221,9 +234,9 @@ def main() -> int:
             bot_wall, bot_cpu, sdk_wall, sdk_cpu, ratios = [], [], [], [], []
             for round_ in range(args.rounds):
                 tag = f"{network}{round_}t{int(time.time())}"
-                reset(description[network]["base_url"])
+                reset(description, network)
                 sdk = sdk_round(network, description, tag, args.posts)
-                reset(description[network]["base_url"])
+                reset(description, network)
                 posting, idle = bot_round(
                     network, description, Path(tmp) / tag, tag, args.posts, args.postgres
                 )
