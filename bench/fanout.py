@@ -110,7 +110,11 @@ def deliver_round(
     try:
         for platform in platforms:  # open the clients (Bluesky logs in) before the clock starts
             for account in accounts:
-                runtime.clients(platform, account)
+                client = runtime.clients(platform, account)
+                if platform == "bluesky":
+                    # The session (created, sealed and saved) as a daemon that has posted before
+                    # has it: clients log in lazily, at their first call.
+                    client.verify()
             inject_latency(description, platform, latency_ms, times=len(accounts))
         daemon = Daemon(runtime, max_workers=pool)
         started, cpu_started = time.perf_counter(), time.process_time()
