@@ -1,3 +1,4 @@
-"""campaign-bot: scheduled campaign posts to X, Bluesky and Mastodon, with reply and hashtag tracking."""
+"""campaign-bot: scheduled campaign posts to X, Bluesky, Mastodon and Facebook; replies and
+hashtags tracked."""
 
 __version__ = "0.1.0"

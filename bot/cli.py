@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.campaign.model import PLATFORMS
 from bot.errors import InputError
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from bot.planning.planner import Progress
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+PLATFORM_CHOICES = list(PLATFORMS)
+
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -311,7 +314,7 @@ def cmd_new_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    """Run the three platform emulators; print their URLs and credentials as one JSON line."""
+    """Run the platform emulators; print their URLs and credentials as one JSON line."""
     import json
     import signal
     import threading
@@ -472,9 +475,9 @@ def _days(text: str) -> int:
 
 
 def _base_port(text: str) -> int:
-    """A port N such that N, N+1 and N+2 (X, Bluesky, Mastodon) are all valid ports."""
-    if not text.isdigit() or not 1 <= int(text) <= 65533:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65533 (N, N+1 and N+2 are used)")
+    """A port N such that N to N+3 (X, Bluesky, Mastodon, Facebook) are all valid ports."""
+    if not text.isdigit() or not 1 <= int(text) <= 65532:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65532 (N to N+3 are used)")
     return int(text)
 
 
@@ -501,9 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("preview", cmd_preview)
     p.add_argument("--days", type=_days, default=7, help="how many days ahead, 1-366 (default 7)")
     p.add_argument("--queue", help="only this queue (default: all)")
-    p.add_argument(
-        "--platform", choices=["x", "bluesky", "mastodon"], help="only this platform (default: all)"
-    )
+    p.add_argument("--platform", choices=PLATFORM_CHOICES, help="only this platform (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per slot instead of text")
     p.add_argument(
         "--sandbox",
@@ -524,18 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("post", cmd_post)
     p.add_argument("queue", help="the queue's name (see `check`)")
     p.add_argument("item_id", nargs="?", help="a post's id (default: the queue's next post)")
-    p.add_argument(
-        "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
-    )
+    p.add_argument("--platform", action="append", choices=PLATFORM_CHOICES, help="repeatable (default: all)")
     p.add_argument("--dry-run", action="store_true", help="show the payloads as `preview` does; send nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per target")
 
     p = add("retract", cmd_retract)
     p.add_argument("queue", help="the queue's name")
     p.add_argument("item_id", help="the post's id")
-    p.add_argument(
-        "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
-    )
+    p.add_argument("--platform", action="append", choices=PLATFORM_CHOICES, help="repeatable (default: all)")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
 
     p = add("status", cmd_status)
@@ -555,9 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind", action="append", choices=["reply", "mention", "hashtag"], help="repeatable (default: all)"
     )
-    p.add_argument(
-        "--platform", action="append", choices=["x", "bluesky", "mastodon"], help="repeatable (default: all)"
-    )
+    p.add_argument("--platform", action="append", choices=PLATFORM_CHOICES, help="repeatable (default: all)")
     p.add_argument("--author", help="a handle or part of one, any case (default: everyone)")
     p.add_argument("--grep", metavar="TEXT", help="only posts whose text holds this, any case (default: all)")
     p.add_argument("--follow", action="store_true", help="keep printing new ones until Ctrl-C")
@@ -589,7 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sandbox", cmd_sandbox)
     p.add_argument(
-        "--port", type=_base_port, help="X on N, Bluesky on N+1, Mastodon on N+2 (default: free ports)"
+        "--port",
+        type=_base_port,
+        help="X on N, Bluesky on N+1, Mastodon on N+2, Facebook on N+3 (default: free ports)",
     )
     p.add_argument("--accounts", type=_count, default=2, help="accounts per platform (default 2)")
     p.add_argument(

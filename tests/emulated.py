@@ -17,6 +17,7 @@ import requests
 from bot.campaign.model import Account, Platform
 from bot.platforms import Batch, Mention, PlatformClient, open_client
 from bot.sandbox.bluesky import BlueskyEmulator
+from bot.sandbox.graph.facebook import FacebookEmulator
 from bot.sandbox.mastodon import MastodonEmulator
 from bot.sandbox.server import Emulator, SandboxServer
 from bot.sandbox.x import XEmulator
@@ -26,6 +27,7 @@ EMULATORS: dict[Platform, Callable[..., Emulator]] = {
     "x": XEmulator,
     "bluesky": BlueskyEmulator,
     "mastodon": MastodonEmulator,
+    "facebook": FacebookEmulator,
 }
 MAX_PAGES = 100  # far more than any test posts: a sweep that never ends fails instead of hanging
 

@@ -43,6 +43,7 @@ class FakeClient:
     script: list[Step] = field(default_factory=list)
     publish_calls: int = 0
     lookups: int = 0
+    lookup_errors: list[PlatformError] = field(default_factory=list)  # raised by the next lookups
     before_publish: Callable[[Outgoing], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,6 +72,8 @@ class FakeClient:
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         with self.lock:
             self.lookups += 1
+            if self.lookup_errors:
+                raise self.lookup_errors.pop(0)
             for copy in self.copies:
                 if copy.deleted:
                     continue

@@ -32,14 +32,15 @@ from bot.ledger.schema import slots
 from bot.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
-PLATFORMS = ("x", "bluesky", "mastodon")
+PLATFORMS = ("x", "bluesky", "mastodon", "facebook")
 # The request that writes a post on each platform: most faults go there, the others anywhere.
 POST_PATHS = {
     "x": "/2/tweets",
     "bluesky": "/xrpc/com.atproto.repo.createRecord",
     "mastodon": "/api/v1/statuses",
+    "facebook": "/*/feed",  # matched with or without the Graph version
 }
-ANY_PATH = {"x": "/2/*", "bluesky": "/xrpc/*", "mastodon": "/api/*"}
+ANY_PATH = {"x": "/2/*", "bluesky": "/xrpc/*", "mastodon": "/api/*", "facebook": "/v*"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Campaign:
         (self.root / "content").mkdir(parents=True, exist_ok=True)
         described = self.sandbox.describe()
         self.accounts = {p: [a["name"] for a in described[p]["accounts"]] for p in PLATFORMS}
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_", "FB_"))}
         for account in described["x"]["accounts"]:
             for name in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"):
                 env[_env_name("x", account["name"], name)] = account[name]
@@ -79,6 +80,9 @@ class Campaign:
             env[_env_name("bsky", account["name"], "app_password")] = account["app_password"]
         for account in described["mastodon"]["accounts"]:
             env[_env_name("mastodon", account["name"], "token")] = account["access_token"]
+        for account in described["facebook"]["accounts"]:
+            env[_env_name("fb", account["name"], "page_id")] = account["page_id"]
+            env[_env_name("fb", account["name"], "token")] = account["access_token"]
         env["DATABASE_URL"] = self.database
         self.env = env
         self._write_config(described)
@@ -108,6 +112,12 @@ class Campaign:
         access_token: "${{{_env_name("mastodon", a, "token")}}}\""""
             for a in self.accounts["mastodon"]
         ]
+        fb = [
+            f"""      - name: {a}
+        page_id: "${{{_env_name("fb", a, "page_id")}}}"
+        access_token: "${{{_env_name("fb", a, "token")}}}\""""
+            for a in self.accounts["facebook"]
+        ]
         head = textwrap.dedent(
             """\
             campaign: Reliability
@@ -125,6 +135,8 @@ class Campaign:
             f"    accounts:\n{block('x', x)}\n"
             f"  bluesky:\n    enabled: true\n    accounts:\n{block('bluesky', bsky)}\n"
             f"  mastodon:\n    enabled: true\n    accounts:\n{block('mastodon', masto)}\n"
+            f"  facebook:\n    enabled: true\n    api_base_url: {d['facebook']['base_url']}\n"
+            f"    accounts:\n{block('facebook', fb)}\n"
         )
         (self.root / "config.yaml").write_text(head + body)
 
@@ -155,11 +167,18 @@ class Campaign:
     def expected(self) -> Counter[tuple[str, str, str]]:
         """(platform, account, text) of every delivery: each must exist exactly once."""
         return Counter(
-            (platform, account, part.text)
+            (platform, account, self.text_of(platform, part))
             for part in self.parts()
             for platform in PLATFORMS
+            if part.part == 0 or platform != "facebook"
             for account in self.accounts[platform]
         )
+
+    def text_of(self, platform: str, part: Part) -> str:
+        """A part's text as posted: Facebook posts a thread as one post, its parts as paragraphs."""
+        if platform != "facebook":
+            return part.text
+        return "\n\n".join(self.queues[part.queue][int(part.post_id.rsplit("-", 1)[1])])
 
     # --- worker processes ------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ POST_PATHS = {
     "x": "/2/tweets",
     "bluesky": "/xrpc/com.atproto.repo.createRecord",
     "mastodon": "/api/v1/statuses",
+    "facebook": "/*/feed",
 }
 
 
@@ -40,7 +41,32 @@ def env_for(sandbox: Sandbox) -> dict[str, str]:
         "BSKY_HANDLE": bsky["handle"],
         "BSKY_APP_PASSWORD": bsky["app_password"],
         "MASTODON_ACCESS_TOKEN": masto["access_token"],
+        **facebook_env(sandbox),
     }
+
+
+def facebook_env(sandbox: Sandbox) -> dict[str, str]:
+    page = sandbox.describe()["facebook"]["accounts"][0]
+    return {
+        "FB_PAGE_ID": page["page_id"],
+        "FB_PAGE_TOKEN": page["access_token"],
+        "FB_APP_SECRET": page["app_secret"],
+    }
+
+
+def facebook_block(base_url: str) -> str:
+    """The `platforms.facebook` section of a config (indented for `platforms:`), secrets as ${VAR}."""
+    return (
+        "  facebook:\n"
+        "    enabled: true\n"
+        f"    api_base_url: {base_url}\n"
+        "    api_version: v27.0\n"
+        "    accounts:\n"
+        "      - name: main\n"
+        '        page_id: "${FB_PAGE_ID}"\n'
+        '        access_token: "${FB_PAGE_TOKEN}"\n'
+        '        app_secret: "${FB_APP_SECRET}"\n'
+    )
 
 
 @dataclass
@@ -51,6 +77,7 @@ class Site:
     webhook: str = ""
     grace: str = "1h"
     env: dict[str, str] = field(default_factory=dict)
+    facebook: bool = False  # also post to the Facebook emulator
 
     def __post_init__(self) -> None:
         self.env = {**env_for(self.sandbox), "PATH": os.environ.get("PATH", "")}
@@ -105,6 +132,7 @@ class Site:
                         access_token: "${{MASTODON_ACCESS_TOKEN}}"
                 """
             )
+            + (facebook_block(d["facebook"]["base_url"]) if self.facebook else "")
         )
 
     def write_queue(self, name: str, body: str, *, mtime: float | None = None) -> Path:

@@ -47,8 +47,10 @@ def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_p
             "BSKY_HANDLE",
             "BSKY_APP_PASSWORD",
             "MASTODON_ACCESS_TOKEN",
+            "FB_PAGE_ACCESS_TOKEN",
         ]
     }
+    secrets["FB_PAGE_ID"] = "104830741234567"  # a Page id is digits
     result = run_check(REPO / "config.yaml", secrets)
     assert result.returncode == 0
     # What X does to a repeating queue, nothing else (and, after its day, the pinned post's date).

@@ -173,11 +173,12 @@ def test_sandbox_prints_one_json_line_and_stops_cleanly(tmp_path: Path, stop: si
     try:
         assert process.stdout is not None
         described = json.loads(process.stdout.readline())
-        assert set(described) == {"x", "bluesky", "mastodon"}
+        assert set(described) == {"x", "bluesky", "mastodon", "facebook"}
         keys = {
             "x": {"name", "consumer_key", "consumer_secret", "access_token", "access_token_secret"},
             "bluesky": {"name", "handle", "app_password"},
             "mastodon": {"name", "access_token"},
+            "facebook": {"name", "page_id", "access_token", "app_secret"},
         }
         for platform, shown in described.items():
             assert set(shown) == {"base_url", "accounts", "control_token"}

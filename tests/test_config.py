@@ -15,6 +15,8 @@ SECRETS = {
     "BSKY_HANDLE": "campaign.example.org",
     "BSKY_APP_PASSWORD": "bsky-s3cret-value",
     "MASTODON_ACCESS_TOKEN": "masto-s3cret-value",
+    "FB_PAGE_ID": "104830741234567",
+    "FB_PAGE_ACCESS_TOKEN": "EAAG-s3cret-value",
 }
 
 MINIMAL = """\
@@ -53,7 +55,7 @@ def test_the_shipped_config_loads_with_its_documented_values() -> None:
     assert warnings == []
     assert config.campaign == "NoTechForICE"
     assert config.timezone == "America/New_York"
-    assert config.enabled_platforms() == ("x", "bluesky", "mastodon")
+    assert config.enabled_platforms() == ("x", "bluesky", "mastodon", "facebook")
     assert config.database_url == f"sqlite:///{REPO}/state/bot.sqlite3"
     assert config.content_dir == REPO / "content/"
     assert config.logging.mentions_log == REPO / "logs" / "mentions.jsonl"

@@ -196,6 +196,21 @@ def test_a_crash_between_claim_and_confirm_is_reconciled_by_the_next_worker(
     assert result.outcome == "posted" and client.publish_calls == 1 and client.live_texts() == ["Crash me"]
 
 
+def test_a_failed_first_look_still_waits_for_a_dead_workers_call_before_sending(
+    ledger: Ledger, clock: Clock
+) -> None:
+    # Facebook has no idempotency key: a second send while the dead worker's call is still in
+    # the server would make two posts. A look that fails is no proof either way.
+    client = FakeClient("facebook", "main", clock, lookup_errors=[Transient("connection dropped")])
+    j = job("In flight")
+    claim = ledger.claim_delivery(j.key(0), "host:111:dead", clock(), DELIVERY_LEASE, lambda: "n")
+    assert claim is not None and ledger.record_attempt(j.key(0), "host:111:dead", "In flight", clock())
+    clock.advance(2)
+    assert ledger.expire_claims("host:111:dead", clock()) == 1  # the worker is gone, its call is not
+    result = courier(ledger, clock).deliver(j, client)
+    assert result.outcome == "deferred" and client.publish_calls == 0 and client.lookups == 2
+
+
 def test_a_thread_broken_after_its_first_part_resumes_replying_to_it(ledger: Ledger, clock: Clock) -> None:
     client = FakeClient("bluesky", "main", clock, match_by_nonce=True)
     calls = {"n": 0}

@@ -522,3 +522,39 @@ def test_every_rehearsal_scene_plays_and_is_reported_once(world: World) -> None:
     assert found[-1].post.text.startswith("Second draft") or world.platform != "mastodon"
     assert found[6].in_reply_to is not None and found[6].in_reply_to != root.url
     assert world.poll() == []
+
+
+def test_facebook_comments_and_page_mentions_are_logged_once_and_hashtags_are_not_searched(
+    tmp_path: Path,
+) -> None:
+    with running("facebook", tmp_path) as world:
+        ours = world.publish("Drop the contracts. #NoTechForICE")
+        world.poll()
+        comment = world.audience("reply", "signed!", author="alice", to=ours.id)[0]
+        world.clock.advance(1)
+        world.audience("reply", "me too", author="bob", to=comment["id"])
+        world.clock.advance(1)
+        world.audience("mention", "says drop the contracts", author="carol")
+        world.audience("hashtag", "a stranger's #NoTechForICE post no Page endpoint lists", author="dan")
+        world.client().publish(Outgoing(text="By hand, on our Page", nonce="n"))
+        found = world.poll()
+        assert [(s.kind, s.post.author) for s in found] == [
+            ("reply", "alice"),
+            ("reply", "bob"),
+            ("mention", "carol"),
+        ]
+        assert found[0].in_reply_to == ours.url and found[2].account == "main"
+
+        world.start()  # a restart: the cursor is kept in the ledger
+        assert world.poll() == []
+        world.fault(method="GET", path="/*/comments", code=80001, times=3)
+        world.audience("reply", "after the restart", author="erin", to=ours.id)
+        seen: list[Sighting] = []
+        for _ in range(4):
+            seen += world.poll(minutes=30)
+        assert [s.post.text for s in seen] == ["after the restart"]
+        logged = world.logged()
+        assert [(r["kind"], r["platform"]) for r in logged] == [("reply", "facebook")] * 2 + [
+            ("mention", "facebook"),
+            ("reply", "facebook"),
+        ]

@@ -43,7 +43,12 @@ from bot.campaign.yamlsource import YamlPath, read_yaml
 from bot.errors import InputError, Problem
 
 # Which account key holds the account's server, per platform (the rest are credentials).
-_BASE_URL_KEY: Mapping[Platform, str | None] = {"x": None, "bluesky": "service", "mastodon": "api_base_url"}
+_BASE_URL_KEY: Mapping[Platform, str | None] = {
+    "x": None,
+    "bluesky": "service",
+    "mastodon": "api_base_url",
+    "facebook": None,
+}
 _NOT_CREDENTIALS = {"name", "limits", "service", "api_base_url"}
 
 
@@ -265,6 +270,12 @@ class _Builder:
             result["mastodon"] = self._platform(
                 "mastodon", given.mastodon.enabled, given.mastodon.accounts, "", None
             )
+        if given.facebook is not None:
+            fb = given.facebook
+            self._require_url(("platforms", "facebook", "api_base_url"), fb.api_base_url, fb.enabled)
+            # The adapter reads the version back from the end of the URL.
+            graph = f"{fb.api_base_url.rstrip('/')}/{fb.api_version}" if fb.api_base_url else ""
+            result["facebook"] = self._platform("facebook", fb.enabled, fb.accounts, graph, None)
         return result
 
     def _platform(
@@ -305,7 +316,7 @@ class _Builder:
             platform=platform,
             name=account_in.name,
             base_url=base_url,
-            credentials={k: v for k, v in values.items() if k not in _NOT_CREDENTIALS},
+            credentials={k: v for k, v in values.items() if k not in _NOT_CREDENTIALS and v is not None},
             limits=AccountLimits(posts_per_day=limits.posts_per_day, min_gap=limits.min_gap),
             missing=tuple(dict.fromkeys(missing)),
             line=self.findings.doc.line(path),

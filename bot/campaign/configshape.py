@@ -102,6 +102,32 @@ class _MastodonAccountIn(_Shape):
     limits: LimitsShape = LimitsShape()
 
 
+def _page_id(value: object) -> object:
+    # YAML reads an unquoted page id as a number; the Graph API's ids are strings of digits.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value and not value.isdigit():
+        raise ValueError("should be the Page's numeric id (Page settings, About, Page ID)")
+    return value
+
+
+def _graph_version(value: object) -> object:
+    # `api_version: 27.0` is a number in YAML, and "27.0" lacks Meta's "v": both mean v27.0.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{float(value):.1f}"
+    if isinstance(value, str) and re.fullmatch(r"v?\d+\.\d+", value.strip()):
+        return "v" + value.strip().removeprefix("v")
+    raise ValueError("should be a Graph API version such as v27.0")
+
+
+class _FacebookAccountIn(_Shape):
+    name: str
+    page_id: Annotated[str, BeforeValidator(_page_id)]
+    access_token: str
+    app_secret: str | None = None  # sends appsecret_proof when set
+    limits: LimitsShape = LimitsShape()
+
+
 class _XIn(_Shape):
     enabled: bool = True
     api_base_url: ServerUrl = "https://api.x.com"
@@ -119,10 +145,18 @@ class _MastodonIn(_Shape):
     accounts: list[_MastodonAccountIn] = []
 
 
+class _FacebookIn(_Shape):
+    enabled: bool = True
+    api_base_url: ServerUrl = "https://graph.facebook.com"
+    api_version: Annotated[str, BeforeValidator(_graph_version)] = "v27.0"
+    accounts: list[_FacebookAccountIn] = []
+
+
 class _PlatformsIn(_Shape):
     x: _XIn | None = None
     bluesky: _BlueskyIn | None = None
     mastodon: _MastodonIn | None = None
+    facebook: _FacebookIn | None = None
 
 
 class _LoggingIn(_Shape):

@@ -116,12 +116,15 @@ class ImageLimits:
     max_bytes: int
     max_gif_bytes: int
     max_pixels: int | None = None  # width x height
+    refused: frozenset[str] = frozenset()  # MIME types the platform does not take
 
 
 IMAGE_LIMITS = {
     "x": ImageLimits(5 * MB, 15 * MB),
     "bluesky": ImageLimits(1_000_000, 1_000_000),
     "mastodon": ImageLimits(16 * MB, 16 * MB, max_pixels=33_177_600),
+    # Page photos: JPEG, PNG, GIF, BMP or TIFF up to 10 MB (docs/platforms.md, Facebook).
+    "facebook": ImageLimits(10 * MB, 10 * MB, refused=frozenset({"image/webp"})),
 }
 
 
@@ -141,6 +144,8 @@ def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
         limits = IMAGE_LIMITS.get(platform)
         if limits is None:
             continue
+        if info.mime in limits.refused:
+            return f"is {kind}, which {_NAMES.get(platform, platform)} does not take; use PNG or JPEG"
         most = limits.max_gif_bytes if info.mime == "image/gif" else limits.max_bytes
         if len(data) > most:
             return f"is {len(data):,} bytes; {_NAMES.get(platform, platform)} takes at most {most:,}"
@@ -153,7 +158,7 @@ def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
     return None
 
 
-_NAMES = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}
+_NAMES = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon", "facebook": "Facebook"}
 
 
 def _png_damage(data: bytes) -> str | None:

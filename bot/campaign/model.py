@@ -17,8 +17,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
-Platform = Literal["x", "bluesky", "mastodon"]
-PLATFORMS: tuple[Platform, ...] = ("x", "bluesky", "mastodon")
+Platform = Literal["x", "bluesky", "mastodon", "facebook"]
+PLATFORMS: tuple[Platform, ...] = ("x", "bluesky", "mastodon", "facebook")
 
 
 # --- content --------------------------------------------------------------------------------
@@ -60,6 +60,7 @@ class PlatformOptions:
     visibility: Literal["public", "unlisted", "private", "direct"] | None = None  # mastodon
     link_card: bool | LinkCard = False  # bluesky: True = read from the link's OpenGraph data
     language: str | None = None  # overrides the queue's language on this platform
+    link: str | None = None  # facebook: the link the post shares (Facebook shows its preview)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,9 @@ class Account:
 
     platform: Platform
     name: str
-    base_url: str  # X: api_base_url of the platform; Bluesky: service; Mastodon: api_base_url
+    # X: api_base_url of the platform; Bluesky: service; Mastodon: api_base_url;
+    # Facebook: api_base_url/api_version (https://graph.facebook.com/v27.0)
+    base_url: str
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     limits: AccountLimits = AccountLimits()
     missing: tuple[str, ...] = ()

@@ -21,14 +21,27 @@ from bot.campaign.model import PLATFORMS, Image, LinkCard, Part, Platform, Platf
 from bot.campaign.moments import Role, parse_moment
 from bot.campaign.yamlsource import YamlPath
 
-POST_KEYS = ("id", "text", "thread", "images", "x", "bluesky", "mastodon", "at", "start", "expires")
+POST_KEYS = (
+    "id",
+    "text",
+    "thread",
+    "images",
+    "x",
+    "bluesky",
+    "mastodon",
+    "facebook",
+    "at",
+    "start",
+    "expires",
+)
 # What each platform's options may hold; a queue's defaults may not hold text or thread.
 OPTION_KEYS: Mapping[Platform, tuple[str, ...]] = {
     "x": ("text", "thread", "language"),
     "bluesky": ("text", "thread", "link_card", "language"),
     "mastodon": ("text", "thread", "spoiler_text", "visibility", "language"),
+    "facebook": ("text", "thread", "link", "language"),
 }
-_ONLY_ON = {"spoiler_text": "mastodon", "visibility": "mastodon", "link_card": "bluesky"}
+_ONLY_ON = {"spoiler_text": "mastodon", "visibility": "mastodon", "link_card": "bluesky", "link": "facebook"}
 _VISIBILITIES = ("public", "unlisted", "private", "direct")
 _IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_IMAGES = 4  # the limit on X, Bluesky and Mastodon alike
@@ -299,7 +312,17 @@ class PostReader:
             visibility=self._visibility(value, path) if platform == "mastodon" else None,
             link_card=self._link_card(value, path, parts) if platform == "bluesky" else False,
             language=self.read_language(value, path),
+            link=self._link(value, path) if platform == "facebook" else None,
         )
+
+    def _link(self, value: Mapping[str, object], path: YamlPath) -> str | None:
+        link = value.get("link")
+        if link is None:
+            return None
+        if not isinstance(link, str) or not _URL.fullmatch(link.strip()):
+            self.findings.error((*path, "link"), "link: should be one web address starting with https://")
+            return None
+        return link.strip()
 
     def _spoiler(self, value: Mapping[str, object], path: YamlPath) -> str | None:
         spoiler = value.get("spoiler_text")

@@ -40,13 +40,21 @@ QUEUE_KEYS = (
     "x",
     "bluesky",
     "mastodon",
+    "facebook",
     "posts",
 )
 SCHEDULE_KEYS = ("cron", "every", "at", "timezone", "jitter", "quiet_hours")
 _SCHEDULE_KINDS = ("cron", "every", "at")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _QUIET_HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
-_PLATFORM_ALIASES = {"twitter": "x", "bsky": "bluesky", "masto": "mastodon", "fediverse": "mastodon"}
+_PLATFORM_ALIASES = {
+    "twitter": "x",
+    "bsky": "bluesky",
+    "masto": "mastodon",
+    "fediverse": "mastodon",
+    "fb": "facebook",
+    "meta": "facebook",
+}
 
 
 def content_folder_problem(config: Config) -> Problem | None:
@@ -332,7 +340,9 @@ class _QueueReader:
         if value is None:
             return enabled
         if not isinstance(value, list):
-            self.findings.error(("platforms",), "platforms: should be a list, such as [x, bluesky, mastodon]")
+            self.findings.error(
+                ("platforms",), "platforms: should be a list, such as [x, bluesky, mastodon, facebook]"
+            )
             return enabled
         chosen: list[Platform] = []
         for i, item in enumerate(value):
@@ -341,7 +351,7 @@ class _QueueReader:
                 alias = _PLATFORM_ALIASES.get(str(item).lower())
                 hint = f" (did you mean {alias!r}?)" if alias else did_you_mean(str(item), PLATFORMS)
                 self.findings.error(
-                    path, f"platforms: unknown platform {item!r}{hint}; use x, bluesky or mastodon"
+                    path, f"platforms: unknown platform {item!r}{hint}; use x, bluesky, mastodon or facebook"
                 )
                 continue
             platform = cast(Platform, item)

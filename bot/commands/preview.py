@@ -147,6 +147,7 @@ def _payload_record(rendered: Rendered) -> dict[str, Any]:
         "visibility": rendered.visibility,
         "language": rendered.language,
         "link_card": _link_card_record(rendered.link_card),
+        "link": rendered.link,
         "parts": [_part_record(part) for part in rendered.parts],
     }
 
@@ -219,6 +220,8 @@ def payload_lines(
     if rendered.link_card:
         card = rendered.link_card
         extras.append("link card: " + (card.title if isinstance(card, LinkCard) else "from the link's page"))
+    if rendered.link:
+        extras.append(f"link: {rendered.link}")
     lines = [f"  {rendered.platform}/{rendered.account}" + (f"  {'; '.join(extras)}" if extras else "")]
     many = len(rendered.parts) > 1
     for n, part in enumerate(rendered.parts, start=1):

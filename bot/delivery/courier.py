@@ -212,12 +212,13 @@ class Courier:
         # A call may have reached the platform before: ask it first, whatever else happens.
         must_look = part.claim.attempted
         failures = 0
+        sent = False  # whether this worker has called publish for the part yet
         waited = 0.0
         while True:
             try:
                 if must_look:
                     must_look = False
-                    looked = self._look_first(part, client, failures)
+                    looked = self._look_first(part, client, sent)
                     if looked is not None:
                         return looked
                 if recorded:
@@ -227,6 +228,7 @@ class Courier:
                 ):
                     return Result(part.job, "deferred", error="claim taken over by another worker")
                 part.attempted = part.message
+                sent = True
                 with self._renewing(part.key):
                     published = client.publish(part.message)
             except AuthFailed as exc:
@@ -262,14 +264,16 @@ class Courier:
                 return published, True
 
     def _look_first(
-        self, part: _Part, client: PlatformClient, failures: int
+        self, part: _Part, client: PlatformClient, sent: bool
     ) -> tuple[Published, bool] | Result | None:
         """Before sending again: the copy an earlier call left, a wait while a dead worker's call
         may still land, or None to send."""
         found = client.find_published(part.attempted, since=part.claim.claimed_at)
         if found is not None:
             return self._reconciled(part, found)
-        landing = self._may_still_land(part.claim) if not failures else None
+        # Until this worker sends, the dead worker's call is the only one that may land; a look
+        # that failed (a dropped connection) is no reason to stop waiting for it.
+        landing = self._may_still_land(part.claim) if not sent else None
         if landing is None:
             return None
         # The call of a worker that died mid-call, not on the platform yet, may still be in the

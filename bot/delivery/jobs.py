@@ -99,6 +99,7 @@ def describe_post(config: Config, queue: Queue, post: Post, accounts: list[Accou
                     "link_card": message.link_card
                     if isinstance(message.link_card, bool)
                     else vars(message.link_card),
+                    "link": message.link,
                 }
             )
         described.append(

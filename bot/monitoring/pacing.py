@@ -46,12 +46,17 @@ X_MENTIONS = {"free": Budget(1, _15M), "basic": Budget(10, _15M), "pro": Budget(
 BLUESKY_STREAM = Budget(150, _5M)
 # Mastodon allows 300 requests per 5 minutes per account, posting included.
 MASTODON_STREAM = Budget(60, _5M)
+# A Page token's calls (4,800 x engaged users per 24 h) are shared with posting; one poll of a
+# Page reads its feed, its posts and each recent post's comments, so each poll counts many.
+FACEBOOK_STREAM = Budget(100, _5M)
 
 
 def budget_for(platform: Platform, kind: StreamKind, tier: str | None = None) -> Budget:
     if platform == "x":
         table = X_SEARCH if kind == "hashtags" else X_MENTIONS
         return table.get(tier or "free", table["pro"])  # pay-per-use has Pro's windows
+    if platform == "facebook":
+        return FACEBOOK_STREAM
     return BLUESKY_STREAM if platform == "bluesky" else MASTODON_STREAM
 
 

@@ -5,6 +5,7 @@ A *stream* is one thing polled with one cursor (docs/design.md, monitoring):
     x:hashtags                         one recent search for the tags and our conversations
     bluesky:hashtags:<tag>             searchPosts, once per platform
     mastodon:hashtags:<host>:<tag>     the tag timeline, once per instance
+                                       (Facebook: none; it has no public hashtag search)
     <platform>:notifications:<account> replies, quotes and mentions of one account
 
 Its state in the ledger (`StreamState`) is the platform's cursor and the time of its next poll.
@@ -88,7 +89,7 @@ def plan_streams(config: Config) -> list[Stream]:
             for tag in tags:
                 key = f"bluesky:hashtags:{tag.lower()}"
                 streams.append(Stream(key, platform, accounts[0].name, "hashtags", pace, hashtags, (tag,)))
-        else:
+        elif platform == "mastodon":
             instances: dict[str, str] = {}
             for account in accounts:
                 instances.setdefault(_host(account.base_url), account.name)

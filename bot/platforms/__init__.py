@@ -2,7 +2,7 @@
 
 The core never imports an SDK: it hands an adapter an `Outgoing` message and gets back a
 `Published` reference or one of the errors of `bot.errors` (RateLimited, Transient, Rejected,
-AuthFailed). Each adapter module (x, bluesky, mastodon) is loaded by name through `open_client`,
+AuthFailed). Each adapter module (x, bluesky, mastodon, facebook) is loaded by name through `open_client`,
 so the core never names tweepy, atproto or Mastodon.py.
 """
 
@@ -64,6 +64,7 @@ class Outgoing:
     visibility: str | None = None  # Mastodon only
     language: str | None = None
     link_card: LinkCard | bool = False  # Bluesky only
+    link: str | None = None  # Facebook only: the link the post shares
     reply_to: Published | None = None  # the previous part of the thread
     root: Published | None = None  # the thread's first part
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from bot.platforms import Batch, Mention, Outgoing, PlatformClient, Published
 
-PUBLIC_SITES = {"x": "https://x.com", "bluesky": "https://bsky.app"}
+PUBLIC_SITES = {"x": "https://x.com", "bluesky": "https://bsky.app", "facebook": "https://www.facebook.com"}
 
 
 def is_loopback(url: str) -> bool:
@@ -36,7 +36,8 @@ def local_site(platform: str, api_base_url: str) -> str | None:
     """The emulator's address when `platform`'s API is on a loopback host and its links need moving."""
     if platform not in PUBLIC_SITES or not is_loopback(api_base_url):
         return None
-    return api_base_url.rstrip("/")
+    parts = urlsplit(api_base_url)  # the emulator serves its posts at its root, whatever API path
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class LocalLinks:

@@ -9,7 +9,9 @@ text or thread when the post gives one, and per part its length measured the pla
   rich-text facets that make tags, links and mentions clickable (`bot.render.facets`);
 - Mastodon: graphemes of content warning + text, each http(s) URL as 23 and `@user@domain` as
   `@user` (StatusLengthValidator), limit 500 (Mastodon's default: an
-  instance may allow more, but a post that fits 500 fits every instance).
+  instance may allow more, but a post that fits 500 fits every instance);
+- Facebook: characters (code points), limit 63,206. A thread becomes one post: its parts joined
+  by a blank line, every part's images on it, the hashtag at its end (docs/content.md).
 
 The adapters send what this returns, so `preview` shows exactly what goes out.
 """
@@ -25,7 +27,7 @@ import regex
 from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.has_invalid_characters import has_invalid_characters
 
-from bot.campaign.model import Image, LinkCard, Platform, PlatformOptions, Post, Queue
+from bot.campaign.model import Image, LinkCard, Part, Platform, PlatformOptions, Post, Queue
 from bot.errors import Problem
 from bot.platforms import Facet, Media, Outgoing, Published
 from bot.render.facets import count_graphemes, detect_facets, utf8_length
@@ -36,6 +38,8 @@ BLUESKY_GRAPHEMES = 300
 BLUESKY_BYTES = 3000
 MASTODON_LIMIT = 500  # Mastodon's default; an instance may allow more, the bot keeps to 500
 MASTODON_URL_LENGTH = 23
+FACEBOOK_LIMIT = 63_206  # the Page post limit third-party counters cite; Meta documents none
+THREAD_JOIN = "\n\n"  # Facebook has no threads: parts become paragraphs of one post
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Rendered:
     visibility: str | None = None  # Mastodon
     language: str | None = None
     link_card: bool | LinkCard = field(default=False)  # Bluesky: on the first part
+    link: str | None = None  # Facebook: the link the post shares
 
 
 def add_hashtags(text: str, hashtags: tuple[str, ...]) -> str:
@@ -98,6 +103,7 @@ def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
         visibility=own.visibility if own.visibility is not None else base.visibility,
         link_card=own.link_card if own.link_card is not False else base.link_card,
         language=own.language if own.language is not None else base.language,
+        link=own.link if own.link is not None else base.link,
     )
 
 
@@ -111,6 +117,9 @@ def render_post(
     options = _options(queue, post, platform)
     # The loader already put the post's images on the first part of a platform's own text.
     parts = options.parts if options.parts is not None else post.parts
+    if platform == "facebook" and len(parts) > 1:
+        joined = THREAD_JOIN.join(p.text for p in parts)
+        parts = (Part(joined, tuple(image for p in parts for image in p.images)),)
     texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
     spoiler = options.spoiler_text if platform == "mastodon" else None
     rendered = tuple(
@@ -126,6 +135,7 @@ def render_post(
         visibility=options.visibility if platform == "mastodon" else None,
         language=options.language or queue.language,
         link_card=options.link_card if platform == "bluesky" else False,
+        link=options.link if platform == "facebook" else None,
     )
 
 
@@ -154,6 +164,7 @@ def to_outgoing(
         visibility=rendered.visibility,
         language=rendered.language,
         link_card=rendered.link_card if index == 0 else False,
+        link=rendered.link if index == 0 else None,
         reply_to=reply_to,
         root=root,
     )
@@ -173,6 +184,8 @@ def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: 
             byte_length=utf8_length(text),
             byte_limit=BLUESKY_BYTES,
         )
+    if platform == "facebook":
+        return RenderedPart(text, len(text), FACEBOOK_LIMIT, images)
     return RenderedPart(text, mastodon_length(text, spoiler), MASTODON_LIMIT, images)
 
 
@@ -241,7 +254,12 @@ def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem
     for index, part in enumerate(rendered.parts, start=1):
         where = f"post {post.id!r}" + (f" part {index}" if many else "")
         on = f"on {rendered.platform}"
-        unit = {"x": "weighted characters", "bluesky": "graphemes", "mastodon": "characters"}
+        unit = {
+            "x": "weighted characters",
+            "bluesky": "graphemes",
+            "mastodon": "characters",
+            "facebook": "characters",
+        }
         if part.length > part.limit:
             what = unit[rendered.platform]
             if rendered.spoiler_text:

@@ -1,4 +1,4 @@
-"""Local emulators of X, Bluesky and Mastodon: real HTTP on 127.0.0.1, state in memory.
+"""Local emulators of X, Bluesky, Mastodon and Facebook: real HTTP on 127.0.0.1, state in memory.
 
 Staff rehearse a campaign against them (`python -m bot sandbox`, `run --sandbox`), and every
 test of the bot drives them with the real client libraries.
@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
 
-# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon): fixed so that a saved Bluesky
+# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook): fixed so that a saved Bluesky
 # session, which remembers its PDS URL, still points at the emulator after a restart.
 SANDBOX_PORT = 8801
 
@@ -36,6 +36,7 @@ class Sandbox:
 
 def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> dict[str, Emulator]:
     from bot.sandbox.bluesky import BlueskyEmulator
+    from bot.sandbox.graph.facebook import FacebookEmulator
     from bot.sandbox.mastodon import MastodonEmulator
     from bot.sandbox.x import XEmulator
 
@@ -43,6 +44,7 @@ def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_
         "x": XEmulator(accounts=accounts, limits=limits, clock=clock),
         "bluesky": BlueskyEmulator(accounts=accounts, limits=limits, clock=clock),
         "mastodon": MastodonEmulator(accounts=accounts, limits=limits, clock=clock),
+        "facebook": FacebookEmulator(accounts=accounts, limits=limits, clock=clock),
     }
 
 
@@ -53,7 +55,7 @@ def start_sandbox(
     clock: Clock = utc_now,
     control_token: str | None = None,
 ) -> Sandbox:
-    """Start the three emulators: on ports N, N+1, N+2, or on free ports when `port` is None.
+    """Start the emulators: on ports N, N+1, N+2, N+3, or on free ports when `port` is None.
 
     `control_token`: required in `X-Sandbox-Token` by every `/_sandbox/` route (see
     `new_control_token`); the commands always set one, a test may leave it out.

@@ -133,11 +133,16 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body_bytes: int = 0
     drip_ms: int = 0
+    code: int | None = None  # the platform's own error code (Graph: 368, 506, ...), instead of status
 
-    def matches(self, method: str, path: str, account: str | None) -> bool:
-        if self.method.upper() != method or not fnmatch.fnmatchcase(path, self.path):
+    def matches(self, method: str, paths: tuple[str, ...], account: str | None) -> bool:
+        if self.method.upper() != method or not any(fnmatch.fnmatchcase(p, self.path) for p in paths):
             return False
         return self.account is None or self.account == account
+
+    @property
+    def errs(self) -> bool:
+        return self.status is not None or self.code is not None
 
 
 class RateWindow:
@@ -212,6 +217,14 @@ class Emulator:
     def account_of(self, request: Request) -> str | None:
         """The name of the account whose credentials the request carries, if any."""
         return None
+
+    def fault_paths(self, path: str) -> tuple[str, ...]:
+        """The paths a fault's `path` is matched against (Graph: with and without `/vNN.N`)."""
+        return (path,)
+
+    def coded_error(self, code: int) -> Response:
+        """The answer for a fault given as the platform's own error `code`; ValueError if none."""
+        raise ValueError(f"the {self.name} emulator takes no error code; give a status")
 
     def add_audience(
         self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
@@ -301,8 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reset_at = emulator.clock() + timedelta(seconds=fault.reset_in or 60)
                 self._send(_hostile(fault, emulator.rate_limited_response(reset_at)), fault.drip_ms)
                 return
-            if fault.status is not None and not fault.apply and not rewritten:
-                self._send(_hostile(fault, emulator.error_response(fault.status)), fault.drip_ms)
+            if fault.errs and not fault.apply and not rewritten:
+                self._send(_hostile(fault, self._fault_error(fault)), fault.drip_ms)
                 return
         try:
             response = emulator.handle(request)
@@ -313,11 +326,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.drop == "after":
             self.close_connection = True  # the write was applied; the answer is lost
             return
-        if fault is not None and fault.status is not None and fault.apply:
-            response = emulator.error_response(fault.status)  # applied, then answered with an error
+        if fault is not None and fault.errs and fault.apply:
+            response = self._fault_error(fault)  # applied, then answered with an error
         if fault is not None:
             response = _hostile(fault, response)
         self._send(response, fault.drip_ms if fault is not None else 0)
+
+    def _fault_error(self, fault: Fault) -> Response:
+        emulator = self.server.emulator
+        if fault.code is not None:
+            return emulator.coded_error(fault.code)
+        return emulator.error_response(fault.status or 500)
 
     def _send(self, response: Response, drip_ms: int = 0) -> None:
         self.send_response(response.status)  # writes the one Date header
@@ -450,8 +469,9 @@ class SandboxServer(ThreadingHTTPServer):
             if not self.faults:
                 return None
             account = self.emulator.account_of(request)
+            paths = self.emulator.fault_paths(request.path)
             for fault in self.faults:
-                if fault.matches(request.method, request.path, account):
+                if fault.matches(request.method, paths, account):
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
@@ -500,9 +520,12 @@ class SandboxServer(ThreadingHTTPServer):
                     headers={str(k): str(v) for k, v in dict(payload.get("headers") or {}).items()},
                     body_bytes=int(payload.get("body_bytes", 0)),
                     drip_ms=int(payload.get("drip_ms", 0)),
+                    code=None if payload.get("code") is None else int(payload["code"]),
                 )
                 if fault.drop not in (None, "before", "after"):
                     raise ValueError("drop must be 'before' or 'after'")
+                if fault.code is not None:
+                    emulator.coded_error(fault.code)  # refuses a code the emulator does not know
                 with self._faults_lock:
                     self.faults.append(fault)
                 return Response.json(200, {"ok": True})
