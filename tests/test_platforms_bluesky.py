@@ -361,6 +361,25 @@ def test_a_new_session_is_saved_and_reused_without_create_session(bsky: Sandbox)
     assert len(bsky.posts()) == 2
 
 
+def test_threads_sharing_a_new_client_create_one_session(bsky: Sandbox) -> None:
+    store = SessionStore()
+    client = bsky.client(store=store)
+    messages = [message(f"thread {n}") for n in range(12)]
+    start = threading.Barrier(len(messages))
+
+    def post(outgoing: Outgoing) -> None:
+        start.wait()
+        client.publish(outgoing)
+
+    threads = [threading.Thread(target=post, args=(m,)) for m in messages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(bsky.posts()) == len(messages)
+    assert len(store.saved) == 1  # one createSession (30 per 5 minutes), not one per thread
+
+
 def test_an_expired_session_is_refreshed_without_create_session_and_resaved(bsky: Sandbox) -> None:
     store = SessionStore()
     client = bsky.client(store=store)
