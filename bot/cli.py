@@ -82,8 +82,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from bot.campaign.config import load_config
-    from bot.campaign.queues import load_queues
     from bot.commands.preview import build_preview, format_preview, preview_records
+    from bot.planning.content import load_queues
 
     config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
     if args.sandbox:

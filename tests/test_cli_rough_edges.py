@@ -109,14 +109,23 @@ def test_post_dry_run_reads_like_preview_and_says_when_posting_is_paused(campaig
     assert "posting is paused (vigil)" in result.stderr
 
 
-def test_new_queue_writes_a_commented_file_that_passes_check(campaign: Path) -> None:
+def test_new_queue_writes_a_commented_file_that_passes_check_once_its_post_is_written(
+    campaign: Path,
+) -> None:
     made = bot(campaign, "new-queue", "daily-asks")
     assert made.returncode == 0, made.stderr
-    written = (campaign / "content" / "daily-asks.yaml").read_text()
+    path = campaign / "content" / "daily-asks.yaml"
+    written = path.read_text()
     assert written.startswith("# Queue daily-asks")
+    unedited = bot(campaign, "check")
+    assert unedited.returncode == 1
+    assert "content/daily-asks.yaml:17: posts[0].text: still the `new-queue` placeholder" in unedited.stderr
+    assert bot(campaign, "post", "daily-asks", "--dry-run").returncode == 1
+    path.write_text(written.replace("Write the first post here.", "Drop the contracts."))
     check = bot(campaign, "check")
     assert check.returncode == 0 and check.stderr == "", check.stderr
     assert "daily-asks (content/daily-asks.yaml): 1 posts" in check.stdout
+    path.write_text(written)
     again = bot(campaign, "new-queue", "daily-asks")
     assert again.returncode == 2 and "already exists" in again.stderr
     assert (campaign / "content" / "daily-asks.yaml").read_text() == written

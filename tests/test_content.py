@@ -6,8 +6,8 @@ import pytest
 
 from bot.campaign.config import load_config
 from bot.campaign.model import Config, Image, LinkCard, Part, Queue
-from bot.campaign.queues import load_queues
 from bot.errors import Problem
+from bot.planning.content import load_queues
 from tests.imagefiles import png
 
 CONFIG = """\

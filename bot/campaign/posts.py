@@ -49,6 +49,8 @@ MAX_ALT = 1000  # X's alt text limit, the lowest of the three
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://\S+")
+# The text `new-queue` writes as its first post: an error until replaced, so it is never published.
+PLACEHOLDER = "Write the first post here."
 
 
 @dataclass
@@ -71,9 +73,12 @@ class PostReader:
         posts: list[Post] = []
         first_line: dict[str, int] = {}
         for i, item in enumerate(value):
+            errors = len(self.findings.problems)
             post = self.read_post(item, ("posts", i))
             if post is None:
                 continue
+            # A post with an error of its own is left out, so the others can still be measured.
+            own_error = any(p.severity == "error" for p in self.findings.problems[errors:])
             if post.id in first_line:
                 self.findings.error(
                     ("posts", i, "id"),
@@ -82,7 +87,8 @@ class PostReader:
                 )
                 continue
             first_line[post.id] = post.line
-            posts.append(post)
+            if not own_error:
+                posts.append(post)
         return tuple(posts)
 
     def read_post(self, value: object, path: YamlPath) -> Post | None:
@@ -175,6 +181,10 @@ class PostReader:
         if not isinstance(value, str) or not value.strip():
             self.findings.error(path, f"{describe_path(path)}: should be non-empty text")
             return None
+        if PLACEHOLDER in value:
+            self.findings.error(
+                path, f"{describe_path(path)}: still the `new-queue` placeholder: write the post's own text"
+            )
         return value.strip()
 
     def read_thread(

@@ -4,13 +4,16 @@ The format and its checks are in docs/design.md, "Content format and slot rules"
 
 `load_queues` reads them all and returns the valid queues with every problem found (errors and
 warnings, each `FILE:LINE: message`); a file with any error yields no queue, so a daemon can keep
-the last good version of it. `load_queue` reads one file, for live reloads.
+the last good version of it. `load_queue` reads one file, for live reloads. Both take `measure`,
+the checks of the layers above (each text's length per platform): every command calls them through
+`bot.planning.content`, so what `check` refuses is never sent.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, cast
@@ -77,7 +80,10 @@ def content_folder_problem(config: Config) -> Problem | None:
     return Problem(display_path(config.path), line, message)
 
 
-def load_queues(config: Config) -> tuple[list[Queue], list[Problem]]:
+Measure = Callable[[Queue], list[Problem]]
+
+
+def load_queues(config: Config, *, measure: Measure) -> tuple[list[Queue], list[Problem]]:
     """Every queue of the content folder that has no error, and every problem found in any."""
     folder = config.content_dir
     unreadable = content_folder_problem(config)
@@ -91,7 +97,7 @@ def load_queues(config: Config) -> tuple[list[Queue], list[Problem]]:
         problems.append(Problem(display_path(folder), 1, "no queue files (*.yaml) here", "warning"))
     loaded: list[Queue] = []
     for file in files:
-        queue, found = load_queue(file, config)
+        queue, found = load_queue(file, config, measure=measure)
         problems.extend(found)
         if queue is not None:
             loaded.append(queue)
@@ -131,8 +137,12 @@ def name_clash(queue: Queue, owner: Path) -> Problem:
     )
 
 
-def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]:
-    """One queue file: the queue (None when it has any error) and its problems."""
+def load_queue(path: Path, config: Config, *, measure: Measure) -> tuple[Queue | None, list[Problem]]:
+    """One queue file: the queue (None when it has any error) and its problems.
+
+    The posts read without an error are measured even when others have one, so every problem
+    shows at once.
+    """
     try:
         doc = read_yaml(path, display_path(path))
     except InputError as exc:
@@ -145,6 +155,7 @@ def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]
         findings.error((), "a queue file should be a mapping with schedule: and posts: (key: value lines)")
         return None, findings.problems
     queue = _QueueReader(config, path, findings, doc.data).read()
+    findings.problems.extend(measure(queue))
     problems = sorted(findings.problems, key=lambda p: p.line)
     return (None if findings.has_errors else queue), problems
 

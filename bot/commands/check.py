@@ -15,14 +15,12 @@ from bot.campaign.config import load_config
 from bot.campaign.durations import format_duration
 from bot.campaign.findings import display_path
 from bot.campaign.model import Config, Queue
-from bot.campaign.queues import load_queues
 from bot.campaign.yamlsource import read_yaml
 from bot.errors import InputError, Problem
+from bot.planning.content import load_queues
 from bot.planning.limits import limit_collisions
-from bot.planning.planner import targets_of
 from bot.planning.slots import next_slots as upcoming_slots
 from bot.planning.xbudget import x_budget_problems
-from bot.render.textrules import length_problems
 
 CONNECTABLE = ("x", "bluesky", "mastodon")  # the networks `connect` walks a person through
 
@@ -60,7 +58,6 @@ def check_campaign(config_path: Path, environ: Mapping[str, str], now: datetime)
     problems = [
         *problems,
         *content_problems,
-        *check_texts(config, queues),
         *check_schedules(config, queues, now),
         *check_past(config, queues, now, slots),
     ]
@@ -106,12 +103,6 @@ def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck
             detail = "; ".join(found.problems) if found.problems else str(found.handle)
             results.append(AccountCheck(platform, account.name, found.ok, detail))
     return results
-
-
-def check_texts(config: Config, queues: Sequence[Queue]) -> list[Problem]:
-    """Each text too long for a platform once the hashtag is added, as `FILE:LINE: message`."""
-    problems = [p for queue in queues for p in length_problems(queue, targets_of(queue, config))]
-    return [replace(p, file=display_path(Path(p.file))) for p in problems]
 
 
 def check_schedules(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:

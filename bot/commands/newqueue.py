@@ -1,4 +1,7 @@
-"""`new-queue NAME`: a commented queue file to start from, which passes `check` as written."""
+"""`new-queue NAME`: a commented queue file to start from.
+
+`check` refuses it until its placeholder post (`PLACEHOLDER`) is rewritten, so it is never published.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import re
 from pathlib import Path
 
 from bot.campaign.model import Config
+from bot.campaign.posts import PLACEHOLDER
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -27,7 +31,7 @@ when_exhausted: stop            # or repeat (X then gets the first round only)
 posts:
   - id: first-post              # a word; keep it when you edit the text
     text: >-
-      Write the first post here. The campaign hashtag is added at the end when the text
+      {placeholder} The campaign hashtag is added at the end when the text
       lacks it.
   # - id: second-post
   #   text: "Another post."
@@ -44,5 +48,6 @@ def new_queue(config: Config, name: str) -> tuple[Path | None, str]:
     if path.exists():
         return None, f"{path} already exists: pick another name or edit that file"
     config.content_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(TEMPLATE.format(name=name, timezone=config.timezone), encoding="utf-8")
+    text = TEMPLATE.format(name=name, timezone=config.timezone, placeholder=PLACEHOLDER)
+    path.write_text(text, encoding="utf-8")
     return path, ""

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from bot.campaign.findings import did_you_mean
@@ -51,6 +52,12 @@ def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
     unreadable = rt.content_problem()
     if queue is None and unreadable is not None:
         return Refusal(str(unreadable), EXIT_INPUT)
+    invalid = [p for p in rt.load_problems if p.severity == "error" and Path(p.file).stem == name]
+    if queue is None and invalid:  # the file is there, but `check` refuses it: so does `post`
+        first = f"{invalid[0].file}:{invalid[0].line}"  # each is logged above in full
+        count = f"{len(invalid)} error{'s' * (len(invalid) != 1)}"
+        why = f"refused: queue {name} has {count}, the first at {first}: fix them (`python -m bot check`)"
+        return Refusal(why, EXIT_INPUT)
     if queue is None:
         names = [q.name for q in rt.queues()]
         hint = did_you_mean(name, names)

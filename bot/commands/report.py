@@ -18,10 +18,10 @@ from bot.campaign.config import load_config
 from bot.campaign.durations import parse_duration
 from bot.campaign.model import Config, Queue
 from bot.campaign.moments import parse_moment
-from bot.campaign.queues import load_queues
 from bot.ledger.database import database_exists
 from bot.ledger.deliveries import open_ledger
 from bot.monitoring.retention import forget_expired
+from bot.planning.content import load_queues
 from bot.planning.planner import Progress, progress_from_history
 from bot.report.figures import Account, Figures, activity_span, read_figures
 from bot.report.page import render_page

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from bot.campaign.config import load_config
 from bot.campaign.model import Account, Config, Queue
-from bot.campaign.queues import clash_order, content_folder_problem, load_queue, name_clash
+from bot.campaign.queues import clash_order, content_folder_problem, name_clash
 from bot.daemon.alerts import Alerter
 from bot.errors import InputError, Problem
 from bot.ledger.deliveries import Ledger, open_ledger
 from bot.ledger.ratebudgets import BudgetRecorder
+from bot.planning.content import load_queue
 from bot.platforms import PlatformClient, open_client
 from bot.platforms.weblinks import LocalLinks, local_site
 
