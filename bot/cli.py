@@ -185,8 +185,9 @@ def cmd_mentions(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from bot.campaign.config import load_config
+    from bot.campaign.moments import parse_since
     from bot.ledger.deliveries import open_ledger
-    from bot.monitoring.mentionfilter import MentionFilter, parse_since
+    from bot.monitoring.mentionfilter import MentionFilter
     from bot.monitoring.mentionlog import Format, show_mentions
     from bot.monitoring.retention import forget_expired
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -233,11 +234,21 @@ def test_an_empty_campaign_reports_nothing_yet_and_creates_no_database(tmp_path:
         (["--since", "last week"], "report: --since: 'last week' is neither a duration"),
         (["--since", "2026-12-05", "--until", "2026-12-01"], "report: --since must come before --until"),
         (["--until", "tomorrow"], "report: --until: 'tomorrow' is not a date"),
+        (["--since", "2199-01-01"], "report: --since: '2199-01-01' (2199-01-01 00:00) is in the future"),
+        (["--since", "2026-02-30"], "report: --since: '2026-02-30' is not a valid date"),
     ],
 )
 def test_a_bad_period_is_one_line_and_exit_2(campaign: Campaign, args: list[str], message: str) -> None:
     result = bot(campaign.site, "report", *args, expect=2)
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_since_takes_weeks_as_mentions_does(campaign: Campaign, tmp_path: Path) -> None:
+    out = tmp_path / "week.html"
+    bot(campaign.site, "report", "--since", "1w", "--out", str(out))
+    page = out.read_text()
+    week_ago = (datetime.now(UTC) - timedelta(weeks=1)).strftime("%Y-%m-%d")  # the site's zone is UTC
+    assert f"<p>{week_ago} " in page, page[:2000]
 
 
 def test_without_matplotlib_report_says_how_to_add_it(campaign: Campaign, tmp_path: Path) -> None:

@@ -13,9 +13,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from bot.campaign.durations import parse_duration
+
 Role = Literal["start", "expires", "at"]
 
 FIRST_YEAR, LAST_YEAR = 2000, 2199
+_WEEKS = re.compile(r"(\d+)w")
 _DATE_SHAPE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2})?)?$")
 
 
@@ -93,3 +96,23 @@ def zone_hint(name: str) -> str | None:
     if name.startswith("Etc/GMT") and name not in ("Etc/GMT", "Etc/GMT0"):
         return f"timezone {name!r} is a fixed offset with no daylight saving (and its sign is reversed)"
     return None
+
+
+def parse_since(text: str, now: datetime, zone: ZoneInfo) -> datetime:
+    """`--since` of `mentions` and `report`: `30m`, `2d`, `2w` (that long before `now`), a date
+    (its midnight in `zone`) or a date and time; raises ValueError for a user."""
+    cleaned = text.strip()
+    if match := _WEEKS.fullmatch(cleaned):
+        return now - timedelta(weeks=int(match.group(1)))
+    try:
+        return now - parse_duration(cleaned)
+    except ValueError:
+        pass
+    try:
+        return parse_moment(cleaned, zone, "start")
+    except ValueError as exc:
+        if _DATE_SHAPE.match(cleaned):  # a date, but an impossible one: say which way
+            raise
+        raise ValueError(
+            f"{text!r} is neither a duration (30m, 2h, 1d, 2w) nor a date (2026-12-01 or 2026-12-01T09:00)"
+        ) from exc

@@ -15,9 +15,8 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from bot.campaign.config import load_config
-from bot.campaign.durations import parse_duration
 from bot.campaign.model import Config, Queue
-from bot.campaign.moments import parse_moment
+from bot.campaign.moments import parse_moment, parse_since
 from bot.ledger.database import database_exists
 from bot.ledger.deliveries import open_ledger
 from bot.monitoring.retention import forget_expired
@@ -38,18 +37,19 @@ class UsageError(ValueError):
     """A bad --since/--until: one line, exit 2."""
 
 
-def parse_since(text: str, zone: ZoneInfo, now: datetime) -> datetime:
-    """`7d` (that long before now) or a date/time in the campaign's timezone (a date: its midnight)."""
+def parse_since_option(text: str, zone: ZoneInfo, now: datetime, *, until: bool) -> datetime:
+    """`--since` as `mentions` reads it (`bot.campaign.moments.parse_since`); without `--until`
+    (the period ends now), never in the future."""
     try:
-        return now - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        return parse_moment(text, zone, "start")
-    except ValueError:
+        start = parse_since(text, now, zone)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    if start > now and not until:
+        when = start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         raise UsageError(
-            f"--since: {text!r} is neither a duration (7d, 12h) nor a date (2026-12-01)"
-        ) from None
+            f"--since: {text!r} ({when}) is in the future: a report covers what already happened"
+        )
+    return start
 
 
 def parse_until(text: str, zone: ZoneInfo) -> datetime:
@@ -84,7 +84,7 @@ def write_report(
     zone = ZoneInfo(config.timezone)
     try:
         end = parse_until(until, zone) if until else None if sandbox else now
-        start = parse_since(since, zone, now) if since else None
+        start = parse_since_option(since, zone, now, until=bool(until)) if since else None
         figures, progress = _read_ledger(config, queues, start, end, now)
     except UsageError as exc:
         print(f"report: {exc}", file=stderr)

@@ -3,36 +3,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from bot.campaign.durations import parse_duration
 from bot.ledger.mentions import MentionRecord
-
-_WEEKS = re.compile(r"(\d+)w")
-
-
-def parse_since(text: str, now: datetime, zone: ZoneInfo) -> datetime:
-    """`30m`, `2d`, `2w`, a date (`2026-12-01`, midnight in `zone`) or a date and time."""
-    cleaned = text.strip()
-    if match := _WEEKS.fullmatch(cleaned):
-        return now - timedelta(weeks=int(match.group(1)))
-    try:
-        return now - parse_duration(cleaned)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(cleaned) if "T" in cleaned else None
-        if moment is None:
-            moment = datetime.combine(date.fromisoformat(cleaned), datetime.min.time())
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is neither a duration (30m, 2h, 1d, 2w) nor a date (2026-12-01 or 2026-12-01T09:00)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 @dataclass(frozen=True)
