@@ -88,3 +88,19 @@ def test_the_emulated_audience_also_posts_with_the_hashtag(sandbox: Sandbox, sit
         assert wait_for(lambda: len(tagged()) >= 2, timeout=20)
     finally:
         stop.set()
+
+
+def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_path: Path) -> None:
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    base = free_base_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        run = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT=str(base))
+    assert run.returncode == 3, run.stderr
+    assert f"cannot listen on ports {base}-{base + 3} (Address already in use;" in run.stderr
+    assert f"BOT_SANDBOX_PORT=N picks ports N to N+3 instead, e.g. BOT_SANDBOX_PORT={base + 4}" in run.stderr
+    assert "Traceback" not in run.stderr
+    too_high = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT="65533")
+    assert too_high.returncode == 2 and "is not a port from 1 to 65532" in too_high.stderr

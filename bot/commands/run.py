@@ -24,7 +24,7 @@ from bot.daemon.scheduler import Daemon
 from bot.delivery.jobs import missing_line
 from bot.errors import InputError
 from bot.monitoring.monitor import DaemonMonitor
-from bot.sandbox import SANDBOX_PORT
+from bot.sandbox import SANDBOX_PORT, SANDBOX_PORTS
 
 log = logging.getLogger("bot.daemon")
 
@@ -54,8 +54,9 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     audience_stop = threading.Event()
     # The fixed ports, unless moved (two rehearsals, or tests, side by side).
     port_text = os.environ.get("BOT_SANDBOX_PORT") or str(SANDBOX_PORT)
-    if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= 65533):
-        print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to 65533", file=sys.stderr)
+    highest = 65536 - SANDBOX_PORTS  # the last emulator's port is N+3
+    if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= highest):
+        print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to {highest}", file=sys.stderr)
         return EXIT_USAGE
     port = int(port_text) if port_text.isdigit() else SANDBOX_PORT
     if sandbox:
@@ -70,8 +71,12 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         try:
             emulators = start_emulators(accounts=2, port=port)
         except OSError as exc:
+            ports = f"{port}-{port + SANDBOX_PORTS - 1}"
+            other = port + SANDBOX_PORTS if port + 2 * SANDBOX_PORTS <= 65536 else 20000
             print(
-                f"run --sandbox: cannot listen on the sandbox ports (another sandbox running?): {exc}",
+                f"run --sandbox: cannot listen on ports {ports} ({exc.strerror or exc}; another sandbox "
+                f"running?): BOT_SANDBOX_PORT=N picks ports N to N+{SANDBOX_PORTS - 1} instead, "
+                f"e.g. BOT_SANDBOX_PORT={other} python -m bot run --sandbox",
                 file=sys.stderr,
             )
             return EXIT_RUNTIME

@@ -15,6 +15,7 @@ from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
 # The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook): fixed so that a saved Bluesky
 # session, which remembers its PDS URL, still points at the emulator after a restart.
 SANDBOX_PORT = 8801
+SANDBOX_PORTS = 4  # one per emulator (build_emulators): N, N+1, N+2, N+3
 
 
 def new_control_token() -> str:
