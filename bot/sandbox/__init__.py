@@ -1,4 +1,4 @@
-"""Local emulators of X, Bluesky, Mastodon and Facebook: real HTTP on 127.0.0.1, state in memory.
+"""Local emulators of X, Bluesky, Mastodon, Facebook and Instagram: real HTTP on 127.0.0.1, state in memory.
 
 Staff rehearse a campaign against them (`python -m bot sandbox`, `run --sandbox`), and every
 test of the bot drives them with the real client libraries.
@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
 
-# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook): fixed so that a saved Bluesky
+# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook, Instagram): fixed so a saved Bluesky
 # session, which remembers its PDS URL, still points at the emulator after a restart.
 SANDBOX_PORT = 8801
 
@@ -31,6 +31,7 @@ class Sandbox:
 def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> dict[str, Emulator]:
     from bot.sandbox.bluesky import BlueskyEmulator
     from bot.sandbox.graph.facebook import FacebookEmulator
+    from bot.sandbox.graph.instagram import InstagramEmulator
     from bot.sandbox.mastodon import MastodonEmulator
     from bot.sandbox.x import XEmulator
 
@@ -39,13 +40,14 @@ def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_
         "bluesky": BlueskyEmulator(accounts=accounts, limits=limits, clock=clock),
         "mastodon": MastodonEmulator(accounts=accounts, limits=limits, clock=clock),
         "facebook": FacebookEmulator(accounts=accounts, limits=limits, clock=clock),
+        "instagram": InstagramEmulator(accounts=accounts, limits=limits, clock=clock),
     }
 
 
 def start_sandbox(
     port: int | None = None, accounts: int = 2, limits: str = "none", clock: Clock = utc_now
 ) -> Sandbox:
-    """Start the emulators: on ports N, N+1, N+2, N+3, or on free ports when `port` is None."""
+    """Start the emulators: on ports N, N+1, ... N+4, or on free ports when `port` is None."""
     emulators = build_emulators(accounts, limits, clock)
     servers: dict[str, SandboxServer] = {}
     try:
