@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.campaign.model import PLATFORMS
 from bot.errors import InputError
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("preview", cmd_preview)
     p.add_argument("--days", type=_count, default=7)
     p.add_argument("--queue")
-    p.add_argument("--platform", choices=["x", "bluesky", "mastodon", "facebook"])
+    p.add_argument("--platform", choices=list(PLATFORMS))
     p.add_argument("--json", action="store_true")
 
     p = add("run", cmd_run)
@@ -305,13 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("post", cmd_post)
     p.add_argument("queue")
     p.add_argument("item_id", nargs="?")
-    p.add_argument("--platform", action="append", choices=["x", "bluesky", "mastodon", "facebook"])
+    p.add_argument("--platform", action="append", choices=list(PLATFORMS))
     p.add_argument("--dry-run", action="store_true")
 
     p = add("retract", cmd_retract)
     p.add_argument("queue")
     p.add_argument("item_id")
-    p.add_argument("--platform", action="append", choices=["x", "bluesky", "mastodon", "facebook"])
+    p.add_argument("--platform", action="append", choices=list(PLATFORMS))
 
     p = add("status", cmd_status)
     p.add_argument("--json", action="store_true")

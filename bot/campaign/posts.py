@@ -15,6 +15,7 @@ from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 from bot.campaign.findings import Findings, describe_path
+from bot.campaign.images import inspect_image
 from bot.campaign.model import PLATFORMS, Image, LinkCard, Part, Platform, PlatformOptions, Post
 from bot.campaign.moments import Role, parse_moment
 from bot.campaign.yamlsource import YamlPath
@@ -28,6 +29,7 @@ POST_KEYS = (
     "bluesky",
     "mastodon",
     "facebook",
+    "instagram",
     "at",
     "start",
     "expires",
@@ -38,14 +40,23 @@ OPTION_KEYS: Mapping[Platform, tuple[str, ...]] = {
     "bluesky": ("text", "thread", "link_card", "language"),
     "mastodon": ("text", "thread", "spoiler_text", "visibility", "language"),
     "facebook": ("text", "thread", "link", "language"),
+    "instagram": ("text", "thread", "image", "language"),
 }
-_ONLY_ON = {"spoiler_text": "mastodon", "visibility": "mastodon", "link_card": "bluesky", "link": "facebook"}
+_ONLY_ON = {
+    "spoiler_text": "mastodon",
+    "visibility": "mastodon",
+    "link_card": "bluesky",
+    "link": "facebook",
+    "image": "instagram",
+}
 _VISIBILITIES = ("public", "unlisted", "private", "direct")
 _IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_IMAGES = 4  # the limit on X, Bluesky and Mastodon alike
 MAX_ALT = 1000  # X's alt text limit, the lowest of the three
 BLUESKY_MAX_IMAGE_BYTES = 1_000_000
 FACEBOOK_MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Page photos: JPEG, PNG, GIF, BMP or TIFF up to 10 MB
+INSTAGRAM_MAX_IMAGE_BYTES = 8 * 1024 * 1024  # JPEG only, aspect ratio 4:5 to 1.91:1
+INSTAGRAM_RATIOS = (0.8, 1.91)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://\S+")
@@ -268,7 +279,30 @@ class PostReader:
                 path,
                 f"image {value!r} is {size:,} bytes; Facebook takes at most {FACEBOOK_MAX_IMAGE_BYTES:,}",
             )
+        if "instagram" in self.platforms:
+            self._instagram_image(value, target, path)
         return value
+
+    def _instagram_image(self, value: str, target: Path, path: YamlPath) -> None:
+        data = target.read_bytes()
+        info = inspect_image(data)
+        problem = None
+        if info.mime != "image/jpeg":
+            problem = f"image {value!r} is not a JPEG, the only format Instagram takes"
+        elif len(data) > INSTAGRAM_MAX_IMAGE_BYTES:
+            limit = INSTAGRAM_MAX_IMAGE_BYTES
+            problem = f"image {value!r} is {len(data):,} bytes; Instagram takes at most {limit:,}"
+        elif (
+            info.width
+            and info.height
+            and not (INSTAGRAM_RATIOS[0] <= info.width / info.height <= INSTAGRAM_RATIOS[1])
+        ):
+            problem = (
+                f"image {value!r} is {info.width}x{info.height}; Instagram takes aspect ratios "
+                "from 4:5 (portrait) to 1.91:1 (landscape)"
+            )
+        if problem is not None:
+            self.findings.error(path, problem)
 
     def read_options(
         self, platform: Platform, value: object, path: YamlPath, images: tuple[Image, ...] | None
@@ -299,7 +333,15 @@ class PostReader:
             link_card=self._link_card(value, path, parts) if platform == "bluesky" else False,
             language=self.read_language(value, path),
             link=self._link(value, path) if platform == "facebook" else None,
+            image=self._card_image(value, path) if platform == "instagram" else None,
         )
+
+    def _card_image(self, value: Mapping[str, object], path: YamlPath) -> Image | None:
+        """`image: {path, alt}`: what Instagram shows for a post without images of its own."""
+        if value.get("image") is None:
+            return None
+        images = self.read_images([value["image"]], (*path, "image"))
+        return images[0] if images else None
 
     def _link(self, value: Mapping[str, object], path: YamlPath) -> str | None:
         link = value.get("link")
