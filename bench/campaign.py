@@ -112,8 +112,12 @@ class SandboxProcess:
         self.description: dict[str, Any] = json.loads(line)
 
     def state(self, platform: str) -> dict[str, Any]:
-        url = self.description[platform]["base_url"] + "/_sandbox/state"
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        described = self.description[platform]
+        token = described.get("control_token")
+        request = urllib.request.Request(
+            described["base_url"] + "/_sandbox/state", headers={"X-Sandbox-Token": token} if token else {}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
             result: dict[str, Any] = json.load(answer)
             return result
 

@@ -53,7 +53,10 @@ def inject_latency(description: dict[str, Any], platform: str, latency_ms: int, 
     request = urllib.request.Request(
         description[platform]["base_url"] + "/_sandbox/faults",
         data=json.dumps(fault).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={
+            "Content-Type": "application/json",
+            "X-Sandbox-Token": description[platform].get("control_token", ""),
+        },
     )
     with urllib.request.urlopen(request, timeout=10):
         pass

@@ -20,11 +20,16 @@ from bot.campaign.model import PLATFORMS
 from bot.errors import InputError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.campaign.model import Config, Queue
     from bot.daemon.runtime import Runtime
+    from bot.ledger.deliveries import Ledger
     from bot.planning.planner import Progress
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+PLATFORM_CHOICES = list(PLATFORMS)
+
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -43,6 +48,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         from bot.commands.check import verify_accounts
 
         for result in verify_accounts(report.config):
+            if result.detail.startswith("not checked"):
+                # Its unset variables are already one warning above: not said twice, not a failure.
+                print(f"{result.platform} {result.account}: not checked (secrets not set)")
+                continue
             failed_accounts += not result.ok
             mark = "ok" if result.ok else "FAILED"
             print(f"{result.platform} {result.account}: {mark} {result.detail}")
@@ -51,9 +60,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             print("\n".join(describe_queue(report.config, queue, report.next_slots[queue.name])))
     errors, warnings = len(report.errors), len(report.warnings)
     posts = sum(len(queue.posts) for queue in report.queues)
+    online = (
+        f", {failed_accounts} account{'s' * (failed_accounts != 1)} failed online" if failed_accounts else ""
+    )
     print(
         f"{len(report.queues)} queues, {posts} posts: "
-        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}{online}"
     )
     if errors:
         return EXIT_INPUT
@@ -73,27 +85,43 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from bot.commands.preview import build_preview, format_preview, preview_records
 
     config, _ = load_config(args.config, os.environ)  # missing secrets do not matter here
+    if args.sandbox:
+        config = _sandbox_config(config)
     queues, problems = load_queues(config)
     errors = [p for p in problems if p.severity == "error"]
     for problem in errors:  # queues with errors are left out; the others are still shown
         print(problem, file=sys.stderr)
     if args.queue is not None and args.queue not in {q.name for q in queues}:
-        known = ", ".join(sorted(q.name for q in queues)) or "none"
-        print(f"preview: no valid queue named {args.queue!r} (queues: {known})", file=sys.stderr)
+        from bot.campaign.findings import did_you_mean
+
+        names = sorted(q.name for q in queues)
+        hint = did_you_mean(args.queue, names)
+        print(
+            f"preview: no valid queue named {args.queue!r}{hint} (queues: {', '.join(names) or 'none'})",
+            file=sys.stderr,
+        )
         return EXIT_INPUT if errors else EXIT_USAGE
+    now = datetime.now(UTC)
+    progress, posted = _ledger_progress(config, queues, now) or (None, None)
     entries = build_preview(
         config,
         queues,
-        datetime.now(UTC),
+        now,
         args.days,
         queue_name=args.queue,
         platform=args.platform,
-        progress=_ledger_progress(config, queues),
+        progress=progress,
+        posted=posted,
     )
     if args.json:
         print(json.dumps(preview_records(entries), ensure_ascii=False, indent=1))
-    else:
+        return EXIT_INPUT if errors else EXIT_OK
+    for line in _held_lines(config):  # what already waits, before what is to come
+        print(line)
+    if entries:
         print(format_preview(entries))
+    else:
+        print(f"preview: no slot in the next {args.days} day{'s' * (args.days != 1)}", file=sys.stderr)
     return EXIT_INPUT if errors else EXIT_OK
 
 
@@ -110,7 +138,14 @@ def cmd_post(args: argparse.Namespace) -> int:
 
     with _runtime(args) as rt:
         return post_now(
-            rt, args.queue, args.item_id, args.platform, dry_run=args.dry_run, out=sys.stdout, err=sys.stderr
+            rt,
+            args.queue,
+            args.item_id,
+            args.platform,
+            dry_run=args.dry_run or args.json,
+            out=sys.stdout,
+            err=sys.stderr,
+            as_json=args.json,
         )
 
 
@@ -119,7 +154,9 @@ def cmd_retract(args: argparse.Namespace) -> int:
     from bot.commands.post import retract_post
 
     with _runtime(args) as rt:
-        return retract_post(rt, args.queue, args.item_id, args.platform, out=sys.stdout, err=sys.stderr)
+        return retract_post(
+            rt, args.queue, args.item_id, args.platform, out=sys.stdout, err=sys.stderr, dry_run=args.dry_run
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -128,55 +165,122 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from bot.commands.status import build_status, format_status
 
-    with _runtime(args) as rt:
+    with _runtime(args, sandbox=args.sandbox) as rt:
         status = build_status(rt)
         unreadable = rt.content_problem()
+        invalid = any(p.severity == "error" for p in rt.load_problems)
     print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
     if unreadable is not None:  # the ledger's part is still worth showing
         print(unreadable, file=sys.stderr)
         return EXIT_INPUT
-    return EXIT_OK
+    return EXIT_INPUT if invalid else EXIT_OK
 
 
 def cmd_mentions(args: argparse.Namespace) -> int:
-    """Replies, mentions and hashtag posts tracked so far."""
+    """Replies, mentions and hashtag posts tracked so far, each at the time it was written."""
     import signal
     import threading
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
     from bot.campaign.config import load_config
-    from bot.campaign.durations import parse_duration
     from bot.ledger.deliveries import open_ledger
+    from bot.monitoring.mentionfilter import MentionFilter, parse_since
     from bot.monitoring.mentionlog import Format, show_mentions
+    from bot.monitoring.retention import forget_expired
 
+    config, _ = load_config(args.config, os.environ)
     try:
-        since = datetime.now(UTC) - parse_duration(args.since) if args.since else None
+        since = parse_since(args.since, datetime.now(UTC), ZoneInfo(config.timezone)) if args.since else None
     except ValueError as exc:
         print(f"mentions: --since: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    config, _ = load_config(args.config, os.environ)
+    if args.sandbox:
+        config = _sandbox_config(config)
+    wanted = MentionFilter(
+        since=since, kinds=args.kind or (), platforms=args.platform or (), author=args.author, grep=args.grep
+    )
     ledger = open_ledger(config.database_url)
+    forget_expired(config, ledger.engine)  # retention holds here too, daemon or not
+    if args.summary:
+        return _mentions_summary(args, config, ledger, since)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # the ways to end `--follow`: exit 0
         signal.signal(signum, lambda signum, frame: stop.set())
     try:
         fmt: Format = "json" if args.json else "csv" if args.csv else "text"
-        show_mentions(
+        # The ledger keeps by when a post was seen, which is never before it was written.
+        shown = show_mentions(
             ledger.mentions,
             sys.stdout,
             fmt=fmt,
             since=since,
             follow=args.follow,
             wait=lambda seconds: not stop.wait(seconds),
+            keep=wanted.keep,
+            hashtags=config.hashtags,  # stored posts' tags shown in the campaign's spelling
         )
     finally:
         ledger.close()
+    if not shown:
+        filtered = args.since or args.kind or args.platform or args.author or args.grep
+        print("mentions: none" + (" match" if filtered else " tracked yet"), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML page of the campaign (charts, figures, runway) for a period."""
+    from datetime import UTC, datetime
+
+    from bot.commands.report import write_report
+
+    return write_report(
+        args.config,
+        os.environ,
+        datetime.now(UTC),
+        since=args.since,
+        until=args.until,
+        out=args.out,
+        sandbox=args.sandbox,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def _mentions_summary(
+    args: argparse.Namespace, config: Config, ledger: Ledger, since: datetime | None
+) -> int:
+    """`mentions --summary`: counts by day, kind and network (text or `--json`)."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from bot.report.summary import format_summary, mention_summary, summary_records
+
+    if args.follow or args.csv:
+        print("mentions: --summary goes with neither --follow nor --csv", file=sys.stderr)
+        ledger.close()
+        return EXIT_USAGE
+    zone = ZoneInfo(config.timezone)
+    try:
+        counts = mention_summary(ledger.engine, zone, since)
+    finally:
+        ledger.close()
+    print(json.dumps(summary_records(counts), indent=1) if args.json else format_summary(counts, zone))
     return EXIT_OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
     with _runtime(args) as rt:
+        state = rt.ledger.shared.pause_state()
+        if state.paused:
+            # Pausing again keeps the first pause's time, and its reason unless a new one is given.
+            reason = args.reason or state.reason
+            if args.reason and args.reason != state.reason:
+                rt.ledger.shared.pause(reason, state.since or rt.now())
+            since = state.since.isoformat(timespec="seconds") if state.since else "?"
+            print(f"already paused since {since}" + (f": {reason}" if reason else ""))
+            return EXIT_OK
         rt.ledger.shared.pause(args.reason, rt.now())
         rt.alert("paused", "posting paused" + (f": {args.reason}" if args.reason else ""))
     print("paused" + (f": {args.reason}" if args.reason else ""))
@@ -186,9 +290,26 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     """Lift a pause."""
     with _runtime(args) as rt:
+        if not rt.ledger.shared.pause_state().paused:
+            print("not paused: posting is already on")
+            return EXIT_OK
         rt.ledger.shared.resume(rt.now())
         rt.alert("resumed", "posting resumed")
     print("resumed")
+    return EXIT_OK
+
+
+def cmd_new_queue(args: argparse.Namespace) -> int:
+    """Write a commented queue file, content/NAME.yaml, to start from."""
+    from bot.campaign.config import load_config
+    from bot.commands.newqueue import new_queue
+
+    config, _ = load_config(args.config, os.environ)
+    path, why = new_queue(config, args.name)
+    if path is None:
+        print(f"new-queue: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {path}: edit it, then `python -m bot check`")
     return EXIT_OK
 
 
@@ -198,10 +319,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from bot.sandbox import start_sandbox
+    from bot.sandbox import new_control_token, start_sandbox
 
     try:
-        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits)
+        token = new_control_token()
+        sandbox = start_sandbox(args.port, accounts=args.accounts, limits=args.limits, control_token=token)
     except OSError as exc:
         print(f"sandbox: cannot listen on 127.0.0.1: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
@@ -218,8 +340,26 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progress] | None:
-    """Each queue's progress from the ledger; None (from the start) when there is no ledger yet."""
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Connect one account step by step; its keys are written to .env beside config.yaml.
+
+    Interactive: it says what to click on the network's site and asks for what it shows.
+    Stopped half-way, it continues where it was when run again. docs/accounts.md has the steps.
+    """
+    from bot.commands.connect import run_connect
+    from bot.commands.dialogue import Dialogue
+
+    dialogue = Dialogue(sys.stdin, sys.stdout, sys.stderr)
+    return run_connect(args.config, args.platform, args.account, dialogue, os.environ)
+
+
+def _ledger_progress(
+    config: Config, queues: Sequence[Queue], now: datetime
+) -> tuple[dict[str, Progress], dict[tuple[str, str], list[datetime]]] | None:
+    """Each queue's progress and each account's posts of the last day, from the ledger; None
+    (from the start) when there is no ledger yet."""
+    from datetime import timedelta
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.ledger.database import database_exists
@@ -238,13 +378,56 @@ def _ledger_progress(config: Config, queues: Sequence[Queue]) -> dict[str, Progr
         )
         return None
     try:
-        return {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}
+        progress = {q.name: progress_from_history(ledger.slots.sent_posts(q.name)) for q in queues}
+        return progress, ledger.post_times(now - timedelta(days=1))
     finally:
         ledger.close()
 
 
+def _held_lines(config: Config) -> list[str]:
+    """Deliveries the ledger holds for accounts whose secrets are unset (none without a ledger)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.delivery.jobs import held_deliveries
+    from bot.ledger.database import database_exists
+    from bot.ledger.deliveries import open_ledger
+
+    if not database_exists(config.database_url):
+        return []
+    try:
+        ledger = open_ledger(config.database_url)
+        try:
+            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)))
+        finally:
+            ledger.close()
+    except SQLAlchemyError:
+        return []  # `preview` already said it cannot read the database
+
+    return [
+        f"HELD {row.key.queue}/{row.key.post_id} for {row.key.platform}/{row.key.account}: "
+        f"sent once {', '.join(account.missing)} set"
+        for row, account in held
+    ] + ([""] if held else [])
+
+
+class NoSandboxYet(Exception):
+    """`--sandbox` before any `run --sandbox`: there is nothing to show."""
+
+
+def _sandbox_config(config: Config) -> Config:
+    """The config as `run --sandbox` ran it (its own database and mentions log)."""
+    from bot.daemon.rehearsal import sandbox_view
+
+    view = sandbox_view(config)
+    if view is None:
+        raise NoSandboxYet()
+    return view
+
+
 @contextlib.contextmanager
-def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
+def _runtime(args: argparse.Namespace, *, sandbox: bool = False) -> Iterator[Runtime]:
     """Config, content, ledger and clients for one command; closed (alerts sent) on the way out."""
 
     from bot.campaign.model import LoggingConfig
@@ -252,7 +435,24 @@ def _runtime(args: argparse.Namespace) -> Iterator[Runtime]:
     from bot.daemon.runtime import Runtime
 
     setup_logging(LoggingConfig())
-    rt = Runtime(args.config, os.environ)
+    extra: tuple[Queue, ...] = ()
+    if sandbox:
+        from datetime import UTC, datetime
+
+        from bot.campaign.config import load_config
+        from bot.daemon.rehearsal import demo_queue
+
+        base = load_config(args.config, os.environ)[0]
+        _sandbox_config(base)  # refuses before a database is created
+        extra = (demo_queue(base, datetime.now(UTC)),)  # its counts, beside the campaign's queues
+    rt = Runtime(
+        args.config,
+        os.environ,
+        adjust=_sandbox_config if sandbox else lambda config: config,
+        extra_queues=extra,
+        config_warnings=not sandbox,
+        content_warnings=False,
+    )
     setup_logging(rt.config.logging)
     try:
         yield rt
@@ -267,6 +467,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _days(text: str) -> int:
+    """A day count for `preview`: at most a year, the horizon any campaign plans for."""
+    if not text.isdigit() or not 1 <= int(text) <= 366:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to 366")
+    return int(text)
+
+
 def _base_port(text: str) -> int:
     """A port N such that N to N+3 (X, Bluesky, Mastodon, Facebook) are all valid ports."""
     if not text.isdigit() or not 1 <= int(text) <= 65532:
@@ -274,9 +481,16 @@ def _base_port(text: str) -> int:
     return int(text)
 
 
+def _version() -> str:
+    from bot import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campaign-bot", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="default: ./config.yaml")
+    parser.add_argument("--version", action="version", version=f"campaign-bot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Command) -> argparse.ArgumentParser:
@@ -288,10 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", action="store_true", help="also verify each account with one read-only call")
 
     p = add("preview", cmd_preview)
-    p.add_argument("--days", type=_count, default=7)
-    p.add_argument("--queue")
-    p.add_argument("--platform", choices=list(PLATFORMS))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--days", type=_days, default=7, help="how many days ahead, 1-366 (default 7)")
+    p.add_argument("--queue", help="only this queue (default: all)")
+    p.add_argument("--platform", choices=PLATFORM_CHOICES, help="only this platform (default: all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per slot instead of text")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="show what the last `run --sandbox` did (its own database), not the campaign's",
+    )
 
     p = add("run", cmd_run)
     p.add_argument("--sandbox", action="store_true", help="start the emulators in-process and post to them")
@@ -304,29 +523,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("post", cmd_post)
-    p.add_argument("queue")
-    p.add_argument("item_id", nargs="?")
-    p.add_argument("--platform", action="append", choices=list(PLATFORMS))
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("queue", help="the queue's name (see `check`)")
+    p.add_argument("item_id", nargs="?", help="a post's id (default: the queue's next post)")
+    p.add_argument("--platform", action="append", choices=PLATFORM_CHOICES, help="repeatable (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="show the payloads as `preview` does; send nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object per target")
 
     p = add("retract", cmd_retract)
-    p.add_argument("queue")
-    p.add_argument("item_id")
-    p.add_argument("--platform", action="append", choices=list(PLATFORMS))
+    p.add_argument("queue", help="the queue's name")
+    p.add_argument("item_id", help="the post's id")
+    p.add_argument("--platform", action="append", choices=PLATFORM_CHOICES, help="repeatable (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
 
     p = add("status", cmd_status)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="show what the last `run --sandbox` did (its own database), not the campaign's",
+    )
 
     p = add("mentions", cmd_mentions)
-    p.add_argument("--since", metavar="DURATION")
-    p.add_argument("--follow", action="store_true")
+    p.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="written in the last 30m, 2h, 1d, 2w, or since a date (default: all kept)",
+    )
+    p.add_argument(
+        "--kind", action="append", choices=["reply", "mention", "hashtag"], help="repeatable (default: all)"
+    )
+    p.add_argument("--platform", action="append", choices=PLATFORM_CHOICES, help="repeatable (default: all)")
+    p.add_argument("--author", help="a handle or part of one, any case (default: everyone)")
+    p.add_argument("--grep", metavar="TEXT", help="only posts whose text holds this, any case (default: all)")
+    p.add_argument("--follow", action="store_true", help="keep printing new ones until Ctrl-C")
+    p.add_argument("--summary", action="store_true", help="counts by day, kind and network")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="mentions-log JSON lines (default: text)")
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header row (default: text)")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="show what the last `run --sandbox` did (its own database), not the campaign's",
+    )
+
+    p = add("report", cmd_report)
+    p.add_argument("--since", metavar="DURATION|DATE", help="7d, or 2026-12-01 (default: the first record)")
+    p.add_argument("--until", metavar="DATE", help="a date (to its end) or date and time (default: now)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="default: reports/report-<date>.html")
+    p.add_argument("--sandbox", action="store_true", help="the last `run --sandbox` rehearsal")
 
     p = add("pause", cmd_pause)
-    p.add_argument("--reason")
+    p.add_argument("--reason", help="shown by `status` and in the alert (default: none)")
     add("resume", cmd_resume)
+
+    p = add("new-queue", cmd_new_queue)
+    p.add_argument("name", help="the queue's name, also its file name (content/NAME.yaml)")
+    p = add("connect", cmd_connect)
+    p.add_argument("platform", type=str.lower, choices=["x", "bluesky", "mastodon"])
+    p.add_argument("--account", metavar="NAME", help="the account's name in config.yaml (needed if several)")
 
     p = add("sandbox", cmd_sandbox)
     p.add_argument(
@@ -335,7 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="X on N, Bluesky on N+1, Mastodon on N+2, Facebook on N+3 (default: free ports)",
     )
     p.add_argument("--accounts", type=_count, default=2, help="accounts per platform (default 2)")
-    p.add_argument("--limits", default="none", choices=["none", "free", "basic", "pro"])
+    p.add_argument(
+        "--limits",
+        default="none",
+        choices=["none", "free", "basic", "pro"],
+        help="rate limits (default: none)",
+    )
     return parser
 
 
@@ -347,6 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INPUT
+    except NoSandboxYet:
+        print("--sandbox: nothing to show yet: start one with `python -m bot run --sandbox`", file=sys.stderr)
+        return EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_RUNTIME
     except BrokenPipeError:
@@ -363,9 +625,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            # The driver's own words (host, port, reason), never the URL with its password nor
-            # a statement's parameters (a session blob).
-            reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()[0]
+            # The driver's own words (host, port, reason) when it could not connect; otherwise
+            # the error's type alone: a failed statement's text may quote its values (a session
+            # blob). Never the URL with its password.
+            from sqlalchemy.exc import InterfaceError, OperationalError
+
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            if isinstance(exc, OperationalError | InterfaceError):
+                reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
             print(f"database: {reason}", file=sys.stderr)
         else:
             traceback.print_exc()  # a bug: its traceback is the useful report

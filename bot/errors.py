@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.retry import server_wait
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -51,7 +53,8 @@ class PlatformError(Exception):
 class RateLimited(PlatformError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        # Clamped where it is made, so no reader meets `inf` or 1e300 (`Retry-After: inf`).
+        self.retry_after = server_wait(retry_after)
 
 
 class Transient(PlatformError):

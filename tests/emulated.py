@@ -64,12 +64,21 @@ class Emulated:
         self.opened.append(client)
         return client
 
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """The server's control token (`X-Sandbox-Token`), when it has one."""
+        token = self.server.control_token
+        return {"X-Sandbox-Token": token} if token else {}
+
     def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = requests.get(f"{self.url}/_sandbox/state", timeout=5).json()
+        url = f"{self.url}/_sandbox/state"
+        state: dict[str, Any] = requests.get(url, headers=self.control_headers, timeout=5).json()
         return state
 
     def control(self, route: str, **body: Any) -> Any:
-        answer = requests.post(f"{self.url}/_sandbox/{route}", json=body, timeout=30)
+        answer = requests.post(
+            f"{self.url}/_sandbox/{route}", json=body, headers=self.control_headers, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         return answer.json()
 
@@ -77,10 +86,16 @@ class Emulated:
         self.control("faults", **fault)
 
     def audience(
-        self, kind: str, text: str, author: str = "alice", to: str | None = None, count: int = 1
+        self,
+        kind: str,
+        text: str = "",
+        author: str = "alice",
+        to: str | None = None,
+        count: int = 1,
+        **options: Any,
     ) -> list[dict[str, Any]]:
         """Other people post (`POST audience`); their posts as the emulator stored them."""
-        answer = self.control("audience", kind=kind, author=author, text=text, to=to, count=count)
+        answer = self.control("audience", kind=kind, author=author, text=text, to=to, count=count, **options)
         posts: list[dict[str, Any]] = answer["posts"]
         return posts
 

@@ -147,10 +147,15 @@ class Site:
     def base(self, platform: str) -> str:
         return self.sandbox.servers[platform].base_url
 
+    def control_headers(self, platform: str) -> dict[str, str]:
+        """The run's control token (`X-Sandbox-Token`), when the sandbox has one."""
+        return control_headers(self.sandbox.servers[platform].control_token)
+
     def state(self, platform: str) -> list[dict[str, Any]]:
-        posts: list[dict[str, Any]] = requests.get(f"{self.base(platform)}/_sandbox/state", timeout=5).json()[
-            "posts"
-        ]
+        url = f"{self.base(platform)}/_sandbox/state"
+        posts: list[dict[str, Any]] = requests.get(
+            url, headers=self.control_headers(platform), timeout=5
+        ).json()["posts"]
         return posts
 
     def live_texts(self, platform: str) -> list[str]:
@@ -159,13 +164,25 @@ class Site:
     def fault(self, platform: str, **fault: Any) -> None:
         fault.setdefault("method", "POST")
         fault.setdefault("path", POST_PATHS[platform])
-        response = requests.post(f"{self.base(platform)}/_sandbox/faults", data=json.dumps(fault), timeout=5)
+        response = requests.post(
+            f"{self.base(platform)}/_sandbox/faults",
+            data=json.dumps(fault),
+            headers=self.control_headers(platform),
+            timeout=5,
+        )
         response.raise_for_status()
 
     def settings(self, platform: str, **settings: Any) -> None:
         requests.post(
-            f"{self.base(platform)}/_sandbox/settings", data=json.dumps(settings), timeout=5
+            f"{self.base(platform)}/_sandbox/settings",
+            data=json.dumps(settings),
+            headers=self.control_headers(platform),
+            timeout=5,
         ).raise_for_status()
+
+
+def control_headers(token: str | None) -> dict[str, str]:
+    return {"X-Sandbox-Token": token} if token else {}
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:

@@ -22,12 +22,18 @@ def run_check(config: Path, env: dict[str, str] | None = None) -> subprocess.Com
 def test_the_shipped_campaign_passes_with_only_missing_secret_warnings() -> None:
     result = run_check(REPO / "config.yaml")
     assert result.returncode == 0, result.stderr
-    for line in result.stderr.splitlines():
+    # Once Human Rights Day has passed, its pinned post is said to be in the past: not a fault.
+    lines = [line for line in result.stderr.splitlines() if "is in the past" not in line]
+    past = len(result.stderr.splitlines()) - len(lines)
+    *secrets, repeat = lines
+    # The daily calls to action repeat: X, which refuses a text it has seen, gets the first round.
+    assert repeat.startswith("content/calls-to-action.yaml:10: warning: when_exhausted: repeat: X refuses")
+    for line in secrets:
         assert line.startswith("config.yaml:") and ": warning: " in line and "not set" in line
     assert "calls-to-action (content/calls-to-action.yaml): 13 posts (1 pinned)" in result.stdout
     assert "explainer (content/explainer.yaml)" in result.stdout
     assert "company-asks (content/company-asks.yaml)" in result.stdout
-    assert "3 queues, 28 posts: 0 errors, 4 warnings" in result.stdout
+    assert f"3 queues, 28 posts: 0 errors, {4 + past} warnings" in result.stdout
 
 
 def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_printed() -> None:
@@ -47,7 +53,9 @@ def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_p
     secrets["FB_PAGE_ID"] = "104830741234567"  # a Page id is digits
     result = run_check(REPO / "config.yaml", secrets)
     assert result.returncode == 0
-    assert result.stderr == ""
+    # What X does to a repeating queue, nothing else (and, after its day, the pinned post's date).
+    [repeat] = [line for line in result.stderr.splitlines() if "is in the past" not in line]
+    assert "when_exhausted: repeat: X refuses" in repeat
     for value in secrets.values():
         assert value not in result.stdout
 

@@ -182,7 +182,7 @@ def test_sandbox_prints_one_json_line_and_stops_cleanly(tmp_path: Path, stop: si
             "instagram": {"name", "ig_user_id", "access_token", "username"},
         }
         for platform, shown in described.items():
-            assert set(shown) == {"base_url", "accounts"}
+            assert set(shown) == {"base_url", "accounts", "control_token"}
             assert shown["base_url"].startswith("http://127.0.0.1:")
             assert [set(a) for a in shown["accounts"]] == [keys[platform]] * 3
             assert [a["name"] for a in shown["accounts"]] == ["main", "account2", "account3"]

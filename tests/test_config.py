@@ -176,7 +176,8 @@ platforms:
     assert messages(errors_of(write(tmp_path, text))) == [
         "config.yaml:1: unknown key 'timezon' (did you mean 'timezone'?)",
         "config.yaml:3: monitor: unknown key 'replies_evry' (did you mean 'replies_every'?)",
-        "config.yaml:5: platforms: unknown key 'mastodn' (did you mean 'mastodon'?)",
+        "config.yaml:5: platforms: unknown platform 'mastodn' (did you mean 'mastodon'?); "
+        "use x, bluesky or mastodon",
         "config.yaml:6: platforms.x: unknown key 'tire' (did you mean 'tier'?)",
     ]
 

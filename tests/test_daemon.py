@@ -314,6 +314,35 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
     assert site.live_texts("mastodon") == []
 
 
+def test_a_read_only_x_app_makes_the_account_unhealthy_not_each_post_failed(
+    site: Site, opened: list[Runtime]
+) -> None:
+    """A token made while the X app was read-only passes users/me, then every post is 403
+    oauth1-permissions: the account's failure, not the post's."""
+    site.settings("x", read_only=["main"])
+    site.write_queue("calls", at_queue("First", "Second"))
+    daemon = daemon_for(site, opened)
+    daemon.tick()
+    daemon.wait_idle(30)
+    outcomes = {r.job.platform: (r.outcome, r.error or "") for r in daemon.results}
+    assert outcomes["x"][0] == "failed" and "Read and write" in outcomes["x"][1]
+    assert outcomes["bluesky"][0] == outcomes["mastodon"][0] == "posted"
+    [health] = daemon.rt.ledger.shared.account_health()
+    assert (health.platform, health.healthy) == ("x", False)
+    # The probe after a config change still sees a read-only token (x-access-level: read).
+    os.utime(site.config, (time.time() + 10, time.time() + 10))
+    daemon.tick()
+    daemon.wait_idle(30)
+    assert not any(h.healthy for h in daemon.rt.ledger.shared.account_health())
+    # Staff regenerate the token with Read and write: healthy again at the next probe.
+    site.settings("x", read_only=[])
+    os.utime(site.config, (time.time() + 20, time.time() + 20))
+    daemon.tick()
+    daemon.wait_idle(30)
+    assert wait_for(lambda: all(h.healthy for h in daemon.rt.ledger.shared.account_health()), timeout=5)
+    assert site.live_texts("x") == []
+
+
 def test_two_workers_on_one_database_fire_a_slot_once(site: Site, opened: list[Runtime]) -> None:
     site.write_queue("calls", at_queue("Two workers ask"))
     first, second = daemon_for(site, opened), daemon_for(site, opened, worker="other-worker")

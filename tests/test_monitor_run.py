@@ -3,6 +3,8 @@ the mentions log, once each, and nothing again after a restart."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -98,7 +100,7 @@ def test_run_once_reports_the_audience_once_and_nothing_again_after_a_restart(
     assert sorted(r["platform"] for r in logged) == ["bluesky", "mastodon", "x"]
     assert all(r["kind"] == "hashtag" and r["text"].startswith("first words") for r in logged)
     for platform in ("x", "bluesky", "mastodon"):
-        assert f"hashtag {platform} @alice" in first.stderr
+        assert f"hashtag {platform} http" in first.stderr and "first words" not in first.stderr
 
     time.sleep(3.5)  # the fastest pace the sandbox's budgets allow (Pro search: 300 per 15 min)
     _audience(sandbox, "second words #NoTechForICE")
@@ -107,3 +109,49 @@ def test_run_once_reports_the_audience_once_and_nothing_again_after_a_restart(
     assert len(logged) == 6 and len({(r["platform"], r["id"]) for r in logged}) == 6
     assert all(r["text"].startswith("second words") for r in logged[3:])
     assert "first words" not in second.stderr
+
+
+def test_a_hashtag_post_without_facets_tags_or_entities_is_logged_once_in_the_campaigns_spelling(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Many clients post plain text (the atproto SDK's send_post, cross-posters, scripts): the tag
+    is only in the text, in whatever case the author typed."""
+    config = _campaign(tmp_path, sandbox)
+    for server in sandbox.servers.values():
+        body = {"kind": "hashtag", "author": "alice", "text": "plain words #notechforice", "plain": True}
+        answer = requests.post(f"{server.base_url}/_sandbox/audience", json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        raw = answer.json()["posts"][0]["raw"]
+        assert "facets" not in raw and not raw.get("tags") and "hashtags" not in raw.get("entities", {})
+
+    first = _run_once(config)
+    logged = _logged(config)
+    assert sorted(r["platform"] for r in logged) == ["bluesky", "mastodon", "x"]
+    for record in logged:
+        assert (record["kind"], record["hashtags"]) == ("hashtag", ["NoTechForICE"])
+        assert "#notechforice" in record["text"]  # the author's own spelling stays in the text
+    for platform in ("x", "bluesky", "mastodon"):
+        assert first.stderr.count(f"hashtag {platform} @alice") == 1
+
+    time.sleep(3.5)  # the sandbox's Pro search budget
+    _run_once(config)
+    assert len(_logged(config)) == 3
+
+    # `mentions` lists them in the campaign's spelling, the current one from config.yaml.
+    config.write_text(config.read_text().replace('["#NoTechForICE"]', '["#NoTechForIce"]'))
+    listed = [json.loads(line) for line in _mentions(config, "--json").splitlines()]
+    assert [r["hashtags"] for r in listed] == [["NoTechForIce"]] * 3
+    rows = list(csv.DictReader(io.StringIO(_mentions(config, "--csv"))))
+    assert [r["hashtags"] for r in rows] == ["NoTechForIce"] * 3
+
+
+def _mentions(config: Path, *options: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "mentions", *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

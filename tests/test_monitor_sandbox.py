@@ -27,6 +27,7 @@ from bot.campaign.model import (
     Platform,
     PlatformConfig,
 )
+from bot.daemon.audience import SCENES, Stage
 from bot.ledger.deliveries import Ledger, open_ledger
 from bot.ledger.mentions import MonitorStore
 from bot.ledger.ourposts import OurPosts
@@ -257,15 +258,15 @@ def test_ignored_handles_are_never_logged(world: World) -> None:
     assert "do not log me" not in (world.tmp / "logs" / "mentions.jsonl").read_text()
 
 
-def test_the_log_line_names_kind_platform_author_text_and_url(
+def test_the_log_line_names_kind_platform_and_url_never_the_authors_words(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     world.poll()
     world.audience("hashtag", "see the line #NoTechForICE")
-    with caplog.at_level(logging.INFO, logger="bot.monitoring.monitor"):
+    with caplog.at_level(logging.INFO, logger="bot"):
         (found,) = world.poll()
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("hashtag "))
-    assert line == f'hashtag {world.platform} @{found.post.author} "{found.post.text}" {found.post.url}'
+    assert line == f"hashtag {world.platform} {found.post.url}"  # the text is in the mentions log
 
 
 def test_an_allys_hashtag_post_is_reposted_once_and_never_again_after_a_restart(world: World) -> None:
@@ -432,6 +433,95 @@ def test_mentions_are_forgotten_after_the_retention_days(world: World) -> None:
     world.clock.advance(days=2)
     world.poll()
     assert store.list_mentions() == []
+
+
+def test_gotosocial_ulid_ids_post_reconcile_and_monitor_like_numbers(tmp_path: Path) -> None:
+    """GoToSocial's ids are ULIDs, not numbers: paging marks, reply links and the lookup after a
+    lost answer must not read them as integers."""
+    with running("mastodon", tmp_path) as world:
+        world.control("settings", ids="ulid")
+        ours = world.publish("Drop the contracts. #NoTechForICE")
+        assert not ours.id.isdigit() and len(ours.id) == 26
+        world.poll()
+        world.audience("reply", "a reply by ULID", to=ours.id)
+        world.audience("hashtag", "a hashtag post by ULID #NoTechForICE")
+        assert [(s.kind, s.in_reply_to) for s in world.poll()] == [("reply", ours.url), ("hashtag", None)]
+        world.clock.advance(seconds=1)
+        world.audience("hashtag", "the next page #NoTechForICE")
+        assert kinds(world.poll()) == [("hashtag", world.state()["posts"][-1]["text"])]
+
+        lost = Outgoing(text="Sent, answer lost", nonce=make_tid(world.clock()))
+        sent = world.client().publish(lost)
+        assert world.client().find_published(lost, world.clock() - timedelta(minutes=5)) == sent
+
+
+def test_each_audience_kind_is_reported_as_an_organizer_expects(world: World) -> None:
+    ours = world.publish("Drop the contracts. #NoTechForICE")
+    world.poll()
+    world.audience("quote", "quoting you #NOTECHFORICE", author="quoter", to=ours.id)
+    world.audience("reply", "مرحبا بالجميع 🌍✊ #notechforice", author="arabic", to=ours.id)
+    world.audience("mention", "no tag, just naming you", author="namer")
+    world.audience("hashtag", "typed without a facet #NoTechForIce", author="plain", plain=True)
+    (gone,) = world.audience("hashtag", "deleted before anyone saw it", author="deleter")
+    world.audience("delete", author="deleter", to=gone["id"])
+    world.audience("hashtag", "by someone about to be suspended", author="suspended")
+    world.audience("suspend", author="suspended")
+
+    found = world.poll()
+    assert [(s.kind, s.post.author.split("@")[0].split(".")[0]) for s in found] == [
+        ("reply", "quoter"),
+        ("reply", "arabic"),
+        ("mention", "namer"),
+        ("hashtag", "plain"),
+    ]
+    assert [s.hashtags for s in found] == [("NoTechForICE",), ("NoTechForICE",), (), ("NoTechForICE",)]
+    assert found[0].in_reply_to == ours.url and "مرحبا بالجميع 🌍✊" in found[1].post.text
+
+    # A reported post later deleted stays reported: the log is what was seen, when it was seen.
+    reported = next(p for p in world.state()["posts"] if p["text"].startswith("typed without"))
+    world.audience("delete", author="plain", to=reported["id"])
+    assert world.poll() == []
+    assert len(world.logged()) == 4
+
+
+def test_a_mastodon_edit_is_not_reported_again(tmp_path: Path) -> None:
+    with running("mastodon", tmp_path) as world:
+        world.poll()
+        (post,) = world.audience("hashtag", "first words #NoTechForICE", author="editor")
+        assert [s.post.text for s in world.poll()] == ["first words #NoTechForICE"]
+        (edited,) = world.audience("edit", "second thoughts #NoTechForICE", author="editor", to=post["id"])
+        assert edited["raw"]["edited_at"] is not None and edited["id"] == post["id"]
+        assert world.poll() == []
+        assert [r["text"] for r in world.logged()] == ["first words #NoTechForICE"]
+
+
+def test_every_rehearsal_scene_plays_and_is_reported_once(world: World) -> None:
+    root = world.publish("Part one of our thread #NoTechForICE")
+    world.publish("Part two of our thread", reply_to=root, root=root)
+    world.poll()
+    played = []
+    for scene in SCENES:
+        ours = [p for p in world.state()["posts"] if p["author"] in world.state()["accounts"].values()]
+        played.append(scene(Stage(world.platform, world.url, ours)))
+    assert [p is None for p in played] == [False] * 7 + [world.platform != "mastodon", False, False]
+
+    found = world.poll()
+    authors = [(s.kind, s.post.author.split("@")[0].split(".")[0]) for s in found]
+    expected = [
+        ("reply", "alice"),
+        ("reply", "bob"),
+        ("hashtag", "crossposter"),
+        ("mention", "dana"),
+        ("hashtag", "emre"),
+        ("reply", "farah"),
+        ("reply", "gus"),
+    ]
+    if world.platform == "mastodon":
+        expected.append(("hashtag", "hana"))
+    assert authors == expected  # neither the deleted post nor the suspended author's
+    assert found[-1].post.text.startswith("Second draft") or world.platform != "mastodon"
+    assert found[6].in_reply_to is not None and found[6].in_reply_to != root.url
+    assert world.poll() == []
 
 
 def test_facebook_comments_and_page_mentions_are_logged_once_and_hashtags_are_not_searched(

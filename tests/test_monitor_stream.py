@@ -350,7 +350,7 @@ def test_the_daemon_logs_a_streamed_post_at_once_and_sigterm_still_exits_promptl
             timeout=5,
         ).raise_for_status()
         # hashtags_every is 2 minutes: only the stream can bring it this fast.
-        assert wait_for(lambda: any("hashtag mastodon @carol" in line for line in lines), timeout=2), lines
+        assert wait_for(lambda: any("hashtag mastodon http" in line for line in lines), timeout=2), lines
         sent_at = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -362,4 +362,4 @@ def test_the_daemon_logs_a_streamed_post_at_once_and_sigterm_still_exits_promptl
         reader.join(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
-    assert sum("hashtag mastodon @carol" in line for line in lines) == 1, lines  # the log line, once
+    assert sum("hashtag mastodon http" in line for line in lines) == 1, lines  # the log line, once

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -183,7 +185,7 @@ def test_images_carry_alt_text_and_aspect_ratio(bsky: Sandbox, tmp_path: Path) -
 def test_an_image_over_a_megabyte_is_refused_before_anything_is_sent(bsky: Sandbox, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
     big.write_bytes(png(2, 2) + b"\x00" * 1_000_001)
-    with pytest.raises(Rejected, match="limit"):
+    with pytest.raises(Rejected, match="Bluesky takes at most 1,000,000"):
         bsky.client().publish(message("too big", images=(Media(big, "big"),)))
     assert bsky.posts() == []
 
@@ -390,6 +392,61 @@ def test_a_rotated_away_session_falls_back_to_create_session(bsky: Sandbox) -> N
     bsky.client(store=second).publish(message("with a new session"))
     assert len(bsky.posts()) == 1
     assert len(second.saved) == 2  # the new session, saved
+
+
+@contextlib.contextmanager
+def moved_account(bsky: Sandbox) -> Iterator[tuple[Sandbox, SessionStore]]:
+    """A session saved by an earlier run on `bsky`, and the same account (same handle, DID and
+    password) on a new host. The config's `service` is the new host, as an entryway would be
+    (it stays; the PDS behind it moves), so the saved session still matches the config."""
+    store = SessionStore()
+    bsky.client(store=store).publish(message("before the move"))
+    saved = json.loads(store.saved[-1])
+    with emulated(Sandbox, "bluesky", bsky.clock) as new:
+        store.saved.append(json.dumps({**saved, "service": new.url}))
+        yield new, store
+
+
+def test_a_saved_session_whose_host_stopped_answering_logs_in_afresh_once(
+    bsky: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    with moved_account(bsky) as (new, store):
+        bsky.server.stop()  # the old PDS is gone
+        client = new.client(store=store)
+        with caplog.at_level(logging.WARNING, logger="bot.platforms.bluesky"):
+            client.publish(message("after the move"))
+            client.publish(message("and again"))
+        assert [p["text"] for p in new.posts()] == ["after the move", "and again"]
+        said = [r.getMessage() for r in caplog.records if "logging in afresh" in r.getMessage()]
+        assert len(said) == 1 and "does not answer" in said[0] and new.url in said[0]
+        assert json.loads(store.saved[-1])["service"] == new.url  # the new session, saved
+        new.client(store=store).publish(message("a restart reuses it"))
+        assert len(new.posts()) == 3 and len(caplog.records) == len(said)
+
+
+def test_a_saved_session_its_host_refuses_logs_in_afresh(
+    bsky: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    with moved_account(bsky) as (new, store):
+        for method in ("GET", "POST"):  # the old PDS deactivated the account when it moved
+            bsky.fault(method=method, path="/xrpc/*", status=401, times=100)
+        with caplog.at_level(logging.WARNING, logger="bot.platforms.bluesky"):
+            new.client(store=store).publish(message("after the move"))
+        assert [p["text"] for p in new.posts()] == ["after the move"]
+        assert any("refused it" in r.getMessage() for r in caplog.records)
+
+
+def test_a_session_saved_for_another_service_or_handle_is_not_used(
+    bsky: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SessionStore()
+    bsky.client(store=store).verify()
+    made_for_old = json.loads(store.saved[-1])
+    store.saved.append(json.dumps({**made_for_old, "service": "https://old.example"}))
+    with caplog.at_level(logging.WARNING, logger="bot.platforms.bluesky"):
+        bsky.client(store=store).publish(message("staff changed the service"))
+    assert len(bsky.posts()) == 1 and len(store.saved) == 3
+    assert any("made for another service or handle" in r.getMessage() for r in caplog.records)
 
 
 def test_a_nonce_that_is_not_a_tid_is_refused(bsky: Sandbox) -> None:

@@ -167,6 +167,21 @@ def test_lost_answer_after_the_write_is_found(masto: Sandbox) -> None:
     assert found is not None and found.id == post["id"]
 
 
+def test_a_lost_answer_is_matched_on_the_source_text_not_the_rendered_html(masto: Sandbox) -> None:
+    """Mastodon shows `@alice@example.social` as `@alice` in its HTML: only the status's source
+    (`GET /api/v1/statuses/:id/source`, what real Mastodon has) gives back what was sent."""
+    masto.control("audience", kind="hashtag", author="alice", text="hello")  # alice exists
+    client = masto.client()
+    outgoing = message("Thanks @alice@example.social for marching #NoTechForICE")
+    masto.control("faults", method="POST", path=STATUSES, drop="after")
+    with pytest.raises(Transient):
+        client.publish(outgoing)
+    (ours,) = [p for p in masto.posts() if p["author"] == "main"]
+    assert "@alice@example.social" not in ours["raw"]["content"]
+    found = client.find_published(outgoing, since=START)
+    assert found is not None and found.id == ours["id"]
+
+
 def test_lost_request_before_the_write_is_not_found(masto: Sandbox) -> None:
     client = masto.client()
     outgoing = message("Never arrived")

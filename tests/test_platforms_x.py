@@ -137,6 +137,21 @@ def test_lost_answer_after_the_write_is_found(x: Sandbox) -> None:
     assert found is not None and found.id == post["id"]
 
 
+def test_the_lookup_after_a_lost_answer_follows_next_tokens_past_short_pages(x: Sandbox) -> None:
+    """X fills a page from its index and then drops deleted posts: a page of 100 can come back
+    empty with a next_token. Stopping there would miss the post and resend it."""
+    client = x.client()
+    claimed = x.clock()
+    x.fault(method="POST", path="/2/tweets", drop="after")
+    with pytest.raises(Transient):
+        client.publish(message("The one that went out"))
+    later = [client.publish(message(f"Since retracted {n}")) for n in range(100)]
+    for published in later:
+        client.delete(published)
+    found = client.find_published(message("The one that went out"), since=claimed)
+    assert found is not None and found.id == x.posts()[0]["id"]
+
+
 def test_lost_request_before_the_write_is_not_found(x: Sandbox) -> None:
     client = x.client()
     claimed = x.clock()
@@ -240,3 +255,13 @@ def test_a_search_cursor_older_than_seven_days_restarts_inside_the_window(x: San
     x.clock.now += timedelta(days=8)
     x.audience(kind="hashtag", author="erin", text="New #NoTechForICE")
     assert [m.text for m in posts_of(read_all(read, cursor))] == ["New #NoTechForICE"]
+
+
+def test_a_read_only_token_fails_verify_and_posting_as_the_accounts_failure(x: Sandbox) -> None:
+    x.control("settings", read_only=["main"])
+    with pytest.raises(AuthFailed, match="x-access-level: read") as refused:
+        x.client().verify()
+    assert "Read and write" in str(refused.value)
+    with pytest.raises(AuthFailed, match="oauth1 app permissions"):
+        x.client().publish(message("Never posted"))
+    assert x.client(1).verify() == "ntfi_account2" and x.posts() == []

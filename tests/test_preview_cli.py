@@ -166,7 +166,7 @@ def write_campaign(folder: Path, queue_yaml: str, tier: str = "free") -> Path:
     return config
 
 
-def test_check_reports_a_text_too_long_at_the_posts_line(tmp_path: Path) -> None:
+def test_check_reports_a_text_too_long_at_its_text_line(tmp_path: Path) -> None:
     config = write_campaign(
         tmp_path,
         "schedule: {cron: '0 9 * * *'}\nposts:\n  - id: ok\n    text: fine\n"
@@ -174,11 +174,11 @@ def test_check_reports_a_text_too_long_at_the_posts_line(tmp_path: Path) -> None
     )
     result = run_bot("check", config=config)
     assert result.returncode == 1
-    assert result.stderr.startswith(str(tmp_path / "content/q.yaml:5: "))
+    assert result.stderr.startswith(str(tmp_path / "content/q.yaml:6: "))
     assert (
-        "content/q.yaml:5: post 'long' is too long on x: 282 weighted characters, limit 280\n"
-        in result.stderr
-    )
+        "content/q.yaml:6: post 'long' is too long on x: 282 weighted characters, limit 280 "
+        "(14 of them the added #NoTechForICE); shorten it, or give a shorter `x:` text\n"
+    ) in result.stderr
     assert "mastodon" not in result.stderr  # 134 + the hashtag fits in 500
 
 

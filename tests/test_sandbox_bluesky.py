@@ -545,6 +545,40 @@ def test_repost_for_amplification(connect: Callable[..., Client], server: Sandbo
 # -- reads ---------------------------------------------------------------------------------
 
 
+def test_a_tag_in_q_finds_posts_without_facets_the_tag_parameter_does_not(
+    bot: Client, server: SandboxServer
+) -> None:
+    def handles(**params: Any) -> list[str]:
+        found = bot.app.bsky.feed.search_posts(models.AppBskyFeedSearchPosts.Params(**params)).posts
+        return sorted(p.author.handle for p in found)
+
+    control(server, "audience", kind="hashtag", author="faceted", text="with a facet #NoTechForICE")
+    control(server, "audience", kind="hashtag", author="plain", text="no facet #NOTECHFORICE", plain=True)
+    control(
+        server,
+        "audience",
+        kind="hashtag",
+        author="tagged",
+        text="tags only",
+        plain=True,
+        tags=["notechforice"],
+    )
+    records = {p["author"]: p["raw"] for p in state(server)["posts"]}
+    assert "facets" not in records["plain.test"] and records["tagged.test"]["tags"] == ["notechforice"]
+
+    assert handles(q="#notechforice") == ["faceted.test", "plain.test", "tagged.test"]
+    assert handles(q="*", tag=["NoTechForICE"]) == ["faceted.test", "tagged.test"]
+
+
+def test_an_audience_post_may_claim_any_valid_created_at(server: SandboxServer, bot: Client) -> None:
+    for moment in ("1970-01-01T00:00:00Z", "2999-12-31T23:59:59.999Z"):
+        answer = control(server, "audience", kind="hashtag", text="time", created_at=moment)
+        assert answer.status_code == 200 and answer.json()["posts"][0]["raw"]["createdAt"] == moment
+    refused = control(server, "audience", kind="hashtag", text="time", created_at="yesterday")
+    assert refused.status_code == 400 and "createdAt" in refused.json()["error"]
+    assert len(bot.app.bsky.feed.search_posts(models.AppBskyFeedSearchPosts.Params(q="time")).posts) == 2
+
+
 def test_search_by_words_tags_time_and_cursor(bot: Client, server: SandboxServer, clock: Clock) -> None:
     def search(**params: Any) -> models.AppBskyFeedSearchPosts.Response:
         return bot.app.bsky.feed.search_posts(models.AppBskyFeedSearchPosts.Params(**params))

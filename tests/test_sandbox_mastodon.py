@@ -636,3 +636,24 @@ def test_the_instance_limit_is_a_setting_the_instance_reports(server: SandboxSer
     with pytest.raises(MastodonAPIError) as exc:
         api.status_post("a" * 51)
     assert error_text(exc) == "Validation failed: Text character limit of 50 exceeded"
+
+
+def test_the_tag_timeline_has_replies_and_quotes_not_boosts_and_splits_local_from_remote(
+    server: SandboxServer,
+) -> None:
+    """Mastodon's TagFeed: public statuses tagged with the tag, whatever its case, replies
+    included, boosts left out; `local` keeps this server's accounts, `remote` the others."""
+    api = client(server)
+    ours = api.status_post("Ours #NoTechForICE")
+    reply = audience(server, kind="reply", author="alice", text="Agreed #NOTECHFORICE", to=str(ours.id))[0]
+    quote = audience(server, kind="quote", author="bob", text="Quoting #notechforice", to=str(ours.id))[0]
+    client(server, 1).status_reblog(ours.id)
+    everything = [str(s.id) for s in api.timeline_hashtag("notechforice")]
+    assert everything == [quote["id"], reply["id"], str(ours.id)]
+    assert [str(s.id) for s in api.timeline_hashtag("NoTechForICE", local=True)] == [str(ours.id)]
+    assert [str(s.id) for s in api.timeline_hashtag("NoTechForICE", remote=True)] == [
+        quote["id"],
+        reply["id"],
+    ]
+    shown = api.status(quote["id"])
+    assert shown.quote.state == "accepted" and shown.quote.quoted_status.id == ours.id

@@ -218,3 +218,81 @@ def test_validation_errors_have_the_real_shape(server: SandboxServer) -> None:
     assert answer.status_code == code == 422
     assert_same_shape(answer.json(), real)
     assert "500" in answer.json()["error"] and "500" in real["error"]
+
+
+def test_status_source(server: SandboxServer) -> None:
+    _, _, real = recorded("test_status_edit", "GET", "/source")
+    posted = call(server, "POST", "/api/v1/statuses", data={"status": "@account2 see https://example.org/x"})
+    ours = call(server, "GET", f"/api/v1/statuses/{posted.json()['id']}/source")
+    assert ours.status_code == 200
+    assert_same_shape(ours.json(), real)
+    assert ours.json()["text"] == "@account2 see https://example.org/x"
+
+
+def test_a_quote(server: SandboxServer) -> None:
+    _, _, real = recorded("test_status_post_with_quote", "POST", "/api/v1/statuses", index=1)
+    quoted = call(server, "POST", "/api/v1/statuses", data={"status": "Toot!"}).json()
+    ours = call(server, "POST", "/api/v1/statuses", data={"status": "yo", "quoted_status_id": quoted["id"]})
+    assert_same_shape(ours.json(), real)
+    assert ours.json()["quote"]["quoted_status"]["id"] == quoted["id"]
+    assert call(server, "GET", f"/api/v1/statuses/{quoted['id']}").json()["quotes_count"] == 1
+
+
+def test_a_boost_has_no_application(server: SandboxServer) -> None:
+    _, _, real = recorded("test_status_reblog_unreblog", "POST", "/reblog")
+    original = call(server, "POST", "/api/v1/statuses", data={"status": "Toot!"}).json()  # as recorded: own
+    boost = call(server, "POST", f"/api/v1/statuses/{original['id']}/reblog").json()
+    assert real["application"] is None and boost["application"] is None
+    assert_same_shape(boost, real)
+
+
+def test_search_v2(server: SandboxServer) -> None:
+    _, _, real = recorded("test_search", "GET", "/api/v2/search")
+    ours = call(server, "GET", "/api/v2/search", params={"q": "main", "resolve": "1"})
+    assert ours.status_code == 200 and [a["username"] for a in ours.json()["accounts"]] == ["main"]
+    assert_same_shape(ours.json(), real)
+    _, _, real_none = recorded("test_search", "GET", "/api/v2/search", index=2)
+    none = call(server, "GET", "/api/v2/search", params={"q": "main", "type": "statuses"}).json()
+    assert none == real_none == {"accounts": [], "statuses": [], "hashtags": [], "collections": []}
+
+
+def test_a_strangers_post_with_media_a_card_and_a_poll(server: SandboxServer) -> None:
+    _, _, real = recorded("test_status_card", "GET", "/api/v1/statuses/117020609135389699")
+    body = {
+        "kind": "hashtag",
+        "author": "alice",
+        "text": "see http://example.org/",
+        "card": "http://example.org/",
+    }
+    answer = requests.post(
+        f"{server.base_url}/_sandbox/audience",
+        json={**body, "media": ["a march"], "poll": ["yes", "no"]},
+        timeout=5,
+    )
+    status = call(server, "GET", f"/api/v1/statuses/{answer.json()['posts'][0]['id']}").json()
+    assert_same_shape(status["card"], real["card"])
+    assert status["media_attachments"][0]["description"] == "a march"
+    assert [o["title"] for o in status["poll"]["options"]] == ["yes", "no"]
+    _, _, real_media = recorded("test_media_post_multiple", "POST", "/api/v2/media")
+    del real_media["meta"]["focus"]  # that upload set a focus point; a stranger's image has none
+    assert_same_shape(status["media_attachments"][0], real_media)
+
+
+def test_a_video_upload_is_202_then_200_at_the_first_poll_with_video_meta(server: SandboxServer) -> None:
+    real_code, _, real_upload = recorded("test_media_post_video_answers", "POST", "/api/v2/media")
+    poll_code, _, real_polled = recorded(
+        "test_media_post_video_answers", "GET", f"/api/v1/media/{real_upload['id']}"
+    )
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(64)
+    upload = call(
+        server,
+        "POST",
+        "/api/v2/media",
+        files={"file": ("v.mp4", video, "video/mp4")},
+        data={"focus": "-0.5,0.3"},
+    )
+    assert (upload.status_code, real_code) == (202, 202) and upload.json()["url"] is None
+    assert_same_shape(upload.json(), real_upload)
+    polled = call(server, "GET", f"/api/v1/media/{upload.json()['id']}")
+    assert (polled.status_code, poll_code) == (200, 200) and polled.json()["url"]
+    assert_same_shape(polled.json(), real_polled)

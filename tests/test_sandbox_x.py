@@ -673,3 +673,71 @@ def test_search_refuses_an_unknown_operator_in_xs_words(sandbox: Sandbox) -> Non
         sandbox.client().search_recent_tweets("#NoTechForICE colour:red", user_auth=True)
     with pytest.raises(tweepy.BadRequest):
         sandbox.client().search_recent_tweets("(#NoTechForICE", user_auth=True)
+
+
+def test_a_page_short_of_deleted_posts_still_carries_its_next_token(sandbox: Sandbox) -> None:
+    client = sandbox.client()
+    me = client.get_me().data
+    ids = [client.create_tweet(text=f"post {i}").data["id"] for i in range(8)]
+    for tweet_id in ids[3:]:
+        client.delete_tweet(tweet_id, user_auth=True)
+    empty = client.get_users_tweets(me.id, user_auth=True, max_results=5)
+    assert empty.data is None and empty.meta["result_count"] == 0 and "next_token" in empty.meta
+    short = client.get_users_tweets(
+        me.id, user_auth=True, max_results=5, pagination_token=empty.meta["next_token"]
+    )
+    assert [t.text for t in short.data] == ["post 2", "post 1", "post 0"] and "next_token" not in short.meta
+
+
+def test_every_answer_says_the_tokens_access_level_and_a_read_only_app_cannot_write(sandbox: Sandbox) -> None:
+    raw = sandbox.client(raw=True)
+    assert raw.get_me(user_auth=True).headers["x-access-level"] == "read-write-directmessages"
+    sandbox.control("settings", read_only=["main"])
+    me = raw.get_me(user_auth=True)
+    assert me.status_code == 200 and me.headers["x-access-level"] == "read"
+    with pytest.raises(tweepy.Forbidden) as refused:
+        sandbox.client().create_tweet(text="from a read-only app")
+    body = refused.value.response.json()
+    assert body["type"] == "https://api.twitter.com/2/problems/oauth1-permissions"
+    assert body["detail"].startswith("Your client app is not configured with the appropriate oauth1")
+    assert refused.value.response.headers["x-access-level"] == "read" and sandbox.state() == []
+    assert sandbox.client(1).create_tweet(text="another app still writes").data["id"]
+    bad = requests.post(f"{sandbox.url}/_sandbox/settings", json={"read_only": ["nobody"]}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_tweet_lookup_one_or_several_with_partial_errors(sandbox: Sandbox) -> None:
+    client = sandbox.client()
+    ids = [client.create_tweet(text=f"look {i}").data["id"] for i in range(3)]
+    client.delete_tweet(ids[1], user_auth=True)
+    one = client.get_tweet(ids[0], user_auth=True, tweet_fields=["created_at", "author_id"])
+    assert one.data.text == "look 0" and one.data.author_id is not None
+    several = client.get_tweets([ids[2], ids[1], ids[0]], user_auth=True)
+    assert [t.text for t in several.data] == ["look 2", "look 0"]
+    assert [e["resource_id"] for e in several.errors] == [ids[1]]
+    gone = client.get_tweet(ids[1], user_auth=True)
+    assert gone.data is None and gone.errors[0]["type"].endswith("/resource-not-found")
+
+
+def test_a_retweet_can_be_undone_and_undoing_twice_is_harmless(sandbox: Sandbox) -> None:
+    original = sandbox.control("audience", kind="hashtag", author="ally", text="boost me")["posts"][0]["id"]
+    client = sandbox.client()
+    client.retweet(original, user_auth=True)
+    assert any(p["text"].startswith("RT @ally") and not p.get("deleted") for p in sandbox.state())
+    assert client.unretweet(original, user_auth=True).data == {"retweeted": False}
+    assert all(p.get("deleted") for p in sandbox.state() if p["text"].startswith("RT @ally"))
+    assert client.unretweet(original, user_auth=True).data == {"retweeted": False}
+
+
+def test_a_tag_query_is_an_exact_case_blind_match_in_originals_replies_and_quotes(sandbox: Sandbox) -> None:
+    """X's `#` operator matches a recognized hashtag exactly (not as a prefix), in any case."""
+    ours = sandbox.client().create_tweet(text="Ours #NoTechForICE").data["id"]
+    sandbox.control("audience", kind="reply", author="alice", text="Yes #NOTECHFORICE", to=ours)
+    sandbox.control("audience", kind="quote", author="bob", text="See this #notechforice", to=ours)
+    sandbox.control("audience", kind="hashtag", author="carol", text="Longer #NoTechForICEnow")
+    found = sandbox.client().search_recent_tweets("#notechforice -is:retweet", user_auth=True)
+    assert sorted(t.text for t in found.data) == [
+        "@ntfi_main Yes #NOTECHFORICE",
+        "Ours #NoTechForICE",
+        "See this #notechforice",
+    ]

@@ -164,3 +164,42 @@ def test_error_bodies_are_xs(sandbox: Sandbox) -> None:
     limited = requests.get(f"{sandbox.url}/2/users/me", timeout=5)
     assert (limited.status_code, limited.json()) == (429, ERRORS[429])
     assert int(limited.headers["x-rate-limit-reset"]) > 0
+
+
+def test_tweet_lookup_one_and_several_match_the_recording(sandbox: Sandbox) -> None:
+    (one,) = recorded("test_client_get_tweet.yaml")
+    (several,) = recorded("test_client_get_tweets.yaml")
+    client = sandbox.client(raw=True)
+    ids = [client.create_tweet(text=f"tweet {n}").json()["data"]["id"] for n in range(2)]
+    ours_one = client.get_tweet(ids[0], user_auth=True)
+    assert ours_one.status_code == one["status"] == 200
+    assert shape(ours_one.json()) == shape(one["body"])
+    ours_several = client.get_tweets(ids, user_auth=True)
+    assert shape(ours_several.json()) == shape(several["body"])
+    assert_rate_headers(ours_several.headers)
+
+
+def test_undoing_a_retweet_matches_the_recording(sandbox: Sandbox) -> None:
+    retweet, unretweet = recorded("test_client_retweet_and_unretweet.yaml")
+    ally = sandbox.control("audience", kind="hashtag", author="ally", text="boost")["posts"][0]["id"]
+    client = sandbox.client(raw=True)
+    ours = client.retweet(ally, user_auth=True)
+    assert shape(ours.json()) == shape(retweet["body"])
+    undone = client.unretweet(ally, user_auth=True)
+    assert undone.json() == unretweet["body"] == {"data": {"retweeted": False}}
+    # User-context answers say what the token may do, as every recorded answer does.
+    assert undone.headers["x-access-level"] == unretweet["headers"]["x-access-level"]
+
+
+def test_a_short_page_still_carries_a_next_token_as_recorded(sandbox: Sandbox) -> None:
+    """The recorded user timeline answered 2 tweets for the default 10, with a next_token."""
+    (real,) = recorded("test_client_get_users_tweets.yaml")
+    assert real["body"]["meta"]["result_count"] < 10 and "next_token" in real["body"]["meta"]
+    client = sandbox.client(raw=True)
+    ids = [client.create_tweet(text=f"tweet {n}").json()["data"]["id"] for n in range(12)]
+    for tweet_id in ids[4:]:
+        client.delete_tweet(tweet_id, user_auth=True)
+    me = client.get_me(user_auth=True).json()["data"]["id"]
+    ours = client.get_users_tweets(me, user_auth=True).json()
+    assert ours["meta"]["result_count"] == 2 and set(ours["meta"]) == set(real["body"]["meta"])
+    assert shape(ours["data"]) == shape(real["body"]["data"])

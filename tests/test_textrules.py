@@ -232,7 +232,7 @@ def test_mastodon_content_warning_counts_against_the_limit() -> None:
     problems = length_problems(make_queue(longer, hashtags=()), {"mastodon": ["main", "second"]})
     assert [str(p) for p in problems] == [
         "content/calls.yaml:3: post 'p1' is too long on mastodon: "
-        "510 characters with the content warning, limit 500"
+        "510 characters with the content warning, limit 500; shorten it, or give a shorter `mastodon:` text"
     ]
 
 
@@ -241,5 +241,5 @@ def test_length_problem_names_post_part_platform_length_and_limit() -> None:
     problems = length_problems(make_queue(thread), {"x": ["main"], "bluesky": ["main"]})
     assert [str(p) for p in problems] == [
         "content/calls.yaml:12: post 'thread-employees' part 2 is too long on x: "
-        "282 weighted characters, limit 280"
+        "282 weighted characters, limit 280; shorten it, or give a shorter `x:` text"
     ]

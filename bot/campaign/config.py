@@ -14,6 +14,8 @@ and the variable only. Pydantic's error `input` is never used.
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import ValidationError
 
 from bot.campaign.configshape import AmplifyRuleShape, ConfigShape, LimitsShape, report_validation
@@ -35,6 +38,7 @@ from bot.campaign.model import (
     Platform,
     PlatformConfig,
 )
+from bot.campaign.moments import zone_hint
 from bot.campaign.yamlsource import YamlPath, read_yaml
 from bot.errors import InputError, Problem
 
@@ -62,6 +66,7 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
         raise InputError(findings.problems)
 
     variables = _Variables(environ, _read_dotenv(path.parent / ".env"))
+    findings.problems.extend(dotenv_problems(path.parent / ".env"))
     data = _substitute(doc.data, (), variables, findings)
     assert isinstance(data, dict)
 
@@ -88,6 +93,28 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+# python-dotenv logs a line it cannot read without naming the file; `dotenv_problems` says it
+# as FILE:LINE instead.
+logging.getLogger("dotenv.main").setLevel(logging.ERROR)
+
+
+def dotenv_problems(path: Path) -> list[Problem]:
+    """A warning per `.env` line that sets nothing: not NAME=value, or a NAME with no `=`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    shown, problems = display_path(path), []
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            problems.append(Problem(shown, line, "cannot read this line: write NAME=value", "warning"))
+        elif binding.key is not None and binding.value is None:
+            message = f"{binding.key} has no value: write {binding.key}=..."
+            problems.append(Problem(shown, line, message, "warning"))
+    return problems
 
 
 # --- ${VAR} substitution --------------------------------------------------------------------
@@ -188,6 +215,8 @@ class _Builder:
         enabled_used = {p for p, pc in platforms.items() if pc.enabled}
         if not enabled_used:
             findings.warning(("platforms",), "platforms: no platform is enabled, so nothing will be posted")
+        if hint := zone_hint(shape.timezone):
+            findings.warning(("timezone",), hint)
         webhook = shape.alerts.webhook or None
         mentions_log = shape.logging.mentions_log
         return Config(

@@ -50,11 +50,15 @@ def _valid_hashtag(tag: str) -> str:
 
 def _valid_database(url: str) -> str:
     # Never echo the URL: a PostgreSQL URL may carry a password.
-    scheme, sep, _ = url.partition("://")
+    scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError("should be a URL like sqlite:///state/bot.sqlite3 or postgresql+psycopg://host/db")
     if scheme not in ("sqlite", "postgres", "postgresql", "postgresql+psycopg"):
         raise ValueError(f"unsupported scheme {scheme!r}; use sqlite:/// or postgresql+psycopg://")
+    if rest.split("/", 1)[0].count("@") > 1:
+        # Parsed anyway, the part after the first '@' becomes the host name, and a connection
+        # error would then print part of the password.
+        raise ValueError("the user or password holds an '@': write it as %40 in the URL")
     return url
 
 
@@ -197,7 +201,7 @@ class _MonitorIn(_Shape):
     hashtags_every: Duration = timedelta(minutes=2)
     replies_every: Duration = timedelta(minutes=5)
     backfill: Duration = timedelta(hours=24)
-    retention_days: PositiveInt = 30
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30  # a day count timedelta can hold
     ignore: list[str] = []
 
 
@@ -256,7 +260,10 @@ def report_validation(exc: ValidationError, findings: Findings, skip: set[YamlPa
             parent, key = loc[:-1], str(loc[-1])
             where = f"{describe_path(parent)}: " if parent else ""
             hint = did_you_mean(key, _fields_at(ConfigShape, parent))
-            findings.error(loc, f"{where}unknown key {key!r}{hint}")
+            if parent == ("platforms",):  # worded as the queues word it
+                findings.error(loc, f"platforms: unknown platform {key!r}{hint}; use x, bluesky or mastodon")
+            else:
+                findings.error(loc, f"{where}unknown key {key!r}{hint}")
         else:
             message = _FRIENDLY.get(kind) or str(error["msg"]).removeprefix("Value error, ")
             findings.error(loc, f"{describe_path(loc)}: {message}")

@@ -8,6 +8,8 @@ from datetime import timedelta
 _PIECE = re.compile(r"(\d+)([smhd])")
 _WHOLE = re.compile(r"(?:\d+[smhd])+")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Longer than any campaign, short enough that dates built from it never leave Python's range.
+LONGEST = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -16,6 +18,8 @@ def parse_duration(text: str) -> timedelta:
     if not _WHOLE.fullmatch(cleaned):
         raise ValueError(f"{text!r} is not a duration: write it like 30s, 5m, 2h or 1d")
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PIECE.findall(cleaned))
+    if seconds > LONGEST.total_seconds():
+        raise ValueError(f"{text!r} is too long: at most {LONGEST.days}d")
     return timedelta(seconds=seconds)
 
 

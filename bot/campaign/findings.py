@@ -9,10 +9,16 @@ from pathlib import Path
 from bot.campaign.yamlsource import YamlDocument, YamlPath
 from bot.errors import Problem
 
+# Other names people use for a platform, which no spelling distance finds.
+_ALSO_CALLED = {"twitter": "x", "tweet": "x", "bsky": "bluesky", "masto": "mastodon", "fediverse": "mastodon"}
+
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'tier'?)` when a choice is close to `word`, else ``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    choices = list(choices)
+    if _ALSO_CALLED.get(word.lower()) in choices:
+        return f" (did you mean {_ALSO_CALLED[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

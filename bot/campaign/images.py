@@ -9,6 +9,8 @@ Reading PNG, JPEG, GIF and WebP headers ourselves spares a dependency on Pillow 
 from __future__ import annotations
 
 import struct
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 UNKNOWN = "application/octet-stream"
@@ -99,4 +101,127 @@ _SIZE_READERS = {
     "image/jpeg": _jpeg_size,
     "image/gif": _gif_size,
     "image/webp": _webp_size,
+}
+
+
+# --- whether a file will be taken ----------------------------------------------------------------
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """One platform's limits for one image (docs/platforms.md, images)."""
+
+    max_bytes: int
+    max_gif_bytes: int
+    max_pixels: int | None = None  # width x height
+    refused: frozenset[str] = frozenset()  # MIME types the platform does not take
+    ratios: tuple[float, float] | None = None  # width / height, at least and at most
+
+
+IMAGE_LIMITS = {
+    "x": ImageLimits(5 * MB, 15 * MB),
+    "bluesky": ImageLimits(1_000_000, 1_000_000),
+    "mastodon": ImageLimits(16 * MB, 16 * MB, max_pixels=33_177_600),
+    # Page photos: JPEG, PNG, GIF, BMP or TIFF up to 10 MB (docs/platforms.md, Facebook).
+    "facebook": ImageLimits(10 * MB, 10 * MB, refused=frozenset({"image/webp"})),
+    # JPEG only, 8 MiB, 4:5 to 1.91:1 (docs/platforms.md, Instagram).
+    "instagram": ImageLimits(
+        8 * MB, 8 * MB, refused=frozenset({"image/png", "image/gif", "image/webp"}), ratios=(0.8, 1.91)
+    ),
+}
+
+
+def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
+    """Why these bytes would be refused by one of `platforms`, or None: checked at `check` and
+    again when a file is read to be sent (it may have changed in between)."""
+    info = inspect_image(data)
+    if info.mime == UNKNOWN:
+        return "is not a PNG, JPEG, GIF or WebP image (whatever its name says)"
+    kind = info.mime.removeprefix("image/").upper()
+    damage = _DAMAGE_CHECKS[info.mime](data)
+    if damage is not None:
+        return f"is a damaged {kind} ({damage})"
+    if not info.width or not info.height:
+        return f"is a {kind} without a width and height in its header"
+    for platform in platforms:
+        limits = IMAGE_LIMITS.get(platform)
+        if limits is None:
+            continue
+        if info.mime in limits.refused:
+            use = "JPEG" if "image/png" in limits.refused else "PNG or JPEG"
+            return f"is {kind}, which {_NAMES.get(platform, platform)} does not take; use {use}"
+        most = limits.max_gif_bytes if info.mime == "image/gif" else limits.max_bytes
+        if len(data) > most:
+            return f"is {len(data):,} bytes; {_NAMES.get(platform, platform)} takes at most {most:,}"
+        if limits.ratios is not None and not limits.ratios[0] <= info.width / info.height <= limits.ratios[1]:
+            return (
+                f"is {info.width}x{info.height} pixels; {_NAMES.get(platform, platform)} takes aspect "
+                "ratios from 4:5 (portrait) to 1.91:1 (landscape)"
+            )
+        pixels = info.width * info.height
+        if limits.max_pixels is not None and pixels > limits.max_pixels:
+            return (
+                f"is {info.width}x{info.height} pixels; {_NAMES.get(platform, platform)} takes at most "
+                f"{limits.max_pixels:,} pixels"
+            )
+    return None
+
+
+_NAMES = {
+    "x": "X",
+    "bluesky": "Bluesky",
+    "mastodon": "Mastodon",
+    "facebook": "Facebook",
+    "instagram": "Instagram",
+}
+
+
+def _png_damage(data: bytes) -> str | None:
+    """Every chunk's CRC, IHDR first and IEND last, and the pixel data inflates."""
+    pos, seen, inflate = 8, [], zlib.decompressobj()
+    try:
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack(">I", data[pos : pos + 4])
+            kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+            (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length] or b"\0\0\0\0")
+            if len(body) < length or zlib.crc32(kind + body) != crc:
+                return f"chunk {kind.decode('latin-1')!r} is cut short or corrupt"
+            seen.append(kind)
+            if kind == b"IDAT":
+                while body:  # inflate in bounded steps: a small file may expand enormously
+                    inflate.decompress(body, 1 << 20)
+                    body = inflate.unconsumed_tail
+            pos += 12 + length
+            if kind == b"IEND":
+                break
+    except (zlib.error, struct.error):
+        return "its pixel data does not decompress"
+    if not seen or seen[0] != b"IHDR" or seen[-1] != b"IEND" or b"IDAT" not in seen:
+        return "cut short: no end marker" if seen and seen[0] == b"IHDR" else "no image header"
+    return None
+
+
+def _jpeg_damage(data: bytes) -> str | None:
+    if _jpeg_size(data) is None:
+        return "no frame header"
+    # Some cameras append data after the end marker; a file cut short has none at all.
+    return None if b"\xff\xd9" in data[-4096:] else "cut short: no end marker"
+
+
+def _gif_damage(data: bytes) -> str | None:
+    return None if b";" in data[-16:] else "cut short: no end marker"
+
+
+def _webp_damage(data: bytes) -> str | None:
+    (size,) = struct.unpack("<I", data[4:8])
+    return "cut short" if size + 8 > len(data) or _webp_size(data) is None else None
+
+
+_DAMAGE_CHECKS = {
+    "image/png": _png_damage,
+    "image/jpeg": _jpeg_damage,
+    "image/gif": _gif_damage,
+    "image/webp": _webp_damage,
 }

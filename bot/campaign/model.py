@@ -73,6 +73,9 @@ class Post:
     at: datetime | None = None  # pinned: sent at this time only, outside the slot order
     start: datetime | None = None
     expires: datetime | None = None
+    # Where its text is written, for length messages: "" the post's own `text`/`thread`, else a
+    # platform's override (`x: "..."`).
+    text_lines: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def is_thread(self) -> bool:

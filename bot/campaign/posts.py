@@ -6,6 +6,7 @@ line of the field, and reading carries on so that one run reports every error.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 from bot.campaign.findings import Findings, describe_path
-from bot.campaign.images import inspect_image
+from bot.campaign.images import IMAGE_LIMITS, image_problem
 from bot.campaign.model import PLATFORMS, Image, LinkCard, Part, Platform, PlatformOptions, Post
 from bot.campaign.moments import Role, parse_moment
 from bot.campaign.yamlsource import YamlPath
@@ -42,21 +43,11 @@ OPTION_KEYS: Mapping[Platform, tuple[str, ...]] = {
     "facebook": ("text", "thread", "link", "language"),
     "instagram": ("text", "thread", "image", "language"),
 }
-_ONLY_ON = {
-    "spoiler_text": "mastodon",
-    "visibility": "mastodon",
-    "link_card": "bluesky",
-    "link": "facebook",
-    "image": "instagram",
-}
+_ONLY_ON = {"spoiler_text": "mastodon", "visibility": "mastodon", "link_card": "bluesky", "link": "facebook"}
 _VISIBILITIES = ("public", "unlisted", "private", "direct")
 _IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_IMAGES = 4  # the limit on X, Bluesky and Mastodon alike
 MAX_ALT = 1000  # X's alt text limit, the lowest of the three
-BLUESKY_MAX_IMAGE_BYTES = 1_000_000
-FACEBOOK_MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Page photos: JPEG, PNG, GIF, BMP or TIFF up to 10 MB
-INSTAGRAM_MAX_IMAGE_BYTES = 8 * 1024 * 1024  # JPEG only, aspect ratio 4:5 to 1.91:1
-INSTAGRAM_RATIOS = (0.8, 1.91)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 _URL = re.compile(r"https?://\S+")
@@ -128,10 +119,15 @@ class PostReader:
             self.findings.error((*path, "at"), f"at ({at.isoformat()}) is before start ({start.isoformat()})")
         if post_id is None:
             return None
+        doc = self.findings.doc
+        own = next((key for key in ("text", "thread") if key in value), None)
+        text_lines = {"": doc.line((*path, own))} if own else {}
+        text_lines.update({p: doc.line((*path, p)) for p in overrides if overrides[p].parts is not None})
         post = Post(
             id=post_id,
             parts=parts,
             line=self.findings.doc.line(path),
+            text_lines=text_lines,
             overrides=overrides,
             at=at,
             start=start,
@@ -146,6 +142,12 @@ class PostReader:
             self.findings.error(path, "post has no id: give it one, such as `id: petition-launch`")
             return None
         post_id = value["id"]
+        if isinstance(post_id, bool):  # YAML reads yes/no/on/off/true/false as a truth value
+            self.findings.error(
+                (*path, "id"),
+                'id: YAML reads yes, no, on, off, true and false as true/false; quote it: id: "yes"',
+            )
+            return None
         if not isinstance(post_id, str) or not _ID.fullmatch(post_id):
             self.findings.error(
                 (*path, "id"),
@@ -262,47 +264,27 @@ class PostReader:
         if not target.is_file():
             self.findings.error(path, f"image {value!r} not found in the content folder")
             return None
+        if target != Path(os.path.normpath(folder / value)):
+            # Send time follows no link below the content folder (bot.campaign.contentfiles).
+            self.findings.error(path, f"image {value!r} is a link; put the file itself in the content folder")
+            return None
         if target.suffix.lower() not in _IMAGE_TYPES:
             self.findings.error(path, f"image {value!r} should be PNG, JPEG, GIF or WebP")
             return None
         size = target.stat().st_size
-        if "bluesky" in self.platforms and size > BLUESKY_MAX_IMAGE_BYTES:
-            self.findings.error(
-                path, f"image {value!r} is {size:,} bytes; Bluesky takes at most {BLUESKY_MAX_IMAGE_BYTES:,}"
-            )
-        if "facebook" in self.platforms and target.suffix.lower() == ".webp":
-            self.findings.error(
-                path, f"image {value!r} is WebP, which Facebook does not take; use PNG or JPEG"
-            )
-        elif "facebook" in self.platforms and size > FACEBOOK_MAX_IMAGE_BYTES:
-            self.findings.error(
-                path,
-                f"image {value!r} is {size:,} bytes; Facebook takes at most {FACEBOOK_MAX_IMAGE_BYTES:,}",
-            )
-        if "instagram" in self.platforms:
-            self._instagram_image(value, target, path)
-        return value
-
-    def _instagram_image(self, value: str, target: Path, path: YamlPath) -> None:
-        data = target.read_bytes()
-        info = inspect_image(data)
-        problem = None
-        if info.mime != "image/jpeg":
-            problem = f"image {value!r} is not a JPEG, the only format Instagram takes"
-        elif len(data) > INSTAGRAM_MAX_IMAGE_BYTES:
-            limit = INSTAGRAM_MAX_IMAGE_BYTES
-            problem = f"image {value!r} is {len(data):,} bytes; Instagram takes at most {limit:,}"
-        elif (
-            info.width
-            and info.height
-            and not (INSTAGRAM_RATIOS[0] <= info.width / info.height <= INSTAGRAM_RATIOS[1])
-        ):
+        largest = max(limits.max_gif_bytes for limits in IMAGE_LIMITS.values())
+        try:
+            # The bytes, not the name: a text file called fake.png is refused here, not at posting.
             problem = (
-                f"image {value!r} is {info.width}x{info.height}; Instagram takes aspect ratios "
-                "from 4:5 (portrait) to 1.91:1 (landscape)"
+                image_problem(target.read_bytes(), self.platforms)
+                if size <= largest
+                else f"is {size:,} bytes; too large for every platform"
             )
+        except OSError as exc:
+            problem = f"cannot be read: {exc.strerror}"
         if problem is not None:
-            self.findings.error(path, problem)
+            self.findings.error(path, f"image {value!r} {problem}")
+        return value
 
     def read_options(
         self, platform: Platform, value: object, path: YamlPath, images: tuple[Image, ...] | None

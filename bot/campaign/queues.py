@@ -21,7 +21,7 @@ from bot.campaign.cron import CronError, parse_cron
 from bot.campaign.durations import parse_duration
 from bot.campaign.findings import Findings, did_you_mean, display_path
 from bot.campaign.model import PLATFORMS, Config, Platform, PlatformOptions, Post, Queue, Schedule
-from bot.campaign.moments import parse_moment
+from bot.campaign.moments import parse_moment, zone_hint
 from bot.campaign.posts import PostReader
 from bot.campaign.yamlsource import YamlPath, read_yaml
 from bot.errors import InputError, Problem
@@ -92,26 +92,46 @@ def load_queues(config: Config) -> tuple[list[Queue], list[Problem]]:
     files = sorted(folder.glob("*.yaml"))
     if not files:
         problems.append(Problem(display_path(folder), 1, "no queue files (*.yaml) here", "warning"))
-    queues: list[Queue] = []
-    owner: dict[str, Path] = {}
+    loaded: list[Queue] = []
     for file in files:
         queue, found = load_queue(file, config)
         problems.extend(found)
-        if queue is None:
-            continue
+        if queue is not None:
+            loaded.append(queue)
+    queues: list[Queue] = []
+    owner: dict[str, Path] = {}
+    for queue in sorted(loaded, key=clash_order):
         if queue.name in owner:
-            problems.append(
-                Problem(
-                    display_path(file),
-                    1,
-                    f"queue name {queue.name!r} is already used by {display_path(owner[queue.name])}",
-                )
-            )
+            problems.append(name_clash(queue, owner[queue.name]))
             continue
-        owner[queue.name] = file
+        owner[queue.name] = queue.file
         queues.append(queue)
+    queues.sort(key=lambda q: q.file)
     problems.extend(warn_identical_x_text(queues, config))
     return queues, problems
+
+
+def clash_order(queue: Queue) -> tuple[bool, Path]:
+    """Who keeps a name two files claim: the file named after it, else the first by path.
+
+    So a new file that says `queue: explainer` is the one told, never content/explainer.yaml.
+    """
+    return (queue.file.stem != queue.name, queue.file)
+
+
+def name_clash(queue: Queue, owner: Path) -> Problem:
+    """The error for the file that loses a queue name, at its `queue:` line."""
+    try:
+        lines = queue.file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    line = next((n for n, text in enumerate(lines, 1) if text.startswith("queue:")), 1)
+    return Problem(
+        display_path(queue.file),
+        line,
+        f"queue name {queue.name!r} is already used by {display_path(owner)}: "
+        "give this file another `queue:` name",
+    )
 
 
 def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]:
@@ -121,6 +141,9 @@ def load_queue(path: Path, config: Config) -> tuple[Queue | None, list[Problem]]
     except InputError as exc:
         return None, exc.problems
     findings = Findings(doc)
+    if doc.data is None:
+        findings.error((), "the file is empty (or only comments): a queue needs schedule: and posts:")
+        return None, findings.problems
     if not isinstance(doc.data, dict):
         findings.error((), "a queue file should be a mapping with schedule: and posts: (key: value lines)")
         return None, findings.problems
@@ -156,6 +179,13 @@ class _QueueReader:
         posts = reader.read_posts(data.get("posts"))
         if data.get("posts") == []:
             findings.warning(("posts",), "posts: the queue has no posts")
+        if data.get("when_exhausted") == "repeat" and "x" in platforms:
+            others = ", ".join(p for p in platforms if p != "x") or "no other platform"
+            findings.warning(
+                ("when_exhausted",),
+                "when_exhausted: repeat: X refuses a text an account already posted, so rounds after "
+                f"the first go to {others} only (to send a post to X again, give it a new id and text)",
+            )
         return Queue(
             name=name,
             file=self.path.absolute(),
@@ -215,6 +245,13 @@ class _QueueReader:
             cron = self._cron(raw, (*path, "cron"))
         elif kind == "every":
             every = self._duration(raw, (*path, "every"), positive=True)
+            if every is not None and every < timedelta(minutes=1):
+                per_day = int(timedelta(days=1) / every)
+                self.findings.warning(
+                    (*path, "every"),
+                    f"schedule.every: {raw} fires {per_day:,} times a day; the platforms refuse "
+                    "most of that (did you mean minutes or hours, such as 1m or 1h?)",
+                )
         else:
             at = self._at_list(raw, (*path, "at"), ZoneInfo(timezone))
         jitter = self._duration(value.get("jitter", "0s"), (*path, "jitter"), positive=False)
@@ -237,6 +274,8 @@ class _QueueReader:
             )
             self.findings.error(("schedule", "timezone"), f"schedule.timezone: {problem}")
             return self.config.timezone
+        if hint := zone_hint(value):
+            self.findings.warning(("schedule", "timezone"), f"schedule.timezone: {hint}")
         return value
 
     def _cron(self, value: object, path: YamlPath) -> str | None:

@@ -65,7 +65,9 @@ def read_yaml(path: Path, file: str) -> YamlDocument:
     except FileNotFoundError:
         raise InputError([Problem(file, 1, "file not found")]) from None
     except UnicodeDecodeError as exc:
-        raise InputError([Problem(file, 1, f"not UTF-8 text ({exc.reason})")]) from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} here; save the file as UTF-8"
+        raise InputError([Problem(file, line, message)]) from None
     except OSError as exc:
         raise InputError([Problem(file, 1, f"cannot read the file: {exc.strerror}")]) from None
     return parse_yaml(text, file)
@@ -82,6 +84,8 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         detail = exc.problem or exc.context or "invalid YAML"
+        if "\t" in "".join(text.splitlines()[line - 1 : line]):
+            detail = "a tab character: YAML indents with spaces only, never tabs"
         raise InputError([Problem(file, line, f"YAML syntax error: {detail}")]) from None
     except yaml.YAMLError as exc:
         raise InputError([Problem(file, 1, f"YAML error: {exc}")]) from None
@@ -113,7 +117,12 @@ class _Builder:
             self.problems.append(Problem(self.file, line, "an alias refers to itself"))
             return None
         if isinstance(node, ScalarNode):
-            return self.loader.construct_object(node, deep=True)
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except (ValueError, OverflowError):
+                # An impossible date (2026-13-45, 2026-02-30) looks like one to YAML, which then
+                # fails to build it: keep the text, and let the field that reads it say why.
+                return str(node.value)
         expected = "tag:yaml.org,2002:seq" if isinstance(node, SequenceNode) else "tag:yaml.org,2002:map"
         if node.tag != expected:
             # We build collections ourselves, so refuse their tags the way SafeLoader would.

@@ -16,7 +16,9 @@ from bot.campaign.durations import format_duration
 from bot.campaign.findings import display_path
 from bot.campaign.model import Config, Queue
 from bot.campaign.queues import load_queues
+from bot.campaign.yamlsource import read_yaml
 from bot.errors import InputError, Problem
+from bot.planning.limits import limit_collisions
 from bot.planning.planner import targets_of
 from bot.planning.slots import next_slots as upcoming_slots
 from bot.planning.xbudget import x_budget_problems
@@ -51,13 +53,14 @@ def check_campaign(config_path: Path, environ: Mapping[str, str], now: datetime)
         # Content is checked against the config (platforms, accounts), so it waits for a valid one.
         return CheckReport(problems=exc.problems)
     queues, content_problems = load_queues(config)
+    slots = {queue.name: next_slots(config, queue, now, NEXT_SLOTS) for queue in queues}
     problems = [
         *problems,
         *content_problems,
         *check_texts(config, queues),
         *check_schedules(config, queues, now),
+        *check_past(config, queues, now, slots),
     ]
-    slots = {queue.name: next_slots(config, queue, now, NEXT_SLOTS) for queue in queues}
     return CheckReport(problems=problems, config=config, queues=queues, next_slots=slots)
 
 
@@ -70,28 +73,34 @@ class AccountCheck:
 
 
 def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck]:
-    """`check --online`: one read-only call per account whose credentials are all set.
+    """`check --online`: a read-only look at each account whose credentials are all set.
 
-    Bluesky logs in afresh (createSession) rather than touching the daemon's saved session: a
-    person runs this by hand, far below Bluesky's 30 logins per 5 minutes.
+    Each is diagnosed (`bot.platforms.onboarding.diagnose`): who it is, and in a person's words
+    what keeps it from posting (a read-only X app, a missing Mastodon scope, a revoked token, a
+    Bluesky main password) and where in the network's settings to fix it. Bluesky logs in afresh
+    (createSession) rather than touching the daemon's saved session: a person runs this by hand,
+    far below Bluesky's 30 logins per 5 minutes.
     """
     from bot.errors import PlatformError
-    from bot.platforms import open_client
+    from bot.platforms.onboarding import diagnose
 
     results = []
     for platform in config.enabled_platforms():
         for account in config.accounts(platform):
             if account.missing:
-                detail = f"not checked: {', '.join(account.missing)} not set"
+                detail = (
+                    f"not checked: {', '.join(account.missing)} not set "
+                    f"(`python -m bot connect {platform} --account {account.name}` sets it up)"
+                )
                 results.append(AccountCheck(platform, account.name, False, detail))
                 continue
             try:
-                client = open_client(account, timeout=timeout, content_dir=config.content_dir)
-                handle = client.verify()
+                found = diagnose(account, timeout=timeout, content_dir=config.content_dir)
             except PlatformError as exc:
                 results.append(AccountCheck(platform, account.name, False, f"{type(exc).__name__}: {exc}"))
-            else:
-                results.append(AccountCheck(platform, account.name, True, handle))
+                continue
+            detail = "; ".join(found.problems) if found.problems else str(found.handle)
+            results.append(AccountCheck(platform, account.name, found.ok, detail))
     return results
 
 
@@ -102,8 +111,42 @@ def check_texts(config: Config, queues: Sequence[Queue]) -> list[Problem]:
 
 
 def check_schedules(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:
-    """Warnings about what the schedules will do: an X account's posts beyond its budget."""
-    return [replace(p, file=display_path(Path(p.file))) for p in x_budget_problems(config, queues, now)]
+    """Warnings about what the schedules will do: an X account's posts beyond its budget, and
+    queues that collide on an account's own limits (its posts then go out late)."""
+    found = [*x_budget_problems(config, queues, now), *limit_collisions(config, queues, now)]
+    return [replace(p, file=display_path(Path(p.file))) for p in found]
+
+
+def check_past(
+    config: Config, queues: Sequence[Queue], now: datetime, upcoming: Mapping[str, list[datetime]]
+) -> list[Problem]:
+    """Warnings for times already gone: a pinned post or an `expires` in the past, a queue
+    with no slot left. Each would be accepted and then silently never posted."""
+    problems: list[Problem] = []
+    for queue in queues:
+        file = display_path(queue.file)
+
+        def warn(line: int, message: str) -> None:
+            problems.append(Problem(file, line, message, "warning"))  # noqa: B023 (used at once)
+
+        for post in queue.posts:
+            if post.at is not None and post.at < now - config.schedule_grace:
+                warn(
+                    post.line, f"post {post.id}: at: {_local(post.at, queue)} is in the past: it is not sent"
+                )
+            elif post.expires is not None and post.expires <= now:
+                warn(post.line, f"post {post.id}: expired at {_local(post.expires, queue)}: it is not sent")
+        if queue.expires is not None and queue.expires <= now:
+            line = read_yaml(queue.file, file).line(("expires",))
+            warn(line, f"expires: the queue expired at {_local(queue.expires, queue)} and posts no more")
+        elif not upcoming.get(queue.name):
+            line = read_yaml(queue.file, file).line(("schedule",))
+            warn(line, "no slot from now on: this queue will not post (look at schedule, start and expires)")
+    return problems
+
+
+def _local(when: datetime, queue: Queue) -> str:
+    return when.astimezone(ZoneInfo(queue.schedule.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def next_slots(config: Config, queue: Queue, now: datetime, count: int) -> list[datetime]:

@@ -16,17 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
+from bot.campaign.findings import did_you_mean
 from bot.campaign.model import Post, Queue
+from bot.commands.preview import payload_lines
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, expire_dead_workers, fan_out
 from bot.delivery.gate import LiveGate
-from bot.delivery.jobs import build_jobs, describe_post, targets
+from bot.delivery.jobs import build_job, build_jobs, describe_post, held_targets, missing_line, targets
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.ledger.deliveries import Delivery
 from bot.ledger.workers import new_worker_id
-from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history
+from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history, refuses_repeats
 from bot.platforms import Outgoing, Published
 from bot.platforms.tid import make_tid
+from bot.render.textrules import render_post
 from bot.retry import RetryPolicy
 
 # A deletion is tried three times within two minutes: a person is waiting at the terminal.
@@ -49,8 +52,9 @@ def _find_queue(rt: Runtime, name: str) -> Queue | Refusal:
     if queue is None and unreadable is not None:
         return Refusal(str(unreadable), EXIT_INPUT)
     if queue is None:
-        known = ", ".join(q.name for q in rt.queues()) or "none"
-        return Refusal(f"no queue named {name!r} (queues: {known})", EXIT_USAGE)
+        names = [q.name for q in rt.queues()]
+        hint = did_you_mean(name, names)
+        return Refusal(f"no queue named {name!r}{hint} (queues: {', '.join(names) or 'none'})", EXIT_USAGE)
     return queue
 
 
@@ -64,7 +68,10 @@ def _choose(rt: Runtime, queue: Queue, item_id: str | None) -> tuple[Post, int] 
         return choice.post, choice.cycle
     post = next((p for p in queue.posts if p.id == item_id), None)
     if post is None:
-        return Refusal(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", EXIT_USAGE)
+        hint = did_you_mean(item_id, [p.id for p in queue.posts])
+        return Refusal(
+            f"no post with id {item_id!r}{hint} in queue {queue.name} ({queue.file.name})", EXIT_USAGE
+        )
     if post.at is not None:
         return post, PINNED_CYCLE
     cycles = [cycle for cycle, post_id in sent if post_id == post.id]
@@ -80,6 +87,7 @@ def post_now(
     dry_run: bool,
     out: TextIO,
     err: TextIO,
+    as_json: bool = False,
 ) -> int:
     """Send (or with `dry_run`, show) one post; one line per delivery on `out`, refusals on `err`.
 
@@ -89,30 +97,50 @@ def post_now(
     if isinstance(queue, Refusal):
         print(queue.message, file=err)
         return queue.code
-    if not dry_run:
-        pause = rt.ledger.shared.pause_state()
-        if pause.paused:
-            reason = f" ({pause.reason})" if pause.reason else ""
+    pause = rt.ledger.shared.pause_state()
+    if pause.paused:
+        reason = f" ({pause.reason})" if pause.reason else ""
+        if not dry_run:
             print(f"refused: posting is paused{reason}; `resume` first", file=err)
             return EXIT_RUNTIME
+        print(f"note: posting is paused{reason}: this would be refused until `resume`", file=err)
     chosen = _choose(rt, queue, item_id)
     if isinstance(chosen, Refusal):
         print(chosen.message, file=err)
         return chosen.code
     post, cycle = chosen
     if dry_run:
-        for payload in describe_post(rt.config, queue, post, targets(rt.config, queue, platforms)):
-            print(json.dumps(payload, ensure_ascii=False), file=out)
+        accounts = [a for a in targets(rt.config, queue, platforms) if not refuses_repeats(a.platform, cycle)]
+        if as_json:
+            for payload in describe_post(rt.config, queue, post, accounts):
+                print(json.dumps(payload, ensure_ascii=False), file=out)
+        else:  # as `preview` shows a slot: per target, the text, its length, images and options
+            print(f"{queue.name}  post {post.id} (cycle {cycle}): would send now", file=out)
+            for account in accounts:
+                rendered = render_post(queue, post, account.platform, account.name)
+                print("\n".join(payload_lines(rendered)), file=out)
         return EXIT_OK
     jobs = build_jobs(rt.config, queue, post, cycle, platforms)
     if not jobs:
-        print(f"{queue.name}: no target to send to (platforms, accounts or credentials)", file=err)
+        # Nothing is spent: the post stays the queue's next one.
+        why = missing_line(held_targets(rt.config, queue)) or "platforms or accounts"
+        print(f"{queue.name}: no target can post now ({why})", file=err)
         return EXIT_RUNTIME
     now = rt.now()
     expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
     worker = new_worker_id()
     already = any(post_id == post.id and c == cycle for c, post_id in rt.ledger.slots.sent_posts(queue.name))
+    # Targets whose secrets are unset are owed the post too: the daemon sends it once they are set.
+    held = [
+        build_job(rt.config, queue, post, cycle, account)
+        for account in held_targets(rt.config, queue)
+        if (not platforms or account.platform in platforms) and not refuses_repeats(account.platform, cycle)
+    ]
     if item_id is None or not already:
+        for job in held:
+            print(
+                f"held {job.platform}/{job.account}: secrets not set; `run` sends it once they are", file=err
+            )
         # Counts as a slot of the queue, so the schedule does not send this post again this cycle.
         # Its deliveries are recorded with it, so a crash from here on leaves them to resume.
         rt.ledger.slots.claim_slot(
@@ -122,7 +150,7 @@ def post_now(
             post_id=post.id,
             worker=worker,
             now=now,
-            owed=[job.key(0) for job in jobs],
+            owed=[job.key(0) for job in [*jobs, *held]],
             nonce_factory=lambda: make_tid(rt.now()),
         )
     courier = Courier(
@@ -150,8 +178,11 @@ def retract_post(
     *,
     out: TextIO,
     err: TextIO,
+    dry_run: bool = False,
 ) -> int:
-    """Delete every copy of a post we published (all cycles), last part first; exit 3 if any failed."""
+    """Delete every copy of a post we published (all cycles), last part first; exit 3 if any failed.
+
+    `dry_run`: say what would be deleted, touch nothing."""
     rows = [
         row
         for row in rt.ledger.deliveries_for_post(queue_name, item_id)
@@ -165,9 +196,22 @@ def retract_post(
             print(queue.message, file=err)
             return queue.code
         if not any(p.id == item_id for p in queue.posts):
-            print(f"no post with id {item_id!r} in queue {queue.name} ({queue.file.name})", file=err)
+            hint = did_you_mean(item_id, [p.id for p in queue.posts])
+            print(f"no post with id {item_id!r}{hint} in queue {queue.name} ({queue.file.name})", file=err)
             return EXIT_USAGE
         print(f"{queue_name}/{item_id}: nothing to retract (never posted)", file=out)
+        return EXIT_OK
+    if all(row.state == "retracted" for row in rows):
+        print(f"{queue_name}/{item_id}: already retracted", file=out)
+        return EXIT_OK
+    if dry_run:
+        for row in sorted(rows, key=lambda r: (r.key.platform, r.key.account, -r.key.cycle, -r.key.part)):
+            k = row.key
+            label = f"{k.platform}/{k.account} {k.queue}/{k.post_id} part {k.part + 1} (cycle {k.cycle})"
+            if row.state == "posted":
+                print(f"would retract {label}: {row.url}", file=out)
+            elif row.state in ("claimed", "failed") and row.attempts:
+                print(f"would look for {label} (sent, never confirmed) and retract it if found", file=out)
         return EXIT_OK
     by_target: dict[tuple[str, str], list[Delivery]] = {}
     for row in rows:

@@ -7,13 +7,14 @@ Pure: the loaded config and queues, `now` and what the ledger says was sent come
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.campaign.model import Config, LinkCard, Platform, Queue
-from bot.planning.planner import PlannedSlot, Progress, plan, targets_of
+from bot.planning.limits import AccountClock
+from bot.planning.planner import PlannedSlot, Progress, plan, refuses_repeats, targets_of
 from bot.render.textrules import Rendered, RenderedPart, render_post
 
 
@@ -24,6 +25,12 @@ class PreviewEntry:
     queue: Queue
     planned: PlannedSlot
     payloads: tuple[Rendered, ...]
+    # Targets whose secrets are unset: their deliveries will be held until set (design.md).
+    held: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # When each target's delivery really goes out, where an account limit delays it.
+    send_at: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    # Targets left out: X in a repeating queue's later rounds (it refuses a text seen before).
+    skipped: tuple[str, ...] = ()
 
 
 def build_preview(
@@ -35,25 +42,70 @@ def build_preview(
     queue_name: str | None = None,
     platform: Platform | None = None,
     progress: Mapping[str, Progress] | None = None,
+    posted: Mapping[tuple[str, str], list[datetime]] | None = None,
 ) -> list[PreviewEntry]:
     """Every slot in [now, now + days) of the chosen queues, in firing order.
 
-    `progress` gives each queue's state from the ledger (default: nothing sent yet).
+    `progress` gives each queue's state from the ledger (default: nothing sent yet), `posted`
+    each account's post times of the last day (for its limits).
     """
     entries: list[PreviewEntry] = []
+    held: dict[tuple[str, str], tuple[str, ...]] = {
+        (a.platform, a.name): a.missing
+        for p in config.enabled_platforms()
+        for a in config.accounts(p)
+        if a.missing
+    }
     for queue in queues:
-        if queue_name is not None and queue.name != queue_name:
-            continue
         targets = targets_of(queue, config)
-        if platform is not None:
-            targets = {p: names for p, names in targets.items() if p == platform}
         for planned in plan(queue, now, now + timedelta(days=days), (progress or {}).get(queue.name)):
             payloads: list[Rendered] = []
+            skipped: list[str] = []
             if planned.post is not None:
                 for target, accounts in targets.items():
+                    if refuses_repeats(target, planned.cycle):
+                        skipped.extend(f"{target}/{a}" for a in accounts)
+                        continue
                     payloads.extend(render_post(queue, planned.post, target, a) for a in accounts)
-            entries.append(PreviewEntry(queue, planned, tuple(payloads)))
-    return sorted(entries, key=lambda e: (e.planned.slot.fire_at, e.queue.name))
+            entries.append(PreviewEntry(queue, planned, tuple(payloads), held, skipped=tuple(skipped)))
+    entries.sort(key=lambda e: (e.planned.slot.fire_at, e.queue.name))
+    # Filtered only now: another queue's posts on a shared account still delay this one's.
+    return [
+        replace(
+            entry,
+            payloads=tuple(p for p in entry.payloads if platform in (None, p.platform)),
+            skipped=tuple(t for t in entry.skipped if platform in (None, t.split("/")[0])),
+        )
+        for entry in _apply_limits(config, entries, posted or {})
+        if queue_name in (None, entry.queue.name)
+    ]
+
+
+def _apply_limits(
+    config: Config, entries: list[PreviewEntry], posted: Mapping[tuple[str, str], list[datetime]]
+) -> list[PreviewEntry]:
+    """Each delivery's real time under its account's limits, in the order the daemon meets them.
+
+    Every queue is planned here, so a `--queue` or `--platform` filter still sees the others'
+    posts on a shared account: those filters only hide entries afterwards.
+    """
+    clocks = {
+        (a.platform, a.name): AccountClock(a.limits, sorted(posted.get((a.platform, a.name), [])))
+        for p in config.enabled_platforms()
+        for a in config.accounts(p)
+        if a.limits.min_gap is not None or a.limits.posts_per_day is not None
+    }
+    timed = []
+    for entry in entries:
+        send_at: dict[tuple[str, str], datetime] = {}
+        for rendered in entry.payloads:
+            clock = clocks.get((rendered.platform, rendered.account))
+            if clock is not None:
+                send_at[(rendered.platform, rendered.account)] = clock.send_at(
+                    entry.planned.slot.fire_at, len(rendered.parts)
+                )
+        timed.append(replace(entry, send_at=send_at))
+    return timed
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -75,7 +127,15 @@ def _entry_record(entry: PreviewEntry) -> dict[str, Any]:
         "pinned": slot.pinned is not None,
         "cycle": entry.planned.cycle,
         "exhausted": entry.planned.exhausted,
-        "payloads": [_payload_record(p) for p in entry.payloads],
+        "skipped": list(entry.skipped),
+        "payloads": [
+            {
+                **_payload_record(p),
+                "held_for": list(entry.held.get((p.platform, p.account), ())),
+                "send_at": entry.send_at.get((p.platform, p.account), slot.fire_at).isoformat(),
+            }
+            for p in entry.payloads
+        ],
     }
 
 
@@ -130,13 +190,27 @@ def format_preview(entries: Sequence[PreviewEntry]) -> str:
         cycle = "pinned" if slot.pinned else f"cycle {entry.planned.cycle}"
         lines.append(f"{head}  post {post.id} ({cycle})")
         for rendered in entry.payloads:
-            lines.extend(_payload_lines(rendered))
+            target = (rendered.platform, rendered.account)
+            late = entry.send_at.get(target, slot.fire_at)
+            extra = (
+                [f"goes out {late.astimezone(zone):%a %H:%M:%S} (account limits)"]
+                if late > slot.fire_at
+                else []
+            )
+            lines.extend(payload_lines(rendered, entry.held.get(target, ()), extra))
+        lines.extend(
+            f"  {target}  not sent: X refuses a text it already posted (round {entry.planned.cycle})"
+            for target in entry.skipped
+        )
         lines.append("")
     return "\n".join(lines)
 
 
-def _payload_lines(rendered: Rendered) -> list[str]:
-    extras = []
+def payload_lines(
+    rendered: Rendered, missing: tuple[str, ...] = (), extras: list[str] | None = None
+) -> list[str]:
+    extras = list(extras or [])
+    extras += [f"HELD until {', '.join(missing)} set"] if missing else []
     if rendered.spoiler_text:
         extras.append(f"CW: {rendered.spoiler_text!r}")
     if rendered.visibility:

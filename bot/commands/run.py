@@ -21,12 +21,14 @@ from bot.campaign.model import Config, LoggingConfig
 from bot.daemon.logs import setup_logging
 from bot.daemon.runtime import Runtime, utc_now
 from bot.daemon.scheduler import Daemon
+from bot.delivery.jobs import missing_line
 from bot.errors import InputError
 from bot.monitoring.monitor import DaemonMonitor
+from bot.sandbox import SANDBOX_PORT
 
 log = logging.getLogger("bot.daemon")
 
-EXIT_OK, EXIT_USAGE, EXIT_RUNTIME = 0, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
 
 def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: bool) -> int:
@@ -50,6 +52,12 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
 
     emulators = None
     audience_stop = threading.Event()
+    # The fixed ports, unless moved (two rehearsals, or tests, side by side).
+    port_text = os.environ.get("BOT_SANDBOX_PORT") or str(SANDBOX_PORT)
+    if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= 65533):
+        print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to 65533", file=sys.stderr)
+        return EXIT_USAGE
+    port = int(port_text) if port_text.isdigit() else SANDBOX_PORT
     if sandbox:
         from bot.daemon.rehearsal import (
             demo_queue,
@@ -60,7 +68,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         )
 
         try:
-            emulators = start_emulators(accounts=2)
+            emulators = start_emulators(accounts=2, port=port)
         except OSError as exc:
             print(
                 f"run --sandbox: cannot listen on the sandbox ports (another sandbox running?): {exc}",
@@ -85,7 +93,11 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         runtime = Runtime(config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False)
         run_audience(emulators, audience_stop)
     else:
-        runtime = Runtime(config_path, os.environ)
+        # Unset secrets are said below, once per account (or in one line when none can post).
+        runtime = Runtime(config_path, os.environ, config_warnings=False)
+        for warning in runtime.config_warnings:
+            if "`run` will not start" not in warning.message:
+                log.warning("%s", warning)
     setup_logging(runtime.config.logging)
     unreadable = runtime.content_problem()
     if unreadable is not None:
@@ -95,12 +107,22 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         if emulators is not None:
             emulators.stop()
         raise InputError([unreadable])
-    for platform in runtime.config.enabled_platforms():
-        for account in runtime.config.accounts(platform):
-            if account.missing:
-                log.error(
-                    "not starting %s/%s: missing %s", platform, account.name, ", ".join(account.missing)
-                )
+    accounts = [a for p in runtime.config.enabled_platforms() for a in runtime.config.accounts(p)]
+    if accounts and all(account.missing for account in accounts):
+        # Running would only hold every post: say what is missing instead (exit 1).
+        audience_stop.set()
+        runtime.close()
+        print(
+            f"run: no account can post: {missing_line(accounts)} "
+            f"(set them in the environment or in {config_path.parent / '.env'})",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+    for account in accounts:
+        if account.missing:
+            log.error(
+                "not starting %s/%s: missing %s", account.platform, account.name, ", ".join(account.missing)
+            )
     monitoring = DaemonMonitor(runtime)
     daemon = Daemon(runtime, stop=stop, monitor=monitoring)
     finished = True
@@ -108,7 +130,10 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         if once:
             results = daemon.run_once()
             daemon.deliveries.shutdown(wait=True)
-            return EXIT_RUNTIME if any(r.outcome == "failed" for r in results) else EXIT_OK
+            held = daemon.held_now()
+            if held:
+                print(f"run --once: {held}", file=sys.stderr)
+            return EXIT_RUNTIME if held or any(r.outcome == "failed" for r in results) else EXIT_OK
         if seconds is not None:
             timer = threading.Timer(seconds, stop.set)
             timer.daemon = True

@@ -1,69 +1,88 @@
 """`status`: what the ledger knows, per queue and per account, as text or JSON.
 
-Per queue: the next slot and the post it would send, posted / failed / pending deliveries,
+Per queue: the next slot and the post it would send, posted / failed / pending posts (each
+counted once, whatever its targets and thread parts), what waits for unset secrets,
 exhausted or expired. Per account: the last post, health (a 401 makes it unhealthy until a
 probe succeeds), posts over the last 24 hours against `posts_per_day`, when an account limit
 holds its next post back, and the platform's own rate budget per endpoint as its last answer
-stated it (`rate_budget`; a window whose reset has passed is shown as full again). And whether
-posting is paused.
+stated it (`rate_budget`; a window whose reset has passed is shown as full again). Whether
+posting is paused, and the last 24 hours' counts (posts, failures, replies, mentions, hashtag
+posts, reposts; `bot.report.summary`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.daemon.runtime import Runtime
+from bot.delivery.jobs import held_deliveries, held_targets, missing_line, targets
 from bot.ledger.deliveries import DeliveryCounts
 from bot.ledger.ratebudgets import StoredBudget, read_budgets
 from bot.planning.limits import next_allowed
 from bot.planning.planner import choose_post, progress_from_history
 from bot.planning.slots import next_slots
+from bot.report.summary import format_last_day, last_day_counts
 
 
-def _iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when is not None else None
+def _iso(when: datetime | None, zone: ZoneInfo | None = None) -> str | None:
+    if when is None:
+        return None
+    return (when.astimezone(zone) if zone is not None else when).isoformat(timespec="seconds")
 
 
-def _budget(stored: StoredBudget, now: datetime) -> dict[str, Any]:
+def _budget(stored: StoredBudget, now: datetime, zone: ZoneInfo | None = None) -> dict[str, Any]:
     reset = stored.reset_at is not None and stored.reset_at <= now
     return {
         "endpoint": stored.endpoint,
         "limit": stored.limit,
         "remaining": stored.limit if reset else stored.remaining,
-        "reset_at": None if reset else _iso(stored.reset_at),
-        "seen_at": _iso(stored.seen_at),
+        "reset_at": None if reset else _iso(stored.reset_at, zone),
+        "seen_at": _iso(stored.seen_at, zone),
     }
 
 
 def build_status(rt: Runtime) -> dict[str, Any]:
     now = rt.now()
     ledger = rt.ledger
+    zone = ZoneInfo(rt.config.timezone)  # every time shown in the campaign's own zone
     pause = ledger.shared.pause_state()
-    counts = ledger.delivery_counts()
+    counts = ledger.post_counts()
+    held: dict[str, list[str]] = {}
+    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now)):
+        k, missing = row.key, ", ".join(account.missing)
+        held.setdefault(k.queue, []).append(f"{k.post_id} for {k.platform}/{k.account} (missing {missing})")
     queues = []
     for queue in rt.queues():
+        unreachable = held_targets(rt.config, queue) if not targets(rt.config, queue) else []
         upcoming = next_slots(queue, now, 1)
         progress = progress_from_history(ledger.slots.sent_posts(queue.name))
-        choice = choose_post(queue, progress, upcoming[0].fire_at) if upcoming else None
+        # A slot due but undecided (held, or about to fire) is no longer upcoming: its post is
+        # the one the queue would send now.
+        choice = choose_post(queue, progress, upcoming[0].fire_at if upcoming else now)
         c = counts.get(queue.name, DeliveryCounts())
         queues.append(
             {
                 "queue": queue.name,
-                "next_slot": _iso(upcoming[0].fire_at) if upcoming else None,
-                "next_post": choice.post.id if choice is not None and choice.post is not None else None,
+                "next_slot": _iso(upcoming[0].fire_at, zone) if upcoming else None,
+                "next_post": choice.post.id if choice.post is not None else None,
                 "posted": c.posted,
                 "failed": c.failed,
                 "pending": c.claimed,
                 "retracted": c.retracted,
-                "exhausted": bool(choice.exhausted) if choice is not None else False,
+                "exhausted": choice.exhausted,
                 "expired": queue.expires is not None and now > queue.expires,
+                # Deliveries owed to accounts whose secrets are unset, sent once they are set;
+                # and, when no target can post at all, why the next slot will wait.
+                "held": held.get(queue.name, []),
+                "waiting_for": missing_line(unreachable) or None,
             }
         )
     health = {(h.platform, h.account): h for h in ledger.shared.account_health()}
     budgets: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for stored in read_budgets(ledger.engine):
-        budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now))
+        budgets.setdefault((stored.platform, stored.account), []).append(_budget(stored, now, zone))
     last_posts = ledger.last_posts()
     accounts = []
     for platform in rt.config.enabled_platforms():
@@ -76,20 +95,21 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                 {
                     "platform": platform,
                     "account": account.name,
-                    "last_post": _iso(last),
+                    "last_post": _iso(last, zone),
                     "healthy": h.healthy if h is not None else True,
                     "error": h.last_error if h is not None and not h.healthy else None,
                     "missing_credentials": list(account.missing),
                     "posts_last_24h": day,
                     "posts_per_day": account.limits.posts_per_day,
-                    "waiting_until": _iso(wait),
+                    "waiting_until": _iso(wait, zone),
                     "rate_budget": budgets.get((platform, account.name), []),
                 }
             )
     return {
         "paused": pause.paused,
         "pause_reason": pause.reason,
-        "paused_since": _iso(pause.since) if pause.paused else None,
+        "paused_since": _iso(pause.since, zone) if pause.paused else None,
+        "last_24h": last_day_counts(ledger.engine, now),
         "queues": queues,
         "accounts": accounts,
     }
@@ -102,6 +122,7 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"PAUSED since {status['paused_since']}{reason}")
     else:
         lines.append("posting: on")
+    lines.append(format_last_day(status["last_24h"]))
     lines.append("queues:")
     for q in status["queues"]:
         state = "expired" if q["expired"] else "exhausted" if q["exhausted"] else "active"
@@ -109,6 +130,9 @@ def format_status(status: dict[str, Any]) -> str:
             f"  {q['queue']}: {state}; next {q['next_slot'] or '-'} -> {q['next_post'] or '-'}; "
             f"posted {q['posted']}, failed {q['failed']}, pending {q['pending']}"
         )
+        if q["waiting_for"]:
+            lines.append(f"    HELD: no account can post ({q['waiting_for']}); the next post waits")
+        lines.extend(f"    held: {what}; sent once set" for what in q["held"])
     lines.append("accounts:")
     for a in status["accounts"]:
         health = "healthy" if a["healthy"] else f"UNHEALTHY ({a['error']})"

@@ -1,6 +1,6 @@
 """Alerts: a JSON POST to `alerts.webhook` when a person should look.
 
-Kinds: `account_unhealthy`, `rejected`, `queue_exhausted`, `queue_expired`, `paused`,
+Kinds: `account_unhealthy`, `rejected`, `queue_exhausted`, `queue_expired`, `paused`, `held`,
 `resumed`. The body suits Slack-, Matrix- and Discord-style incoming hooks at once (`text` and
 `content` carry the same line) and adds structured fields for anything else:
 

@@ -8,23 +8,21 @@ seconds besides the shipped content, and the emulated audience replies to our po
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
-import urllib.request
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from bot.campaign.model import AccountLimits, Config, Part, Post, Queue, Schedule
-from bot.sandbox import SANDBOX_PORT, Sandbox, start_sandbox
+from bot.daemon.audience import play_scene
+from bot.sandbox import SANDBOX_PORT, Sandbox, new_control_token, start_sandbox
 
 log = logging.getLogger("bot.sandbox")
 
 DEMO_EVERY = timedelta(seconds=10)
-AUDIENCE_EVERY = 20.0  # seconds between two audience replies
+AUDIENCE_EVERY = 12.0  # seconds between two audience scenes
 
 _DEMO_TEXTS = [
     "Tech workers: your code should not power deportations. Ask your employer about its ICE contracts.",
@@ -36,13 +34,43 @@ _DEMO_TEXTS = [
 ]
 
 
-def sandbox_database(config: Config) -> str:
-    """The sandbox's own SQLite file beside the config, emptied now."""
-    path = config.path.parent / "state" / "sandbox.sqlite3"
+def sandbox_database(config: Config, *, empty: bool = True) -> str:
+    """The sandbox's own SQLite file beside the config, emptied now (`empty=False`: to read a
+    rehearsal)."""
+    path = _sandbox_file(config)
+    if not empty:
+        return f"sqlite:///{path}"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     (path.parent / "sandbox-mentions.jsonl").unlink(missing_ok=True)
     return f"sqlite:///{path}"
+
+
+def _sandbox_file(config: Config) -> Path:
+    return config.path.parent / "state" / "sandbox.sqlite3"
+
+
+def sandbox_view(config: Config) -> Config | None:
+    """The config as the last `run --sandbox` ran it, for `status`, `mentions` and `preview
+    --sandbox` to read its database (never emptied here); None if it never ran."""
+    path = _sandbox_file(config)
+    if not path.is_file():
+        return None
+    platforms = {
+        name: replace(
+            platform,
+            accounts=tuple(replace(a, missing=(), limits=AccountLimits()) for a in platform.accounts),
+        )
+        for name, platform in config.platforms.items()
+    }
+    mentions = path.parent / "sandbox-mentions.jsonl"
+    return replace(
+        config,
+        platforms=platforms,
+        database_url=f"sqlite:///{path}",
+        alerts_webhook=None,
+        logging=replace(config.logging, mentions_log=mentions),
+    )
 
 
 def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Config:
@@ -82,8 +110,7 @@ def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Con
 def demo_queue(config: Config, now: datetime) -> Queue:
     """A queue firing every few seconds, on every enabled platform, repeating its posts."""
     posts = tuple(
-        Post(id=f"demo-{n + 1}", parts=(Part(f"{text} (sandbox demo {n + 1})"),), line=0)
-        for n, text in enumerate(_DEMO_TEXTS * 5)
+        Post(id=f"demo-{n + 1}", parts=_demo_parts(n, text), line=0) for n, text in enumerate(_DEMO_TEXTS * 5)
     )
     return Queue(
         name="sandbox-demo",
@@ -97,39 +124,31 @@ def demo_queue(config: Config, now: datetime) -> Queue:
     )
 
 
-def start_emulators(accounts: int) -> Sandbox:
-    return start_sandbox(SANDBOX_PORT, accounts=max(2, accounts))
+def _demo_parts(n: int, text: str) -> tuple[Part, ...]:
+    first = Part(f"{text} (sandbox demo {n + 1})")
+    if n % 3:
+        return (first,)
+    # Every third a thread: the audience then has a reply of ours to answer (bot/daemon/audience.py).
+    return first, Part(f"More on this in the campaign's guide. (sandbox demo {n + 1}, part 2)")
 
 
-def _request(url: str, payload: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read() or b"null")
+def start_emulators(accounts: int, port: int = SANDBOX_PORT) -> Sandbox:
+    return start_sandbox(port, accounts=max(2, accounts), control_token=new_control_token())
 
 
 def run_audience(sandbox: Sandbox, stop: threading.Event, every: float = AUDIENCE_EVERY) -> threading.Thread:
-    """Now and then someone replies to one of our latest posts, on a random platform."""
+    """Every few seconds the next audience scene (bot/daemon/audience.py) on a random platform."""
     rng = random.Random()
-    voices = [("alice", "Signed and shared!"), ("bob", "Which companies? Names please."), ("carol", "On it.")]
+    servers = {name: (server.base_url, server.control_token) for name, server in sandbox.servers.items()}
 
     def loop() -> None:
+        number = 0
         while not stop.wait(every):
-            name = rng.choice(sorted(sandbox.servers))
-            base = sandbox.servers[name].base_url
             try:
-                posts = _request(f"{base}/_sandbox/state")["posts"]
-                ours = [p for p in posts if not p.get("deleted") and p.get("in_reply_to") is None]
-                ours = [p for p in ours if p["author"] not in {v for v, _ in voices}]
-                if not ours:
-                    continue
-                author, text = rng.choice(voices)
-                _request(
-                    f"{base}/_sandbox/audience",
-                    {"kind": "reply", "author": author, "text": text, "to": ours[-1]["id"]},
-                )
+                play_scene(number, servers, rng)
             except Exception as exc:  # a demo nicety: never let it take the daemon down
-                log.debug("audience skipped: %s", exc)
+                log.debug("audience scene skipped: %s", exc)
+            number += 1
 
     thread = threading.Thread(target=loop, name="sandbox-audience", daemon=True)
     thread.start()

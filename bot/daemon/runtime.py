@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot.campaign.config import load_config
 from bot.campaign.model import Account, Config, Queue
-from bot.campaign.queues import content_folder_problem, load_queue
+from bot.campaign.queues import clash_order, content_folder_problem, load_queue, name_clash
 from bot.daemon.alerts import Alerter
 from bot.errors import InputError, Problem
 from bot.ledger.deliveries import Ledger, open_ledger
@@ -139,13 +139,17 @@ class Runtime:
         ledger: Ledger | None = None,
         extra_queues: tuple[Queue, ...] = (),
         config_warnings: bool = True,
+        content_warnings: bool = True,
     ) -> None:
         self.config_path = config_path
         self.environ = environ
         self.now = now
         self._adjust = adjust
         self._extra_queues = extra_queues
+        # A one-shot command (post, status...) leaves content warnings to `check` and the daemon.
+        self._content_warnings = content_warnings
         config, warnings = load_config(config_path, environ)
+        self.config_warnings = warnings
         for warning in warnings if config_warnings else ():
             log.warning("%s", warning)
         self.config = adjust(config)
@@ -159,7 +163,8 @@ class Runtime:
         # refuses, `status` warns, `pause` does not care).
         unreadable = self.content_problem()
         self._folder_trouble: str | None = str(unreadable) if unreadable else None
-        self.reload_content(report=True)
+        # What the first load found: `status` exits 1 on an error in it.
+        self.load_problems = self.reload_content(report=True)
 
     # --- content ---------------------------------------------------------------------------
 
@@ -194,29 +199,50 @@ class Runtime:
             log.info("queue file removed: %s", gone.name)
             del self.contents.by_file[gone]
             self.contents.mtimes.pop(gone, None)
+        fresh: list[tuple[Path, Queue]] = []
         for path in files:
             mtime = _mtime(path)
             if path in self.contents.mtimes and self.contents.mtimes[path] == mtime:
                 continue
-            known = path in self.contents.mtimes
             self.contents.mtimes[path] = mtime
-            queue, found = load_queue(path, self.config)
-            errors = [p for p in found if p.severity == "error"]
+            try:
+                queue, found = load_queue(path, self.config)
+            except Exception:  # a bug in reading one file must not stop the others, nor the tick
+                log.exception("%s: could not be read", path.name)
+                queue, found = None, [Problem(path.name, 1, "could not be read (see the log)")]
             problems.extend(found)
             for problem in found:
-                (log.error if problem.severity == "error" else log.warning)("%s", problem)
-            if queue is None or errors:
-                if path in self.contents.by_file:
-                    log.error(
-                        "%s: keeping the last good version of queue %s",
-                        path.name,
-                        self.contents.by_file[path].name,
-                    )
+                if problem.severity == "error":
+                    log.error("%s", problem)
+                elif self._content_warnings:
+                    log.warning("%s", problem)
+            if queue is None or any(p.severity == "error" for p in found):
+                self._keep_last_good(path)
+            else:
+                fresh.append((path, queue))
+        # A name another file already runs under stays with that file (the edit is refused);
+        # between files loaded together, `check`'s rule decides.
+        for path, queue in sorted(fresh, key=lambda loaded: clash_order(loaded[1])):
+            owner = next(
+                (p for p, q in self.contents.by_file.items() if q.name == queue.name and p != path), None
+            )
+            if owner is not None:
+                clash = name_clash(queue, owner)
+                problems.append(clash)
+                log.error("%s", clash)
+                self._keep_last_good(path)
                 continue
+            known = path in self.contents.by_file
             self.contents.by_file[path] = queue
             if known and not report:
                 log.info("reloaded %s (queue %s, %d posts)", path.name, queue.name, len(queue.posts))
         return problems
+
+    def _keep_last_good(self, path: Path) -> None:
+        if path in self.contents.by_file:
+            log.error(
+                "%s: keeping the last good version of queue %s", path.name, self.contents.by_file[path].name
+            )
 
     # --- config ----------------------------------------------------------------------------
 

@@ -25,18 +25,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.campaign.model import Post, Queue
+from bot.campaign.model import Account, Post, Queue
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, Gate, Result, expire_dead_workers
 from bot.delivery.gate import LiveGate
-from bot.delivery.jobs import build_job, targets
+from bot.delivery.jobs import build_job, held_deliveries, held_targets, missing_line, targets
 from bot.delivery.pool import DeliveryPool
 from bot.errors import PlatformError
+from bot.ledger.database import database_now
 from bot.ledger.workers import died_here, new_worker_id
-from bot.planning.planner import PINNED_CYCLE, choose_post, due_slots, pinned_post, progress_from_history
+from bot.planning.planner import (
+    PINNED_CYCLE,
+    choose_post,
+    due_slots,
+    pinned_post,
+    progress_from_history,
+    refuses_repeats,
+)
 from bot.planning.slots import Slot, next_slots
 from bot.platforms.tid import make_tid
 
+# Seconds between a worker's clock and the database's beyond which claims may be taken early.
+MAX_CLOCK_SKEW = 10.0
 log = logging.getLogger("bot.scheduler")
 
 TICK_SECONDS = 2.0  # live edits within 10 s, pause within 5 s: both well inside
@@ -85,6 +95,10 @@ class Daemon:
         # Slots this worker saw decided (fired, missed, skipped), by queue: the planner lists the
         # last grace of slots on every tick, and the ledger need not be asked about them again.
         self._decided: dict[str, dict[str, datetime]] = {}
+        # Queues whose due slot waits because none of its accounts can post (secrets unset),
+        # with the post it holds; and the accounts already reported as holding deliveries.
+        self.held: dict[str, str] = {}
+        self._held_accounts: set[tuple[str, str]] = set()
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -172,9 +186,20 @@ class Daemon:
             if post is None:
                 self._skip_slot(queue, slot, now, exhausted)
                 return []
+            accounts, held = (
+                [a for a in found(self.rt.config, queue) if not refuses_repeats(a.platform, cycle)]
+                for found in (targets, held_targets)
+            )
+            if not accounts and not held:  # only X, which refuses a repeat: nothing left to send
+                self._skip_slot(queue, slot, now, exhausted=True)
+                return []
+            if not accounts:
+                self._hold_slot(queue, slot, post, held)
+                return []
             # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
-            accounts = targets(self.rt.config, queue)
-            jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts]
+            # A target whose secrets are unset is owed its delivery too: it waits, as a released
+            # claim, until the secrets are set (the tick that reloads them resumes it).
+            jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts + held]
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
             # never a slot fired with targets nothing will ever send to.
@@ -203,26 +228,75 @@ class Daemon:
             extra={"event": "slot_fired", "queue": queue.name, "slot": slot.name, "post": post.id},
         )
         fired = Fired(queue.name, slot.name, post.id, cycle)
+        if self.held.pop(queue.name, None) is not None:
+            log.warning("queue %s: an account can post again; no longer holding its post", queue.name)
+        self._note_held_accounts(queue, post, held)
         healthy = self.deliveries.healthy(accounts)
-        for account, job in zip(accounts, jobs, strict=True):
+        for account, job in zip(accounts, jobs[: len(accounts)], strict=True):
             if account in healthy:
                 self.deliveries.dispatch(job)
             else:
                 self.deliveries.skip_unhealthy(job)
         return [fired]
 
+    def _hold_slot(self, queue: Queue, slot: Slot, post: Post, held: list[Account]) -> None:
+        """No target can post: leave the slot undecided, so the post is not spent.
+
+        The slot fires when a secret is set within the grace; past it, it is recorded missed
+        like any slot of a stopped daemon. Logged and alerted once per queue and post.
+        """
+        if self.held.get(queue.name) == post.id:
+            return
+        self.held[queue.name] = post.id
+        why = missing_line(held) or "no enabled account"
+        log.error(
+            "holding %s %s: post %s waits, no account can post (%s)",
+            queue.name,
+            slot.name,
+            post.id,
+            why,
+            extra={"event": "slot_held", "queue": queue.name, "slot": slot.name, "post": post.id},
+        )
+        self.rt.alert("held", f"queue {queue.name}: post {post.id} held, no account can post ({why})")
+
+    def _note_held_accounts(self, queue: Queue, post: Post, held: list[Account]) -> None:
+        for account in held:
+            log.warning(
+                "held %s/%s %s/%s: missing %s; sent once set",
+                account.platform,
+                account.name,
+                queue.name,
+                post.id,
+                ", ".join(account.missing),
+            )
+        fresh = [a for a in held if (a.platform, a.name) not in self._held_accounts]
+        self._held_accounts.update((a.platform, a.name) for a in fresh)
+        if fresh:
+            self.rt.alert("held", f"posts held for {missing_line(fresh)}: sent once set")
+
+    def held_now(self) -> str:
+        """What waits for an account's secrets (`run --once` fails on it), or ''."""
+        said = [f"queue {queue} holds post {post} (no account can post)" for queue, post in self.held.items()]
+        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(self.rt.now()))
+        if held:
+            accounts = list({(a.platform, a.name): a for _, a in held}.values())
+            said.append(f"{len(held)} deliveries held for {missing_line(accounts)}")
+        return "; ".join(said)
+
     def _skip_slot(self, queue: Queue, slot: Slot, now: datetime, exhausted: bool) -> None:
         previous = self.rt.ledger.slots.last_slot(queue.name)
         if self.rt.ledger.slots.mark_slot(queue.name, slot.name, "skipped", now):
             why = "queue exhausted" if exhausted else "nothing to send"
-            log.warning(
+            first = previous is None or previous.state != "skipped"
+            # A used-up queue says so once; each later slot it skips is only a debug line.
+            (log.warning if first or not exhausted else log.debug)(
                 "skip slot %s %s: %s",
                 queue.name,
                 slot.name,
                 why,
                 extra={"event": "slot_skipped", "queue": queue.name, "slot": slot.name},
             )
-            if exhausted and (previous is None or previous.state != "skipped"):
+            if exhausted and first:
                 self.rt.alert("queue_exhausted", f"queue {queue.name} has sent every post and stopped")
 
     def _log_missed(self, queue: Queue, missed: list[Slot], now: datetime) -> None:
@@ -292,7 +366,7 @@ class Daemon:
 
     @property
     def results(self) -> list[Result]:
-        return self.deliveries.results
+        return list(self.deliveries.results)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for every delivery handed out so far; False if some still run after `timeout`."""
@@ -325,10 +399,26 @@ class Daemon:
 
     def start_up(self) -> None:
         """Free the claims of this host's dead workers (a crash): the first tick reconciles them."""
+        self.check_clock()
         try:
             self.expire_dead_workers(self.rt.now())
         except Exception:
             log.exception("could not look for dead workers' claims")
+
+    def check_clock(self) -> None:
+        """Claims and leases carry times from each worker's clock: one that is off the database's
+        (which every worker shares) could take over a claim still held. Say so loudly."""
+        try:
+            skew = (self.rt.now() - database_now(self.rt.ledger.engine)).total_seconds()
+        except Exception:  # the first tick will report a database that does not answer
+            return
+        if abs(skew) > MAX_CLOCK_SKEW:
+            message = (
+                f"this worker's clock is {skew:+.0f} s off the database's; claims and leases compare "
+                "workers' clocks: set the clock (NTP) before running several workers"
+            )
+            log.error("clock: %s", message)
+            self.rt.alert("clock", message)
 
     def run_once(self) -> list[Result]:
         """`run --once`: fire what is due, wait for those deliveries (retries included), monitor once."""

@@ -22,8 +22,10 @@ next claimer reconciles it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -135,6 +137,13 @@ class Courier:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     alert: Alert = lambda kind, message: None
     retry_failed: bool = False  # `post QUEUE ITEM_ID`: a person asks again for failed targets
+    lease: timedelta = DELIVERY_LEASE
+    # While a publish runs, its claim is renewed this often, for at most `call_deadline`: every
+    # HTTP request ends within its own deadline (`bot.platforms.deadline`), but one publish may
+    # make several (images, then the post), and another worker must not take the claim over
+    # and send again meanwhile. A call still running after `call_deadline` is a bug: let go.
+    renew_every: float = 30.0
+    call_deadline: float = 600.0
 
     def deliver(self, job: Job, client: PlatformClient) -> Result:
         """Send every part of `job` not yet posted, in order, each exactly once."""
@@ -197,11 +206,14 @@ class Courier:
                     looked = self._look_first(part, client, sent)
                     if looked is not None:
                         return looked
-                if not self.ledger.record_attempt(part.key, self.worker, part.message.text, self.now()):
+                if not self.ledger.record_attempt(
+                    part.key, self.worker, part.message.text, self.now(), self.lease
+                ):
                     return Result(part.job, "deferred", error="claim taken over by another worker")
                 part.attempted = part.message
                 sent = True
-                published = client.publish(part.message)
+                with self._renewing(part.key):
+                    published = client.publish(part.message)
             except AuthFailed as exc:
                 return self._refused(part, exc)
             except Rejected as exc:
@@ -218,8 +230,15 @@ class Courier:
                 if halted is not None:
                     return halted
             except PlatformError as exc:  # the tree is closed; this is a bug in an adapter
-                self.ledger.fail_delivery(part.key, str(exc), self.now())
+                self.ledger.fail_delivery(part.key, str(exc), self.now(), worker=self.worker)
                 return Result(part.job, "failed", error=str(exc))
+            except Exception as exc:  # a bug (an adapter let a ValueError out): never leave the claim held
+                error = f"internal error: {type(exc).__name__}"
+                log.exception(
+                    "failed %s: %s", part.label, error, extra=_event("failed", part.job, error=error)
+                )
+                self.ledger.fail_delivery(part.key, error, self.now(), worker=self.worker)
+                return Result(part.job, "failed", error=error)
             else:
                 self._confirm_part(part, published)
                 log.info(
@@ -257,7 +276,7 @@ class Courier:
             exc,
             extra=_event("failed", part.job, error=str(exc)),
         )
-        self.ledger.fail_delivery(part.key, f"authentication refused: {exc}", self.now())
+        self.ledger.fail_delivery(part.key, f"authentication refused: {exc}", self.now(), worker=self.worker)
         return Result(part.job, "failed", error=f"authentication refused: {exc}")
 
     def _rejected(
@@ -270,7 +289,7 @@ class Courier:
             if found is not None:
                 return self._reconciled(part, found)
         log.error("rejected %s: %s", part.label, exc, extra=_event("rejected", part.job, error=str(exc)))
-        self.ledger.fail_delivery(part.key, str(exc), self.now())
+        self.ledger.fail_delivery(part.key, str(exc), self.now(), worker=self.worker)
         self.alert("rejected", f"{part.label} rejected by {part.job.platform}: {exc}")
         return Result(part.job, "failed", error=f"rejected: {exc}")
 
@@ -284,7 +303,7 @@ class Courier:
             return self._reconciled(part, found)
         error = f"gave up after {failures} attempts: {exc}"
         log.error("failed %s: %s", part.label, error, extra=_event("failed", part.job, error=error))
-        self.ledger.fail_delivery(part.key, error, self.now())
+        self.ledger.fail_delivery(part.key, error, self.now(), worker=self.worker)
         return Result(part.job, "failed", error=error)
 
     def _wait_to_retry(self, part: _Part, exc: PlatformError, failures: int, delay: float) -> Result | None:
@@ -297,9 +316,7 @@ class Courier:
             exc,
             extra=_event("retry", part.job, error=str(exc)),
         )
-        self.ledger.renew_delivery(
-            part.key, self.worker, self.now(), DELIVERY_LEASE + timedelta(seconds=delay)
-        )
+        self.ledger.renew_delivery(part.key, self.worker, self.now(), self.lease + timedelta(seconds=delay))
         if self.gate.wait(delay):
             return None
         reason = self.gate.halted() or "stopping"
@@ -332,10 +349,31 @@ class Courier:
             key,
             self.worker,
             self.now(),
-            DELIVERY_LEASE,
+            self.lease,
             lambda: make_tid(self.now()),
             retry_failed=self.retry_failed,
         )
+
+    @contextmanager
+    def _renewing(self, key: DeliveryKey) -> Iterator[None]:
+        """Renew the claim every `renew_every` seconds while the block (one publish) runs."""
+        done = threading.Event()
+
+        def renew() -> None:
+            rounds = int(self.call_deadline // self.renew_every)
+            for _ in range(rounds):
+                if done.wait(self.renew_every):
+                    return
+                if not self.ledger.renew_delivery(key, self.worker, self.now(), self.lease):
+                    return  # taken over: the confirm will say so
+
+        keeper = threading.Thread(target=renew, name="lease-keeper", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _may_still_land(self, claim: Delivery) -> datetime | None:
         """Until when a dead worker's last call may still reach the platform, if that is ahead.

@@ -8,22 +8,50 @@ less any account whose credentials are missing (`run` refuses to start it; docs/
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from bot.campaign.model import Account, Config, Post, Queue
 from bot.delivery.courier import Job
-from bot.planning.planner import targets_of
+from bot.ledger.deliveries import Delivery
+from bot.planning.planner import refuses_repeats, targets_of
 from bot.render.textrules import render_post, to_outgoing
 
 
 def targets(config: Config, queue: Queue, platforms: Collection[str] | None = None) -> list[Account]:
     """The accounts a post of `queue` goes to, in platform order, less those missing credentials."""
+    return [a for a in _queue_accounts(config, queue, platforms) if not a.missing]
+
+
+def held_targets(config: Config, queue: Queue) -> list[Account]:
+    """The accounts a post of `queue` is owed to but cannot reach yet: their secrets are unset.
+
+    Their deliveries are held (a released claim) and sent once the secrets are set, never
+    dropped: an account that cannot post spends nothing of the queue.
+    """
+    return [a for a in _queue_accounts(config, queue, None) if a.missing]
+
+
+def missing_line(accounts: Collection[Account]) -> str:
+    """`x/main missing X_CONSUMER_KEY, X_ACCESS_TOKEN; bluesky/main missing BSKY_APP_PASSWORD`"""
+    return "; ".join(f"{a.platform}/{a.name} missing {', '.join(a.missing)}" for a in accounts)
+
+
+def held_deliveries(config: Config, pending: Iterable[Delivery]) -> list[tuple[Delivery, Account]]:
+    """Of the unconfirmed claims, those waiting for an account whose secrets are unset."""
+    missing: dict[tuple[str, str], Account] = {
+        (a.platform, a.name): a for p in config.enabled_platforms() for a in config.accounts(p) if a.missing
+    }
+    found = ((row, missing.get((row.key.platform, row.key.account))) for row in pending)
+    return [(row, account) for row, account in found if account is not None]
+
+
+def _queue_accounts(config: Config, queue: Queue, platforms: Collection[str] | None) -> list[Account]:
     chosen: list[Account] = []
     for platform, names in targets_of(queue, config).items():
         if platforms and platform not in platforms:
             continue
-        chosen.extend(a for a in config.accounts(platform) if a.name in names and not a.missing)
+        chosen.extend(a for a in config.accounts(platform) if a.name in names)
     return chosen
 
 
@@ -39,7 +67,11 @@ def build_job(config: Config, queue: Queue, post: Post, cycle: int, account: Acc
 def build_jobs(
     config: Config, queue: Queue, post: Post, cycle: int, platforms: Collection[str] | None = None
 ) -> list[Job]:
-    return [build_job(config, queue, post, cycle, account) for account in targets(config, queue, platforms)]
+    return [
+        build_job(config, queue, post, cycle, account)
+        for account in targets(config, queue, platforms)
+        if not refuses_repeats(account.platform, cycle)
+    ]
 
 
 def describe_post(config: Config, queue: Queue, post: Post, accounts: list[Account]) -> list[dict[str, Any]]:

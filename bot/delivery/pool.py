@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from datetime import datetime, timedelta
@@ -55,6 +56,9 @@ class Host(Protocol):
     def queue(self, name: str) -> Queue | None: ...
 
 
+RESULTS_KEPT = 1000
+
+
 def _account_lease(job: Job) -> str:
     return f"account:{job.platform}/{job.account}"
 
@@ -64,8 +68,9 @@ class DeliveryPool:
         self.rt = runtime
         self.courier = courier
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="deliver")
-        self.in_flight: dict[JobId, Future[Result]] = {}
-        self.results: list[Result] = []
+        self.in_flight: dict[JobId, Future[Result]] = {}  # pruned of finished jobs on each dispatch
+        # The latest outcomes (`run --once` and tests read them); a daemon runs for weeks.
+        self.results: deque[Result] = deque(maxlen=RESULTS_KEPT)
         self._lock = threading.Lock()
         self._account_locks: dict[tuple[str, str], threading.Lock] = {}
         self._waiting: dict[JobId, datetime] = {}  # held by an account limit until then
@@ -85,7 +90,9 @@ class DeliveryPool:
     def skip_unhealthy(self, job: Job) -> None:
         key, now = job.key(0), self.rt.now()
         if self.rt.ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is not None:
-            self.rt.ledger.fail_delivery(key, "skipped: account unhealthy (credentials refused)", now)
+            self.rt.ledger.fail_delivery(
+                key, "skipped: account unhealthy (credentials refused)", now, worker=self.worker
+            )
 
     def healthy(self, accounts: list[Account]) -> list[Account]:
         unhealthy = {(h.platform, h.account) for h in self.rt.ledger.shared.account_health() if not h.healthy}
@@ -106,6 +113,11 @@ class DeliveryPool:
             running = self.in_flight.get(ident)
             if running is not None and not running.done():
                 return
+            for done in [i for i, f in self.in_flight.items() if f.done()]:
+                del self.in_flight[done]
+            now = self.rt.now()
+            for over in [i for i, until in self._waiting.items() if until <= now]:
+                del self._waiting[over]
             future = self.pool.submit(self._run_job, job)
             self.in_flight[ident] = future
 
@@ -199,7 +211,7 @@ class DeliveryPool:
             if now - row.claimed_at > PENDING_MAX_AGE or queue is None or post is None:
                 why = "not delivered within a day" if post is not None else "post no longer in the content"
                 if self.rt.ledger.claim_delivery(row.key, self.worker, now, DELIVERY_LEASE, self._nonce):
-                    self.rt.ledger.fail_delivery(row.key, why, now)
+                    self.rt.ledger.fail_delivery(row.key, why, now, worker=self.worker)
                     log.error("failed %s/%s %s/%s: %s", k.platform, k.account, k.queue, k.post_id, why)
                 continue
             for account in targets(self.rt.config, queue):

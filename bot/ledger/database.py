@@ -55,7 +55,8 @@ def connect(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _connect_sqlite(parsed)
     # pre_ping: a daemon lives for weeks and hosted PostgreSQL drops idle connections.
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # hide_parameters: a statement's values (a session's tokens) never enter an error's text.
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
 def _connect_sqlite(url: URL) -> Engine:
@@ -67,7 +68,11 @@ def _connect_sqlite(url: URL) -> Engine:
         raise ValueError("the ledger needs a SQLite file: sqlite:///path/to/bot.sqlite3")
     path = Path(database)
     _create_owner_only(path)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        hide_parameters=True,  # a statement's values (a session's tokens) never enter an error's text
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -147,6 +152,16 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def database_now(engine: Engine) -> datetime:
+    """The database server's clock (UTC): the one clock every worker sharing it can read."""
+    with reading(engine) as conn:
+        if conn.dialect.name == "sqlite":
+            text = conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f', 'now')").scalar_one()
+            return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+        moment: datetime = conn.exec_driver_sql("SELECT now()").scalar_one()
+        return moment.astimezone(UTC)
 
 
 @contextmanager

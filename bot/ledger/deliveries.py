@@ -256,12 +256,19 @@ class Ledger:
             )
             return result.rowcount == 1
 
-    def fail_delivery(self, key: DeliveryKey, error: str, now: datetime) -> bool:
-        """Give up on a claimed delivery with the platform's message (never a secret)."""
+    def fail_delivery(
+        self, key: DeliveryKey, error: str, now: datetime, *, worker: str | None = None
+    ) -> bool:
+        """Give up on a claimed delivery with the platform's message (never a secret).
+
+        With `worker`, only while that worker holds the claim: a worker whose lease ran out
+        must not fail the delivery another worker took over (and may be posting right now).
+        """
+        held = [deliveries.c.claimed_by == worker] if worker is not None else []
         with writing(self.engine) as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(_is_key(key), deliveries.c.state == "claimed")
+                .where(_is_key(key), deliveries.c.state == "claimed", *held)
                 .values(state="failed", last_error=error, lease_until=None, updated_at=now)
             )
             return result.rowcount == 1
@@ -357,3 +364,31 @@ class Ledger:
         )
         with reading(self.engine) as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    def post_times(self, since: datetime) -> dict[tuple[str, str], list[datetime]]:
+        """(platform, account) -> times of its posts since `since`, oldest first (`preview`'s limits)."""
+        stmt = (
+            select(deliveries.c.platform, deliveries.c.account, deliveries.c.posted_at)
+            .where(deliveries.c.posted_at >= since)
+            .order_by(deliveries.c.posted_at)
+        )
+        times: dict[tuple[str, str], list[datetime]] = {}
+        with reading(self.engine) as conn:
+            for platform, account, posted_at in conn.execute(stmt):
+                times.setdefault((platform, account), []).append(posted_at)
+        return times
+
+    def post_counts(self) -> dict[str, DeliveryCounts]:
+        """Per queue, how many posts (post and cycle, whatever its targets and parts) have a
+        delivery in each state: what `status` counts."""
+        posts = (
+            select(deliveries.c.queue, deliveries.c.state, deliveries.c.post_id, deliveries.c.cycle)
+            .distinct()
+            .subquery()
+        )
+        stmt = select(posts.c.queue, posts.c.state, func.count()).group_by(posts.c.queue, posts.c.state)
+        counts: dict[str, dict[str, int]] = {}
+        with reading(self.engine) as conn:
+            for queue, state, n in conn.execute(stmt):
+                counts.setdefault(queue, {})[state] = n
+        return {queue: DeliveryCounts(**by_state) for queue, by_state in counts.items()}

@@ -13,7 +13,7 @@ Every time comes in as an argument (aware UTC); nothing here reads a clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -173,6 +173,14 @@ class MonitorStore:
                 MentionRecord(**(dict(row._mapping) | {"hashtags": tuple(json.loads(row.hashtags))}))
                 for row in conn.execute(stmt)
             ]
+
+    def forget_authors(self, handles: Collection[str]) -> int:
+        """Forget every post by these handles (lower-case, without '@': `monitor.ignore`)."""
+        if not handles:
+            return 0
+        with writing(self.engine) as conn:
+            stmt = delete(mentions).where(func.lower(mentions.c.author).in_(sorted(handles)))
+            return conn.execute(stmt).rowcount
 
     def purge_mentions(self, before: datetime) -> int:
         """Forget other people's posts seen before `before` (retention); returns how many."""

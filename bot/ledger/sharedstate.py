@@ -1,8 +1,9 @@
 """What every worker shares beside the deliveries: the pause switch, saved sessions, account health.
 
-Part of the ledger's database (`ledger.shared`), kept apart because none of it is about posting exactly once: a global kill switch
-honoured within 5 s, the Bluesky session that must outlive a restart (createSession is limited
-to 30 per 5 minutes), and which accounts refused their credentials.
+Part of the ledger's database (`ledger.shared`), kept apart because none of it is about posting
+exactly once: a global kill switch honoured within 5 s, the Bluesky session that must outlive a
+restart (createSession is limited to 30 per 5 minutes), and which accounts refused their
+credentials.
 """
 
 from __future__ import annotations

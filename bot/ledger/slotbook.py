@@ -1,8 +1,9 @@
 """The slots every worker decided: each fires once, each post once per cycle, with its deliveries.
 
-Part of the ledger's database (`ledger.slots`). A slot is recorded whatever happens to it (`fired`, `missed`, `skipped`), unique by
-(queue, slot name), so a slot one worker decided is never decided again by another; a fired
-slot records, in the same transaction, a claim for every delivery it owes (docs/design.md, the ledger).
+Part of the ledger's database (`ledger.slots`). A slot is recorded whatever happens to it
+(`fired`, `missed`, `skipped`), unique by (queue, slot name), so a slot one worker decided is
+never decided again by another; a fired slot records, in the same transaction, a claim for every
+delivery it owes (docs/design.md, the ledger).
 """
 
 from __future__ import annotations

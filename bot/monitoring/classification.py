@@ -6,6 +6,11 @@ Each post gets the first kind that applies:
     mention   names one of our accounts
     hashtag   uses a tracked hashtag (case-insensitive)
 
+A post uses a tag when its structured tags (Bluesky facets and `tags`, Mastodon `tags`, X
+`entities`) or its text carry it, the text read by the network's own rule
+(`bot.render.hashtags`): many clients post plain text. The tags a sighting reports are in the
+campaign's spelling (config.yaml) when tracked, as first written otherwise.
+
 and none at all when it is ours, not public (a DM, a followers-only post), or by a handle in
 `monitor.ignore`: those are never logged.
 """
@@ -20,6 +25,7 @@ from typing import Literal
 from bot.campaign.model import Platform
 from bot.ledger.ourposts import OurPost
 from bot.platforms import Mention
+from bot.render.hashtags import hashtags_in_text
 
 Kind = Literal["reply", "mention", "hashtag"]
 
@@ -38,14 +44,14 @@ class Ours:
     """What classification knows about us on one platform."""
 
     accounts: Mapping[str, str]  # identity (Mention.author_id form) -> account name
-    hashtags: frozenset[str]  # normalized: without '#', case-folded
+    hashtags: Mapping[str, str]  # normalized (without '#', case-folded) -> the campaign's spelling
     ignore: frozenset[str] = frozenset()  # normalized handles
 
     @classmethod
     def build(cls, accounts: Mapping[str, str], hashtags: Iterable[str], ignore: Iterable[str] = ()) -> Ours:
         return cls(
             accounts={identity.lower(): name for identity, name in accounts.items()},
-            hashtags=frozenset(normalize_tag(t) for t in hashtags),
+            hashtags=campaign_spelling(hashtags),
             ignore=frozenset(normalize_handle(h) for h in ignore),
         )
 
@@ -66,14 +72,36 @@ class Sighting:
     post: Mention
     in_reply_to: str | None  # our post's URL, for a reply
     tracked: bool = field(default=False)  # uses a tracked hashtag (whatever its kind): amplifiable
+    hashtags: tuple[str, ...] = ()  # every tag it uses: tracked ones in the campaign's spelling
 
     @property
-    def created_at(self) -> datetime:
+    def created_at(self) -> datetime | None:
         return self.post.created_at
 
 
-def uses_tracked(post: Mention, ours: Ours) -> bool:
-    return any(normalize_tag(t) in ours.hashtags for t in post.hashtags)
+def campaign_spelling(hashtags: Iterable[str]) -> dict[str, str]:
+    """Normalized tag -> the campaign's spelling of it (config.yaml's `hashtags`, without '#')."""
+    spelling: dict[str, str] = {}
+    for tag in hashtags:
+        spelling.setdefault(normalize_tag(tag), tag.strip().lstrip("#＃"))
+    return spelling
+
+
+def spell_tags(tags: Iterable[str], spelling: Mapping[str, str]) -> tuple[str, ...]:
+    """`tags` once each whatever their case: tracked ones first and spelled as the campaign
+    spells them, the others as first written."""
+    found: dict[str, str] = {}
+    for tag in tags:
+        name = tag.strip().lstrip("#＃")
+        if name:
+            found.setdefault(normalize_tag(name), name)
+    tracked = [spelling[k] for k in found if k in spelling]
+    return (*tracked, *(name for k, name in found.items() if k not in spelling))
+
+
+def tags_used(post: Mention, platform: Platform, ours: Ours) -> tuple[str, ...]:
+    """The post's tags from its structure and its text, in the campaign's spelling."""
+    return spell_tags((*post.hashtags, *hashtags_in_text(platform, post.text)), ours.hashtags)
 
 
 def classify(
@@ -90,17 +118,18 @@ def classify(
     """
     if not post.public or ours.is_ours(post.author_id) or normalize_handle(post.author) in ours.ignore:
         return None
-    tracked = uses_tracked(post, ours)
+    tags = tags_used(post, platform, ours)
+    tracked = bool(tags) and normalize_tag(tags[0]) in ours.hashtags
     delivered = answered.get(post.in_reply_to) if post.in_reply_to else None
     if delivered is not None:
-        return Sighting("reply", platform, delivered.account, post, delivered.url, tracked)
+        return Sighting("reply", platform, delivered.account, post, delivered.url, tracked, tags)
     if post.in_reply_to is not None and ours.is_ours(post.in_reply_to_author):
         # One of our posts that no delivery knows (written by hand, or before the ledger).
         account = ours.account_of(post.in_reply_to_author or "") or polled_by
-        return Sighting("reply", platform, account, post, post.in_reply_to_url, tracked)
+        return Sighting("reply", platform, account, post, post.in_reply_to_url, tracked, tags)
     named = [ours.account_of(i) for i in post.mentioned if ours.is_ours(i)]
     if named or post.mentions_us:
-        return Sighting("mention", platform, named[0] if named else polled_by, post, None, tracked)
+        return Sighting("mention", platform, named[0] if named else polled_by, post, None, tracked, tags)
     if tracked:
-        return Sighting("hashtag", platform, None, post, None, tracked)
+        return Sighting("hashtag", platform, None, post, None, tracked, tags)
     return None

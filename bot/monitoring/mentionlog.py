@@ -10,6 +10,7 @@ created owner-only: they hold other people's posts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import functools
@@ -17,15 +18,16 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from bot.escaping import json_line_safe, log_field, spreadsheet_cell
 from bot.ledger.database import make_private_folders
 from bot.ledger.mentions import MentionRecord, MonitorStore
-from bot.monitoring.classification import Sighting
+from bot.monitoring.classification import Sighting, campaign_spelling, spell_tags
 
 RECORD_KEYS = (
     "ts",
@@ -79,7 +81,8 @@ def log_line(sighting: Sighting) -> str:
 
 
 def text_line(kind: str, platform: str, author: str, text: str, url: str | None) -> str:
-    return f'{kind} {platform} @{author} "{one_line(text)}" {url or ""}'.rstrip()
+    # The author's name and the URL come from strangers and servers too: escaped, not trusted.
+    return f'{kind} {platform} @{log_field(author)} "{one_line(text)}" {log_field(url or "")}'.rstrip()
 
 
 def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
@@ -94,14 +97,14 @@ def record_of(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
         "url": post.url,
         "author": post.author,
         "text": post.text,
-        "hashtags": list(post.hashtags),
+        "hashtags": list(sighting.hashtags),
         "in_reply_to": sighting.in_reply_to,
         "created_at": format_time(post.created_at),
     }
 
 
 def json_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    return json_line_safe(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")))
 
 
 @dataclass
@@ -126,16 +129,11 @@ class MentionsLog:
             out.write("".join(json_line(r) + "\n" for r in records))
             out.flush()
             return
-        make_private_folders(self.path.parent)  # other people's posts: owner only
-        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked():  # other people's posts: the folder owner only
             for day, group in _by_day(records):
                 self._rotate(day)
                 self._append(group)
-                self.delete_expired(day)
-        finally:
-            os.close(lock)  # closing releases the lock
+                self._delete_expired(day)
 
     def rotated_files(self) -> list[tuple[date, Path]]:
         assert self.path is not None
@@ -147,9 +145,39 @@ class MentionsLog:
         return sorted(found)
 
     def delete_expired(self, today: date) -> list[Path]:
-        """Delete rotated files whose day is more than `retention_days` before `today`."""
-        if self.path is None:
-            return []
+        """Delete rotated files whose day is more than `retention_days` before `today`; the
+        current file is rotated first when it holds an earlier day, so that a log nobody writes
+        to any more expires as well."""
+        if self.path is None or not self.path.parent.is_dir():
+            return []  # nothing written yet: no folder, no lock file, made just to look
+        with self._locked():
+            self._rotate(today)
+            return self._delete_expired(today)
+
+    def forget_authors(self, handles: Collection[str]) -> int:
+        """Remove every line by these handles (lower-case, without '@') from the current and the
+        rotated files; returns how many lines went."""
+        if self.path is None or not handles or not self.path.parent.is_dir():
+            return 0
+        removed = 0
+        with self._locked():
+            for path in [self.path, *(p for _, p in self.rotated_files())]:
+                removed += _drop_lines(path, lambda r: str(r.get("author", "")).lower() in handles)
+        return removed
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        assert self.path is not None
+        make_private_folders(self.path.parent)
+        lock = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)  # closing releases the lock
+
+    def _delete_expired(self, today: date) -> list[Path]:
+        assert self.path is not None
         oldest_kept = today - timedelta(days=self.retention_days)
         deleted = []
         for day, path in self.rotated_files():
@@ -177,6 +205,31 @@ class MentionsLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write("".join(json_line(r) + "\n" for r in records))
+
+
+def _drop_lines(path: Path, drop: Callable[[Mapping[str, Any]], bool]) -> int:
+    """Rewrite `path` (owner-only) without the JSON lines `drop` picks; returns how many."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kept.append(line)
+            continue
+        if not (isinstance(record, dict) and drop(record)):
+            kept.append(line)
+    if len(kept) == len(lines):
+        return 0
+    fresh = path.with_name(path.name + ".new")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("".join(kept))
+    os.replace(fresh, path)
+    return len(lines) - len(kept)
 
 
 def _day_of(record: Mapping[str, Any]) -> date:
@@ -215,8 +268,9 @@ def _first_day(path: Path) -> date | None:
 # -- `python -m bot mentions` -----------------------------------------------------------------
 
 
-def stored_record(mention: MentionRecord) -> dict[str, Any]:
-    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it)."""
+def stored_record(mention: MentionRecord, spelling: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A mention from the ledger as the mentions log shows it (`ts` is when we saw it), its
+    tracked hashtags in the campaign's current spelling when `spelling` is given."""
     return {
         "ts": format_time(mention.seen_at),
         "kind": mention.kind,
@@ -226,7 +280,7 @@ def stored_record(mention: MentionRecord) -> dict[str, Any]:
         "url": mention.url,
         "author": mention.author,
         "text": mention.text,
-        "hashtags": list(mention.hashtags),
+        "hashtags": list(spell_tags(mention.hashtags, spelling) if spelling else mention.hashtags),
         "in_reply_to": mention.in_reply_to,
         "created_at": format_time(mention.created_at),
     }
@@ -235,10 +289,18 @@ def stored_record(mention: MentionRecord) -> dict[str, Any]:
 Format = Literal["text", "json", "csv"]
 
 
-def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, header: bool) -> None:
-    """Text: the log line after the time it was seen; JSON: the mentions-log line; CSV: its keys
-    as columns (hashtags space-separated), with a header row when `header`."""
-    records = [stored_record(m) for m in mentions]
+def write_listing(
+    mentions: Iterable[MentionRecord],
+    fmt: Format,
+    out: TextIO,
+    header: bool,
+    spelling: Mapping[str, str] | None = None,
+) -> None:
+    """Text: the log line after the time it was written (seen, if unknown); JSON: the mentions-log
+    line; CSV: its keys as columns (hashtags space-separated), with a header row when `header`,
+    every cell made safe for a spreadsheet (a stranger's `=HYPERLINK(…)` stays text). Tags are
+    written in the campaign's `spelling`."""
+    records = [stored_record(m, spelling) for m in mentions]
     if fmt == "json":
         out.write("".join(json_line(r) + "\n" for r in records))
     elif fmt == "csv":
@@ -246,11 +308,11 @@ def write_listing(mentions: Iterable[MentionRecord], fmt: Format, out: TextIO, h
         if header:
             writer.writerow(RECORD_KEYS)
         for r in records:
-            writer.writerow(" ".join(v) if k == "hashtags" else v for k, v in r.items())
+            writer.writerow(spreadsheet_cell(" ".join(v) if k == "hashtags" else v) for k, v in r.items())
     else:
         for r in records:
             line = text_line(r["kind"], r["platform"], r["author"], r["text"], r["url"])
-            out.write(f"{r['ts']} {line}\n")
+            out.write(f"{r['created_at'] or r['ts']} {line}\n")  # when it was written, not seen
     out.flush()
 
 
@@ -262,14 +324,22 @@ def show_mentions(
     since: datetime | None = None,
     follow: bool = False,
     wait: Callable[[float], bool] = lambda seconds: False,
-) -> None:
-    """List stored mentions; with `follow`, keep listing new ones every 2 s until `wait` says stop
-    (`wait(seconds)` sleeps and returns True to go on)."""
+    keep: Callable[[MentionRecord], bool] = lambda mention: True,
+    hashtags: Iterable[str] = (),
+) -> int:
+    """List stored mentions (those `keep` keeps); with `follow`, keep listing new ones every 2 s
+    until `wait` says stop (`wait(seconds)` sleeps and returns True to go on). Returns how many
+    were listed."""
+    spelling = campaign_spelling(hashtags)
     mentions = store.list_mentions(since=since)
-    write_listing(mentions, fmt, out, header=True)
+    shown = [m for m in mentions if keep(m)]
+    write_listing(shown, fmt, out, header=True, spelling=spelling)
     last = mentions[-1].seq if mentions else 0
     while follow and wait(FOLLOW_EVERY):
         mentions = store.list_mentions(since=since, after_seq=last)
         if mentions:
-            write_listing(mentions, fmt, out, header=False)
+            fresh = [m for m in mentions if keep(m)]
+            write_listing(fresh, fmt, out, header=False, spelling=spelling)
+            shown += fresh
             last = mentions[-1].seq
+    return len(shown)

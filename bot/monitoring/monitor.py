@@ -19,6 +19,7 @@ The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -28,9 +29,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.campaign.model import Config, Platform
-from bot.errors import PlatformError, RateLimited
+from bot.errors import PlatformError, RateLimited, Transient
+from bot.escaping import log_field
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.ourposts import OurPosts
@@ -38,10 +41,11 @@ from bot.ledger.workers import new_worker_id
 from bot.monitoring.amplification import Amplifier
 from bot.monitoring.classification import Ours, Sighting, classify
 from bot.monitoring.livestreams import LiveStreams, streams_live
-from bot.monitoring.mentionlog import MentionsLog, log_line, record_of
+from bot.monitoring.mentionlog import MentionsLog, record_of
 from bot.monitoring.pacing import MAX_PAGES_PER_POLL, RequestWindow, backoff
+from bot.monitoring.retention import enforce_retention, ignored_handles
 from bot.monitoring.streams import Stream, StreamState, plan_streams
-from bot.platforms import Batch, Mention, PlatformClient
+from bot.platforms import MALFORMED, Batch, Mention, PlatformClient
 
 log = logging.getLogger("bot.monitor")
 
@@ -95,6 +99,9 @@ class Monitor:
         self._leases: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="monitor")
         self._last_purge: datetime | None = None
+        self._ignored_purged: frozenset[str] | None = None  # the ignore list last enforced
+        # Posts a pass could not read or store, each skipped alone (logged, never blocking a stream).
+        self.skipped = 0
         # Polls and live streams report from several threads: one at a time keeps the log in order.
         self._reporting = threading.Lock()
         self.live = LiveStreams(self._report_streamed) if live_streams else None
@@ -224,12 +231,15 @@ class Monitor:
                     break  # the rest of a long gap waits for the next poll
                 batch = self._read(client, stream, cursor, start, conversations)
                 posts.extend(batch.posts)
+                self._skip(stream.key, batch.skipped)
                 cursor = batch.cursor
                 if not batch.more:
                     break
                 self.leases.acquire_lease(lease, self.worker, STREAM_LEASE, self.now())
         except PlatformError as exc:
             error = exc
+        except MALFORMED as exc:  # an answer the adapter could not read: as a server error
+            error = Transient(f"{stream.platform}: malformed answer ({type(exc).__name__})")
         finished = self.now()
         if error is None:
             return Fetched(stream, posts, StreamState(cursor, finished + stream.interval, 0))
@@ -269,28 +279,36 @@ class Monitor:
             return self._report(platform, fetched, ours)
 
     def _report(self, platform: Platform, fetched: Iterable[Fetched], ours: Ours) -> list[Sighting]:
+        seen_at = self.now()
         found: dict[str, tuple[Mention, Stream]] = {}
         for item in fetched:
             for post in item.posts:
+                if post.created_at is None:  # no usable time from the network: the time we saw it
+                    post = dataclasses.replace(post, created_at=seen_at)
                 found.setdefault(post.id, (post, item.stream))
         if not found:
             return []
         lookup = set(found) | {p.in_reply_to for p, _ in found.values() if p.in_reply_to}
         answered = self.posts.find(platform, lookup)
         sightings: list[tuple[Sighting, Stream]] = []
-        for post, stream in sorted(found.values(), key=lambda pair: (pair[0].created_at, pair[0].id)):
+        in_order = sorted(found.values(), key=lambda pair: (pair[0].created_at or seen_at, pair[0].id))
+        for post, stream in in_order:
             if post.id in answered:
                 continue  # one of our own posts, whatever its author field says
             polled_by = stream.account if stream.kind == "notifications" else None
-            sighting = classify(post, platform, ours, answered, polled_by)
+            try:
+                sighting = classify(post, platform, ours, answered, polled_by)
+            except MALFORMED as exc:
+                self._skip(f"{platform} {post.id}", 1, exc)
+                continue
             if sighting is not None:
                 sightings.append((sighting, stream))
-        seen_at = self.now()
-        stored = self.store.record_mentions([_stored(s, seen_at) for s, _ in sightings])
+        stored = self._store([_stored(s, seen_at) for s, _ in sightings], platform)
         is_new = {m.remote_id for m in stored}
         new = [(s, stream) for s, stream in sightings if s.post.id in is_new]
         for sighting, _ in new:
-            log.info("%s", log_line(sighting))
+            # Never the author's words here: this log has no retention (the mentions log has).
+            log.info("%s %s %s", sighting.kind, sighting.platform, log_field(sighting.post.url))
         try:
             self.mentions_log.write([record_of(s, seen_at) for s, _ in new])
         except OSError as exc:
@@ -299,17 +317,46 @@ class Monitor:
             self.amplifier.amplify([sighting], self.clients(platform, stream.account))
         return [s for s, _ in new]
 
+    def _store(self, records: list[MentionRecord], platform: Platform) -> list[MentionRecord]:
+        """Store the batch in one transaction; should the database refuse it, post by post, so
+        that one post it cannot hold is skipped alone instead of failing every pass after."""
+        try:
+            return self.store.record_mentions(records)
+        except (SQLAlchemyError, *MALFORMED):
+            pass  # the next lines find which post it was
+        stored = []
+        for record in records:
+            try:
+                stored += self.store.record_mentions([record])
+            except (SQLAlchemyError, *MALFORMED) as exc:
+                self._skip(f"{platform} {record.remote_id}", 1, exc)
+        return stored
+
+    def _skip(self, where: str, count: int, exc: BaseException | None = None) -> None:
+        if not count:
+            return
+        with self._lock:
+            self.skipped += count
+        # The error's type only: its text may quote the post or the statement's values.
+        reason = f" ({type(exc).__name__})" if exc is not None else ""
+        log.warning("monitor %s: skipped %d post(s) that could not be read or stored%s", where, count, reason)
+
     def purge_expired(self) -> None:
-        """Forget other people's posts after `retention_days` (docs/monitoring.md), at most hourly."""
+        """Forget other people's posts after `retention_days` (docs/monitoring.md), at most hourly,
+        and those by handles newly in `monitor.ignore`."""
         now = self.now()
-        if self._last_purge is not None and now - self._last_purge < PURGE_EVERY:
+        ignored = ignored_handles(self.config)
+        if (
+            self._last_purge is not None
+            and now - self._last_purge < PURGE_EVERY
+            and ignored == self._ignored_purged
+        ):
             return
         self._last_purge = now
-        keep = timedelta(days=self.config.monitor.retention_days)
-        purged = self.store.purge_mentions(now - keep)
-        if purged:
-            log.info("monitor: forgot %d posts older than %d days", purged, keep.days)
-        self.mentions_log.delete_expired(now.date())
+        enforce_retention(
+            self.config, self.store, self.mentions_log, now, ignored=ignored != self._ignored_purged
+        )
+        self._ignored_purged = ignored
 
 
 def _stored(sighting: Sighting, seen_at: datetime) -> MentionRecord:
@@ -322,7 +369,7 @@ def _stored(sighting: Sighting, seen_at: datetime) -> MentionRecord:
         url=post.url,
         author=post.author,
         text=post.text,
-        hashtags=post.hashtags,
+        hashtags=sighting.hashtags,
         in_reply_to=sighting.in_reply_to,
         created_at=post.created_at,
         seen_at=seen_at,

@@ -83,6 +83,12 @@ def targets_of(queue: Queue, config: Config) -> dict[Platform, tuple[str, ...]]:
     return targets
 
 
+def refuses_repeats(platform: str, cycle: int) -> bool:
+    """Whether a post of this cycle skips the platform: X refuses a text the account already
+    posted ("duplicate content", 403), so a repeating queue's later rounds leave X out."""
+    return platform == "x" and cycle > 1
+
+
 def progress_from_history(history: Sequence[tuple[int | None, str | None]]) -> Progress:
     """The current cycle's progress from the ledger's fired slots, (cycle, post id) in firing order.
 

@@ -9,19 +9,28 @@ so the core never names tweepy, atproto or Mastodon.py.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
+from bot.campaign.contentfiles import read_content_image
 from bot.campaign.model import Account, LinkCard, Platform
+from bot.errors import Transient
 
 
 @dataclass(frozen=True)
 class Media:
     path: Path  # absolute, inside the content folder
     alt: str
+    root: Path | None = None  # the content folder (None: the file's own folder)
+
+    def read(self) -> bytes:
+        """The image's bytes, read again now: a regular file inside the content folder reached
+        without a link, and the image its name claims (`bot.campaign.contentfiles`)."""
+        return read_content_image(self.root or self.path.parent, self.path)
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,9 @@ class Mention:
     url: str
     author: str
     text: str
-    created_at: datetime
+    # None when the network gave no time we can use (missing, unparsable, or a year UTC cannot
+    # hold): monitoring then records the time it saw the post.
+    created_at: datetime | None
     hashtags: tuple[str, ...] = ()  # as written, without '#'
     in_reply_to: str | None = None  # the id of the post it answers or quotes, when it does
     mentions_us: bool = False  # the platform notified the polling account of a mention
@@ -97,6 +108,55 @@ class Batch:
     posts: tuple[Mention, ...]
     cursor: str | None
     more: bool = False
+    skipped: int = 0  # posts on this page the adapter could not read (each logged)
+
+
+T = TypeVar("T")
+log = logging.getLogger("bot.platforms")
+# What reading a malformed post raises: a missing key, a wrong type, a number out of range.
+MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+
+
+def answer_id(platform: str, read: Callable[[], object]) -> str:
+    """An id read from a server's answer (`read` digs it out): a non-empty string or number, or
+    `Transient`, since a malformed answer to a write may hide a write that landed (the next
+    attempt looks first). Never `None` recorded as a post's id."""
+    try:
+        value = read()
+    except MALFORMED as exc:
+        raise Transient(f"{platform}: malformed answer ({type(exc).__name__})") from exc
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        raise Transient(f"{platform}: answer without a usable id")
+    return str(value)
+
+
+def utc_time(value: object) -> datetime | None:
+    """An aware UTC datetime from a datetime or ISO 8601 text; None when missing, unparsable,
+    or not representable in UTC (`0001-01-01T00:00:00+14:00` is valid ISO 8601 and a year-0
+    instant: a PDS accepts it as a post's `createdAt`)."""
+    try:
+        if isinstance(value, str) and value:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if not isinstance(value, datetime):
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def read_each(
+    items: Iterable[T], to_mention: Callable[[T], Mention], where: str
+) -> tuple[list[Mention], int]:
+    """Each item of a page as a Mention; one that cannot be read is logged and skipped alone,
+    never failing the page (a stranger's malformed post must not stop a stream)."""
+    posts, skipped = [], 0
+    for item in items:
+        try:
+            posts.append(to_mention(item))
+        except MALFORMED as exc:
+            skipped += 1
+            log.warning("%s: skipped a post that cannot be read (%s)", where, type(exc).__name__)
+    return posts, skipped
 
 
 class PlatformClient(Protocol):

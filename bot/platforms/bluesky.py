@@ -5,10 +5,17 @@ lost answer is settled by `getRecord` on that key. Facets, images with aspect ra
 cards are built by `bluesky_records`: `send_post` adds none of them. The session is saved through the
 `save_session` callable on every create and refresh and reused through `load_session`, since
 createSession is limited to 30 per 5 minutes and refresh tokens rotate.
+
+A saved session is tied to the config it was made for (service and handle, stored beside it):
+made for another, it is not used. Accounts move between PDS hosts, so when the host a saved
+session names stops answering, or refuses the session and its refresh, the client logs in
+afresh at the configured service (which resolves where the account lives now), once, and says
+so in the log.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from atproto_client import Client, models
 from atproto_client.client.session import Session, SessionEvent
 from atproto_client.exceptions import (
@@ -36,9 +44,11 @@ from atproto_core.uri import AtUri
 
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, bluesky_reads
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, bluesky_reads
 from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
+from bot.platforms.deadline import DeadlineTransport
 from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
+from bot.platforms.sealing import seal, session_key, unseal
 from bot.platforms.tid import is_tid
 
 log = logging.getLogger(__name__)
@@ -47,7 +57,10 @@ T = TypeVar("T")
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_TIMEOUT = 30.0
 # Errors that mean "this session is no good", as opposed to "this request is no good".
-SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"})
+# AccountDeactivated: what the old PDS says after the account moved to another.
+SESSION_ERRORS = frozenset(
+    {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountDeactivated"}
+)
 
 
 class _ClockedClient(Client):  # type: ignore[misc]  # atproto ships no type information
@@ -89,12 +102,17 @@ class BlueskyClient:
         self._load_session = load_session
         self._save_session = save_session
         hooks = {"response": [httpx_budget_hook(on_budget)]} if on_budget is not None else {}
-        request = Request(timeout=httpx.Timeout(timeout), event_hooks=hooks)
+        # DeadlineTransport: each request whole within `timeout`, its answer size capped.
+        request = Request(
+            timeout=httpx.Timeout(timeout), event_hooks=hooks, transport=DeadlineTransport(timeout)
+        )
         self._client = _ClockedClient(self._service, request, now)
         self._client.on_session_change(self._on_session_change)
         self._did: str | None = None
         self._session_handle: str | None = None
         self._has_session = False
+        self._sealing_key: bytes | None = None  # derived on first use (scrypt takes ~50 ms)
+        self._imported = False  # the session came from the ledger, made by an earlier run
         self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
@@ -128,7 +146,8 @@ class BlueskyClient:
             return self._client.app.bsky.feed.post.create(self._own_did(), record, rkey=message.nonce)
 
         created = self._call(create)
-        return Published(id=created.uri, url=self._web_url(created.uri), cid=created.cid)
+        uri = answer_id("Bluesky", lambda: created.uri)
+        return Published(id=uri, url=self._web_url(uri), cid=answer_id("Bluesky", lambda: created.cid))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The record at the delivery's rkey, if it exists: the PDS answers 500 for an existing rkey."""
@@ -184,35 +203,83 @@ class BlueskyClient:
         self._did = session.did
         self._session_handle = session.handle
         if event in (SessionEvent.CREATE, SessionEvent.REFRESH) and self._save_session is not None:
-            self._save_session(session.export())  # the string holds the tokens: stored, never logged
+            # The string holds the tokens: stored sealed (`bot.platforms.sealing`), never logged.
+            # The config it was made for goes with it, so a changed service or handle does not
+            # reuse it.
+            made_for = {"service": self._service, "handle": self._handle.lower()}
+            blob = json.dumps({**made_for, "session": session.export()})
+            self._save_session(seal(self._session_key(), blob))
+
+    def _saved_session(self) -> str | None:
+        """The saved session string, if there is one, it unseals, and it was made for this config."""
+        sealed = self._load_session() if self._load_session is not None else None
+        saved = unseal(self._session_key(), sealed) if sealed else None
+        if not saved:
+            return None
+        try:
+            blob = json.loads(saved)
+            made_for = (str(blob["service"]), str(blob["handle"]))
+            session = str(blob["session"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
+            return None
+        if made_for != (self._service, self._handle.lower()):
+            log.warning(
+                "bluesky %s: the saved session was made for another service or handle; logging in afresh",
+                self.account,
+            )
+            return None
+        return session
 
     def _ensure_session(self) -> None:
         if self._has_session:
             return
-        saved = self._load_session() if self._load_session is not None else None
+        saved = self._saved_session()
         if saved:
             try:
                 # No network here: the SDK refreshes an expiring import on the next call, and a
                 # refused one is replaced by _renew_session.
                 self._client.login(session_string=saved, fetch_bsky_profile=False)
-                self._has_session = True
+                self._has_session = self._imported = True
                 return
             except (ValueError, AtProtocolError):
                 log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
         self._create_session()
 
+    def _session_key(self) -> bytes:
+        if self._sealing_key is None:
+            self._sealing_key = session_key(self._password, self._handle)
+        return self._sealing_key
+
     def _create_session(self) -> None:
         # An imported session moves the client to the PDS it names; a new one starts at the service.
+        self._imported = False
         self._client.update_base_url(self._service)
         self._client.login(self._handle, self._password, fetch_bsky_profile=False)
         self._has_session = True
 
+    def _login_afresh(self, why: str) -> None:
+        """The saved session's host is gone: the account may have moved. Said once, then a new
+        session at the configured service, which finds where the account lives now."""
+        log.warning(
+            "bluesky %s: the saved session's server %s %s; logging in afresh at %s",
+            self.account,
+            str(self._client._base_url).removesuffix("/xrpc"),
+            why,
+            self._service,
+        )
+        self._create_session()
+
     def _renew_session(self) -> None:
         """The session was refused: refresh it, and only when that is refused too, create one."""
+        imported = self._imported
         try:
             self._client._refresh_and_set_session()  # the SDK's own refresh, which fires REFRESH
             return
         except (BadRequestError, UnauthorizedError, LoginRequiredError) as exc:
+            if imported:
+                self._login_afresh(f"refused it ({type(exc).__name__})")
+                return
             log.info("bluesky %s: session refresh refused (%s); creating a new session", self.account, exc)
         self._create_session()
 
@@ -239,12 +306,23 @@ class BlueskyClient:
                     raise
                 self._renew_session()
                 return send()
+            except (NetworkError, InvokeTimeoutError, httpx.TransportError) as exc:
+                answered = isinstance(exc, RequestErrorBase) and exc.response is not None
+                if not self._imported or answered or self._password == "":
+                    raise
+                self._login_afresh(f"does not answer ({type(exc).__name__})")
+                return send()
         except AtProtocolError as exc:
             raise translate_error(exc, self._now()) from exc
         except httpx.HTTPError as exc:
             # The SDK maps only httpx's timeouts and NetworkErrors; a connection closed before
             # any answer (RemoteProtocolError) escapes it raw.
             raise Transient(f"Bluesky: {type(exc).__name__}") from exc
+        except ValueError as exc:
+            if isinstance(exc, pydantic.ValidationError):
+                raise  # our own record did not validate: a bug, not the server's answer
+            # A truncated answer: the SDK parses JSON (pydantic_core.from_json) unguarded.
+            raise Transient("Bluesky: malformed answer (not JSON)") from exc
 
 
 def translate_error(exc: AtProtocolError, now: datetime) -> PlatformError:

@@ -1,7 +1,9 @@
 """Bluesky's monitoring reads through atproto: searchPosts for a tag, listNotifications per account.
 
-Search is asked both ways, `q="#tag"` and `tag=[tag]`, since how live search treats a `#` in `q`
-is not settled (not verified against the live AppView), with `sort=latest` and `since` the mark.
+Search asks `q="#tag"` alone, with `sort=latest` and `since` the mark: the `tag` parameter
+filters on facets and the record's `tags` only, and would drop the many posts whose text carries
+the tag without a facet (docs/platforms.md, Bluesky search). Which tags a post uses is decided
+later, from its facets, `tags` and text (bot.monitoring.classification).
 listNotifications has no `since`: a sweep reads down to the mark and stops there. Records read
 from the AppView may come back as the SDK's models or, without `$type`, as its DotDicts; both
 answer attribute access in snake_case.
@@ -16,7 +18,7 @@ from typing import Any
 from atproto_client import models
 from atproto_core.uri import AtUri
 
-from bot.platforms import Batch, Mention
+from bot.platforms import Batch, Mention, read_each, utc_time
 from bot.platforms.paging import Sweep, key
 
 PAGE_SIZE = 100
@@ -34,16 +36,6 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _type_of(obj: Any) -> str | None:
     found = getattr(obj, "py_type", None)
     if found is None and hasattr(obj, "get"):
@@ -52,7 +44,7 @@ def _type_of(obj: Any) -> str | None:
 
 
 def _normalized_time(raw: Any) -> str:
-    moment = _parse_time(str(raw)) if raw else None
+    moment = utc_time(str(raw)) if raw else None
     return timestamp(moment) if moment else str(raw or "")
 
 
@@ -61,7 +53,6 @@ def read_search(call: Call, client: Any, tag: str, cursor: str | None, start: da
     bare = tag.lstrip("#")
     params = models.AppBskyFeedSearchPosts.Params(
         q=f"#{bare}",
-        tag=[bare],
         sort="latest",
         since=sweep.mark or timestamp(start),
         limit=PAGE_SIZE,
@@ -69,10 +60,12 @@ def read_search(call: Call, client: Any, tag: str, cursor: str | None, start: da
     )
     answer = call(lambda: client.app.bsky.feed.search_posts(params))
     views = list(answer.posts or [])
-    posts = tuple(to_mention(v.uri, v.author, v.record, v.indexed_at) for v in views)
+    posts, skipped = read_each(
+        views, lambda v: to_mention(v.uri, v.author, v.record, v.indexed_at), "bluesky search"
+    )
     newest = max((_normalized_time(v.indexed_at) for v in views), key=key, default=None)
     after, more = sweep.advance(newest, answer.cursor if views else None, reached_end=False)
-    return Batch(posts, after.dump(), more)
+    return Batch(tuple(posts), after.dump(), more, skipped)
 
 
 def read_notifications(call: Call, client: Any, cursor: str | None, start: datetime) -> Batch:
@@ -82,7 +75,7 @@ def read_notifications(call: Call, client: Any, cursor: str | None, start: datet
     )
     answer = call(lambda: client.app.bsky.notification.list_notifications(params))
     floor = sweep.mark or timestamp(start)
-    posts, newest, reached = [], None, False
+    notes, newest, reached = [], None, False
     for note in answer.notifications or []:
         indexed = _normalized_time(note.indexed_at)
         if key(indexed) < key(floor):
@@ -92,13 +85,14 @@ def read_notifications(call: Call, client: Any, cursor: str | None, start: datet
             continue
         if newest is None or key(indexed) > key(newest):
             newest = indexed
-        posts.append(
-            to_mention(
-                note.uri, note.author, note.record, note.indexed_at, mentions_us=note.reason == "mention"
-            )
-        )
+        notes.append(note)
+    posts, skipped = read_each(
+        notes,
+        lambda n: to_mention(n.uri, n.author, n.record, n.indexed_at, mentions_us=n.reason == "mention"),
+        "bluesky notifications",
+    )
     after, more = sweep.advance(newest, answer.cursor, reached_end=reached or not answer.notifications)
-    return Batch(tuple(posts), after.dump(), more)
+    return Batch(tuple(posts), after.dump(), more, skipped)
 
 
 def web_url(uri: str, who: str | None = None) -> str:
@@ -132,13 +126,14 @@ def to_mention(uri: str, author: Any, record: Any, indexed_at: Any, mentions_us:
     tags = [str(f.tag) for f in features if _type_of(f) == TAG]
     tags += [str(t) for t in getattr(record, "tags", None) or [] if str(t) not in tags]
     answered = _answered(record)
-    created = _parse_time(getattr(record, "created_at", None)) or _parse_time(str(indexed_at))
+    # createdAt is whatever the author's client wrote; indexedAt is the AppView's own clock.
+    created = utc_time(getattr(record, "created_at", None)) or utc_time(str(indexed_at))
     return Mention(
         id=uri,
         url=web_url(uri, str(author.handle)),
         author=str(author.handle),
         text=str(getattr(record, "text", "") or ""),
-        created_at=created or datetime.fromtimestamp(0, UTC),
+        created_at=created,
         hashtags=tuple(tags),
         in_reply_to=answered,
         mentions_us=mentions_us,

@@ -20,25 +20,23 @@ from atproto_client.exceptions import BadRequestError
 from atproto_client.models.utils import get_response_model
 from atproto_core.uri import AtUri
 
-from bot.campaign.images import inspect_image
+from bot.campaign.contentfiles import read_content_image
+from bot.campaign.images import IMAGE_LIMITS, inspect_image
 from bot.campaign.model import LinkCard
 from bot.errors import Rejected
 from bot.platforms import Facet, Media, Outgoing, Published
+from bot.platforms.media import read_media
 from bot.platforms.opengraph import LinkPreview, fetch_link_preview
 
 log = logging.getLogger(__name__)
 
 LINK_CARD_TIMEOUT = 5.0
-MAX_IMAGE_BYTES = 1_000_000  # the lexicon now says 2 MB, older PDSs refuse over 976.56 KB
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
 
 
 def read_image(media: Media) -> tuple[bytes, Media]:
     """The image's bytes, refused before any upload when the PDS would refuse them."""
-    data = media.path.read_bytes()
-    if len(data) > MAX_IMAGE_BYTES:
-        raise Rejected(f"Bluesky: {media.path.name} is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
-    return data, media
+    return read_media(media, "bluesky"), media
 
 
 class RecordParts:
@@ -150,8 +148,14 @@ class RecordParts:
         if isinstance(card, LinkCard):
             image = None
             if card.image:
-                image = (self._content_dir / card.image).read_bytes()
-                if len(image) > MAX_IMAGE_BYTES:
+                try:
+                    image = read_content_image(self._content_dir, self._content_dir / card.image)
+                except Rejected as exc:
+                    log.warning(
+                        "bluesky %s: link card image refused, card sent without it: %s", self._account, exc
+                    )
+                    image = None
+                if image is not None and len(image) > IMAGE_LIMITS["bluesky"].max_bytes:
                     log.warning("bluesky %s: link card image over 1 MB, card sent without it", self._account)
                     image = None
             return LinkPreview(url, card.title, card.description, image)

@@ -185,7 +185,7 @@ class FacebookClient:
                     found.append(reply)
         # Times are whole seconds: the next read starts at the newest one again (not past it),
         # so a comment made later in that second is not skipped; the ledger drops repeats.
-        newest = max((m.created_at for m in found), default=since)
+        newest = max((m.created_at for m in found if m.created_at is not None), default=since)
         return Batch(tuple(found), max(newest, since).isoformat())
 
     def _mention(self, post: Mapping[str, Any], created: datetime, *, mentions_us: bool) -> Mention:

@@ -47,9 +47,13 @@ from bot.platforms import (
     Outgoing,
     PlatformClient,
     Published,
+    answer_id,
     mastodon_reads,
     mastodon_stream,
 )
+from bot.platforms.deadline import mount_deadline
+from bot.platforms.media import read_media
+from bot.platforms.paging import key
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,7 @@ class MastodonClient:
         # another thread's call touch this one's Mastodon.py instance (see the module docstring).
         self._per_thread = threading.local()
         self._session = requests.Session()  # one connection pool for all the threads' instances
+        mount_deadline(self._session, timeout)  # each request whole within `timeout`, size capped
         # Mastodon.py's throw mode raises on a 429 without the reset it has just read; keep the
         # headers of each answer so RateLimited can say how long to wait. requests runs the hook
         # in the thread that made the request.
@@ -159,7 +164,8 @@ class MastodonClient:
         earliest = since - CLOCK_SKEW
         wanted = _normalized(message.text)
         candidates = [s for s in statuses if s.get("created_at") is None or s["created_at"] >= earliest]
-        for status in sorted(candidates, key=lambda s: int(s["id"]) if str(s["id"]).isdigit() else 0):
+        # Oldest first; GoToSocial's ULIDs sort like Mastodon's numbers by (length, text).
+        for status in sorted(candidates, key=lambda s: key(str(s["id"]))):
             if _normalized(self._source_text(status)) == wanted:
                 return _published(status)
         return None
@@ -225,13 +231,13 @@ class MastodonClient:
     # -- the rest ------------------------------------------------------------------------------
 
     def _upload(self, media: Media) -> str:
-        data = media.path.read_bytes()
+        data = read_media(media, "mastodon")
         attachment = self._call(
             lambda: self._api.media_post(
                 data, mime_type=inspect_image(data).mime, description=media.alt, file_name=media.path.name
             )
         )
-        return str(attachment["id"])
+        return answer_id("Mastodon", lambda: attachment["id"])
 
     def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._per_thread.headers = dict(response.headers)
@@ -312,7 +318,8 @@ def _normalized(text: str) -> str:
 
 
 def _published(status: Mapping[str, Any]) -> Published:
-    return Published(id=str(status["id"]), url=str(status.get("url") or status.get("uri") or ""))
+    status_id = answer_id("Mastodon", lambda: status["id"])
+    return Published(id=status_id, url=str(status.get("url") or status.get("uri") or ""))
 
 
 def open_client(account: Account, **options: Any) -> PlatformClient:

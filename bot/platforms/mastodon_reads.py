@@ -1,4 +1,5 @@
-"""Mastodon's monitoring reads through Mastodon.py: mention notifications and a tag's timeline.
+"""Mastodon's monitoring reads through Mastodon.py: mention and quote notifications and a tag's
+timeline (quote notifications are Mastodon 4.5's; older servers ignore the unknown type).
 
 Both page newest first with `since_id` (the mark) and `max_id` (the sweep's next page); the
 first read has no mark and stops at the start time. Replies are mentions on Mastodon (a reply
@@ -10,14 +11,15 @@ everywhere: the API says just `user` for accounts of the instance asked.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from bot.platforms import Batch, Mention
+from bot.platforms import Batch, Mention, read_each, utc_time
 from bot.platforms.paging import Sweep, key
 
 PAGE_SIZE = 40  # the API's maximum for notifications and timelines
 PUBLIC = ("public", "unlisted")  # unlisted is public, only kept out of feeds
+NOTIFIED = ["mention", "quote"]
 
 Call = Callable[[Callable[[], Any]], Any]
 
@@ -31,9 +33,9 @@ def read_notifications(
 ) -> Batch:
     sweep = Sweep.load(cursor)
     page = call(
-        lambda: api.notifications(types=["mention"], since_id=sweep.mark, max_id=sweep.page, limit=PAGE_SIZE)
+        lambda: api.notifications(types=NOTIFIED, since_id=sweep.mark, max_id=sweep.page, limit=PAGE_SIZE)
     )
-    items = [(str(n["id"]), n.get("status")) for n in page if n.get("type") == "mention"]
+    items = [(str(n["id"]), n.get("status")) for n in page if n.get("type") in NOTIFIED]
     return _batch(sweep, [str(n["id"]) for n in page], items, host, to_text, start, mentions_us=True)
 
 
@@ -63,20 +65,21 @@ def _batch(
     start: datetime,
     mentions_us: bool,
 ) -> Batch:
-    posts, reached = [], False
+    statuses, reached = [], False
     for _, status in items:
         if status is None:
             continue
-        created = status.get("created_at")
-        if sweep.mark is None and isinstance(created, datetime) and created < start:
+        created = utc_time(status.get("created_at"))
+        if sweep.mark is None and created is not None and created < start:
             reached = True  # the first read goes back to the start time only
             break
-        posts.append(to_mention(status, host, to_text, mentions_us))
+        statuses.append(status)
+    posts, skipped = read_each(statuses, lambda s: to_mention(s, host, to_text, mentions_us), "mastodon")
     newest = max(page_ids, key=key, default=None)
     oldest = min(page_ids, key=key, default=None)
     full = len(page_ids) >= PAGE_SIZE
     after, more = sweep.advance(newest, oldest if full else None, reached_end=reached)
-    return Batch(tuple(posts), after.dump(), more)
+    return Batch(tuple(posts), after.dump(), more, skipped)
 
 
 def to_mention(
@@ -99,13 +102,12 @@ def to_mention(
             answered = quoted["id"]
             answered_author = full_acct(str((quoted.get("account") or {}).get("acct", "")), host).lower()
             answered_url = quoted.get("url")
-    created = status.get("created_at")
     return Mention(
         id=str(status["id"]),
         url=str(status.get("url") or status.get("uri") or ""),
         author=author,
         text=to_text(str(status.get("content") or "")),
-        created_at=created if isinstance(created, datetime) else datetime.fromtimestamp(0, UTC),
+        created_at=utc_time(status.get("created_at")),
         hashtags=tuple(str(t.get("name", "")) for t in status.get("tags") or []),
         in_reply_to=str(answered) if answered is not None else None,
         mentions_us=mentions_us,

@@ -18,6 +18,7 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from mastodon import Mastodon, StreamListener
 
@@ -111,6 +112,35 @@ def streaming_url(api: Any) -> str | None:
     return str(url) if url else None
 
 
+def trusted_streaming_base(api_base_url: str, named: str) -> str | None:
+    """Where Mastodon.py may stream from, as an http(s) base, or None when the instance names a
+    host our token must not go to: only the configured host itself, or a subdomain of it over
+    TLS (`wss://streaming.mastodon.social` for `https://mastodon.social`); never plain `ws://`
+    when the configured address is https."""
+    base, target = urlsplit(api_base_url), urlsplit(named)
+    scheme = {"wss": "https", "ws": "http"}.get(target.scheme, target.scheme)
+    host, own = (target.hostname or "").lower(), (base.hostname or "").lower()
+    if scheme not in ("http", "https") or not host or not own:
+        return None
+    if base.scheme == "https" and scheme != "https":
+        return None
+    if host == own or (scheme == "https" and host.endswith("." + own)):
+        return f"{scheme}://{target.netloc}"
+    return None
+
+
+def _public_stream(api: Any, base: str, tag: str, timeout: float) -> bool:
+    """Whether the server streams the tag without a token (then none is sent at all)."""
+    try:
+        probe = api.session.get(
+            f"{base}/api/v1/streaming/hashtag", params={"tag": tag}, stream=True, timeout=timeout
+        )
+    except OSError:
+        return False
+    with contextlib.closing(probe):
+        return bool(probe.status_code == 200)
+
+
 def open_hashtag_stream(
     *,
     access_token: str,
@@ -129,7 +159,7 @@ def open_hashtag_stream(
     `call` translates Mastodon.py's errors (`bot.errors.PlatformError`).
     """
     api = Mastodon(
-        access_token=access_token,
+        access_token=None,  # given below only when the stream needs it, to a host checked first
         api_base_url=api_base_url,
         ratelimit_method="throw",
         request_timeout=timeout,
@@ -137,10 +167,24 @@ def open_hashtag_stream(
         version_check_mode="created",
         user_agent="campaign-bot",
     )
-    if call(lambda: streaming_url(api)) is None:
+    named = call(lambda: streaming_url(api))
+    base = trusted_streaming_base(api_base_url, named) if named is not None else None
+    if base is None:
+        if named is not None:
+            log.warning(
+                "stream %s #%s: the instance names %s for streaming; not trusted with the token",
+                host,
+                tag.lstrip("#"),
+                urlsplit(named).hostname,
+            )
         api.session.close()
         return None
+    # Mastodon.py would read the v1 document's `streaming_api` on its own and send the token
+    # wherever it points; give it the checked base instead (its private cache of that lookup).
+    api._Mastodon__streaming_base = base  # type: ignore[attr-defined]
     name = tag.lstrip("#")
+    if not _public_stream(api, base, name, timeout):
+        api.access_token = access_token
     listener = _Listener(
         f"{host} #{name}", deliver, lambda status: to_mention(status, host, to_text, mentions_us=False)
     )

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.retry import server_wait
+
 log = logging.getLogger("bot.platforms.ratelimits")
 
 # (limit, remaining, reset) header names: X, Bluesky, Mastodon (case does not matter).
@@ -28,9 +30,10 @@ _HEADER_SETS = (
     ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"),
     ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"),
 )
-# Ids in paths (X and Mastodon snowflakes, DIDs, @handles), so one endpoint is one budget; the
-# API version (`/2`, `/v1`) is too short to be an id.
-_ID_SEGMENT = re.compile(r"/(?:\d{3,}|did:[^/]+|@[^/]+)(?=/|$)")
+# Ids in paths (X and Mastodon snowflakes, DIDs, @handles, and the letters-and-digits ids of
+# other servers: GoToSocial's ULIDs, Pleroma's flake ids), so one endpoint is one budget row, not
+# one per status; the API version (`/2`, `/v1`) is too short to be an id.
+_ID_SEGMENT = re.compile(r"/(?:\d{3,}|did:[^/]+|@[^/]+|(?=[A-Za-z]*\d)[0-9A-Za-z]{10,})(?=/|$)")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def seconds_until_reset(headers: Mapping[str, str], now: datetime) -> float | No
     retry_after = lowered.get("retry-after")
     if retry_after is not None:
         try:
-            return max(0.0, float(retry_after))
+            return server_wait(float(retry_after))  # `inf`, `1e300`, `nan`: clamped or None
         except ValueError:
             pass  # an HTTP-date: fall through to the reset headers, which say the same
     reset = _parse_time(
@@ -80,7 +83,7 @@ def seconds_until_reset(headers: Mapping[str, str], now: datetime) -> float | No
     )
     if reset is None:
         return None
-    return max(0.0, (reset - now).total_seconds())
+    return server_wait((reset - now).total_seconds())
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -21,7 +21,9 @@ import tweepy
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, x_reads
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, x_reads
+from bot.platforms.deadline import mount_deadline
+from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink, requests_budget_hook, seconds_until_reset
 from bot.platforms.x_transport import redirect_session
 
@@ -31,6 +33,11 @@ DEFAULT_TIMEOUT = 30.0
 # A post's created_at comes from X's clock and `since` from ours: allow this much skew when
 # looking for a part whose answer was lost. A repeat cycle is hours away, never this close.
 CLOCK_SKEW = timedelta(minutes=2)
+READ_ONLY_FIX = (
+    "Set the app's permissions to Read and write in the X developer portal, then regenerate "
+    "the access token and secret and put them in .env."
+)
+LOOKUP_PAGES = 5  # pages of 100 read after a lost answer: the window since the attempt, bounded
 
 
 class _TimeoutSession(requests.Session):
@@ -72,11 +79,12 @@ class XClient:
             access_token_secret=self._keys[3],
         )
         self._client.session = _TimeoutSession(timeout)
+        mount_deadline(self._client.session, timeout)
         if on_budget is not None:
             self._client.session.hooks["response"].append(requests_budget_hook(on_budget))
         base = account.base_url.rstrip("/")
         if base and base not in REAL_HOSTS:
-            redirect_session(self._client.session, base)
+            redirect_session(self._client.session, base, timeout)
         self._user_id: str | None = None
         self._username: str | None = None
 
@@ -90,14 +98,24 @@ class XClient:
     # -- the PlatformClient protocol -------------------------------------------------------
 
     def verify(self) -> str:
-        """`GET /2/users/me`; its id is cached, since X allows 25 of these a day on Free."""
-        data = self._call(lambda: self._client.get_me(user_auth=True)).data
-        self._user_id = str(data.id)
-        self._username = str(data.username)
+        """`GET /2/users/me`; its id is cached, since X allows 25 of these a day on Free.
+
+        A token made while the app was read-only passes `users/me` and then fails every post;
+        X says so in `x-access-level` on every answer, so a `read` level fails here already.
+        """
+        response = self._call(lambda: self._client.request("GET", "/2/users/me", user_auth=True))
+        data = response.json()["data"]
+        self._user_id = str(data["id"])
+        self._username = str(data["username"])
+        level = response.headers.get("x-access-level")
+        if level is not None and "write" not in level:
+            raise AuthFailed(
+                f"X: this account's access token is read-only (x-access-level: {level}). {READ_ONLY_FIX}"
+            )
         return self._username
 
     def publish(self, message: Outgoing) -> Published:
-        media_ids = [self._upload_image(image.path.read_bytes(), image.alt) for image in message.images]
+        media_ids = [self._upload_image(read_media(image, "x"), image.alt) for image in message.images]
         response = self._call(
             lambda: self._client.create_tweet(
                 text=message.text,
@@ -106,7 +124,7 @@ class XClient:
                 user_auth=True,
             )
         )
-        return self._published(str(response.data["id"]))
+        return self._published(answer_id("X", lambda: response.data["id"]))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The account's own posts since `since` (`users/:id/tweets`), matched on their exact text.
@@ -115,18 +133,30 @@ class XClient:
         a media link is appended, and `&`, `<`, `>` come back as HTML entities.
         """
         start = since.astimezone(UTC) - CLOCK_SKEW
-        response = self._call(
-            lambda: self._client.get_users_tweets(
-                self._own_id(),
-                user_auth=True,
-                start_time=start,
-                max_results=100,
-                tweet_fields=["created_at", "entities"],
-            )
-        )
+        tweets: list[Any] = []
+        token: str | None = None
+        # X's pages can be short, even empty, and still carry a next_token: follow it, or a post
+        # that went out is missed and its resend refused as duplicate content.
+        for _ in range(LOOKUP_PAGES):
+
+            def read_page(token: str | None = token) -> Any:
+                return self._client.get_users_tweets(
+                    self._own_id(),
+                    user_auth=True,
+                    start_time=start,
+                    max_results=100,
+                    pagination_token=token,
+                    tweet_fields=["created_at", "entities"],
+                )
+
+            response = self._call(read_page)
+            tweets.extend(response.data or [])
+            token = (response.meta or {}).get("next_token")
+            if not token:
+                break
         wanted = _normalized(message.text)
         # Oldest first, so that of two identical copies the reconciliation keeps the first.
-        for tweet in reversed(response.data or []):
+        for tweet in reversed(tweets):
             if _normalized(_plain_text(tweet.text, tweet.data.get("entities") or {})) == wanted:
                 return self._published(str(tweet.id))
         return None
@@ -198,7 +228,7 @@ class XClient:
                 data={"media_category": "tweet_image"},
             )
         )
-        media_id = str(upload["data"]["id"])
+        media_id = answer_id("X", lambda: upload["data"]["id"])
         if alt:
             self._raw_call(
                 lambda: self._client.session.post(
@@ -232,11 +262,19 @@ class XClient:
             raise Rejected(f"X: {exc}") from exc
 
     def _raise_for(self, response: requests.Response, exc: tweepy.HTTPException) -> NoReturn:
-        raise translate_error(response.status_code, exc.api_messages, response.headers, self._now()) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        problem = body if isinstance(body, dict) else {}
+        messages = exc.api_messages or ([str(problem["detail"])] if problem.get("detail") else [])
+        raise translate_error(
+            response.status_code, messages, response.headers, self._now(), str(problem.get("type", ""))
+        ) from exc
 
 
 def translate_error(
-    status: int, messages: list[str], headers: Mapping[str, str], now: datetime
+    status: int, messages: list[str], headers: Mapping[str, str], now: datetime, problem_type: str = ""
 ) -> PlatformError:
     """X's answer as one of our errors, with X's own message (never a credential)."""
     text = "; ".join(str(m) for m in messages) or f"HTTP {status}"
@@ -246,6 +284,10 @@ def translate_error(
         error = RateLimited(message, retry_after=seconds_until_reset(headers, now))
     elif status == 401:
         error = AuthFailed(message)
+    elif status == 403 and problem_type.endswith("/oauth1-permissions"):
+        # The token was made while the app was read-only: every write will fail the same way,
+        # so it is the account's failure (unhealthy, one alert), not this post's.
+        error = AuthFailed(f"{message} {READ_ONLY_FIX}")
     elif status >= 500:
         error = Transient(message)
     elif status == 403 and "duplicate content" in text.lower():

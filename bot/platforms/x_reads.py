@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.errors import Rejected
-from bot.platforms import Batch, Mention
+from bot.platforms import Batch, Mention, read_each
 from bot.platforms.paging import Sweep
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
@@ -23,10 +23,12 @@ RECENT_MARGIN = timedelta(minutes=5)
 # Free and Basic accept 512 characters of query (Pro 1,024); we stay within the lower.
 QUERY_MAX = 512
 PAGE_SIZE = 100
+# No `created_at`: a tweet id is a snowflake that carries its creation time to the millisecond,
+# and tweepy parses `created_at` while building the page, so one it cannot parse would fail the
+# whole page instead of one post.
 TWEET_FIELDS = [
     "author_id",
     "conversation_id",
-    "created_at",
     "entities",
     "in_reply_to_user_id",
     "referenced_tweets",
@@ -128,11 +130,12 @@ def _batch(response: Any, sweep: Sweep, to_text: ToText, mentions_us: bool) -> B
     includes = response.includes or {}
     users = {str(u.id): str(u.username) for u in includes.get("users", [])}
     referenced = {str(t.id): t for t in includes.get("tweets", [])}
-    posts = tuple(to_mention(t, users, referenced, to_text, mentions_us) for t in response.data or [])
+    tweets = list(response.data or [])
+    posts, skipped = read_each(tweets, lambda t: to_mention(t, users, referenced, to_text, mentions_us), "x")
     meta = response.meta or {}
-    newest = max((p.id for p in posts), key=lambda i: (len(i), i), default=None)
+    newest = max((str(t.id) for t in tweets), key=lambda i: (len(i), i), default=None)
     after, more = sweep.advance(newest, meta.get("next_token"), reached_end=False)
-    return Batch(posts, after.dump(), more)
+    return Batch(tuple(posts), after.dump(), more, skipped)
 
 
 def to_mention(
@@ -157,7 +160,7 @@ def to_mention(
         url=f"https://x.com/{username}/status/{tweet_id}",
         author=username,
         text=to_text(str(data.get("text", "")), entities),
-        created_at=tweet.created_at or snowflake_time(tweet_id),
+        created_at=snowflake_time(tweet_id),
         hashtags=tuple(str(h["tag"]) for h in entities.get("hashtags", [])),
         in_reply_to=answered,
         mentions_us=mentions_us,

@@ -19,19 +19,21 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+
+from bot.platforms.deadline import DeadlineAdapter
 
 # Every host tweepy or the bot sends X API calls to.
 X_HOSTS = ("https://api.twitter.com/", "https://api.x.com/", "https://upload.twitter.com/")
 
 
-class RedirectAdapter(HTTPAdapter):
-    """Sends each request to `base_url` instead, with the original host kept in `Host`."""
+class RedirectAdapter(DeadlineAdapter):
+    """Sends each request to `base_url` instead, with the original host kept in `Host` (and the
+    same total deadline as every other request: `bot.platforms.deadline`)."""
 
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
+    def __init__(self, base_url: str, seconds: float = 20.0, **kwargs: Any) -> None:
         target = urlsplit(base_url)
         self.scheme, self.netloc = target.scheme or "http", target.netloc
-        super().__init__(**kwargs)
+        super().__init__(seconds, **kwargs)
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         url = urlsplit(request.url or "")
@@ -40,8 +42,8 @@ class RedirectAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def redirect_session(session: requests.Session, base_url: str) -> None:
+def redirect_session(session: requests.Session, base_url: str, seconds: float = 20.0) -> None:
     """Route the session's X API calls (api.twitter.com, api.x.com, upload.twitter.com) to `base_url`."""
-    adapter = RedirectAdapter(base_url)
+    adapter = RedirectAdapter(base_url, seconds)
     for prefix in X_HOSTS:
         session.mount(prefix, adapter)

@@ -21,6 +21,7 @@ post time and drops the facet when the handle does not resolve, as the SDK's own
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import regex
@@ -97,6 +98,14 @@ def detect_facets(text: str) -> tuple[Facet, ...]:
             uri, end = uri[:-1], end - 1
         facets.append(make("link", start, end, uri))
 
+    for hash_at, tag in tag_positions(text):
+        facets.append(make("tag", hash_at, hash_at + 1 + len(tag), tag))
+
+    return tuple(sorted(facets, key=lambda f: f.start))
+
+
+def tag_positions(text: str) -> Iterator[tuple[int, str]]:
+    """(index of the `#`, tag without it) for each tag the official app would make a facet of."""
     for m in _TAG.finditer(text):
         raw = m.group(2)
         if not raw:
@@ -104,7 +113,4 @@ def detect_facets(text: str) -> tuple[Facet, ...]:
         tag = _TRAILING_PUNCTUATION.sub("", raw)
         if not tag or count_graphemes(tag) > MAX_TAG_GRAPHEMES:
             continue
-        hash_at = m.end(1)
-        facets.append(make("tag", hash_at, hash_at + 1 + len(tag), tag))
-
-    return tuple(sorted(facets, key=lambda f: f.start))
+        yield m.end(1), tag

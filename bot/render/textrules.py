@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import regex
@@ -170,7 +170,7 @@ def to_outgoing(
     return Outgoing(
         text=part.text,
         nonce=nonce,
-        images=tuple(Media(content_dir / image.path, image.alt) for image in part.images),
+        images=tuple(Media(content_dir / image.path, image.alt, content_dir) for image in part.images),
         facets=part.facets,
         spoiler_text=rendered.spoiler_text,
         visibility=rendered.visibility,
@@ -251,6 +251,17 @@ def length_problems(
     return problems
 
 
+def _length_advice(queue: Queue, post: Post, rendered: Rendered, index: int) -> str:
+    """How much of the count is the added hashtag, and the way out: a shorter per-platform text."""
+    bare = render_post(replace(queue, hashtags=()), post, rendered.platform, rendered.account)
+    added = rendered.parts[index - 1].length - bare.parts[index - 1].length
+    tags = " ".join(queue.hashtags)
+    share = f" ({added} of them the added {tags})" if added > 0 else ""
+    has_own = rendered.platform in post.overrides and post.overrides[rendered.platform].parts is not None
+    fix = "shorten it" if has_own else f"shorten it, or give a shorter `{rendered.platform}:` text"
+    return f"{share}; {fix}"
+
+
 def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem]:
     problems = []
     many = len(rendered.parts) > 1
@@ -268,11 +279,13 @@ def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem
             what = unit[rendered.platform]
             if rendered.spoiler_text:
                 what += " with the content warning"
+            advice = _length_advice(queue, post, rendered, index)
+            text_line = post.text_lines.get(rendered.platform) or post.text_lines.get("") or post.line
             problems.append(
                 Problem(
                     str(queue.file),
-                    post.line,
-                    f"{where} is too long {on}: {part.length} {what}, limit {part.limit}",
+                    text_line,
+                    f"{where} is too long {on}: {part.length} {what}, limit {part.limit}{advice}",
                 )
             )
         if part.byte_limit is not None and (part.byte_length or 0) > part.byte_limit:

@@ -6,6 +6,7 @@ test of the bot drives them with the real client libraries.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,11 @@ from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
 # The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook, Instagram): fixed so a saved Bluesky
 # session, which remembers its PDS URL, still points at the emulator after a restart.
 SANDBOX_PORT = 8801
+
+
+def new_control_token() -> str:
+    """A fresh token for one run of the sandbox (printed in its JSON line, never stored)."""
+    return secrets.token_urlsafe(24)
 
 
 @dataclass
@@ -45,14 +51,23 @@ def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_
 
 
 def start_sandbox(
-    port: int | None = None, accounts: int = 2, limits: str = "none", clock: Clock = utc_now
+    port: int | None = None,
+    accounts: int = 2,
+    limits: str = "none",
+    clock: Clock = utc_now,
+    control_token: str | None = None,
 ) -> Sandbox:
-    """Start the emulators: on ports N, N+1, ... N+4, or on free ports when `port` is None."""
+    """Start the emulators: on ports N, N+1, ... N+4, or on free ports when `port` is None.
+
+    `control_token`: required in `X-Sandbox-Token` by every `/_sandbox/` route (see
+    `new_control_token`); the commands always set one, a test may leave it out.
+    """
     emulators = build_emulators(accounts, limits, clock)
     servers: dict[str, SandboxServer] = {}
     try:
         for offset, (name, emulator) in enumerate(emulators.items()):
-            servers[name] = SandboxServer(emulator, 0 if port is None else port + offset).start()
+            at = 0 if port is None else port + offset
+            servers[name] = SandboxServer(emulator, at, control_token).start()
     except OSError:
         for server in servers.values():
             server.stop()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 
 from bot.sandbox.bluesky_appview import (
@@ -26,11 +27,12 @@ from bot.sandbox.bluesky_appview import (
     parse_search_time,
 )
 from bot.sandbox.bluesky_auth import RATE_LIMITS, Authority
-from bot.sandbox.bluesky_lexicon import POST, REPOST
+from bot.sandbox.bluesky_lexicon import EMBED_RECORD, POST, REPOST, RecordInvalid, validate_record
 from bot.sandbox.bluesky_repo import Repo
 from bot.sandbox.bluesky_richtext import detect_facets
 from bot.sandbox.bluesky_xrpc import XrpcError, int_param, limit_param, offset_cursor, param, xrpc_error
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
+from bot.sandbox.webpages import page
 
 CAMPAIGN_TAG = "NoTechForICE"
 _IMAGE_PATH = re.compile(r"^/img/[a-z_]+/plain/(did:[^/]+)/([a-z0-9]+)@[a-z]+$")
@@ -50,6 +52,11 @@ def sandbox_app_password(name: str) -> str:
     digest = hashlib.sha256(f"bluesky-app-password:{name}".encode()).digest()
     letters = "".join("abcdefghijklmnopqrstuvwxyz234567"[b % 32] for b in digest[:16])
     return "-".join(letters[i : i + 4] for i in range(0, 16, 4))
+
+
+def sandbox_password(name: str) -> str:
+    """An account's main password, which the bot should never be given (docs/sandbox.md)."""
+    return f"correct-horse-{name}"
 
 
 class BlueskyEmulator(Emulator):
@@ -88,6 +95,7 @@ class BlueskyEmulator(Emulator):
                 joined,
                 name,
                 sandbox_app_password(name),
+                sandbox_password(name),
             )
             for name in account_names(self.account_count)
         ]
@@ -103,6 +111,8 @@ class BlueskyEmulator(Emulator):
         if request.method == "GET" and (match := _IMAGE_PATH.match(request.path)):
             with self.lock:
                 return self.repo.image_bytes(match.group(2))
+        if request.method == "GET" and request.path == "/settings/app-passwords":
+            return self._app_passwords_page()
         nsid = request.path.removeprefix("/xrpc/")
         with self.lock:
             try:
@@ -147,9 +157,17 @@ class BlueskyEmulator(Emulator):
         with self.lock:
             return self.auth.account_name(request, self.net)
 
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - {"email_auth_factor"})
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        if "email_auth_factor" in settings:
+            self.auth.email_auth_factor = bool(settings["email_auth_factor"])
+
     def reset(self) -> None:
         """Empty every post, blob and notification; our accounts and their sessions stay valid."""
         super().reset()
+        self.auth.email_auth_factor = False
         self._wire(Network(actors={a.did: a for a in self._ours}))
 
     def credentials(self) -> list[dict[str, str]]:
@@ -173,15 +191,27 @@ class BlueskyEmulator(Emulator):
     def account_authors(self) -> dict[str, str]:
         return {a.name or "": a.handle for a in self._ours}
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        options = options or {}
         handle = author.lower().removeprefix("@")
         handle = handle if "." in handle else f"{handle}.test"
         actor = self.net.actor(handle)
         if actor is None:
             actor = Actor(sandbox_did(handle), handle, author, self.clock() - timedelta(days=30))
             self.net.actors[actor.did] = actor
+        if actor.did in self.net.suspended:
+            raise ValueError(f"{actor.handle} is suspended")
+        if kind in ("delete", "suspend", "edit"):
+            return self._audience_change(kind, actor, to)
         record: dict[str, Any] = {"$type": POST, "text": text}
-        if kind == "reply":
+        if kind == "quote":
+            quoted = self.net.live(str(to or ""))
+            if quoted is None:
+                raise ValueError(f"quote needs `to`: the at:// uri of a post, not {to!r}")
+            record["embed"] = {"$type": EMBED_RECORD, "record": {"uri": quoted.uri, "cid": quoted.cid}}
+        elif kind == "reply":
             parent = self.net.live(str(to or ""))
             if parent is None:
                 raise ValueError(f"reply needs `to`: the at:// uri of a post, not {to!r}")
@@ -193,12 +223,55 @@ class BlueskyEmulator(Emulator):
             record["text"] = text = f"@{target.handle} {text}"
         elif kind == "hashtag" and f"#{CAMPAIGN_TAG.lower()}" not in text.lower():
             record["text"] = text = f"{text} #{CAMPAIGN_TAG}".strip()
+        # `plain`: no facets, as the SDK's send_post(text), cross-posters and scripts write.
         facets = detect_facets(text, lambda h: a.did if (a := self.net.actor(h)) else None)
-        if facets:
+        if facets and not options.get("plain"):
             record["facets"] = facets
+        if options.get("tags"):
+            record["tags"] = [str(t) for t in options["tags"]]
         stamp = self.repo.stamp()
-        record["createdAt"] = format_time(stamp)
+        # createdAt is the client's claim: any valid datetime, however far in the past or future.
+        record["createdAt"] = str(options.get("created_at") or format_time(stamp))
+        try:
+            validate_record(POST, record)  # what the PDS refuses, the control call refuses too
+        except RecordInvalid as exc:
+            raise ValueError(exc.message) from None
         return self._state_post(self.repo.store(actor, POST, None, record, stamp))
+
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        record = self.net.records[post_id]
+        record.value.update(fields)  # into the record, as a hostile client could write it
+        return self._state_post(record)
+
+    def _audience_change(self, kind: str, actor: Actor, to: str | None) -> dict[str, Any]:
+        """Someone deletes a post of theirs, or is taken down: their posts vanish from the
+        AppView's views, search and notifications. Bluesky apps never edit a post."""
+        if kind == "edit":
+            raise ValueError("edit: only the Mastodon emulator edits posts")
+        if kind == "suspend":
+            self.net.suspended.add(actor.did)
+            gone = [r for r in self.net.records.values() if r.did == actor.did and not r.deleted]
+        else:
+            record = self.net.live(str(to or ""))
+            if record is None or record.did != actor.did:
+                raise ValueError(f"delete needs `to`: the uri of a live post by {actor.handle}, not {to!r}")
+            gone = [record]
+        for record in gone:
+            record.deleted = True
+        return {"author": actor.handle, "deleted": [r.uri for r in gone]}
+
+    def _app_passwords_page(self) -> Response:
+        """The sandbox's stand-in for Settings > Privacy and security > App passwords."""
+        rows = "".join(
+            f"<tr><td>{escape(a.handle)}</td><td><code>{escape(a.app_password or '')}</code></td></tr>\n"
+            for a in self._ours
+        )
+        body = (
+            "<p>On Bluesky each account makes its own with Add App Password; "
+            "each sandbox account has one.</p>\n"
+            f"<table>\n<tr><th>Handle</th><th>App password</th></tr>\n{rows}</table>"
+        )
+        return page(200, "App passwords", body)
 
     # -- sessions and actors --------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from bot.sandbox.bluesky_lexicon import (
     REPOST,
     parse_datetime,
 )
+from bot.sandbox.bluesky_richtext import text_tags
 
 THREAD_VIEW = "app.bsky.feed.defs#threadViewPost"
 NOT_FOUND_POST = "app.bsky.feed.defs#notFoundPost"
@@ -45,6 +46,7 @@ class Actor:
     created_at: datetime
     name: str | None = None  # ours: the account name in config.yaml; None for the audience
     app_password: str | None = None
+    password: str | None = None  # the account's main password (ours only)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Network:
     notifications: list[Notification] = field(default_factory=list)
     children: dict[str, list[str]] = field(default_factory=dict)  # parent uri -> reply uris
     subjects: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (kind, uri) -> uris
+    suspended: set[str] = field(default_factory=set)  # dids taken down: their posts gone from views
 
     def actor(self, identifier: str) -> Actor | None:
         """By DID or handle (case-insensitive, as handles are)."""
@@ -368,11 +371,15 @@ class SearchQuery:
         if record.collection != POST or record.deleted:
             return False
         value = record.value
-        words = {w.lower() for w in _WORD.findall(str(value.get("text", "")))}
+        text = str(value.get("text", ""))
+        words = {w.lower() for w in _WORD.findall(text)}
         tags = post_tags(value)
+        # `#tag` in `q` is full-text: it finds the tag in the text too, faceted or not; the
+        # `tag` parameter filters on the indexed tags only, facets and `tags` (docs/platforms.md).
+        written = tags | text_tags(text)
         for term in self.q.split():
             if term.startswith(("#", "＃")) and len(term) > 1:
-                if term[1:].lower() not in tags:
+                if term[1:].lower() not in written:
                     return False
             elif term.startswith("from:"):
                 if resolve(term[5:]) != record.did:

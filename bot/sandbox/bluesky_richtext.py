@@ -59,3 +59,13 @@ def detect_facets(text: str, resolve_handle: Callable[[str], str | None]) -> lis
             {"index": span(start, start + 1 + len(tag)), "features": [{"$type": FACET_TAG, "tag": tag}]}
         )
     return sorted(facets, key=lambda f: int(f["index"]["byteStart"]))
+
+
+def text_tags(text: str) -> set[str]:
+    """The tags the text carries by the app's facet rule, lower-cased, whether or not faceted."""
+    found = set()
+    for match in _TAG.finditer(text):
+        tag = _TRAILING_PUNCT.sub("", match.group(2) or "")
+        if tag and count_graphemes(tag) <= 64:
+            found.add(tag.lower())
+    return found

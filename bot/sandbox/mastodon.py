@@ -22,17 +22,18 @@ Settings (`POST /_sandbox/settings`):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.sandbox.mastodon_audience import Audience
 from bot.sandbox.mastodon_entities import (
     MAX_CHARACTERS,
     VISIBILITIES,
     Actor,
     Status,
     credential_account_json,
-    extract_tags,
     gotosocial_length,
     iso_ms,
     iso_us,
@@ -56,12 +57,13 @@ from bot.sandbox.mastodon_instance import (
     nginx_page,
 )
 from bot.sandbox.mastodon_media import attachable_media, poll_media, upload_media
+from bot.sandbox.mastodon_oauth import OAuthServer
 from bot.sandbox.mastodon_reads import account_statuses, notifications, tag_timeline
-from bot.sandbox.mastodon_store import MastodonStore
+from bot.sandbox.mastodon_search import search
+from bot.sandbox.mastodon_store import MastodonStore, id_order
 from bot.sandbox.mastodon_stream import HashtagStreams
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
 
-CAMPAIGN_TAG = "NoTechForICE"
 IDEMPOTENCY_TTL = timedelta(hours=1)  # PostStatusService: setex 3600
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -72,10 +74,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "audience_visibility": "public",
     "stream_heartbeat": 15.0,
     "streaming": "up",
+    "ids": "snowflake",
 }
 STREAMING = ("up", "down", "none")
+IDS = ("snowflake", "ulid")
 
-STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|reblog|unreblog))?$")
+STATUS_ROUTE = re.compile(r"^/api/v1/statuses/([^/]+)(?:/(context|source|reblog|unreblog))?$")
 ACCOUNT_ROUTE = re.compile(r"^/api/v1/accounts/([^/]+)(/statuses)?$")
 MEDIA_ROUTE = re.compile(r"^/api/v1/media/([^/]+)$")
 NOTIFICATION_ROUTE = re.compile(r"^/api/v1/notifications/([^/]+)$")
@@ -92,6 +96,8 @@ class MastodonEmulator(Emulator):
         self.settings = dict(DEFAULT_SETTINGS)
         self.idempotency: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.streams = HashtagStreams()
+        # Apps and the tokens they were granted outlive a reset, as the fixed tokens do.
+        self.oauth = OAuthServer(clock, account_names(accounts))
 
     # -- the shared layer's hooks -----------------------------------------------------------
 
@@ -132,7 +138,10 @@ class MastodonEmulator(Emulator):
                 raise ValueError(f"{key} must be one of {', '.join(VISIBILITIES)}")
         if settings.get("streaming", "up") not in STREAMING:
             raise ValueError(f"streaming must be one of {', '.join(STREAMING)}")
+        if settings.get("ids", "snowflake") not in IDS:
+            raise ValueError(f"ids must be one of {', '.join(IDS)}")
         self.settings.update(settings)
+        self.store.ulid_ids = self.settings["ids"] == "ulid"
         if self.settings["streaming"] != "up":
             self.streams.end_open()
         for actor in self.store.ours:
@@ -150,26 +159,21 @@ class MastodonEmulator(Emulator):
         """Ends open streams: they check this flag every 0.2 s."""
         self.streams.close()
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
-        actor = self.store.audience_actor(author)
-        host = self._host()
-        parent: Status | None = None
-        if kind == "reply":
-            parent = self.store.statuses.get(str(to)) if to is not None else None
-            if parent is None or parent.deleted:
-                raise ValueError(f"reply needs `to`: the id of an existing status, not {to!r}")
-            # Mastodon clients start a reply with the mention of the author replied to.
-            if parent.author not in self.store.resolve_mentions(text, host):
-                text = f"@{parent.author.acct} {text}"
-        elif kind == "mention":
-            if not any(a.domain is None for a in self.store.resolve_mentions(text, host)):
-                text = f"@{self.store.ours[0].username} {text}"
-        elif CAMPAIGN_TAG.lower() not in extract_tags(text):
-            text = f"{text} #{CAMPAIGN_TAG}"
-        status = self.store.create_status(
-            actor, text, host=host, visibility=str(self.settings["audience_visibility"]), in_reply_to=parent
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        audience = Audience(
+            self.store,
+            self._publish,
+            self._state_post,
+            self._host(),
+            str(self.settings["audience_visibility"]),
         )
-        self._publish("update", status)
+        return audience.act(kind, author, text, to, options or {})
+
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        status = self.store.statuses[post_id]
+        status.overrides.update(fields)
         return self._state_post(status)
 
     def state_posts(self) -> list[dict[str, Any]]:
@@ -189,7 +193,7 @@ class MastodonEmulator(Emulator):
         return {a.username: a.acct for a in self.store.ours}
 
     def _statuses(self) -> list[Status]:
-        return sorted(self.store.statuses.values(), key=lambda s: int(s.id))
+        return sorted(self.store.statuses.values(), key=lambda s: id_order(s.id))
 
     def _state_post(self, status: Status) -> dict[str, Any]:
         deleted, status.deleted = status.deleted, False  # `raw` as the API answered it
@@ -218,7 +222,13 @@ class MastodonEmulator(Emulator):
             key = viewer.username if viewer is not None else "address:127.0.0.1"
             try:
                 self._throttle(key, bucket)
-                response = self._route(request, viewer)
+                token = self._token(request)
+                if self.oauth.handles(request):
+                    fixed = token is not None and self.store.by_token(token) is not None
+                    response = self.oauth.handle(request, self.base_url, fixed, token)
+                else:
+                    self.oauth.check_scope(request, token)
+                    response = self._route(request, viewer)
             except ApiError as exc:
                 response = Response.json(exc.status, {"error": exc.message})
             return self._with_rate_headers(response, key, bucket)
@@ -243,11 +253,20 @@ class MastodonEmulator(Emulator):
         )
         return response
 
-    def _bearer(self, request: Request) -> Actor | None:
+    @staticmethod
+    def _token(request: Request) -> str | None:
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+
+    def _bearer(self, request: Request) -> Actor | None:
+        """The account a fixed sandbox token or a token granted through OAuth belongs to."""
+        token = self._token(request)
+        if token is None:
             return None
-        return self.store.by_token(header.removeprefix("Bearer ").strip())
+        granted = self.oauth.account_of(token)
+        if granted is not None:
+            return next((a for a in self.store.ours if a.username == granted), None)
+        return self.store.by_token(token)
 
     def _require(self, request: Request, viewer: Actor | None) -> Actor:
         """The caller's account, or Mastodon's 401 (the same body for a missing and a bad token)."""
@@ -291,6 +310,8 @@ class MastodonEmulator(Emulator):
             return Response.json(code, media_json(media, base))
         if path == "/api/v1/notifications" and method == "GET":
             return notifications(self.store, request, self._require(request, viewer), base)
+        if path == "/api/v2/search" and method == "GET":
+            return search(self.store, request, self._require(request, viewer), base)
         if match := STATUS_ROUTE.match(path):
             return self._status_route(request, viewer, match.group(1), match.group(2))
         if (match := ACCOUNT_ROUTE.match(path)) and method == "GET":
@@ -328,6 +349,8 @@ class MastodonEmulator(Emulator):
         text = first(params, "status") or ""
         spoiler = first(params, "spoiler_text") or ""
         parent = self._reply_target(first(params, "in_reply_to_id"), author)
+        quoted_id = first(params, "quoted_status_id")
+        quote = self._visible_status(quoted_id, author) if quoted_id else None
         media = attachable_media(self.store, params.get("media_ids", []), author)
         visibility = first(params, "visibility") or author.default_visibility
         if visibility not in VISIBILITIES:
@@ -355,6 +378,7 @@ class MastodonEmulator(Emulator):
             language=first(params, "language") or "en",
             in_reply_to=parent,
             media=media,
+            quote=quote,
         )
         self.windows.spend(author.username, "statuses")
         if idempotent and key is not None:
@@ -387,6 +411,11 @@ class MastodonEmulator(Emulator):
         status, base = self._visible_status(status_id, viewer), self.base_url
         if action is None:
             return Response.json(200, self.store.status_json(status, viewer, base))
+        if action == "source":
+            # What the author typed: the bot's lookup after a lost answer compares it.
+            return Response.json(
+                200, {"id": status.id, "text": status.text, "spoiler_text": status.spoiler_text}
+            )
         if action == "context":
             ancestors, descendants = self.store.context(status, viewer)
             return Response.json(
@@ -441,7 +470,7 @@ class MastodonEmulator(Emulator):
         """Hand a new or deleted status to the streams; only public, original ones can reach them."""
         if status.visibility != "public" or status.reblog is not None:
             return
-        if kind == "update":
+        if kind in ("update", "status.update"):
             self.streams.publish(kind, status, self.store.stream_json(status, self.base_url))
         else:
             self.streams.publish(kind, status, status.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import regex
@@ -108,6 +108,7 @@ class Actor:
     default_visibility: str = "public"
     statuses_count: int = 0  # not deleted
     last_status_at: datetime | None = None
+    suspended: bool = False
 
     @property
     def acct(self) -> str:
@@ -151,12 +152,20 @@ class Status:
     created_at: datetime
     in_reply_to: Status | None = None
     media: list[Media] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # what the tag timeline indexes it under
+    # What its `tags` array says when that differs from the text (None: the same). Servers
+    # differ here: a remote status's array is what its home server sent, not what its text says.
+    shown_tags: list[str] | None = None
     mentions: list[Actor] = field(default_factory=list)
     reblog: Status | None = None
+    quote: Status | None = None  # Mastodon 4.5 quotes: the status this one quotes
+    poll_options: list[str] | None = None
+    card_url: str | None = None  # the link preview the server made (audience posts)
+    edited_at: datetime | None = None
     deleted: bool = False
     replies: list[Status] = field(default_factory=list)  # direct replies, oldest first
     reblogs: list[Status] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the sandbox's audience `fields`
 
     def url(self, base_url: str) -> str:
         if self.author.domain is None:
@@ -331,13 +340,21 @@ def media_json(media: Media, base_url: str) -> dict[str, Any]:
     extension = media.mime_type.split("/")[-1].replace("jpeg", "jpg").replace("quicktime", "mov")
     ready = media.polls_until_ready <= 0
     small_w, small_h = _small_size(media.width, media.height)
-    meta: dict[str, Any] = {
-        "original": {
-            "width": media.width,
-            "height": media.height,
-            "size": f"{media.width}x{media.height}",
-            "aspect": round(media.width / media.height, 6) if media.height else 1.0,
-        },
+    original: dict[str, Any] = {
+        "width": media.width,
+        "height": media.height,
+        "size": f"{media.width}x{media.height}",
+        "aspect": round(media.width / media.height, 6) if media.height else 1.0,
+    }
+    meta: dict[str, Any] = {}
+    if media.kind in ("video", "audio"):
+        # Recorded: a video's `original` has frame rate, duration and bitrate, no size or
+        # aspect, and `colors` come with it; audio has no picture.
+        meta["colors"] = {"background": "#d9f3f3", "foreground": "#0c0c0c", "accent": "#0c0c0c"}
+        picture = {"width": media.width, "height": media.height, "frame_rate": "30/1"}
+        original = {**(picture if media.kind == "video" else {}), "duration": 7.3, "bitrate": 2187124}
+    meta |= {
+        "original": original,
         "small": {
             "width": small_w,
             "height": small_h,
@@ -358,6 +375,50 @@ def media_json(media: Media, base_url: str) -> dict[str, Any]:
         "meta": meta,
         "description": media.description,
         "blurhash": "UPN1Ddxup{IT9an~.8RjK-oy%gkE%#W?i^t6",
+    }
+
+
+def poll_json(status: Status, viewer_is_author: bool) -> dict[str, Any] | None:
+    """A Poll (docs.joinmastodon.org/entities/Poll): a day long, no votes yet."""
+    if status.poll_options is None:
+        return None
+    return {
+        "id": status.id,
+        "expires_at": iso_ms(status.created_at + timedelta(days=1)),
+        "expired": False,
+        "multiple": False,
+        "votes_count": 0,
+        "voters_count": 0,
+        "options": [{"title": title, "votes_count": 0} for title in status.poll_options],
+        "emojis": [],
+        "voted": viewer_is_author,
+        "own_votes": [],
+    }
+
+
+def card_json(url: str) -> dict[str, Any]:
+    """A PreviewCard of a plain link, in the recorded shape (test_status_card)."""
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    return {
+        "url": url,
+        "title": host,
+        "description": "",
+        "language": "en",
+        "type": "link",
+        "author_name": "",
+        "author_url": "",
+        "provider_name": "",
+        "provider_url": "",
+        "html": "",
+        "width": 0,
+        "height": 0,
+        "image": None,
+        "image_description": "",
+        "embed_url": "",
+        "blurhash": None,
+        "published_at": None,
+        "missing_attribution": False,
+        "authors": [],
     }
 
 

@@ -112,7 +112,7 @@ def page_of(
     request: Request,
     base_url: str,
     items: list[Any],
-    key: Callable[[Any], int],
+    key: Callable[[Any], str | int],
     *,
     default: int,
     maximum: int,
@@ -128,15 +128,15 @@ def page_of(
     page = paginate(
         items,
         key,
-        max_id=int_arg(request.arg("max_id")),
-        since_id=int_arg(request.arg("since_id")),
-        min_id=int_arg(request.arg("min_id")),
+        max_id=request.arg("max_id") or None,
+        since_id=request.arg("since_id") or None,
+        min_id=request.arg("min_id") or None,
         limit=limit,
     )
     if not page:
         return page, {}
 
-    def link(core: str, value: int) -> str:
+    def link(core: str, value: str | int) -> str:
         pieces = [f"{core}={value}"]
         for name in carried:
             for values in (request.query.get(name),):

@@ -2,9 +2,10 @@
 
 Real Mastodon answers an image upload with 200 and its url; video and audio are transcoded
 after the answer: 202 with `url: null`, then `GET /api/v1/media/:id` answers 206 until done and
-200 after (Mastodon.py's recorded cassette test_media_post[True]). The sandbox finishes processing at the
-first poll, or 5 s after the upload on the emulator's clock, whichever comes first; the setting
-`media_processing` sends images down the same path.
+200 after. In the recording (Mastodon.py's cassette test_media_post[True]) the first poll was
+already a 200, and so it is here by default. The setting `media_processing` sends images down
+the same path and makes it slow: one 206 first, then 200 (or 5 s after the upload on the
+emulator's clock, whichever comes first).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def upload_media(
         width=width,
         height=height,
         focus=focus,
-        polls_until_ready=1 if asynchronous else 0,
+        # Polls until the url is there: the first (default, as recorded) or the second.
+        polls_until_ready=(2 if process_images else 1) if asynchronous else 0,
     )
     store.media[media.id] = media
     return (202 if asynchronous else 200), media
@@ -74,16 +76,15 @@ def upload_media(
 def poll_media(
     store: MastodonStore, owner: Actor, media_id: str, base_url: str
 ) -> tuple[int, dict[str, Any]]:
-    """GET /api/v1/media/:id: 206 with `url: null` while processing (it is done after that poll), then 200."""
+    """GET /api/v1/media/:id: 206 with `url: null` while processing, then 200."""
     media = store.media.get(media_id)
     if media is None or media.owner is not owner:
         raise ApiError(404, "Not Found")
     if processing(media, store.clock()):
-        answer = media_json(media, base_url)
         media.polls_until_ready -= 1
-        return 206, answer
-    media.polls_until_ready = 0
-    return 200, media_json(media, base_url)
+    else:
+        media.polls_until_ready = 0
+    return (206 if media.polls_until_ready > 0 else 200), media_json(media, base_url)
 
 
 def attachable_media(store: MastodonStore, ids: list[str], author: Actor) -> list[Media]:

@@ -50,9 +50,7 @@ def tag_timeline(
         and (not only_media or s.media)
     ]
     carried = ("limit", "local", "only_media", "remote")
-    page, headers = page_of(
-        request, base_url, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
-    )
+    page, headers = page_of(request, base_url, items, lambda s: s.id, default=20, maximum=40, carried=carried)
     return Response.json(200, [store.status_json(s, viewer, base_url) for s in page], headers)
 
 
@@ -82,7 +80,5 @@ def account_statuses(
     carried = (
         "exclude_direct", "exclude_reblogs", "exclude_replies", "limit", "only_media", "pinned", "tagged"
     )  # fmt: skip
-    page, headers = page_of(
-        request, base_url, items, lambda s: int(s.id), default=20, maximum=40, carried=carried
-    )
+    page, headers = page_of(request, base_url, items, lambda s: s.id, default=20, maximum=40, carried=carried)
     return Response.json(200, [store.status_json(s, viewer, base_url) for s in page], headers)

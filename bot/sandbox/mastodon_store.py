@@ -20,10 +20,12 @@ from bot.sandbox.mastodon_entities import (
     Notification,
     Status,
     account_json,
+    card_json,
     extract_mentions,
     extract_tags,
     iso_ms,
     media_json,
+    poll_json,
     render_content,
 )
 
@@ -44,13 +46,28 @@ def snowflake(moment: datetime, sequence: int) -> int:
     return (int(moment.timestamp() * 1000) << 16) + (sequence & 0xFFFF)
 
 
+def id_order(value: str | int) -> tuple[int, str]:
+    """Ids compare as (length, text): Mastodon's decimal snowflakes and GoToSocial's ULIDs alike."""
+    text = str(value)
+    return (len(text), text)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid(moment: datetime, sequence: int) -> str:
+    """GoToSocial's ids: ULIDs, 48 bits of milliseconds then 80 of (here) sequence, base 32."""
+    number = (int(moment.timestamp() * 1000) << 80) + sequence
+    return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
+
+
 def paginate(
     items: list[Any],
-    key: Callable[[Any], int],
+    key: Callable[[Any], str | int],
     *,
-    max_id: int | None,
-    since_id: int | None,
-    min_id: int | None,
+    max_id: str | None,
+    since_id: str | None,
+    min_id: str | None,
     limit: int,
 ) -> list[Any]:
     """Mastodon's paginate_by_id over items sorted newest first.
@@ -61,9 +78,9 @@ def paginate(
     chosen = [
         item
         for item in items
-        if (max_id is None or key(item) < max_id)
-        and (since_id is None or key(item) > since_id)
-        and (min_id is None or key(item) > min_id)
+        if (max_id is None or id_order(key(item)) < id_order(max_id))
+        and (since_id is None or id_order(key(item)) > id_order(since_id))
+        and (min_id is None or id_order(key(item)) > id_order(min_id))
     ]
     if min_id is not None:
         return chosen[-limit:] if limit else []
@@ -88,6 +105,7 @@ class MastodonStore:
         self.notifications: list[Notification] = []
         self._last_id = 0
         self._sequence = 0
+        self.ulid_ids = False  # GoToSocial mode: new ids are ULIDs, not numbers
         self._notification_id = 0
 
     # -- ids and accounts -----------------------------------------------------------------
@@ -95,7 +113,7 @@ class MastodonStore:
     def new_id(self) -> str:
         self._sequence += 1
         self._last_id = max(self._last_id + 1, snowflake(self.clock(), self._sequence))
-        return str(self._last_id)
+        return ulid(self.clock(), self._last_id & 0xFFFFFFFF) if self.ulid_ids else str(self._last_id)
 
     def by_token(self, token: str) -> Actor | None:
         return next((actor for actor in self.ours if actor.token == token), None)
@@ -143,6 +161,7 @@ class MastodonStore:
         language: str | None = "en",
         in_reply_to: Status | None = None,
         media: Iterable[Media] = (),
+        quote: Status | None = None,
     ) -> Status:
         status = Status(
             id=self.new_id(),
@@ -157,6 +176,7 @@ class MastodonStore:
             media=list(media),
             tags=extract_tags(text),
             mentions=self.resolve_mentions(text, host),
+            quote=quote,
         )
         for item in status.media:
             item.status_id = status.id
@@ -164,6 +184,8 @@ class MastodonStore:
         for mentioned in status.mentions:
             if mentioned.domain is None and mentioned is not author:
                 self.notify("mention", mentioned, author, status)
+        if quote is not None and quote.author.domain is None and quote.author is not author:
+            self.notify("quote", quote.author, author, status)  # Mastodon 4.5's quote notification
         return status
 
     def reblog(self, actor: Actor, original: Status, visibility: str) -> Status:
@@ -266,8 +288,8 @@ class MastodonStore:
             "replies_count": replies,
             "reblogs_count": reblogs,
             "favourites_count": 0,
-            "quotes_count": 0,
-            "edited_at": None,
+            "quotes_count": sum(1 for s in self.statuses.values() if s.quote is status and not s.deleted),
+            "edited_at": iso_ms(status.edited_at) if status.edited_at else None,
         }
         if viewer is not None:
             out.update(self._viewer_fields(status, viewer))
@@ -280,22 +302,48 @@ class MastodonStore:
             out["filtered"] = []
         out["reblog"] = self.status_json(status.reblog, viewer, base_url) if status.reblog else None
         if author.domain is None:
-            # Mastodon shows the posting application only for local accounts.
-            out["application"] = APPLICATION
+            # Mastodon shows the posting application only for local accounts, and a boost's as
+            # null (recorded: a reblog's `application` is null).
+            out["application"] = APPLICATION if status.reblog is None else None
         out["account"] = self.account_json(author, base_url)
         out["media_attachments"] = [media_json(m, base_url) for m in status.media]
         out["mentions"] = [
             {"id": a.id, "username": a.username, "url": a.url(base_url), "acct": a.acct}
             for a in status.mentions
         ]
-        out["tags"] = [{"name": tag, "url": f"{base_url}/tags/{tag}"} for tag in status.tags]
+        shown = status.tags if status.shown_tags is None else status.shown_tags
+        out["tags"] = [{"name": tag, "url": f"{base_url}/tags/{tag.lower()}"} for tag in shown]
         out["emojis"] = []
         out["tagged_collections"] = []
-        out["quote"] = None
-        out["card"] = None
-        out["poll"] = None
+        out["quote"] = self._quote_json(status, viewer, base_url)
+        out["card"] = card_json(status.card_url) if status.card_url else None
+        out["poll"] = poll_json(status, viewer is status.author)
         out["quote_approval"] = {"automatic": ["public"], "manual": [], "current_user": "automatic"}
+        out.update(status.overrides)
         return out
+
+    def _quote_json(self, status: Status, viewer: Actor | None, base_url: str) -> dict[str, Any] | None:
+        """Mastodon 4.5's Quote: `accepted` with the quoted status while it can be seen."""
+        if status.quote is None:
+            return None
+        if not self.visible(status.quote, viewer):
+            return {"state": "deleted" if status.quote.deleted else "unauthorized", "quoted_status": None}
+        return {"state": "accepted", "quoted_status": self.status_json(status.quote, viewer, base_url)}
+
+    def edit(self, status: Status, text: str, host: str) -> None:
+        """PUT /api/v1/statuses/:id as its author would: new text, tags and mentions, `edited_at`."""
+        status.text = text
+        status.tags = extract_tags(text)
+        status.mentions = self.resolve_mentions(text, host)
+        status.edited_at = self.clock()
+
+    def suspend(self, actor: Actor) -> list[Status]:
+        """A suspended account's statuses are gone from every read."""
+        actor.suspended = True
+        gone = [s for s in self.statuses.values() if s.author is actor and not s.deleted]
+        for status in gone:
+            self.delete(status)
+        return gone
 
     def _viewer_fields(self, status: Status, viewer: Actor) -> dict[str, Any]:
         fields: dict[str, Any] = {

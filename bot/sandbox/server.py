@@ -20,10 +20,11 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import fnmatch
+import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -32,6 +33,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 Clock = Callable[[], datetime]
+
+
+# What `/_sandbox/audience` can make someone else do (docs/sandbox.md).
+AUDIENCE_KINDS = ("reply", "mention", "hashtag", "quote", "edit", "delete", "suspend")
 
 
 def utc_now() -> datetime:
@@ -122,6 +127,12 @@ class Fault:
     reset_in: float | None = None  # with status 429
     account: str | None = None
     apply: bool = False  # with status: apply the write first, then answer with the error
+    # Hostile and broken answers (docs/sandbox.md): this exact body (after applying the write),
+    # extra headers, a body of `body_bytes` bytes, the body sent a byte every `drip_ms`.
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body_bytes: int = 0
+    drip_ms: int = 0
     code: int | None = None  # the platform's own error code (Graph: 368, 506, ...), instead of status
 
     def matches(self, method: str, paths: tuple[str, ...], account: str | None) -> bool:
@@ -187,6 +198,7 @@ class Emulator:
         self.clock = clock
         self.lock = threading.RLock()
         self.base_url = ""  # set by the server once it is bound
+        self.control_token: str | None = None  # set by the server: `X-Sandbox-Token` for /_sandbox/
         self.rates = RateWindow(clock)
 
     # -- for subclasses -------------------------------------------------------------------
@@ -214,9 +226,17 @@ class Emulator:
         """The answer for a fault given as the platform's own error `code`; ValueError if none."""
         raise ValueError(f"the {self.name} emulator takes no error code; give a status")
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
-        """Post one message by someone else; return it as a state post."""
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Post one message by someone else; return it as a state post. `options`: the rest of
+        the control request (`plain`, ... in docs/sandbox.md)."""
         raise NotImplementedError
+
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Overwrite fields of an audience post as the network serves it (`audience` `fields`):
+        a hostile or malformed post, e.g. an impossible `createdAt`. Returns its state post."""
+        raise ValueError(f"{self.name} takes no audience `fields`")
 
     def apply_settings(self, settings: dict[str, Any]) -> None:
         if settings:
@@ -244,7 +264,10 @@ class Emulator:
         """The server is stopping: end what outlives a request (open event streams)."""
 
     def describe(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "accounts": self.credentials()}
+        described: dict[str, Any] = {"base_url": self.base_url, "accounts": self.credentials()}
+        if self.control_token:
+            described["control_token"] = self.control_token
+        return described
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -264,14 +287,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        length = _content_length(self.headers.get("Content-Length"))
+        if length is None:
+            # A negative or unreadable length would have the read wait for ever: refuse it.
+            self.close_connection = True
+            self._send(Response.json(400, {"error": "bad Content-Length"}))
+            return
         body = self.rfile.read(length) if length else b""
         request = Request(
             self.command, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body
         )
         emulator = self.server.emulator
         if split.path.startswith("/_sandbox/"):
-            self._send(self.server.control(request))
+            refused = self.server.refuse_control(request)
+            self._send(refused or self.server.control(request))
             return
         fault = self.server.take_fault(request)
         if fault is not None:
@@ -280,12 +309,13 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.drop == "before":
                 self.close_connection = True
                 return
-            if fault.status == 429:
+            rewritten = fault.body is not None or fault.body_bytes  # answered after applying
+            if fault.status == 429 and not rewritten:
                 reset_at = emulator.clock() + timedelta(seconds=fault.reset_in or 60)
-                self._send(emulator.rate_limited_response(reset_at))
+                self._send(_hostile(fault, emulator.rate_limited_response(reset_at)), fault.drip_ms)
                 return
-            if fault.errs and not fault.apply:
-                self._send(self._fault_error(fault))
+            if fault.errs and not fault.apply and not rewritten:
+                self._send(_hostile(fault, self._fault_error(fault)), fault.drip_ms)
                 return
         try:
             response = emulator.handle(request)
@@ -296,9 +326,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.drop == "after":
             self.close_connection = True  # the write was applied; the answer is lost
             return
-        if fault is not None and fault.errs:
+        if fault is not None and fault.errs and fault.apply:
             response = self._fault_error(fault)  # applied, then answered with an error
-        self._send(response)
+        if fault is not None:
+            response = _hostile(fault, response)
+        self._send(response, fault.drip_ms if fault is not None else 0)
 
     def _fault_error(self, fault: Fault) -> Response:
         emulator = self.server.emulator
@@ -306,10 +338,13 @@ class _Handler(BaseHTTPRequestHandler):
             return emulator.coded_error(fault.code)
         return emulator.error_response(fault.status or 500)
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, drip_ms: int = 0) -> None:
         self.send_response(response.status)  # writes the one Date header
         for name, value in response.headers.items():
             self.send_header(name, value)
+        if drip_ms:
+            self._drip(response, drip_ms / 1000)
+            return
         if response.stream is not None:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -327,6 +362,58 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
+    def _drip(self, response: Response, pause: float) -> None:
+        """A slow server: the body one byte at a time, `pause` seconds apart (a stopped server or
+        a client that hung up ends it)."""
+        body = b"".join(response.stream) if response.stream is not None else response.body
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                if self.server.stopping.wait(pause):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+MAX_REQUEST_BYTES = 64 * 1024 * 1024  # far above any upload the emulators take (Mastodon: 16 MB)
+
+
+def _content_length(value: str | None) -> int | None:
+    """The request body's length, or None when it is not a number in [0, MAX_REQUEST_BYTES]."""
+    if value is None or value.strip() == "":
+        return 0
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if 0 <= length <= MAX_REQUEST_BYTES else None
+
+
+def _hostile(fault: Fault, response: Response) -> Response:
+    """The answer as the fault rewrites it: its own body, a huge body, extra headers."""
+    if fault.body is not None:
+        status = fault.status or 200
+        response = Response(status, fault.body.encode(), {"Content-Type": "application/json; charset=utf-8"})
+    if fault.body_bytes:
+        size = fault.body_bytes
+
+        def huge() -> Iterator[bytes]:  # valid JSON, never held whole: `[` spaces `]`
+            yield b"["
+            left = size - 2
+            while left > 0:
+                step = min(left, 1 << 20)
+                yield b" " * step
+                left -= step
+            yield b"]"
+
+        response = Response(fault.status or 200, b"", {"Content-Type": "application/json"}, stream=huge())
+    response.headers = {**response.headers, **fault.headers}
+    return response
+
 
 class SandboxServer(ThreadingHTTPServer):
     """One emulator behind a threaded HTTP server on 127.0.0.1."""
@@ -334,11 +421,17 @@ class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator, port: int = 0) -> None:
+    def __init__(self, emulator: Emulator, port: int = 0, control_token: str | None = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.emulator = emulator
+        # With a token, the control routes answer only requests that carry it: a web page open
+        # in the staff's browser could otherwise drive the sandbox (a `text/plain` POST needs
+        # no CORS preflight). `python -m bot sandbox` and `run --sandbox` always set one.
+        self.control_token = control_token
+        emulator.control_token = control_token
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
+        self.stopping = threading.Event()  # ends slow (drip) answers
         emulator.base_url = self.base_url
         self._thread: threading.Thread | None = None
 
@@ -354,6 +447,7 @@ class SandboxServer(ThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.emulator.close()
         self.shutdown()
         self.server_close()
@@ -384,6 +478,18 @@ class SandboxServer(ThreadingHTTPServer):
                     return fault
         return None
 
+    def refuse_control(self, request: Request) -> Response | None:
+        """A 403 unless the control request names this server as its Host (no DNS rebinding)
+        and, when the server has a token, carries it in `X-Sandbox-Token`."""
+        port = self.server_address[1]
+        host = (request.headers.get("Host") or "").lower()
+        if host not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            return Response.json(403, {"error": "bad sandbox request: Host must be this server"})
+        given = request.headers.get("X-Sandbox-Token") or ""
+        if self.control_token and not hmac.compare_digest(given.encode(), self.control_token.encode()):
+            return Response.json(403, {"error": "bad sandbox request: missing or wrong X-Sandbox-Token"})
+        return None
+
     def control(self, request: Request) -> Response:
         emulator = self.emulator
         route = (request.method, request.path.removeprefix("/_sandbox/"))
@@ -410,6 +516,10 @@ class SandboxServer(ThreadingHTTPServer):
                     reset_in=payload.get("reset_in"),
                     account=payload.get("account"),
                     apply=bool(payload.get("apply", False)),
+                    body=None if payload.get("body") is None else str(payload["body"]),
+                    headers={str(k): str(v) for k, v in dict(payload.get("headers") or {}).items()},
+                    body_bytes=int(payload.get("body_bytes", 0)),
+                    drip_ms=int(payload.get("drip_ms", 0)),
                     code=None if payload.get("code") is None else int(payload["code"]),
                 )
                 if fault.drop not in (None, "before", "after"):
@@ -421,15 +531,30 @@ class SandboxServer(ThreadingHTTPServer):
                 return Response.json(200, {"ok": True})
             if route == ("POST", "audience"):
                 kind = str(payload["kind"])
-                if kind not in ("reply", "mention", "hashtag"):
-                    raise ValueError("kind must be reply, mention or hashtag")
+                if kind not in AUDIENCE_KINDS:
+                    raise ValueError(f"kind must be one of {', '.join(AUDIENCE_KINDS)}")
+                fields = payload.get("fields") or {}
+                if not isinstance(fields, dict):
+                    raise ValueError("fields must be an object")
+                args = (
+                    kind,
+                    str(payload.get("author", "alice")),
+                    str(payload.get("text", "")),
+                    payload.get("to"),
+                )
+                # Options only when given: an emulator without any keeps the four-argument form.
+                options = {
+                    k: v
+                    for k, v in payload.items()
+                    if k not in ("kind", "author", "text", "to", "count", "fields")
+                }
                 with emulator.lock:
                     posts = [
-                        emulator.add_audience(
-                            kind, str(payload.get("author", "alice")), str(payload["text"]), payload.get("to")
-                        )
+                        emulator.add_audience(*args, options) if options else emulator.add_audience(*args)
                         for _ in range(int(payload.get("count", 1)))
                     ]
+                    if fields:
+                        posts = [emulator.amend(str(post["id"]), fields) for post in posts]
                 return Response.json(200, {"posts": posts})
             if route == ("POST", "settings"):
                 with emulator.lock:

@@ -9,7 +9,7 @@ pages, cursors and the 7-day `since_id` rule live in `x_timeline`; the state in 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -18,10 +18,13 @@ from twitter_text import parse_tweet
 
 from bot.campaign.images import inspect_image
 from bot.sandbox.server import Clock, Emulator, Request, Response, account_names, utc_now
-from bot.sandbox.x_auth import parse_oauth_header, signature_base_string, verify_signature
+from bot.sandbox.x_audience import audience_act
+from bot.sandbox.x_auth import OAuthHeader, parse_oauth_header, signature_base_string, verify_signature
 from bot.sandbox.x_errors import (
     DUPLICATE,
     NOT_PERMITTED,
+    OAUTH1_PERMISSIONS,
+    OAUTH1_PERMISSIONS_DETAIL,
     invalid_request,
     missing_user,
     not_found,
@@ -36,16 +39,21 @@ from bot.sandbox.x_limits import (
     POST_TWEETS,
     RETWEET,
     SEARCH_RECENT,
+    TWEET_LOOKUP,
+    TWEETS_LOOKUP,
+    UNRETWEET,
     USER_TWEETS,
     USERS_ME,
+    WRITES,
     RateBook,
 )
+from bot.sandbox.x_lookup import lookup, undo_retweet
+from bot.sandbox.x_oauth import XOAuth
 from bot.sandbox.x_query import QueryError, compile_query
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import RECENT, TimelineError, read_page
-from bot.sandbox.x_tweets import XMedia, XTweet, XUser, hashtags_of, mentions_of, stable_digits, stable_token
+from bot.sandbox.x_tweets import XMedia, XTweet, XUser, mentions_of, stable_digits, stable_token
 
-CAMPAIGN_HASHTAG = "#NoTechForICE"
 MEDIA_CATEGORIES = frozenset(
     [
         "amplify_video",
@@ -81,6 +89,9 @@ class XEmulator(Emulator):
         self.book = RateBook(limits, self.rates)
         self.accounts = [account_user(name) for name in account_names(accounts)]
         self.store = XStore(self.accounts, clock)
+        self.oauth = XOAuth(
+            {self._keys(u)["consumer_key"]: (u, self._keys(u)["consumer_secret"]) for u in self.accounts}
+        )
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
             ("POST", re.compile(r"/2/tweets"), POST_TWEETS, self._create_tweet),
             ("DELETE", re.compile(r"/2/tweets/(\d{1,19})"), DELETE_TWEET, self._delete_tweet),
@@ -91,7 +102,11 @@ class XEmulator(Emulator):
             ("POST", re.compile(r"/2/users/(\d{1,19})/retweets"), RETWEET, self._retweet),
             ("POST", re.compile(r"/2/media/upload"), MEDIA_UPLOAD, self._upload_media),
             ("POST", re.compile(r"/2/media/metadata"), MEDIA_METADATA, self._media_metadata),
+            ("DELETE", re.compile(r"/2/users/(\d{1,19})/retweets/(\d{1,19})"), UNRETWEET, self._unretweet),
+            ("GET", re.compile(r"/2/tweets/(\d{1,19})"), TWEET_LOOKUP, self._lookup),
+            ("GET", re.compile(r"/2/tweets"), TWEETS_LOOKUP, self._lookup),
         ]
+        self.read_only: set[str] = set()  # accounts whose app was read-only when the token was made
 
     # -- the shared-layer interface ----------------------------------------------------------
 
@@ -115,7 +130,11 @@ class XEmulator(Emulator):
 
     def account_of(self, request: Request) -> str | None:
         oauth = parse_oauth_header(request.headers.get("Authorization"))
-        user = self._user_by_keys(oauth.consumer_key, oauth.token) if oauth else None
+        if oauth is None:
+            return None
+        user = self._user_by_keys(oauth.consumer_key, oauth.token)
+        granted = self.oauth.granted_token(oauth.consumer_key, oauth.token)
+        user = user or (granted.user if granted else None)
         return user.account if user else None
 
     def error_response(self, status: int) -> Response:
@@ -141,71 +160,113 @@ class XEmulator(Emulator):
     def reset(self) -> None:
         super().reset()
         self.store.clear()
+        self.read_only.clear()
+
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        """`read_only`: the accounts whose token was made while their app was read-only;
+        `app_permissions`: each account's app's access level, for tokens made from now on."""
+        unknown = sorted(set(settings) - {"read_only", "app_permissions"})
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        chosen = settings.get("app_permissions", {})
+        if not isinstance(chosen, dict):
+            raise ValueError("app_permissions must map account names to a level")
+        keys_of = {str(u.account): self._keys(u)["consumer_key"] for u in self.accounts}
+        self.oauth.set_permissions(chosen, keys_of)
+        if "read_only" in settings:
+            names = {str(n) for n in settings["read_only"]}
+            known = {str(u.account) for u in self.accounts}
+            if not names <= known:
+                raise ValueError(f"read_only: unknown accounts {sorted(names - known)}")
+            self.read_only = names
 
     def state_posts(self) -> list[dict[str, Any]]:
         return self.store.state_posts(self.base_url)
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
-        user = self.store.audience_user(author)
-        parent = None
-        if kind == "reply":
-            parent = self.store.tweets_by_id.get(str(to))
-            if parent is None:
-                raise ValueError(f"no tweet {to} to reply to")
-            # X starts a reply's text with the replied-to author's @username.
-            if parent.author.username.lower() not in {m.lower() for m in mentions_of(text)}:
-                text = f"@{parent.author.username} {text}"
-        elif kind == "mention":
-            ours = {a.username.lower() for a in self.accounts}
-            if not ours & {m.lower() for m in mentions_of(text)}:
-                text = f"@{self.accounts[0].username} {text}"
-        elif not hashtags_of(text):
-            text = f"{text} {CAMPAIGN_HASHTAG}"
-        tweet = self.store.add_tweet(user, text, parent=parent)
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        tweet_or_change = audience_act(self.store, kind, author, text, to, options or {})
+        if isinstance(tweet_or_change, dict):
+            return tweet_or_change
+        return self.store.state_post(tweet_or_change, self.base_url)
+
+    def amend(self, post_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        tweet = self.store.tweets_by_id[post_id]
+        tweet.overrides.update(fields)
         return self.store.state_post(tweet, self.base_url)
 
     # -- dispatch ----------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        if request.path.startswith("/oauth/") or request.path in ("/1.1/oauth/invalidate_token", "/console"):
+            with self.lock:
+                return self.oauth.route(request, self.accounts, self._authenticate, self._signed)
         route = self._route(request)
         if route is None:
             return unknown_route()
         endpoint, handler, argument = route
         with self.lock:
-            user = self._authenticate(request)
-            if user is None:
+            signed = self._authenticate(request)
+            if signed is None:
                 return problem(401, "Unauthorized")
+            user, level = signed
+            if user.account in self.read_only:
+                level = "read"
+            if level == "read" and endpoint in WRITES:
+                # Not counted against the limits, as X answers before the endpoint.
+                response = problem(403, OAUTH1_PERMISSIONS_DETAIL, OAUTH1_PERMISSIONS)
+                response.headers["x-access-level"] = level
+                return response
             allowed, headers = self.book.spend(endpoint, user.id, self._keys(user)["consumer_key"])
             response = handler(request, user, argument) if allowed else problem(429, "Too Many Requests")
-            response.headers |= headers
+            response.headers |= headers | {"x-access-level": level}
             return response
 
     def _route(self, request: Request) -> tuple[str, Handler, str] | None:
         for method, pattern, endpoint, handler in self._routes:
             match = pattern.fullmatch(request.path)
             if match and method == request.method:
-                return endpoint, handler, match.group(1) if match.groups() else ""
+                return endpoint, handler, "/".join(match.groups())
         return None
 
-    def _authenticate(self, request: Request) -> XUser | None:
+    def _authenticate(self, request: Request) -> tuple[XUser, str] | None:
+        """The signing account and its token's access level, if the signature holds."""
         oauth = parse_oauth_header(request.headers.get("Authorization"))
         if oauth is None or oauth.params.get("oauth_signature_method") != "HMAC-SHA1":
             return None  # tweepy's search without user_auth=True sends "Bearer None"
         user = self._user_by_keys(oauth.consumer_key, oauth.token)
-        if user is None:
+        granted = self.oauth.granted_token(oauth.consumer_key, oauth.token)
+        if user is not None:
+            keys = self._keys(user)
+            secrets_and_level = (
+                keys["consumer_secret"],
+                keys["access_token_secret"],
+                self.oauth.level(keys["consumer_key"]),
+            )
+        elif granted is not None:
+            user = granted.user
+            secrets_and_level = (self.oauth.apps[granted.consumer_key][1], granted.secret, granted.level)
+        else:
             return None
-        keys = self._keys(user)
+        consumer_secret, token_secret, level = secrets_and_level
+        if not self._signed(request, oauth, consumer_secret, token_secret):
+            return None
+        return user, level
+
+    def _signed(self, request: Request, oauth: OAuthHeader, consumer_secret: str, token_secret: str) -> bool:
         query = [(k, v) for k, values in request.query.items() for v in values]
         form = b""
         if request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             form = request.body
         host = request.headers.get("Host", "")
         base = signature_base_string(request.method, host, request.path, query, oauth, form)
-        if not verify_signature(base, oauth.signature, keys["consumer_secret"], keys["access_token_secret"]):
-            return None
-        return user
+        return verify_signature(base, oauth.signature, consumer_secret, token_secret)
 
     def _user_by_keys(self, consumer_key: str, token: str) -> XUser | None:
+        """The account whose fixed sandbox keys these are (unless the token was revoked)."""
+        if token in self.oauth.revoked:
+            return None
         for user in self.accounts:
             keys = self._keys(user)
             if keys["consumer_key"] == consumer_key and keys["access_token"] == token:
@@ -281,6 +342,12 @@ class XEmulator(Emulator):
             self.store.add_tweet(user, text, retweeted=original)
         return Response.json(200, {"data": {"retweeted": True}})
 
+    def _unretweet(self, request: Request, user: XUser, argument: str) -> Response:
+        return undo_retweet(self.store, user, argument)
+
+    def _lookup(self, request: Request, user: XUser, tweet_id: str) -> Response:
+        return lookup(self.store, request, tweet_id or None)
+
     def _upload_media(self, request: Request, user: XUser, _: str) -> Response:
         parts = {}
         if request.headers.get("Content-Type", "").startswith("multipart/form-data"):
@@ -348,9 +415,7 @@ class XEmulator(Emulator):
             return invalid_request(str(exc), "query", [query])
         week_ago = self.clock() - RECENT
         tweets = [
-            t
-            for t in self.store.tweets
-            if not t.deleted and t.created_at >= week_ago and matches(self.store.candidate(t))
+            t for t in self.store.tweets if t.created_at >= week_ago and matches(self.store.candidate(t))
         ]
         return self._page(request, tweets, min_results=10, token="next_token", seven_days=True)
 
@@ -362,8 +427,7 @@ class XEmulator(Emulator):
         tweets = [
             t
             for t in self.store.tweets
-            if not t.deleted
-            and t.author is not target
+            if t.author is not target
             and not t.kind("retweeted")
             and name in {m.lower() for m in mentions_of(t.posted_text)}
         ]
@@ -378,7 +442,6 @@ class XEmulator(Emulator):
             t
             for t in self.store.tweets
             if t.author is target
-            and not t.deleted
             and not ("retweets" in exclude and t.kind("retweeted"))
             and not ("replies" in exclude and t.kind("replied_to"))
         ][-3200:]  # X serves a user's 3,200 most recent posts

@@ -35,6 +35,11 @@ USERS_ME = "GET /2/users/me"
 RETWEET = "POST /2/users/:id/retweets"
 MEDIA_UPLOAD = "POST /2/media/upload"
 MEDIA_METADATA = "POST /2/media/metadata"
+UNRETWEET = "DELETE /2/users/:id/retweets/:tweet_id"
+TWEET_LOOKUP = "GET /2/tweets/:id"
+TWEETS_LOOKUP = "GET /2/tweets"
+# What a read-only app's token may not call: X answers 403 `oauth1-permissions`.
+WRITES = frozenset({POST_TWEETS, DELETE_TWEET, RETWEET, UNRETWEET, MEDIA_UPLOAD, MEDIA_METADATA})
 
 _MEDIA = {MEDIA_UPLOAD: Limit(500, MINUTES_15), MEDIA_METADATA: Limit(500, MINUTES_15)}
 
@@ -47,6 +52,9 @@ PRESETS: dict[str, dict[str, Limit]] = {
         USER_TWEETS: Limit(1, MINUTES_15),
         USERS_ME: Limit(25, HOURS_24),
         RETWEET: Limit(1, MINUTES_15),
+        UNRETWEET: Limit(1, MINUTES_15),
+        TWEET_LOOKUP: Limit(1, MINUTES_15),
+        TWEETS_LOOKUP: Limit(1, MINUTES_15),
         **_MEDIA,
     },
     "basic": {
@@ -57,6 +65,9 @@ PRESETS: dict[str, dict[str, Limit]] = {
         USER_TWEETS: Limit(5, MINUTES_15),
         USERS_ME: Limit(250, HOURS_24),
         RETWEET: Limit(5, MINUTES_15),
+        UNRETWEET: Limit(5, MINUTES_15),
+        TWEET_LOOKUP: Limit(15, MINUTES_15),
+        TWEETS_LOOKUP: Limit(15, MINUTES_15),
         **_MEDIA,
     },
     "pro": {
@@ -67,6 +78,9 @@ PRESETS: dict[str, dict[str, Limit]] = {
         USER_TWEETS: Limit(900, MINUTES_15),
         USERS_ME: Limit(75, MINUTES_15),
         RETWEET: Limit(50, MINUTES_15),
+        UNRETWEET: Limit(50, MINUTES_15),
+        TWEET_LOOKUP: Limit(900, MINUTES_15),
+        TWEETS_LOOKUP: Limit(900, MINUTES_15),
         **_MEDIA,
     },
 }

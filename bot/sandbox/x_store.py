@@ -35,6 +35,7 @@ class XStore:
         self.tweets_by_id: dict[str, XTweet] = {}
         self.media: dict[str, XMedia] = {}
         self.audience: dict[str, XUser] = {}
+        self.suspended: set[str] = set()  # audience user ids
         self._last_id = 0
 
     def clear(self) -> None:
@@ -42,6 +43,7 @@ class XStore:
         self.tweets_by_id.clear()
         self.media.clear()
         self.audience.clear()
+        self.suspended.clear()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -140,7 +142,10 @@ class XStore:
     def render_page(self, page: Page) -> dict[str, Any]:
         """A timeline or search answer; an empty one has no `data` key, as X sends it."""
         if not page.tweets:
-            return {"meta": {"result_count": 0}}
+            empty: dict[str, Any] = {"result_count": 0}
+            if page.next_token:
+                empty["next_token"] = page.next_token
+            return {"meta": empty}
         users = self.users_by_name()
         body: dict[str, Any] = {
             "data": [t.render(page.tweet_fields, users, self.reply_count(t)) for t in page.tweets]

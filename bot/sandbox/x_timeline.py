@@ -62,6 +62,16 @@ def _field_list(request: Request, name: str, allowed: frozenset[str]) -> frozens
     return frozenset(values)
 
 
+def lookup_fields(request: Request) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """The `tweet.fields`, `user.fields`, `media.fields` and `expansions` a request asks for."""
+    return (
+        _field_list(request, "tweet.fields", TWEET_FIELDS),
+        _field_list(request, "user.fields", USER_FIELDS),
+        _field_list(request, "media.fields", MEDIA_FIELDS),
+        _field_list(request, "expansions", EXPANSIONS),
+    )
+
+
 def _tweet_id(request: Request, name: str) -> int | None:
     raw = request.arg(name)
     if raw is None:
@@ -102,7 +112,13 @@ def read_page(
     token_param: str,
     seven_days: bool = False,
 ) -> Page:
-    """The page of `tweets` (oldest first) that the request's parameters select."""
+    """The page of `tweets` (oldest first) that the request's parameters select.
+
+    `tweets` still holds deleted ones: X fills a page from its index, then drops what it may not
+    show, so a page can be short, even empty, and still carry a `next_token` (tweepy's
+    recordings show short pages with tokens). A reader must follow the token, not stop at a
+    short page.
+    """
     raw_max = request.arg("max_results", "10") or "10"
     if not raw_max.isdigit() or not min_results <= int(raw_max) <= 100:
         raise TimelineError(
@@ -149,12 +165,6 @@ def read_page(
         and (end is None or t.created_at < end)
     ]
     size = int(raw_max)
-    page = selected[:size]
-    return Page(
-        tweets=page,
-        next_token=encode_token(page[-1].id) if len(selected) > size else None,
-        tweet_fields=_field_list(request, "tweet.fields", TWEET_FIELDS),
-        user_fields=_field_list(request, "user.fields", USER_FIELDS),
-        media_fields=_field_list(request, "media.fields", MEDIA_FIELDS),
-        expansions=_field_list(request, "expansions", EXPANSIONS),
-    )
+    window = selected[:size]
+    token = encode_token(window[-1].id) if len(selected) > size else None
+    return Page([t for t in window if not t.deleted], token, *lookup_fields(request))

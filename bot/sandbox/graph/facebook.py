@@ -21,6 +21,7 @@ Settings (`POST /_sandbox/settings`), besides the Graph ones (bot.sandbox.graph.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -97,7 +98,11 @@ class FacebookEmulator(GraphEmulator):
     def account_authors(self) -> dict[str, str]:
         return {p.name: p.title for p in self.store.pages}
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if options:
+            raise ValueError(f"the facebook emulator takes no audience options: {sorted(options)}")
         person, now = self.store.person(author), self.clock()
         if kind == "reply":
             node = self.store.node(str(to)) if to is not None else None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -101,7 +102,11 @@ class InstagramEmulator(GraphEmulator):
     def account_authors(self) -> dict[str, str]:
         return {a.name: a.username for a in self.store.accounts}
 
-    def add_audience(self, kind: str, author: str, text: str, to: str | None) -> dict[str, Any]:
+    def add_audience(
+        self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if options:
+            raise ValueError(f"the instagram emulator takes no audience options: {sorted(options)}")
         person, now = self.store.person(author), self.clock()
         if kind == "reply":
             media = self.store.media.get(str(to))

@@ -1,0 +1,90 @@
+"""What `run --sandbox` did is looked at with `status`, `mentions` and `preview --sandbox`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import requests
+
+from bot.daemon.rehearsal import run_audience
+from bot.sandbox import Sandbox
+from tests.sandboxsite import Site, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_base_port() -> int:
+    """N such that N, N+1 and N+2 are free on 127.0.0.1 now."""
+    for _ in range(50):
+        base = random.randrange(20000, 60000)
+        try:
+            for port in range(base, base + 3):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no three free ports in a row")
+
+
+def bot(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=folder,
+        env={**base, "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_status_mentions_and_preview_read_the_sandbox_with_sandbox(tmp_path: Path) -> None:
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    before = bot(tmp_path, "status", "--sandbox")
+    assert before.returncode == 3 and "run --sandbox" in before.stderr and "Traceback" not in before.stderr
+
+    run = bot(tmp_path, "run", "--sandbox", "--for", "15s", BOT_SANDBOX_PORT=str(free_base_port()))
+    assert run.returncode == 0, run.stderr
+    assert " ERROR " not in run.stderr, run.stderr
+
+    status = json.loads(bot(tmp_path, "status", "--sandbox", "--json").stdout)
+    demo = next(q for q in status["queues"] if q["queue"] == "sandbox-demo")
+    assert demo["posted"] >= 1
+    assert all(not a["missing_credentials"] for a in status["accounts"])
+    # Without --sandbox: the campaign's own database, which the rehearsal never touched.
+    plain = json.loads(bot(tmp_path, "status", "--json").stdout)
+    assert all(q["posted"] == 0 for q in plain["queues"])
+    assert "sandbox-demo" not in {q["queue"] for q in plain["queues"]}
+
+    assert bot(tmp_path, "mentions", "--sandbox", "--json").returncode == 0
+    preview = bot(tmp_path, "preview", "--sandbox", "--days", "2")
+    assert preview.returncode == 0 and "HELD" not in preview.stdout
+
+
+def test_the_emulated_audience_also_posts_with_the_hashtag(sandbox: Sandbox, site: Site) -> None:
+    stop = threading.Event()
+    run_audience(sandbox, stop, every=0.02)
+    try:
+
+        def tagged() -> list[str]:
+            return [
+                p["text"]
+                for name in ("x", "bluesky", "mastodon")
+                for p in requests.get(f"{site.base(name)}/_sandbox/state", timeout=5).json()["posts"]
+                if "#notechforice" in p["text"].lower()
+                and p["in_reply_to"] is None  # any case, as people write
+            ]
+
+        assert wait_for(lambda: len(tagged()) >= 2, timeout=20)
+    finally:
+        stop.set()
