@@ -292,7 +292,8 @@ class _Builder:
             for a in ig.accounts
         ]
         for i, account in enumerate(accounts):
-            if ig.enabled and not account.media_base_url and not account.page_id:
+            unset = self.missing.get((*where, "accounts", i, "media_base_url"))
+            if ig.enabled and not account.media_base_url and not account.page_id and not unset:
                 self.findings.error(
                     (*where, "accounts", i),
                     f"platforms.instagram: account {account.name!r} has no public place for its images: "

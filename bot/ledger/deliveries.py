@@ -77,6 +77,7 @@ class Delivery:
     attempted_at: datetime | None
     posted_at: datetime | None
     updated_at: datetime
+    checkpoint: str | None = None  # Instagram: the container made before media_publish
 
     @property
     def attempted(self) -> bool:
@@ -220,6 +221,19 @@ class Ledger:
                     lease_until=now + lease,
                     updated_at=now,
                 )
+            )
+            return result.rowcount == 1
+
+    def record_checkpoint(
+        self, key: DeliveryKey, worker: str, checkpoint: str, now: datetime, lease: timedelta = DELIVERY_LEASE
+    ) -> bool:
+        """Keep what a two-step publish made (a container id) before its final call; renews the
+        lease. False if the claim is no longer `worker`'s: do not make the final call."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
+                .values(checkpoint=checkpoint, lease_until=now + lease, updated_at=now)
             )
             return result.rowcount == 1
 

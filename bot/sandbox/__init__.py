@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from bot.sandbox.imagehost import ImageHost
 from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
 
 # The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook, Instagram): fixed so a saved Bluesky
@@ -25,13 +27,22 @@ def new_control_token() -> str:
 @dataclass
 class Sandbox:
     servers: dict[str, SandboxServer]
+    images: ImageHost | None = None  # the content folder's images, for Instagram to fetch
 
     def describe(self) -> dict[str, Any]:
         return {name: server.emulator.describe() for name, server in self.servers.items()}
 
+    def serve_images(self, content_dir: Path) -> str:
+        """Serve `content_dir` on a free local port (once); its base URL, a `media_base_url`."""
+        if self.images is None:
+            self.images = ImageHost(content_dir).start()
+        return self.images.base_url
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        if self.images is not None:
+            self.images.stop()
 
 
 def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> dict[str, Emulator]:
