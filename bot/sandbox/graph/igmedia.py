@@ -152,15 +152,15 @@ class IgStore:
     def hashtag_name(self, hashtag_id: str) -> str | None:
         return next((n for n, i in self.hashtags.items() if i == hashtag_id), None)
 
+    def is_child(self, media: IgMedia) -> bool:
+        """A carousel's item: part of its album, never listed on its own."""
+        return any(media.id in m.children for m in self.media.values())
+
     def own_media(self, account: IgAccount) -> list[IgMedia]:
         found = [
-            m for m in self.media.values() if m.owner is account and not m.deleted and not _is_child(self, m)
+            m for m in self.media.values() if m.owner is account and not m.deleted and not self.is_child(m)
         ]
         return sorted(found, key=lambda m: (m.created_at, int(m.id)), reverse=True)
-
-
-def _is_child(store: IgStore, media: IgMedia) -> bool:
-    return any(media.id in m.children for m in store.media.values())
 
 
 def _username(name: str) -> str:

@@ -129,7 +129,8 @@ class InstagramEmulator(GraphEmulator):
         return self._state_media(self.store.add_media(person, text, now))
 
     def state_posts(self) -> list[dict[str, Any]]:
-        items = [(m.created_at, int(m.id), self._state_media(m)) for m in self.store.media.values()]
+        media = [m for m in self.store.media.values() if not self.store.is_child(m)]
+        items = [(m.created_at, int(m.id), self._state_media(m)) for m in media]
         items += [(c.created_at, int(c.id), self._state_comment(c)) for c in self.store.comments.values()]
         return [state for _, _, state in sorted(items, key=lambda i: (i[0], i[1]))]
 
