@@ -115,6 +115,7 @@ class IgStore:
         self.comments: dict[str, IgComment] = {}
         self.hashtags: dict[str, str] = {}  # name (lower case) -> id
         self.searched: dict[str, list[tuple[str, datetime]]] = {}  # account id -> (tag, first query)
+        self.search_calls: list[tuple[str, str]] = []  # (account name, tag) of every search
 
     def next_id(self) -> str:
         return str(next(self._ids))

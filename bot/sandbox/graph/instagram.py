@@ -77,6 +77,13 @@ class InstagramEmulator(GraphEmulator):
     def default_settings(self) -> dict[str, Any]:
         return {**super().default_settings(), "processing_seconds": 1.0, "publish_quota": 50}
 
+    def apply_settings(self, settings: dict[str, Any]) -> None:
+        super().apply_settings(settings)
+        if "processing_seconds" in settings:  # containers still processing take the new pace
+            delay = timedelta(seconds=float(self.settings["processing_seconds"]))
+            for container in self.store.containers.values():
+                container.ready_at = container.created_at + delay
+
     def reset(self) -> None:
         super().reset()
         self.store = IgStore(account_names(self.account_count))
@@ -140,7 +147,10 @@ class InstagramEmulator(GraphEmulator):
             {"id": c.id, "account": c.account.name, "status_code": c.status_code(now), "media_id": c.media_id}
             for c in self.store.containers.values()
         ]
-        return {**super().state_extra(), "containers": containers}
+        searches = {
+            a.name: [t for n, t in self.store.search_calls if n == a.name] for a in self.store.accounts
+        }
+        return {**super().state_extra(), "containers": containers, "hashtag_searches": searches}
 
     def _state_media(self, media: IgMedia) -> dict[str, Any]:
         viewer = self.store.accounts[0] if isinstance(media.owner, Stranger) else media.owner
@@ -430,6 +440,7 @@ class InstagramEmulator(GraphEmulator):
                 )
             searched.append((key, now))
         self.store.searched[viewer.id] = searched
+        self.store.search_calls.append((viewer.name, key))
         return json_response(200, {"data": [{"id": self.store.hashtag_id(name)}]})
 
     def _recent_media(
