@@ -54,8 +54,8 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     audience_stop = threading.Event()
     # The fixed ports, unless moved (two rehearsals, or tests, side by side).
     port_text = os.environ.get("BOT_SANDBOX_PORT") or str(SANDBOX_PORT)
-    if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= 65533):
-        print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to 65533", file=sys.stderr)
+    if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= 65531):
+        print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to 65531", file=sys.stderr)
         return EXIT_USAGE
     port = int(port_text) if port_text.isdigit() else SANDBOX_PORT
     if sandbox:
