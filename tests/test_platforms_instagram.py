@@ -121,3 +121,21 @@ def test_comments_tags_and_the_hashtag_are_read_with_one_hashtag_search(world: W
     world.client.read_hashtags(["NoTechForICE"], tags.cursor, start)
     # The id is searched once and cached: the account's 30-per-7-days budget spends one tag.
     assert world.state()["hashtag_searches"] == {"main": ["notechforice"]}
+
+
+def test_without_media_base_url_the_facebook_page_hosts_the_image(world: World) -> None:
+    page = world.sandbox.describe()["facebook"]["accounts"][0]
+    account = world.sandbox.describe()["instagram"]["accounts"][0]
+    client = InstagramClient(
+        Account("instagram", "main", f"{world.base}/v27.0", {**account, "page_id": page["page_id"]}),
+        now=lambda: datetime.now(UTC),
+        sleep=world.slept.append,
+    )
+    try:
+        published = client.publish(Outgoing("Hosted by the Page", nonce="n", images=(world.image,)))
+    finally:
+        client.close()
+    (media,) = [p for p in world.state()["posts"] if p["id"] == published.id]
+    assert media["text"] == "Hosted by the Page"
+    facebook = requests.get(f"{world.sandbox.servers['facebook'].base_url}/_sandbox/state", timeout=5).json()
+    assert facebook["posts"] == []  # an unpublished photo: on no feed

@@ -7,7 +7,9 @@ container from an image URL that Instagram fetches itself, the container is poll
 thread joined, bot.render.textrules); one image makes an image post, two to ten a carousel.
 
 Images must be at a public URL: the account's `media_base_url` (where the content folder is
-served) plus the image's path inside the content folder.
+served) plus the image's path inside the content folder; without one, the account's Facebook
+Page (`page_id`, the same Page token) hosts each image as an unpublished photo, whose public
+`images` source Instagram then fetches.
 
 Exactly once: the Graph API has no idempotency key. The container id is recorded in the ledger
 (`Outgoing.on_checkpoint`) before `media_publish`; after a lost answer `find_published` asks the
@@ -33,7 +35,7 @@ from urllib.parse import quote
 from bot.campaign.model import Account, Platform
 from bot.errors import Rejected, Transient
 from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published
-from bot.platforms.graph import GraphClient, as_dict, graph_time, hashtags_in, normalized
+from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.ratelimits import BudgetSink
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class InstagramClient:
         self.account = account.name
         self.user_id = account.credentials.get("ig_user_id", "")
         self.media_base_url = (account.credentials.get("media_base_url") or "").rstrip("/")
+        self.page_id = account.credentials.get("page_id") or ""  # hosts images when no media_base_url
         self._now = now
         self._sleep = sleep
         self._graph = GraphClient(
@@ -242,13 +245,28 @@ class InstagramClient:
         return form
 
     def image_url(self, media: Media) -> str:
-        """Where Instagram fetches the image: `media_base_url` plus its path in the content folder."""
+        """Where Instagram fetches the image: `media_base_url` plus its path in the content folder,
+        else the public copy of an unpublished photo uploaded to the account's Facebook Page."""
         if not self.media_base_url:
-            raise Rejected(
-                "Instagram: no media_base_url for this account; Instagram fetches images from a URL"
-            )
+            return self._page_hosted(media)
         relative = media.path.relative_to(media.root) if media.root else PurePath(media.path.name)
         return f"{self.media_base_url}/{quote(relative.as_posix())}"
+
+    def _page_hosted(self, media: Media) -> str:
+        if not self.page_id:
+            raise Rejected("Instagram: no media_base_url nor page_id; Instagram fetches images from a URL")
+        data = media.read()
+        files = {"source": (media.path.name, data, "image/jpeg")}
+        photo = self._graph.post(f"{self.page_id}/photos", {"published": "false"}, files)
+        photo_id = str(photo.get("id") or "")
+        if not photo_id:
+            raise Rejected("Instagram: the Page's photo upload names no photo id")
+        # The Photo node's `images`: the same picture at several sizes, each with a public URL.
+        sizes = [as_dict(i) for i in as_list(self._graph.get(photo_id, fields="images").get("images"))]
+        best = max(sizes, key=lambda i: i["width"] if isinstance(i.get("width"), int) else 0, default={})
+        if not best.get("source"):
+            raise Rejected("Instagram: the Page's photo has no public image URL")
+        return str(best["source"])
 
     def _status(self, container: str) -> str:
         answer = self._graph.get(container, fields="status_code,status")

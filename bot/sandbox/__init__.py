@@ -52,12 +52,13 @@ def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_
     from bot.sandbox.mastodon import MastodonEmulator
     from bot.sandbox.x import XEmulator
 
+    facebook = FacebookEmulator(accounts=accounts, limits=limits, clock=clock)
     return {
         "x": XEmulator(accounts=accounts, limits=limits, clock=clock),
         "bluesky": BlueskyEmulator(accounts=accounts, limits=limits, clock=clock),
         "mastodon": MastodonEmulator(accounts=accounts, limits=limits, clock=clock),
-        "facebook": FacebookEmulator(accounts=accounts, limits=limits, clock=clock),
-        "instagram": InstagramEmulator(accounts=accounts, limits=limits, clock=clock),
+        "facebook": facebook,
+        "instagram": InstagramEmulator(pages=facebook, accounts=accounts, limits=limits, clock=clock),
     }
 
 

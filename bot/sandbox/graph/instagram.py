@@ -12,6 +12,8 @@ tokens as the Facebook emulator (an account's token is its Page's):
     GET    /ig_hashtag_search?user_id=&q=    a hashtag id (30 unique hashtags per account per 7 days)
     GET    /{hashtag}/recent_media?user_id=  public media with the tag from the last 24 h
     DELETE /{media}                          {"success": true, "deleted_id": ...}
+Anything else (a Page, its photos) is answered by the Facebook emulator given as `pages`, as
+graph.facebook.com answers both.
 
 The emulator fetches `image_url` over HTTP as Instagram does, on a thread: the container stays
 IN_PROGRESS until the image is fetched and `processing_seconds` (emulator clock) have passed,
@@ -70,9 +72,11 @@ class InstagramEmulator(GraphEmulator):
     LIMIT_CODE = 80002
     BUC_TYPE = "instagram"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, pages: GraphEmulator | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.store = IgStore(account_names(self.account_count))
+        # One Graph host: what is not Instagram's (a Page, its photos) the Facebook emulator answers.
+        self.pages = pages
 
     def default_settings(self) -> dict[str, Any]:
         return {**super().default_settings(), "processing_seconds": 1.0, "publish_quota": 50}
@@ -218,6 +222,9 @@ class InstagramEmulator(GraphEmulator):
             return self._recent_media(hashtag, viewer, params, node_id)
         if hashtag is not None and edge is None:
             return json_response(200, project({"id": node_id, "name": hashtag}, params, ("id", "name")))
+        if self.pages is not None:
+            with self.pages.lock:
+                return self.pages.route(method, path, params, token)
         raise coded(
             100,
             f"Unsupported {method.lower()} request. Object with ID '{node_id}' does not exist, cannot be "
