@@ -51,10 +51,11 @@ def write_config(
     queues: dict[str, str],
     extra: str = "",
     database: str = "sqlite:///state/bot.sqlite3",
+    platforms: tuple[str, ...] = ("x", "bluesky", "mastodon"),
 ) -> tuple[Path, dict[str, str]]:
     """config.yaml, content/<name>.yaml per queue and a state folder in `folder`.
 
-    Returns the config's path and the environment its `${VAR}`s need.
+    Only `platforms` are enabled. Returns the config's path and the environment its `${VAR}`s need.
     """
     lines, env = account_env(description)
     content = folder / "content"
@@ -72,17 +73,17 @@ def write_config(
             extra,
             "platforms:",
             "  x:",
-            "    enabled: true",
+            f"    enabled: {str('x' in platforms).lower()}",
             f"    api_base_url: {description['x']['base_url']}",
             "    tier: pro",
             "    accounts:",
             *lines["x"],
             "  bluesky:",
-            "    enabled: true",
+            f"    enabled: {str('bluesky' in platforms).lower()}",
             "    accounts:",
             *lines["bluesky"],
             "  mastodon:",
-            "    enabled: true",
+            f"    enabled: {str('mastodon' in platforms).lower()}",
             "    accounts:",
             *lines["mastodon"],
             "",

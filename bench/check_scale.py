@@ -1,4 +1,4 @@
-"""`check` on a large queue: 1,000 posts (goal <= 2 s) and how it grows to 10,000.
+"""`check` on a large queue: 1,000 posts (goal <= 2 s) and 10,000 (goal <= 1.5 s).
 
 Writes a campaign into a temporary folder (config.yaml plus one queue of realistic posts: a
 link and the hashtag in each text, every tenth a thread of three, every twentieth with one of
@@ -18,8 +18,7 @@ from pathlib import Path
 
 from timing import PYTHON, REPO, Timing, best_of, load_average
 
-GOAL_SECONDS = 2.0
-GOAL_SIZE = 1000
+GOALS = {1000: 2.0, 10000: 1.5}  # queue size -> seconds
 
 CONFIG = """\
 campaign: BenchCampaign
@@ -131,10 +130,10 @@ def main() -> int:
                 args.runs, [PYTHON, "-m", "bot", "--config", str(config), "check"], ENV
             )
         figure = f"check {size} posts: {timing.wall:.2f} s ({timing.cpu:.2f} s CPU)"
-        if size == GOAL_SIZE:
-            verdict = "ok" if timing.wall <= GOAL_SECONDS else "MISSED"
+        if size in GOALS:
+            verdict = "ok" if timing.wall <= GOALS[size] else "MISSED"
             failed |= verdict != "ok"
-            figure += f" (goal <= {GOAL_SECONDS:g} s): {verdict}"
+            figure += f" (goal <= {GOALS[size]:g} s): {verdict}"
         print(figure)
     if len(figures) > 1:
         small, large = min(figures), max(figures)

@@ -6,7 +6,7 @@ sandbox with 20 accounts per platform whose emulators hold every post call for `
 ms (POST /_sandbox/faults). Three rounds, each with its own queue and ledger:
 
 - one call: the same post to one account (the latency one delivery costs, end to end);
-- fan-out: to all 60 targets with the daemon's pool (`--pool`, the daemon's default 16);
+- fan-out: to all 60 targets with the daemon's pool (`--pool`, the daemon's default);
 - one at a time: to all 60 targets with a pool of one thread.
 
 The sandbox runs in its own process (`python -m bot sandbox`) so that, as with the real
@@ -14,7 +14,7 @@ platforms, its work is not charged to the bot's interpreter; `--in-process` uses
 `start_sandbox(accounts=20)` instead. Clients are opened (Bluesky sessions created) before
 the clock starts, as in a daemon that has posted before. Goal: fan-out <= 1.5 x one call.
 
-    python bench/fanout.py [--accounts 20] [--latency 200] [--pool 16] [--in-process]
+    python bench/fanout.py [--accounts 20] [--latency 200] [--pool N] [--in-process]
                            [--postgres postgresql+psycopg://postgres@127.0.0.1/postgres]
 """
 
@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.daemon.runtime import Runtime
 from bot.daemon.scheduler import Daemon
+from bot.delivery.pool import DELIVERY_THREADS
 from bot.sandbox import Sandbox, start_sandbox
 
 GOAL_RATIO = 1.5
@@ -109,7 +110,11 @@ def deliver_round(
     try:
         for platform in platforms:  # open the clients (Bluesky logs in) before the clock starts
             for account in accounts:
-                runtime.clients(platform, account)
+                client = runtime.clients(platform, account)
+                if platform == "bluesky":
+                    # The session (created, sealed and saved) as a daemon that has posted before
+                    # has it: clients log in lazily, at their first call.
+                    client.verify()
             inject_latency(description, platform, latency_ms, times=len(accounts))
         daemon = Daemon(runtime, max_workers=pool)
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -131,7 +136,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20, help="accounts per platform")
     parser.add_argument("--latency", type=int, default=200, help="ms added to every post call")
-    parser.add_argument("--pool", type=int, default=16, help="delivery threads (the daemon's default: 16)")
+    parser.add_argument(
+        "--pool", type=int, default=DELIVERY_THREADS, help=f"delivery threads (daemon: {DELIVERY_THREADS})"
+    )
     parser.add_argument("--in-process", action="store_true", help="emulators in this process")
     parser.add_argument(
         "--postgres",

@@ -24,7 +24,7 @@ from pathlib import Path
 from campaign import SandboxProcess, write_config
 from timing import PYTHON, REPO, load_average
 
-GOAL_RSS_MB = 120.0
+GOAL_RSS_MB = 100.0
 GOAL_CPU_PERCENT = 1.0
 STOP_BOUND = 30.0  # Heroku's SIGTERM-to-SIGKILL
 
@@ -108,7 +108,17 @@ def main() -> int:
         f" (goal <= {GOAL_CPU_PERCENT:g} %): {'ok' if cpu_ok else 'MISSED'}"
     )
     print(f"footprint run stop on SIGTERM: exit {code} in {stopped_in:.1f} s")
+    print(f"floor: importing the libraries run needs, in a bare interpreter: {import_floor_mb():.0f} MB RSS")
     return 0 if rss_ok and cpu_ok else 1
+
+
+def import_floor_mb() -> float:
+    """Peak RSS of an interpreter that only imports what `run` cannot start without."""
+    from startup import LIBRARIES
+
+    probe = f"{LIBRARIES}\nimport resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    done = subprocess.run([PYTHON, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    return int(done.stdout) / 1024
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Ingest: 50,000 already-fetched mentions through dedup, store and log (goal >= 20,000 a second).
+"""Ingest: 50,000 already-fetched mentions through dedup, store and log (goal >= 50,000 a second).
 
 The monitor's own reporting path (`bot.monitoring.monitor.Monitor.report`): classify each post, let the
 SQLite ledger say which are new (`MonitorStore.record_mentions`), write a log line and a JSON
@@ -33,7 +33,7 @@ from bot.monitoring.monitor import Fetched, Monitor
 from bot.monitoring.streams import StreamState, plan_streams
 from bot.platforms import Mention
 
-GOAL_PER_SECOND = 20_000
+GOAL_PER_SECOND = 50_000
 OUR_IDENTITY = "campaign@example.social"
 CONFIG = """\
 campaign: Bench

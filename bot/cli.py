@@ -50,7 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         for result in verify_accounts(report.config):
             if result.detail.startswith("not checked"):
                 # Its unset variables are already one warning above: not said twice, not a failure.
-                print(f"{result.platform} {result.account}: not checked (secrets not set)")
+                how = result.detail.partition(" not set ")[2]  # the `connect` that sets them, if any
+                print(f"{result.platform} {result.account}: not checked (secrets not set) {how}".rstrip())
                 continue
             failed_accounts += not result.ok
             mark = "ok" if result.ok else "FAILED"
@@ -579,7 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("new-queue", cmd_new_queue)
     p.add_argument("name", help="the queue's name, also its file name (content/NAME.yaml)")
     p = add("connect", cmd_connect)
-    p.add_argument("platform", type=str.lower, choices=["x", "bluesky", "mastodon"])
+    p.add_argument(
+        "platform", type=str.lower, choices=["x", "bluesky", "mastodon"], help="the network to connect"
+    )
     p.add_argument("--account", metavar="NAME", help="the account's name in config.yaml (needed if several)")
 
     p = add("sandbox", cmd_sandbox)

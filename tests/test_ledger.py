@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -306,6 +307,104 @@ def test_a_claim_never_attempted_is_taken_over_without_reconciling(ledger: Ledge
     ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
     taken = ledger.claim_delivery(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2")
     assert taken is not None and not taken.attempted
+
+
+def test_claiming_to_send_records_the_attempt_in_the_same_commit(ledger: Ledger) -> None:
+    claim, recorded = ledger.claim_to_send(KEY, "w1", T0, LEASE, lambda: "n1", "Sign the petition")
+    assert claim is not None and recorded and not claim.attempted  # sent at once, no lookup
+    # A crash now (before or during the call): the next claimer must reconcile first.
+    taken = ledger.claim_delivery(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2")
+    assert taken is not None and taken.attempted and (taken.nonce, taken.text) == ("n1", "Sign the petition")
+
+
+def test_claiming_to_send_a_claim_attempted_before_leaves_the_attempt_to_after_the_lookup(
+    ledger: Ledger,
+) -> None:
+    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    assert ledger.record_attempt(KEY, "w1", "Sign the petition", T0)
+    claim, recorded = ledger.claim_to_send(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2", "Sign it now")
+    assert claim is not None and claim.attempted and not recorded
+    stored = ledger.get_delivery(KEY)
+    assert stored is not None
+    assert (stored.attempts, stored.text, stored.claimed_by) == (1, "Sign the petition", "w2")
+
+
+def test_racing_workers_claim_to_send_once(ledger: Ledger) -> None:
+    claims = race(8, lambda i: ledger.claim_to_send(KEY, f"w{i}", T0, LEASE, lambda: f"n{i}", "text"))
+    assert [recorded for _, recorded in claims].count(True) == 1
+    assert len([claim for claim, _ in claims if claim is not None]) == 1
+
+
+def test_every_write_is_committed_when_it_returns_though_threads_share_commits(
+    ledger: Ledger, database_url: str
+) -> None:
+    keys = [replace(KEY, post_id=f"post-{i}") for i in range(16)]
+    other = connect(database_url)  # another connection, as another process would see it
+
+    def claim_and_look(i: int) -> bool:
+        ledger.claim_delivery(keys[i], f"w{i}", T0, LEASE, lambda: f"n{i}")
+        with other.connect() as conn:
+            query = text("SELECT count(*) FROM deliveries WHERE post_id = :p")
+            found = conn.execute(query, {"p": f"post-{i}"})
+            return found.scalar_one() == 1
+
+    try:
+        assert race(16, claim_and_look) == [True] * 16
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("failing_first", [True, False], ids=["first-fails", "second-fails"])
+def test_a_write_that_fails_undoes_only_its_own_rows(ledger: Ledger, failing_first: bool) -> None:
+    """Two threads' writes in one shared transaction: the one that raises loses its rows only."""
+    from bot.ledger.database import writing
+
+    queued = threading.Event()
+
+    def first() -> None:
+        with writing(ledger.engine) as conn:
+            stream = "doomed" if failing_first else "kept"
+            conn.execute(text(f"INSERT INTO cursors VALUES ('{stream}', 'x', '2026-12-01 14:00:00')"))
+            queued.wait(5)
+            time.sleep(0.2)  # the other writer is now queued behind this one, in its transaction
+            if failing_first:
+                raise ValueError("a bug in this body")
+
+    def second() -> None:
+        queued.set()
+        with writing(ledger.engine) as conn:
+            stream = "kept" if failing_first else "doomed"
+            conn.execute(text(f"INSERT INTO cursors VALUES ('{stream}', 'x', '2026-12-01 14:00:00')"))
+            if not failing_first:
+                raise ValueError("a bug in this body")
+
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[], None]) -> None:
+        try:
+            work()
+        except ValueError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(work,)) for work in (first, second)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # the first takes the turn first
+    for t in threads:
+        t.join()
+    assert [str(e) for e in errors] == ["a bug in this body"]
+    with ledger.engine.connect() as conn:
+        kept = conn.execute(text("SELECT stream FROM cursors WHERE stream IN ('kept', 'doomed')"))
+        assert kept.scalars().all() == ["kept"]
+
+
+def test_a_write_inside_another_on_one_thread_is_refused_not_hung(ledger: Ledger) -> None:
+    from bot.ledger.database import writing
+
+    if ledger.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL takes concurrent transactions")
+    with writing(ledger.engine), pytest.raises(RuntimeError, match="wait for itself"):
+        ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
 
 
 def test_renewing_keeps_a_claim_through_a_long_backoff(ledger: Ledger) -> None:

@@ -20,6 +20,7 @@ from bot.campaign.model import Account, LinkCard
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
 from bot.platforms import Batch, Facet, Media, Outgoing, Published
 from bot.platforms.bluesky import BlueskyClient
+from bot.platforms.sealing import seal, session_key, unseal
 from bot.platforms.tid import make_tid
 from tests.clock import START
 from tests.emulated import Emulated, emulated, posts_of, read_all
@@ -360,6 +361,25 @@ def test_a_new_session_is_saved_and_reused_without_create_session(bsky: Sandbox)
     assert len(bsky.posts()) == 2
 
 
+def test_threads_sharing_a_new_client_create_one_session(bsky: Sandbox) -> None:
+    store = SessionStore()
+    client = bsky.client(store=store)
+    messages = [message(f"thread {n}") for n in range(12)]
+    start = threading.Barrier(len(messages))
+
+    def post(outgoing: Outgoing) -> None:
+        start.wait()
+        client.publish(outgoing)
+
+    threads = [threading.Thread(target=post, args=(m,)) for m in messages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(bsky.posts()) == len(messages)
+    assert len(store.saved) == 1  # one createSession (30 per 5 minutes), not one per thread
+
+
 def test_an_expired_session_is_refreshed_without_create_session_and_resaved(bsky: Sandbox) -> None:
     store = SessionStore()
     client = bsky.client(store=store)
@@ -394,6 +414,23 @@ def test_a_rotated_away_session_falls_back_to_create_session(bsky: Sandbox) -> N
     assert len(second.saved) == 2  # the new session, saved
 
 
+def _sealing(bsky: Sandbox) -> bytes:
+    """The key the adapter seals account 0's saved session with."""
+    credentials = bsky.account(0).credentials
+    return session_key(credentials["app_password"], credentials["handle"])
+
+
+def _opened(bsky: Sandbox, blob: str) -> dict[str, Any]:
+    """A saved session as the adapter stored it: sealed JSON naming the config it was made for."""
+    text = unseal(_sealing(bsky), blob)
+    assert text is not None
+    return dict(json.loads(text))
+
+
+def _sealed(bsky: Sandbox, saved: dict[str, Any]) -> str:
+    return seal(_sealing(bsky), json.dumps(saved))
+
+
 @contextlib.contextmanager
 def moved_account(bsky: Sandbox) -> Iterator[tuple[Sandbox, SessionStore]]:
     """A session saved by an earlier run on `bsky`, and the same account (same handle, DID and
@@ -401,9 +438,9 @@ def moved_account(bsky: Sandbox) -> Iterator[tuple[Sandbox, SessionStore]]:
     (it stays; the PDS behind it moves), so the saved session still matches the config."""
     store = SessionStore()
     bsky.client(store=store).publish(message("before the move"))
-    saved = json.loads(store.saved[-1])
+    saved = _opened(bsky, store.saved[-1])
     with emulated(Sandbox, "bluesky", bsky.clock) as new:
-        store.saved.append(json.dumps({**saved, "service": new.url}))
+        store.saved.append(_sealed(bsky, {**saved, "service": new.url}))
         yield new, store
 
 
@@ -419,7 +456,7 @@ def test_a_saved_session_whose_host_stopped_answering_logs_in_afresh_once(
         assert [p["text"] for p in new.posts()] == ["after the move", "and again"]
         said = [r.getMessage() for r in caplog.records if "logging in afresh" in r.getMessage()]
         assert len(said) == 1 and "does not answer" in said[0] and new.url in said[0]
-        assert json.loads(store.saved[-1])["service"] == new.url  # the new session, saved
+        assert _opened(bsky, store.saved[-1])["service"] == new.url  # the new session, saved
         new.client(store=store).publish(message("a restart reuses it"))
         assert len(new.posts()) == 3 and len(caplog.records) == len(said)
 
@@ -441,8 +478,8 @@ def test_a_session_saved_for_another_service_or_handle_is_not_used(
 ) -> None:
     store = SessionStore()
     bsky.client(store=store).verify()
-    made_for_old = json.loads(store.saved[-1])
-    store.saved.append(json.dumps({**made_for_old, "service": "https://old.example"}))
+    made_for_old = _opened(bsky, store.saved[-1])
+    store.saved.append(_sealed(bsky, {**made_for_old, "service": "https://old.example"}))
     with caplog.at_level(logging.WARNING, logger="bot.platforms.bluesky"):
         bsky.client(store=store).publish(message("staff changed the service"))
     assert len(bsky.posts()) == 1 and len(store.saved) == 3

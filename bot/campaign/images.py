@@ -150,8 +150,9 @@ def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
         if limits is None:
             continue
         if info.mime in limits.refused:
+            named = "WebP" if info.mime == "image/webp" else kind
             use = "JPEG" if "image/png" in limits.refused else "PNG or JPEG"
-            return f"is {kind}, which {_NAMES.get(platform, platform)} does not take; use {use}"
+            return f"is {named}, which {_NAMES.get(platform, platform)} does not take; use {use}"
         most = limits.max_gif_bytes if info.mime == "image/gif" else limits.max_bytes
         if len(data) > most:
             return f"is {len(data):,} bytes; {_NAMES.get(platform, platform)} takes at most {most:,}"

@@ -24,6 +24,9 @@ from bot.planning.slots import next_slots as upcoming_slots
 from bot.planning.xbudget import x_budget_problems
 from bot.render.textrules import length_problems
 
+CONNECTABLE = ("x", "bluesky", "mastodon")  # the networks `connect` walks a person through
+
+
 NEXT_SLOTS = 3
 
 
@@ -88,9 +91,10 @@ def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck
     for platform in config.enabled_platforms():
         for account in config.accounts(platform):
             if account.missing:
-                detail = (
-                    f"not checked: {', '.join(account.missing)} not set "
+                detail = f"not checked: {', '.join(account.missing)} not set " + (
                     f"(`python -m bot connect {platform} --account {account.name}` sets it up)"
+                    if platform in CONNECTABLE
+                    else ""
                 )
                 results.append(AccountCheck(platform, account.name, False, detail))
                 continue

@@ -21,6 +21,7 @@ from bot.campaign.moments import parse_moment
 from bot.campaign.queues import load_queues
 from bot.ledger.database import database_exists
 from bot.ledger.deliveries import open_ledger
+from bot.monitoring.retention import forget_expired
 from bot.planning.planner import Progress, progress_from_history
 from bot.report.figures import Account, Figures, activity_span, read_figures
 from bot.report.page import render_page
@@ -122,6 +123,7 @@ def _read_ledger(
         return Figures(_period(start or end - DEFAULT_SPAN, end, zone)), {}
     ledger = open_ledger(config.database_url)
     try:
+        forget_expired(config, ledger.engine)  # retention and the ignore list hold here too
         span = activity_span(ledger.engine)
         if end is None:  # a rehearsal is over: its report ends just after its last record
             end = span[1] + REHEARSAL_MARGIN if span is not None else now

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,7 +31,7 @@ from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, Gate, Result, expire_dead_workers
 from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import build_job, held_deliveries, held_targets, missing_line, targets
-from bot.delivery.pool import DeliveryPool
+from bot.delivery.pool import DELIVERY_THREADS, DeliveryPool
 from bot.errors import PlatformError
 from bot.ledger.database import database_now
 from bot.ledger.workers import died_here, new_worker_id
@@ -54,6 +55,7 @@ PROBE_EVERY = timedelta(minutes=15)
 MONITOR_EVERY = 10.0  # seconds between monitoring passes; the monitor decides what is due
 SHUTDOWN_BOUND = 25.0  # seconds for calls in flight after SIGTERM (Heroku kills at 30)
 MISSED_LINES = 3  # missed slots logged one by one per pass; the rest in one summary line
+SLOT_THREADS = 8  # queues decided side by side in one tick (see `_fire_queues`)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Daemon:
         stop: threading.Event | None = None,
         gate: Gate | None = None,
         worker: str | None = None,
-        max_workers: int = 16,
+        max_workers: int = DELIVERY_THREADS,
         monitor: Callable[[bool], object] | None = None,
         died: Callable[[str], bool] = died_here,
     ) -> None:
@@ -99,6 +101,7 @@ class Daemon:
         # with the post it holds; and the accounts already reported as holding deliveries.
         self.held: dict[str, str] = {}
         self._held_accounts: set[tuple[str, str]] = set()
+        self._slot_pool: ThreadPoolExecutor | None = None
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -128,12 +131,7 @@ class Daemon:
             log.info("resumed: posting again")
         self._was_paused = False
         now = self.rt.now()
-        fired: list[Fired] = []
-        for queue in self.rt.queues():
-            try:
-                fired.extend(self.fire_due(queue, now))
-            except Exception:  # one queue's trouble (a bug, a database hiccup) holds no other back
-                log.exception("queue %s: tick failed", queue.name)
+        fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
         # Every tick, not only at start-up: a worker killed next to this one (several `run`
         # processes on one machine) has its claims resumed within seconds, not after the lease.
         self.expire_dead_workers(now)
@@ -142,6 +140,35 @@ class Daemon:
         return fired
 
     # --- slots -----------------------------------------------------------------------------
+
+    def _close_slot_pool(self) -> None:
+        # Only where no tick can be running (`run_once`); a daemon's idle slot threads end with
+        # the process, or with the pool when the Daemon is dropped.
+        if self._slot_pool is not None:
+            self._slot_pool.shutdown(wait=True)
+            self._slot_pool = None
+
+    def _fire_queues(self, queues: Sequence[Queue], now: datetime) -> list[list[Fired]]:
+        """Each queue's fired slots, in the order of `queues`.
+
+        Queues are decided side by side: a slot's deliveries wait for its claim's synced commit,
+        and side by side those commits are shared (`bot.ledger.database`) instead of paid one
+        after another (bench/overhead.py: 100 due queues). Queues are independent: slots are
+        decided per queue, under the ledger's per-queue rules.
+        """
+
+        def fire(queue: Queue) -> list[Fired]:
+            try:
+                return self.fire_due(queue, now)
+            except Exception:  # one queue's trouble (a bug, a database hiccup) holds no other back
+                log.exception("queue %s: tick failed", queue.name)
+                return []
+
+        if len(queues) < 2:
+            return [fire(queue) for queue in queues]
+        if self._slot_pool is None:  # threads start only when a tick has several queues
+            self._slot_pool = ThreadPoolExecutor(max_workers=SLOT_THREADS, thread_name_prefix="slots")
+        return list(self._slot_pool.map(fire, queues))
 
     def fire_due(self, queue: Queue, now: datetime) -> list[Fired]:
         ledger, grace = self.rt.ledger, self.rt.config.schedule_grace
@@ -424,6 +451,7 @@ class Daemon:
         """`run --once`: fire what is due, wait for those deliveries (retries included), monitor once."""
         self.start_up()
         self.tick()
+        self._close_slot_pool()
         self.wait_idle()
         if self.monitor is not None and not self.stop.is_set():
             self.monitor(True)

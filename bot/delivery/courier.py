@@ -186,8 +186,19 @@ class Courier:
             if claim is not None:
                 self._release(key)
             return Result(job, "deferred", error=halted)
+        recorded = False
         if claim is None:
-            claim = self._claim(key)
+            # Claim and record the attempt in one commit: nothing comes between them but the
+            # message, whose text is the template's.
+            claim, recorded = self.ledger.claim_to_send(
+                key,
+                self.worker,
+                self.now(),
+                self.lease,
+                lambda: make_tid(self.now()),
+                template.text,
+                retry_failed=self.retry_failed,
+            )
         if claim is None:
             return self._not_ours(job, key)
         message = replace(
@@ -195,7 +206,7 @@ class Courier:
         )
         part = _Part(job, index, key, claim, message, held)
         part.message = replace(message, on_checkpoint=lambda ref: self._checkpoint(part, ref))
-        return self._settle(part, client)
+        return self._settle(part, client, recorded)
 
     def _checkpoint(self, part: _Part, ref: str) -> bool:
         """Record what a two-step publish made (an Instagram container) before its final call;
@@ -206,8 +217,12 @@ class Courier:
         part.attempted = replace(part.attempted, checkpoint=ref)
         return True
 
-    def _settle(self, part: _Part, client: PlatformClient) -> tuple[Published, bool] | Result:
-        """Look, send and retry one claimed part until it is posted, failed or deferred."""
+    def _settle(
+        self, part: _Part, client: PlatformClient, recorded: bool = False
+    ) -> tuple[Published, bool] | Result:
+        """Look, send and retry one claimed part until it is posted, failed or deferred.
+
+        `recorded`: the claim already counts this first call (`Ledger.claim_to_send`)."""
         # A call may have reached the platform before: ask it first, whatever else happens.
         must_look = part.claim.attempted
         failures = 0
@@ -220,7 +235,9 @@ class Courier:
                     looked = self._look_first(part, client, sent)
                     if looked is not None:
                         return looked
-                if not self.ledger.record_attempt(
+                if recorded:
+                    recorded = False
+                elif not self.ledger.record_attempt(
                     part.key, self.worker, part.message.text, self.now(), self.lease
                 ):
                     return Result(part.job, "deferred", error="claim taken over by another worker")

@@ -33,6 +33,12 @@ PENDING_MAX_AGE = timedelta(days=1)
 
 JobId = tuple[str, str, int, str, str]  # queue, post, cycle, platform, account
 
+# Delivery threads: enough for one post to every target of a large campaign (3 networks x 20
+# accounts) at once. They wait on the network almost all the time, and the pool starts them
+# only as jobs come, so an idle daemon has none. With 16, 60 targets took 4 rounds of the
+# networks' latency (bench/fanout.py).
+DELIVERY_THREADS = 64
+
 # How soon a job held back because another worker is posting to the same limited account
 # looks again (the other worker's post then counts in the limit).
 ACCOUNT_BUSY_RETRY = timedelta(seconds=5)
@@ -64,7 +70,7 @@ def _account_lease(job: Job) -> str:
 
 
 class DeliveryPool:
-    def __init__(self, runtime: Host, courier: Courier, *, max_workers: int = 16) -> None:
+    def __init__(self, runtime: Host, courier: Courier, *, max_workers: int = DELIVERY_THREADS) -> None:
         self.rt = runtime
         self.courier = courier
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="deliver")

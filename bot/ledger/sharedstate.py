@@ -34,6 +34,11 @@ class AccountHealth:
     updated_at: datetime
 
 
+# Read before every slot and delivery: built once (building costs more than running them).
+_HEALTH = select(account_health).order_by(account_health.c.platform, account_health.c.account)
+_PAUSE = select(pause.c.paused, pause.c.reason, pause.c.since)
+
+
 class SharedState:
     """The pause, saved sessions and account health. Thread-safe: every method is its own
     transaction."""
@@ -53,7 +58,7 @@ class SharedState:
 
     def pause_state(self) -> PauseState:
         with reading(self.engine) as conn:
-            row = conn.execute(select(pause.c.paused, pause.c.reason, pause.c.since)).one()
+            row = conn.execute(_PAUSE).one()
         return PauseState(paused=bool(row.paused), reason=row.reason, since=row.since)
 
     # --- sessions -------------------------------------------------------------------------
@@ -89,6 +94,5 @@ class SharedState:
 
     def account_health(self) -> list[AccountHealth]:
         """Every account with a recorded health; an account never recorded is presumed healthy."""
-        stmt = select(account_health).order_by(account_health.c.platform, account_health.c.account)
         with reading(self.engine) as conn:
-            return [AccountHealth(**row._mapping) for row in conn.execute(stmt)]
+            return [AccountHealth(**row._mapping) for row in conn.execute(_HEALTH)]

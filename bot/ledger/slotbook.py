@@ -8,15 +8,16 @@ delivery it owes (docs/design.md, the ledger).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
-from bot.ledger.database import insert_for, reading, writing
+from bot.ledger.database import insert_of, reading, writing
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, deliveries, slots
 
 
@@ -29,6 +30,47 @@ class SlotRecord:
     post_id: str | None
     claimed_by: str | None
     recorded_at: datetime
+
+
+# Statements run for every slot of every queue on every tick, built once: building one costs
+# SQLAlchemy more than SQLite takes to run it (bench/overhead.py). Values are bound parameters.
+@functools.cache
+def _record_slot(dialect: str) -> Any:
+    names = ("queue", "slot_name", "state", "cycle", "post_id")
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in names}
+    insert = insert_of(dialect, slots).values(
+        **values, claimed_by=bindparam("v_worker"), recorded_at=bindparam("v_now")
+    )
+    # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
+    return insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
+
+
+@functools.cache
+def _owe(dialect: str) -> Any:
+    return insert_of(dialect, deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+
+
+_FIRED_ALREADY = (
+    select(slots.c.id)
+    .where(
+        slots.c.queue == bindparam("v_queue"),
+        slots.c.state == "fired",
+        slots.c.cycle == bindparam("v_cycle"),
+        slots.c.post_id == bindparam("v_post_id"),
+    )
+    .limit(1)
+)
+_SENT = (
+    select(slots.c.cycle, slots.c.post_id)
+    .where(slots.c.queue == bindparam("v_queue"), slots.c.state == "fired")
+    .order_by(slots.c.recorded_at, slots.c.id)
+)
+_LAST = (
+    select(slots)
+    .where(slots.c.queue == bindparam("v_queue"))
+    .order_by(slots.c.recorded_at.desc(), slots.c.id.desc())
+    .limit(1)
+)
 
 
 def _queue_lock_key(queue: str) -> int:
@@ -74,13 +116,8 @@ class SlotBook:
             if once_per_cycle:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _queue_lock_key(queue)})
-                already = select(slots.c.id).where(
-                    slots.c.queue == queue,
-                    slots.c.state == "fired",
-                    slots.c.cycle == cycle,
-                    slots.c.post_id == post_id,
-                )
-                if conn.execute(already.limit(1)).first() is not None:
+                already = {"v_queue": queue, "v_cycle": cycle, "v_post_id": post_id}
+                if conn.execute(_FIRED_ALREADY, already).first() is not None:
                     return False
             won = self._record_slot_in(
                 conn, queue, slot_name, "fired", now, cycle=cycle, post_id=post_id, worker=worker
@@ -101,8 +138,7 @@ class SlotBook:
                     }
                     for key in owed
                 ]
-                stmt = insert_for(conn, deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
-                conn.execute(stmt, rows)
+                conn.execute(_owe(conn.dialect.name), rows)
             return won
 
     def mark_slot(
@@ -125,10 +161,9 @@ class SlotBook:
         worker: str | None = None,
     ) -> bool:
         values = dict(queue=queue, slot_name=slot_name, state=state, cycle=cycle, post_id=post_id)
-        insert = insert_for(conn, slots).values(**values, claimed_by=worker, recorded_at=now)
-        # RETURNING, not rowcount: PostgreSQL adds an implicit RETURNING id that hides it.
-        stmt = insert.on_conflict_do_nothing(index_elements=["queue", "slot_name"]).returning(slots.c.id)
-        return conn.execute(stmt).first() is not None
+        params: dict[str, object] = {f"v_{name}": value for name, value in values.items()}
+        params.update(v_worker=worker, v_now=now)
+        return conn.execute(_record_slot(conn.dialect.name), params).first() is not None
 
     def slot_decided(self, queue: str, slot_name: str) -> bool:
         """Whether any worker recorded this slot (fired, missed or skipped)."""
@@ -138,23 +173,13 @@ class SlotBook:
 
     def sent_posts(self, queue: str) -> list[tuple[int, str]]:
         """(cycle, post id) of every fired slot of the queue, in the order they fired: the planner's input."""
-        stmt = (
-            select(slots.c.cycle, slots.c.post_id)
-            .where(slots.c.queue == queue, slots.c.state == "fired")
-            .order_by(slots.c.recorded_at, slots.c.id)
-        )
         with reading(self.engine) as conn:
-            return [(row.cycle, row.post_id) for row in conn.execute(stmt)]
+            return [(row.cycle, row.post_id) for row in conn.execute(_SENT, {"v_queue": queue})]
 
     def last_slot(self, queue: str) -> SlotRecord | None:
         """The slot decided most recently (fired, missed or skipped): where catching up starts."""
-        stmt = (
-            select(slots)
-            .where(slots.c.queue == queue)
-            .order_by(slots.c.recorded_at.desc(), slots.c.id.desc())
-        )
         with reading(self.engine) as conn:
-            row = conn.execute(stmt.limit(1)).first()
+            row = conn.execute(_LAST, {"v_queue": queue}).first()
         if row is None:
             return None
         m = row._mapping

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,6 +114,9 @@ class BlueskyClient:
         self._has_session = False
         self._sealing_key: bytes | None = None  # derived on first use (scrypt takes ~50 ms)
         self._imported = False  # the session came from the ledger, made by an earlier run
+        # Delivery threads share the client: the first calls of a new one must not each load or
+        # create a session (createSession allows 30 per 5 minutes).
+        self._session_lock = threading.Lock()
         self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
@@ -298,7 +302,9 @@ class BlueskyClient:
     def _call(self, send: Callable[[], T]) -> T:
         """Run one SDK call, renewing a refused session once, and translate what it raises."""
         try:
-            self._ensure_session()
+            if not self._has_session:
+                with self._session_lock:
+                    self._ensure_session()
             try:
                 return send()
             except (BadRequestError, UnauthorizedError) as exc:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from atproto import models
+from atproto_client import models
 from atproto_client.exceptions import BadRequestError
 from atproto_client.models.utils import get_response_model
 from atproto_core.uri import AtUri

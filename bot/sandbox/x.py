@@ -242,7 +242,9 @@ class XEmulator(Emulator):
             secrets_and_level = (
                 keys["consumer_secret"],
                 keys["access_token_secret"],
-                self.oauth.level(keys["consumer_key"]),
+                # The accounts' own tokens were made with every permission, as the recorded
+                # answers show; an `app_permissions` setting changes that.
+                self.oauth.permissions.get(keys["consumer_key"], "read-write-directmessages"),
             )
         elif granted is not None:
             user = granted.user

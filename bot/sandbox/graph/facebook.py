@@ -103,8 +103,13 @@ class FacebookEmulator(GraphEmulator):
     def add_audience(
         self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        if options:
-            raise ValueError(f"the facebook emulator takes no audience options: {sorted(options)}")
+        # `plain` changes nothing here: a Page post carries no facets, only `message_tags`
+        # for the Pages it names.
+        unknown = sorted(set(options or {}) - {"plain"})
+        if unknown:
+            raise ValueError(f"the facebook emulator takes no audience options {unknown}")
+        if kind not in ("reply", "mention", "hashtag"):
+            raise ValueError(f"the facebook emulator plays reply, mention or hashtag, not {kind!r}")
         person, now = self.store.person(author), self.clock()
         if kind == "reply":
             node = self.store.node(str(to)) if to is not None else None
