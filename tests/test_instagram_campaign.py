@@ -206,3 +206,17 @@ def test_config_needs_a_public_place_for_images(ig: IgSite) -> None:
         "config.yaml:10: platforms.instagram: account 'main' has no public place for its images"
         in result.stderr
     )
+
+
+def test_check_online_asks_whether_each_image_answers_where_instagram_fetches_it(ig: IgSite) -> None:
+    ig.queue(QUEUE)
+    online = bot(ig.config, ig.env, "check", "--online")
+    assert online.returncode == 0, online.stdout + online.stderr
+    assert "instagram main: ok @fightforthefuture" in online.stdout
+    text = ig.config.read_text()
+    served = next(line for line in text.splitlines() if "media_base_url" in line)
+    ig.config.write_text(text.replace(served, f"{served}/wrong-folder"))
+    online = bot(ig.config, ig.env, "check", "--online")
+    assert online.returncode == 3
+    (line,) = [x for x in online.stdout.splitlines() if x.startswith("instagram main:")]
+    assert "FAILED" in line and "/wrong-folder/sign.jpg answers 404: Instagram cannot fetch it" in line

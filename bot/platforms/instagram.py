@@ -28,9 +28,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
+
+import requests
 
 from bot.campaign.model import Account, Platform
 from bot.errors import Rejected, Transient
@@ -52,6 +54,8 @@ MEDIA_FIELDS = "id,caption,timestamp,permalink,username"
 COMMENT_FIELDS = "id,text,username,timestamp,from,replies{id,text,username,timestamp,from}"
 HASHTAG_FIELDS = "id,caption,timestamp,permalink"
 Sleeper = Callable[[float], None]
+CHECKED_IMAGES = 100  # `check --online` asks about this many content images at most
+IMAGE_CHECK_TIMEOUT = 10.0
 
 
 class InstagramClient:
@@ -251,6 +255,29 @@ class InstagramClient:
             return self._page_hosted(media)
         relative = media.path.relative_to(media.root) if media.root else PurePath(media.path.name)
         return f"{self.media_base_url}/{quote(relative.as_posix())}"
+
+    def image_problems(self, content_dir: Path) -> list[str]:
+        """`check --online`: each JPEG of the content folder where Instagram will fetch it, asked
+        with HEAD; one sentence per image that does not answer 200 (at most `CHECKED_IMAGES`)."""
+        if not self.media_base_url:
+            return []  # hosted by the Page at send time: nothing to ask beforehand
+        files = sorted(p for p in content_dir.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+        problems = []
+        with requests.Session() as session:
+            for path in files[:CHECKED_IMAGES]:
+                url = self.image_url(Media(path, "", content_dir))
+                try:
+                    status = session.head(url, timeout=IMAGE_CHECK_TIMEOUT, allow_redirects=True).status_code
+                except requests.RequestException as exc:
+                    problems.append(
+                        f"{url} does not answer ({type(exc).__name__}): Instagram cannot fetch it"
+                    )
+                    continue
+                if status != 200:
+                    problems.append(
+                        f"{url} answers {status}: Instagram cannot fetch it; is media_base_url right?"
+                    )
+        return problems
 
     def _page_hosted(self, media: Media) -> str:
         if not self.page_id:
