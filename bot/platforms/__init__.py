@@ -2,8 +2,8 @@
 
 The core never imports an SDK: it hands an adapter an `Outgoing` message and gets back a
 `Published` reference or one of the errors of `bot.errors` (RateLimited, Transient, Rejected,
-AuthFailed). Each adapter module (x, bluesky, mastodon, facebook) is loaded by name through `open_client`,
-so the core never names tweepy, atproto or Mastodon.py.
+AuthFailed). Each adapter module (x, bluesky, mastodon, facebook, instagram) is loaded by name
+through `open_client`, so the core never names tweepy, atproto or Mastodon.py.
 """
 
 from __future__ import annotations

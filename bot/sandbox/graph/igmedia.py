@@ -157,6 +157,9 @@ class IgStore:
         """A carousel's item: part of its album, never listed on its own."""
         return any(media.id in m.children for m in self.media.values())
 
+    def comment_count(self, media: IgMedia) -> int:
+        return sum(1 for c in self.comments.values() if c.media is media)
+
     def own_media(self, account: IgAccount) -> list[IgMedia]:
         found = [
             m for m in self.media.values() if m.owner is account and not m.deleted and not self.is_child(m)
@@ -215,3 +218,33 @@ def comment_json(comment: IgComment) -> dict[str, Any]:
     if comment.parent is not None:
         full["parent_id"] = comment.parent.id
     return full
+
+
+def media_state(store: IgStore, media: IgMedia, base_url: str) -> dict[str, Any]:
+    """A media as `/_sandbox/state` shows it (docs/sandbox.md): a carousel's alts in `media`."""
+    viewer = store.accounts[0] if isinstance(media.owner, Stranger) else media.owner
+    alts = [store.media[c].alt for c in media.children if c in store.media] or [media.alt]
+    state = {
+        "id": media.id,
+        "url": f"{base_url}/p/{media.shortcode}/",
+        "author": media.owner.username,
+        "text": media.caption,
+        "created_at": graph_time(media.created_at),
+        "in_reply_to": None,
+        "media": [{"id": media.id, "alt": alt} for alt in alts] if isinstance(media.owner, IgAccount) else [],
+        "raw": media_json(media, viewer, store.comment_count(media)),
+    }
+    return state | ({"deleted": True} if media.deleted else {})
+
+
+def comment_state(comment: IgComment, base_url: str) -> dict[str, Any]:
+    return {
+        "id": comment.id,
+        "url": f"{base_url}/p/{comment.media.shortcode}/c/{comment.id}/",
+        "author": comment.author.username,
+        "text": comment.text,
+        "created_at": graph_time(comment.created_at),
+        "in_reply_to": (comment.parent or comment.media).id,
+        "media": [],
+        "raw": comment_json(comment),
+    }

@@ -27,14 +27,11 @@ Settings (`POST /_sandbox/settings`), besides the Graph ones: `processing_second
 from __future__ import annotations
 
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from bot.campaign.images import inspect_image
-from bot.sandbox.graph.core import GraphEmulator, GraphError, coded, graph_time, json_response
+from bot.sandbox.graph.core import GraphEmulator, GraphError, coded, json_response
 from bot.sandbox.graph.igmedia import (
     HASHTAG_WINDOW,
     Container,
@@ -42,29 +39,20 @@ from bot.sandbox.graph.igmedia import (
     IgComment,
     IgMedia,
     IgStore,
-    Stranger,
     comment_json,
+    comment_state,
     media_json,
+    media_state,
 )
+from bot.sandbox.graph.igrules import MAX_ALT, check_caption, fetch_problem, ig_error
 from bot.sandbox.graph.shapes import project
 from bot.sandbox.server import Request, Response, account_names
 
-MAX_CAPTION = 2200
-MAX_HASHTAGS = 30
-MAX_MENTIONS = 20
-MAX_IMAGE_BYTES = 8 * 1024 * 1024
-MAX_ALT = 1000
 QUOTA_PERIOD = timedelta(hours=24)
 HASHTAG_PERIOD = timedelta(days=7)
 HASHTAG_BUDGET = 30
 MEDIA_DEFAULT = ("id",)
 COMMENT_DEFAULT = ("timestamp", "text", "id")
-FETCH_TIMEOUT = 10.0
-
-
-def ig_error(code: int, subcode: int, message: str, *, transient: bool = False) -> GraphError:
-    """One of Instagram's publishing errors: HTTP 400, a code and a 22070xx subcode."""
-    return GraphError(code, message, 400, subcode, "OAuthException", transient)
 
 
 class InstagramEmulator(GraphEmulator):
@@ -157,36 +145,13 @@ class InstagramEmulator(GraphEmulator):
         return {**super().state_extra(), "containers": containers, "hashtag_searches": searches}
 
     def _state_media(self, media: IgMedia) -> dict[str, Any]:
-        viewer = self.store.accounts[0] if isinstance(media.owner, Stranger) else media.owner
-        alts = [self.store.media[c].alt for c in media.children if c in self.store.media] or [media.alt]
-        state = {
-            "id": media.id,
-            "url": f"{self.base_url}/p/{media.shortcode}/",
-            "author": media.owner.username,
-            "text": media.caption,
-            "created_at": graph_time(media.created_at),
-            "in_reply_to": None,
-            "media": [{"id": media.id, "alt": alt} for alt in alts]
-            if isinstance(media.owner, IgAccount)
-            else [],
-            "raw": media_json(media, viewer, self._comment_count(media)),
-        }
-        return state | ({"deleted": True} if media.deleted else {})
+        return media_state(self.store, media, self.base_url)
 
     def _state_comment(self, comment: IgComment) -> dict[str, Any]:
-        return {
-            "id": comment.id,
-            "url": f"{self.base_url}/p/{comment.media.shortcode}/c/{comment.id}/",
-            "author": comment.author.username,
-            "text": comment.text,
-            "created_at": graph_time(comment.created_at),
-            "in_reply_to": (comment.parent or comment.media).id,
-            "media": [],
-            "raw": comment_json(comment),
-        }
+        return comment_state(comment, self.base_url)
 
     def _comment_count(self, media: IgMedia) -> int:
-        return sum(1 for c in self.store.comments.values() if c.media is media)
+        return self.store.comment_count(media)
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -283,7 +248,7 @@ class InstagramEmulator(GraphEmulator):
         caption = str(params.get("caption") or "")
         media_type = str(params.get("media_type") or "IMAGE").upper()
         carousel_item = str(params.get("is_carousel_item") or "").lower() in ("true", "1")
-        _check_caption(caption)
+        check_caption(caption)
         ready = now + timedelta(seconds=float(self.settings["processing_seconds"]))
         if media_type == "CAROUSEL":
             children = self._children(account, params)
@@ -324,22 +289,7 @@ class InstagramEmulator(GraphEmulator):
 
     def _fetch(self, container: Container) -> None:
         """Fetch and decode the image as Instagram does; the outcome lands on the container."""
-        error: tuple[int, str] | None = None
-        try:
-            with urllib.request.urlopen(str(container.image_url), timeout=FETCH_TIMEOUT) as answer:
-                data = answer.read(MAX_IMAGE_BYTES + 1)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            error = (2207052, f"The media could not be fetched from this URI: {exc}")
-            data = b""
-        if error is None:
-            info = inspect_image(data)
-            ratio = (info.width or 0) / (info.height or 1)
-            if len(data) > MAX_IMAGE_BYTES:
-                error = (2207004, "The image is too large to download (8 MB at most).")
-            elif info.mime != "image/jpeg" or not info.width:
-                error = (2207005, "The image format is not supported (JPEG only).")
-            elif not 0.8 <= ratio <= 1.91:
-                error = (2207009, "The aspect ratio is not supported (4:5 to 1.91:1).")
+        error = fetch_problem(str(container.image_url))
         with self.lock:
             container.error = error
             container.fetched = error is None
@@ -471,10 +421,3 @@ class InstagramEmulator(GraphEmulator):
             item.pop("username", None)
             item.pop("owner", None)
         return json_response(200, self.page_of(items, params, f"/{node_id}/recent_media", default_limit=25))
-
-
-def _check_caption(caption: str) -> None:
-    if len(caption) > MAX_CAPTION or caption.count("#") > MAX_HASHTAGS:
-        raise ig_error(36004, 2207010, "The caption is too long (2,200 characters, 30 hashtags at most).")
-    if caption.count("@") > MAX_MENTIONS:
-        raise ig_error(100, 2207040, "Cannot use more than 20 tags per created media.")
