@@ -477,9 +477,9 @@ def _days(text: str) -> int:
 
 
 def _base_port(text: str) -> int:
-    """A port N such that N to N+3 (X, Bluesky, Mastodon, Facebook) are all valid ports."""
-    if not text.isdigit() or not 1 <= int(text) <= 65532:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65532 (N to N+3 are used)")
+    """A port N such that N to N+4 (X, Bluesky, Mastodon, Facebook, Instagram) are all valid ports."""
+    if not text.isdigit() or not 1 <= int(text) <= 65531:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65531 (N to N+4 are used)")
     return int(text)
 
 
@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port",
         type=_base_port,
-        help="X on N, Bluesky on N+1, Mastodon on N+2, Facebook on N+3 (default: free ports)",
+        help="X on N, Bluesky N+1, Mastodon N+2, Facebook N+3, Instagram N+4 (default: free ports)",
     )
     p.add_argument("--accounts", type=_count, default=2, help="accounts per platform (default 2)")
     p.add_argument(

@@ -30,17 +30,22 @@ from sqlalchemy import select
 from bot.ledger.deliveries import Delivery, open_ledger
 from bot.ledger.schema import slots
 from bot.sandbox import Sandbox
+from bot.sandbox.imagehost import ImageHost
+from tests.imagefiles import jpeg
 
 REPO = Path(__file__).resolve().parent.parent
-PLATFORMS = ("x", "bluesky", "mastodon", "facebook")
+PLATFORMS = ("x", "bluesky", "mastodon", "facebook", "instagram")
+JOINED = ("facebook", "instagram")  # a thread goes out as one post, its parts as paragraphs
 # The request that writes a post on each platform: most faults go there, the others anywhere.
 POST_PATHS = {
     "x": "/2/tweets",
     "bluesky": "/xrpc/com.atproto.repo.createRecord",
     "mastodon": "/api/v1/statuses",
     "facebook": "/*/feed",  # matched with or without the Graph version
+    "instagram": "/*/media_publish",
 }
-ANY_PATH = {"x": "/2/*", "bluesky": "/xrpc/*", "mastodon": "/api/*", "facebook": "/v*"}
+ANY_PATH = {"x": "/2/*", "bluesky": "/xrpc/*", "mastodon": "/api/*", "facebook": "/v*", "instagram": "/v*"}
+CARD = "card.jpg"  # Instagram's image for the text posts
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,15 @@ class Campaign:
 
     def __post_init__(self) -> None:
         (self.root / "content").mkdir(parents=True, exist_ok=True)
+        (self.root / "content" / CARD).write_bytes(jpeg(1080, 1080))
+        self.images = ImageHost(self.root / "content").start()
         described = self.sandbox.describe()
         self.accounts = {p: [a["name"] for a in described[p]["accounts"]] for p in PLATFORMS}
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_", "FB_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("X_", "BSKY_", "MASTODON_", "FB_", "IG_"))
+        }
         for account in described["x"]["accounts"]:
             for name in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"):
                 env[_env_name("x", account["name"], name)] = account[name]
@@ -83,6 +94,9 @@ class Campaign:
         for account in described["facebook"]["accounts"]:
             env[_env_name("fb", account["name"], "page_id")] = account["page_id"]
             env[_env_name("fb", account["name"], "token")] = account["access_token"]
+        for account in described["instagram"]["accounts"]:
+            env[_env_name("ig", account["name"], "user_id")] = account["ig_user_id"]
+            env[_env_name("ig", account["name"], "token")] = account["access_token"]
         env["DATABASE_URL"] = self.database
         self.env = env
         self._write_config(described)
@@ -118,6 +132,12 @@ class Campaign:
         access_token: "${{{_env_name("fb", a, "token")}}}\""""
             for a in self.accounts["facebook"]
         ]
+        ig = [
+            f"""      - name: {a}
+        ig_user_id: "${{{_env_name("ig", a, "user_id")}}}"
+        access_token: "${{{_env_name("ig", a, "token")}}}\""""
+            for a in self.accounts["instagram"]
+        ]
         head = textwrap.dedent(
             """\
             campaign: Reliability
@@ -137,6 +157,9 @@ class Campaign:
             f"  mastodon:\n    enabled: true\n    accounts:\n{block('mastodon', masto)}\n"
             f"  facebook:\n    enabled: true\n    api_base_url: {d['facebook']['base_url']}\n"
             f"    accounts:\n{block('facebook', fb)}\n"
+            f"  instagram:\n    enabled: true\n    api_base_url: {d['instagram']['base_url']}\n"
+            f"    media_base_url: {self.images.base_url}\n"
+            f"    accounts:\n{block('instagram', ig)}\n"
         )
         (self.root / "config.yaml").write_text(head + body)
 
@@ -147,7 +170,8 @@ class Campaign:
         # Starting now: a queue firing every few seconds would otherwise have an hour of slots
         # behind it on the first tick, each recorded (and logged) as missed.
         start = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        lines = [f"schedule: {{every: {every}s}}", f'start: "{start}"', "when_exhausted: stop", "posts:"]
+        lines = [f"schedule: {{every: {every}s}}", f'start: "{start}"', "when_exhausted: stop"]
+        lines += [f'instagram: {{image: {{path: {CARD}, alt: "The campaign card"}}}}', "posts:"]
         for i, parts in enumerate(posts):
             if len(parts) == 1:
                 lines.append(f"  - id: {name}-{i}\n    text: {json.dumps(parts[0])}")
@@ -170,13 +194,14 @@ class Campaign:
             (platform, account, self.text_of(platform, part))
             for part in self.parts()
             for platform in PLATFORMS
-            if part.part == 0 or platform != "facebook"
+            if part.part == 0 or platform not in JOINED
             for account in self.accounts[platform]
         )
 
     def text_of(self, platform: str, part: Part) -> str:
-        """A part's text as posted: Facebook posts a thread as one post, its parts as paragraphs."""
-        if platform != "facebook":
+        """A part's text as posted: Facebook and Instagram post a thread as one post, its parts as
+        paragraphs."""
+        if platform not in JOINED:
             return part.text
         return "\n\n".join(self.queues[part.queue][int(part.post_id.rsplit("-", 1)[1])])
 
@@ -221,6 +246,7 @@ class Campaign:
                 proc.kill()
                 proc.wait(timeout=10)
                 codes.append(None)
+        self.images.stop()
         return codes
 
     def log_tail(self, lines: int = 40) -> str:

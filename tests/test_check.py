@@ -33,7 +33,8 @@ def test_the_shipped_campaign_passes_with_only_missing_secret_warnings() -> None
     assert "calls-to-action (content/calls-to-action.yaml): 13 posts (1 pinned)" in result.stdout
     assert "explainer (content/explainer.yaml)" in result.stdout
     assert "company-asks (content/company-asks.yaml)" in result.stdout
-    assert f"3 queues, 28 posts: 0 errors, {5 + past} warnings" in result.stdout
+    assert len(secrets) == 5  # one line per platform's account: X, Bluesky, Mastodon, Facebook, Instagram
+    assert f"3 queues, 28 posts: 0 errors, {len(secrets) + 1 + past} warnings" in result.stdout
 
 
 def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_printed() -> None:
@@ -51,6 +52,8 @@ def test_with_every_secret_set_there_is_nothing_to_warn_about_and_no_secret_is_p
         ]
     }
     secrets["FB_PAGE_ID"] = "104830741234567"  # a Page id is digits
+    secrets["IG_USER_ID"] = "17841400000000001"  # and so is an Instagram account's
+    secrets["IG_MEDIA_BASE_URL"] = "https://example.org/campaign-content"
     result = run_check(REPO / "config.yaml", secrets)
     assert result.returncode == 0
     # What X does to a repeating queue, nothing else (and, after its day, the pinned post's date).

@@ -173,12 +173,13 @@ def test_sandbox_prints_one_json_line_and_stops_cleanly(tmp_path: Path, stop: si
     try:
         assert process.stdout is not None
         described = json.loads(process.stdout.readline())
-        assert set(described) == {"x", "bluesky", "mastodon", "facebook"}
+        assert set(described) == {"x", "bluesky", "mastodon", "facebook", "instagram"}
         keys = {
             "x": {"name", "consumer_key", "consumer_secret", "access_token", "access_token_secret"},
             "bluesky": {"name", "handle", "app_password"},
             "mastodon": {"name", "access_token"},
             "facebook": {"name", "page_id", "access_token", "app_secret"},
+            "instagram": {"name", "ig_user_id", "access_token", "username"},
         }
         for platform, shown in described.items():
             assert set(shown) == {"base_url", "accounts", "control_token"}

@@ -99,8 +99,8 @@ def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_p
         taken.listen()
         run = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT=str(base))
     assert run.returncode == 3, run.stderr
-    assert f"cannot listen on ports {base}-{base + 3} (Address already in use;" in run.stderr
-    assert f"BOT_SANDBOX_PORT=N picks ports N to N+3 instead, e.g. BOT_SANDBOX_PORT={base + 4}" in run.stderr
+    assert f"cannot listen on ports {base}-{base + 4} (Address already in use;" in run.stderr
+    assert f"BOT_SANDBOX_PORT=N picks ports N to N+4 instead, e.g. BOT_SANDBOX_PORT={base + 5}" in run.stderr
     assert "Traceback" not in run.stderr
-    too_high = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT="65533")
-    assert too_high.returncode == 2 and "is not a port from 1 to 65532" in too_high.stderr
+    too_high = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT="65532")
+    assert too_high.returncode == 2 and "is not a port from 1 to 65531" in too_high.stderr

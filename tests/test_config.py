@@ -17,6 +17,8 @@ SECRETS = {
     "MASTODON_ACCESS_TOKEN": "masto-s3cret-value",
     "FB_PAGE_ID": "104830741234567",
     "FB_PAGE_ACCESS_TOKEN": "EAAG-s3cret-value",
+    "IG_USER_ID": "17841400000000001",
+    "IG_MEDIA_BASE_URL": "https://example.org/campaign-content",
 }
 
 MINIMAL = """\
@@ -55,7 +57,9 @@ def test_the_shipped_config_loads_with_its_documented_values() -> None:
     assert warnings == []
     assert config.campaign == "NoTechForICE"
     assert config.timezone == "America/New_York"
-    assert config.enabled_platforms() == ("x", "bluesky", "mastodon", "facebook")
+    assert config.enabled_platforms() == ("x", "bluesky", "mastodon", "facebook", "instagram")
+    (ig,) = config.accounts("instagram")
+    assert ig.credentials["media_base_url"] == "https://example.org/campaign-content"
     assert config.database_url == f"sqlite:///{REPO}/state/bot.sqlite3"
     assert config.content_dir == REPO / "content/"
     assert config.logging.mentions_log == REPO / "logs" / "mentions.jsonl"

@@ -220,9 +220,9 @@ def test_unknown_platform_and_account(campaign: Path) -> None:
     body = "platforms: [x, twitter, mastodn]\naccounts: [main, mian, nobody]\nposts: [{id: a, text: hi}]\n"
     assert broken(campaign, body) == [
         "content/q.yaml:2: platforms: unknown platform 'twitter' (did you mean 'x'?); "
-        "use x, bluesky, mastodon or facebook",
+        "use x, bluesky, mastodon, facebook or instagram",
         "content/q.yaml:2: platforms: unknown platform 'mastodn' (did you mean 'mastodon'?); "
-        "use x, bluesky, mastodon or facebook",
+        "use x, bluesky, mastodon, facebook or instagram",
         "content/q.yaml:3: accounts: unknown account 'mian' (did you mean 'main'?); accounts on x: main",
         "content/q.yaml:3: accounts: unknown account 'nobody'; accounts on x: main",
     ]

@@ -10,7 +10,9 @@ after the write, latency, 429 with a short reset):
 Afterwards every delivery exists exactly once on the emulators (counted per platform, account
 and exact text, so per thread part too), none is missing, threads are chained, and the ledger
 records each as posted with the id the emulator holds. Facebook, without any idempotency key,
-finds a lost answer among the Page's posts by message; it posts a thread as one post. The
+finds a lost answer among the Page's posts by message; it posts a thread as one post, as does
+Instagram, whose container id is kept before `media_publish` and asked about after a lost answer
+(each text post goes with the queue's card image, fetched by the emulator from a local server). The
 faults and kill times come from one seeded random: the seed is printed (and in every assertion message); set
 BOT_RELIABILITY_SEED to replay a run.
 """
@@ -36,7 +38,7 @@ pytestmark = pytest.mark.slow
 # flight is waited for: 30 s); the deadlines below (120 s and 110 s, plus 30 s to stop) keep a
 # failing file within about 5 minutes, a passing one within 3.
 
-ACCOUNTS = 3  # per platform: 12 targets
+ACCOUNTS = 3  # per platform: 15 targets
 
 
 def seed_for_run() -> int:

@@ -48,6 +48,7 @@ _BASE_URL_KEY: Mapping[Platform, str | None] = {
     "bluesky": "service",
     "mastodon": "api_base_url",
     "facebook": None,
+    "instagram": None,
 }
 _NOT_CREDENTIALS = {"name", "limits", "service", "api_base_url"}
 
@@ -276,7 +277,30 @@ class _Builder:
             # The adapter reads the version back from the end of the URL.
             graph = f"{fb.api_base_url.rstrip('/')}/{fb.api_version}" if fb.api_base_url else ""
             result["facebook"] = self._platform("facebook", fb.enabled, fb.accounts, graph, None)
+        if given.instagram is not None:
+            result["instagram"] = self._instagram(given.instagram)
         return result
+
+    def _instagram(self, ig: Any) -> PlatformConfig:
+        """Like Facebook's, plus where Instagram fetches images: each account's `media_base_url`
+        (or the platform's), else its Facebook Page as the host (`page_id`)."""
+        where: YamlPath = ("platforms", "instagram")
+        self._require_url((*where, "api_base_url"), ig.api_base_url, ig.enabled)
+        graph = f"{ig.api_base_url.rstrip('/')}/{ig.api_version}" if ig.api_base_url else ""
+        accounts = [
+            a if a.media_base_url else a.model_copy(update={"media_base_url": ig.media_base_url})
+            for a in ig.accounts
+        ]
+        for i, account in enumerate(accounts):
+            unset = self.missing.get((*where, "accounts", i, "media_base_url"))
+            if ig.enabled and not account.media_base_url and not account.page_id and not unset:
+                self.findings.error(
+                    (*where, "accounts", i),
+                    f"platforms.instagram: account {account.name!r} has no public place for its images: "
+                    "Instagram fetches each image from a URL; set media_base_url (where content/ is "
+                    "served) or page_id (the account's Facebook Page hosts them)",
+                )
+        return self._platform("instagram", ig.enabled, accounts, graph, None)
 
     def _platform(
         self,

@@ -128,6 +128,25 @@ class _FacebookAccountIn(_Shape):
     limits: LimitsShape = LimitsShape()
 
 
+def _ig_user_id(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value and not value.isdigit():
+        raise ValueError(
+            "should be the Instagram account's numeric id (GET /{page-id}?fields=instagram_business_account)"
+        )
+    return value
+
+
+class _InstagramAccountIn(_Shape):
+    name: str
+    ig_user_id: Annotated[str, BeforeValidator(_ig_user_id)]
+    access_token: str
+    media_base_url: ServerUrl | None = None  # where content/ images are served; else the platform's
+    page_id: Annotated[str | None, BeforeValidator(_page_id)] = None  # host images on this Page
+    limits: LimitsShape = LimitsShape()
+
+
 class _XIn(_Shape):
     enabled: bool = True
     api_base_url: ServerUrl = "https://api.x.com"
@@ -152,11 +171,20 @@ class _FacebookIn(_Shape):
     accounts: list[_FacebookAccountIn] = []
 
 
+class _InstagramIn(_Shape):
+    enabled: bool = True
+    api_base_url: ServerUrl = "https://graph.facebook.com"
+    api_version: Annotated[str, BeforeValidator(_graph_version)] = "v27.0"
+    media_base_url: ServerUrl | None = None
+    accounts: list[_InstagramAccountIn] = []
+
+
 class _PlatformsIn(_Shape):
     x: _XIn | None = None
     bluesky: _BlueskyIn | None = None
     mastodon: _MastodonIn | None = None
     facebook: _FacebookIn | None = None
+    instagram: _InstagramIn | None = None
 
 
 class _LoggingIn(_Shape):

@@ -117,6 +117,7 @@ class ImageLimits:
     max_gif_bytes: int
     max_pixels: int | None = None  # width x height
     refused: frozenset[str] = frozenset()  # MIME types the platform does not take
+    ratios: tuple[float, float] | None = None  # width / height, at least and at most
 
 
 IMAGE_LIMITS = {
@@ -125,6 +126,10 @@ IMAGE_LIMITS = {
     "mastodon": ImageLimits(16 * MB, 16 * MB, max_pixels=33_177_600),
     # Page photos: JPEG, PNG, GIF, BMP or TIFF up to 10 MB (docs/platforms.md, Facebook).
     "facebook": ImageLimits(10 * MB, 10 * MB, refused=frozenset({"image/webp"})),
+    # JPEG only, 8 MiB, 4:5 to 1.91:1 (docs/platforms.md, Instagram).
+    "instagram": ImageLimits(
+        8 * MB, 8 * MB, refused=frozenset({"image/png", "image/gif", "image/webp"}), ratios=(0.8, 1.91)
+    ),
 }
 
 
@@ -146,10 +151,16 @@ def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
             continue
         if info.mime in limits.refused:
             named = "WebP" if info.mime == "image/webp" else kind
-            return f"is {named}, which {_NAMES.get(platform, platform)} does not take; use PNG or JPEG"
+            use = "JPEG" if "image/png" in limits.refused else "PNG or JPEG"
+            return f"is {named}, which {_NAMES.get(platform, platform)} does not take; use {use}"
         most = limits.max_gif_bytes if info.mime == "image/gif" else limits.max_bytes
         if len(data) > most:
             return f"is {len(data):,} bytes; {_NAMES.get(platform, platform)} takes at most {most:,}"
+        if limits.ratios is not None and not limits.ratios[0] <= info.width / info.height <= limits.ratios[1]:
+            return (
+                f"is {info.width}x{info.height} pixels; {_NAMES.get(platform, platform)} takes aspect "
+                "ratios from 4:5 (portrait) to 1.91:1 (landscape)"
+            )
         pixels = info.width * info.height
         if limits.max_pixels is not None and pixels > limits.max_pixels:
             return (
@@ -159,7 +170,13 @@ def image_problem(data: bytes, platforms: Iterable[str]) -> str | None:
     return None
 
 
-_NAMES = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon", "facebook": "Facebook"}
+_NAMES = {
+    "x": "X",
+    "bluesky": "Bluesky",
+    "mastodon": "Mastodon",
+    "facebook": "Facebook",
+    "instagram": "Instagram",
+}
 
 
 def _png_damage(data: bytes) -> str | None:

@@ -17,8 +17,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
-Platform = Literal["x", "bluesky", "mastodon", "facebook"]
-PLATFORMS: tuple[Platform, ...] = ("x", "bluesky", "mastodon", "facebook")
+Platform = Literal["x", "bluesky", "mastodon", "facebook", "instagram"]
+PLATFORMS: tuple[Platform, ...] = ("x", "bluesky", "mastodon", "facebook", "instagram")
 
 
 # --- content --------------------------------------------------------------------------------
@@ -61,6 +61,7 @@ class PlatformOptions:
     link_card: bool | LinkCard = False  # bluesky: True = read from the link's OpenGraph data
     language: str | None = None  # overrides the queue's language on this platform
     link: str | None = None  # facebook: the link the post shares (Facebook shows its preview)
+    image: Image | None = None  # instagram: the card image of a post that has none of its own
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Account:
     platform: Platform
     name: str
     # X: api_base_url of the platform; Bluesky: service; Mastodon: api_base_url;
-    # Facebook: api_base_url/api_version (https://graph.facebook.com/v27.0)
+    # Facebook and Instagram: api_base_url/api_version (https://graph.facebook.com/v27.0)
     base_url: str
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     limits: AccountLimits = AccountLimits()

@@ -30,6 +30,7 @@ POST_KEYS = (
     "bluesky",
     "mastodon",
     "facebook",
+    "instagram",
     "at",
     "start",
     "expires",
@@ -40,6 +41,7 @@ OPTION_KEYS: Mapping[Platform, tuple[str, ...]] = {
     "bluesky": ("text", "thread", "link_card", "language"),
     "mastodon": ("text", "thread", "spoiler_text", "visibility", "language"),
     "facebook": ("text", "thread", "link", "language"),
+    "instagram": ("text", "thread", "image", "language"),
 }
 _ONLY_ON = {"spoiler_text": "mastodon", "visibility": "mastodon", "link_card": "bluesky", "link": "facebook"}
 _VISIBILITIES = ("public", "unlisted", "private", "direct")
@@ -323,7 +325,15 @@ class PostReader:
             link_card=self._link_card(value, path, parts) if platform == "bluesky" else False,
             language=self.read_language(value, path),
             link=self._link(value, path) if platform == "facebook" else None,
+            image=self._card_image(value, path) if platform == "instagram" else None,
         )
+
+    def _card_image(self, value: Mapping[str, object], path: YamlPath) -> Image | None:
+        """`image: {path, alt}`: what Instagram shows for a post without images of its own."""
+        if value.get("image") is None:
+            return None
+        images = self.read_images([value["image"]], (*path, "image"))
+        return images[0] if images else None
 
     def _link(self, value: Mapping[str, object], path: YamlPath) -> str | None:
         link = value.get("link")

@@ -44,6 +44,7 @@ QUEUE_KEYS = (
     "bluesky",
     "mastodon",
     "facebook",
+    "instagram",
     "posts",
 )
 SCHEDULE_KEYS = ("cron", "every", "at", "timezone", "jitter", "quiet_hours")
@@ -57,6 +58,8 @@ _PLATFORM_ALIASES = {
     "fediverse": "mastodon",
     "fb": "facebook",
     "meta": "facebook",
+    "ig": "instagram",
+    "insta": "instagram",
 }
 
 
@@ -352,7 +355,8 @@ class _QueueReader:
             return enabled
         if not isinstance(value, list):
             self.findings.error(
-                ("platforms",), "platforms: should be a list, such as [x, bluesky, mastodon, facebook]"
+                ("platforms",),
+                "platforms: should be a list, such as [x, bluesky, mastodon, facebook, instagram]",
             )
             return enabled
         chosen: list[Platform] = []
@@ -362,7 +366,9 @@ class _QueueReader:
                 alias = _PLATFORM_ALIASES.get(str(item).lower())
                 hint = f" (did you mean {alias!r}?)" if alias else did_you_mean(str(item), PLATFORMS)
                 self.findings.error(
-                    path, f"platforms: unknown platform {item!r}{hint}; use x, bluesky, mastodon or facebook"
+                    path,
+                    f"platforms: unknown platform {item!r}{hint}; "
+                    "use x, bluesky, mastodon, facebook or instagram",
                 )
                 continue
             platform = cast(Platform, item)

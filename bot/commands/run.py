@@ -54,7 +54,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     audience_stop = threading.Event()
     # The fixed ports, unless moved (two rehearsals, or tests, side by side).
     port_text = os.environ.get("BOT_SANDBOX_PORT") or str(SANDBOX_PORT)
-    highest = 65536 - SANDBOX_PORTS  # the last emulator's port is N+3
+    highest = 65536 - SANDBOX_PORTS  # the last emulator's port is N + SANDBOX_PORTS - 1
     if sandbox and not (port_text.isdigit() and 1 <= int(port_text) <= highest):
         print(f"BOT_SANDBOX_PORT: {port_text!r} is not a port from 1 to {highest}", file=sys.stderr)
         return EXIT_USAGE

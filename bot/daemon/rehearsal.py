@@ -15,7 +15,17 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot.campaign.model import AccountLimits, Config, Part, Post, Queue, Schedule
+from bot.campaign.model import (
+    AccountLimits,
+    Config,
+    Image,
+    Part,
+    Platform,
+    PlatformOptions,
+    Post,
+    Queue,
+    Schedule,
+)
 from bot.daemon.audience import play_scene
 from bot.sandbox import SANDBOX_PORT, Sandbox, new_control_token, start_sandbox
 
@@ -23,6 +33,10 @@ log = logging.getLogger("bot.sandbox")
 
 DEMO_EVERY = timedelta(seconds=10)
 AUDIENCE_EVERY = 12.0  # seconds between two audience scenes
+DEMO_CARD = Image(
+    "images/no-tech-for-ice-banner.jpg",
+    "Banner with the words NO TECH FOR ICE in large white block letters on a dark blue background.",
+)
 
 _DEMO_TEXTS = [
     "Tech workers: your code should not power deportations. Ask your employer about its ICE contracts.",
@@ -80,11 +94,12 @@ def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Con
     for name, platform in config.platforms.items():
         creds = described[name]
         # No account limits: the demo queue fires every few seconds on purpose.
+        extra = {"media_base_url": sandbox.serve_images(config.content_dir)} if name == "instagram" else {}
         accounts = tuple(
             replace(
                 account,
                 base_url=creds["base_url"],
-                credentials={k: v for k, v in cred.items() if k != "name"},
+                credentials={k: v for k, v in cred.items() if k != "name"} | extra,
                 missing=(),
                 limits=AccountLimits(),
             )
@@ -108,7 +123,16 @@ def point_at_sandbox(config: Config, sandbox: Sandbox, database_url: str) -> Con
 
 
 def demo_queue(config: Config, now: datetime) -> Queue:
-    """A queue firing every few seconds, on every enabled platform, repeating its posts."""
+    """A queue firing every few seconds, on every enabled platform, repeating its posts.
+
+    Instagram takes no text-only posts: its card is the campaign's banner when content/ has it
+    as a JPEG, else the demo leaves Instagram out."""
+    platforms = config.enabled_platforms()
+    defaults: dict[Platform, PlatformOptions] = {}
+    if (config.content_dir / DEMO_CARD.path).is_file():
+        defaults["instagram"] = PlatformOptions(image=DEMO_CARD)
+    else:
+        platforms = tuple(p for p in platforms if p != "instagram")
     posts = tuple(
         Post(id=f"demo-{n + 1}", parts=_demo_parts(n, text), line=0) for n, text in enumerate(_DEMO_TEXTS * 5)
     )
@@ -117,7 +141,8 @@ def demo_queue(config: Config, now: datetime) -> Queue:
         file=config.content_dir / "sandbox-demo.yaml",
         schedule=Schedule(kind="every", timezone="UTC", every=DEMO_EVERY),
         posts=posts,
-        platforms=config.enabled_platforms(),
+        platforms=platforms,
+        defaults=defaults,
         hashtags=config.hashtags[:1],
         start=now.replace(microsecond=0),
         when_exhausted="repeat",

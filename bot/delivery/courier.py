@@ -5,7 +5,9 @@ The rules (docs/design.md, exactly once), per part of the post, in order:
 1. Claim the part in the ledger before any network call. The nonce (a TID: Bluesky's record
    key, Mastodon's Idempotency-Key) is chosen by the first claim and kept by every later one.
 2. If an earlier attempt may have reached the platform (a crash, a lost answer, a 5xx), ask
-   the platform first (`find_published`): a copy found is confirmed, never sent again.
+   the platform first (`find_published`): a copy found is confirmed, never sent again. A
+   two-step publish (Instagram) records what its first step made (`checkpoint`) before the
+   final call, and the lookup asks about that.
 3. Send; confirm with the remote id and URL.
 4. Timeouts, connection errors and 5xx (`Transient`) and 429s (`RateLimited`) are retried with
    exponential backoff that honours the platform's reset time, up to a bound, re-asking the
@@ -199,9 +201,21 @@ class Courier:
             )
         if claim is None:
             return self._not_ours(job, key)
-        message = replace(template, nonce=claim.nonce, reply_to=reply_to, root=root)
+        message = replace(
+            template, nonce=claim.nonce, reply_to=reply_to, root=root, checkpoint=claim.checkpoint
+        )
         part = _Part(job, index, key, claim, message, held)
+        part.message = replace(message, on_checkpoint=lambda ref: self._checkpoint(part, ref))
         return self._settle(part, client, recorded)
+
+    def _checkpoint(self, part: _Part, ref: str) -> bool:
+        """Record what a two-step publish made (an Instagram container) before its final call;
+        later attempts and lookups carry it. False: the claim is gone, the call is not made."""
+        if not self.ledger.record_checkpoint(part.key, self.worker, ref, self.now()):
+            return False
+        part.message = replace(part.message, checkpoint=ref)
+        part.attempted = replace(part.attempted, checkpoint=ref)
+        return True
 
     def _settle(
         self, part: _Part, client: PlatformClient, recorded: bool = False

@@ -80,6 +80,7 @@ class Delivery:
     attempted_at: datetime | None
     posted_at: datetime | None
     updated_at: datetime
+    checkpoint: str | None = None  # Instagram: the container made before media_publish
 
     @property
     def attempted(self) -> bool:
@@ -315,6 +316,19 @@ class Ledger:
         params = {**_key_params(key), "v_worker": worker, "v_text": text, "v_now": now}
         with writing(self.engine) as conn:
             return conn.execute(_ATTEMPT, {**params, "v_lease_until": now + lease}).rowcount == 1
+
+    def record_checkpoint(
+        self, key: DeliveryKey, worker: str, checkpoint: str, now: datetime, lease: timedelta = DELIVERY_LEASE
+    ) -> bool:
+        """Keep what a two-step publish made (a container id) before its final call; renews the
+        lease. False if the claim is no longer `worker`'s: do not make the final call."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
+                .values(checkpoint=checkpoint, lease_until=now + lease, updated_at=now)
+            )
+            return result.rowcount == 1
 
     def renew_delivery(
         self, key: DeliveryKey, worker: str, now: datetime, lease: timedelta = DELIVERY_LEASE

@@ -201,6 +201,13 @@ def m002_rate_budgets(conn: Connection) -> None:
     )
 
 
+@migration
+def m003_delivery_checkpoint(conn: Connection) -> None:
+    """What a two-step publish made before its last call (Instagram: the media container's id),
+    so the next attempt asks about that and never makes a second copy."""
+    _run(conn, "ALTER TABLE deliveries ADD COLUMN checkpoint TEXT")
+
+
 # --- the tables as queries see them ---------------------------------------------------------
 # Descriptions for building statements, never used to create anything (the migrations above
 # do); tests/test_ledger.py checks that the two agree.
@@ -233,6 +240,7 @@ deliveries = Table(
     Column("attempted_at", UtcDateTime),
     Column("posted_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("checkpoint", Text),
 )
 DELIVERY_KEY = ("queue", "post_id", "cycle", "part", "platform", "account")
 

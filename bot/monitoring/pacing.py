@@ -49,6 +49,11 @@ MASTODON_STREAM = Budget(60, _5M)
 # A Page token's calls (4,800 x engaged users per 24 h) are shared with posting; one poll of a
 # Page reads its feed, its posts and each recent post's comments, so each poll counts many.
 FACEBOOK_STREAM = Budget(100, _5M)
+# Instagram: all calls of an account share its BUC budget (4,800 x impressions per 24 h), and
+# one poll of its replies reads its tags, its newest media and each one's comments (about a
+# dozen calls): once a minute at most. The hashtag's recent media keep 24 hours; once a minute
+# reads them well inside that, with the hashtag id searched once (30 unique tags per 7 days).
+INSTAGRAM_STREAM = Budget(5, _5M)
 
 
 def budget_for(platform: Platform, kind: StreamKind, tier: str | None = None) -> Budget:
@@ -57,6 +62,8 @@ def budget_for(platform: Platform, kind: StreamKind, tier: str | None = None) ->
         return table.get(tier or "free", table["pro"])  # pay-per-use has Pro's windows
     if platform == "facebook":
         return FACEBOOK_STREAM
+    if platform == "instagram":
+        return INSTAGRAM_STREAM
     return BLUESKY_STREAM if platform == "bluesky" else MASTODON_STREAM
 
 

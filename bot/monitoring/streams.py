@@ -6,6 +6,7 @@ A *stream* is one thing polled with one cursor (docs/design.md, monitoring):
     bluesky:hashtags:<tag>             searchPosts, once per platform
     mastodon:hashtags:<host>:<tag>     the tag timeline, once per instance
                                        (Facebook: none; it has no public hashtag search)
+    instagram:hashtags:<tag>           hashtag search's recent media, by the first account
     <platform>:notifications:<account> replies, quotes and mentions of one account
 
 Its state in the ledger (`StreamState`) is the platform's cursor and the time of its next poll.
@@ -85,9 +86,9 @@ def plan_streams(config: Config) -> list[Stream]:
         if platform == "x":
             # One search for every tag and our conversations: Free allows one per 15 minutes.
             streams.append(Stream("x:hashtags", "x", accounts[0].name, "hashtags", pace, hashtags, tags))
-        elif platform == "bluesky":
+        elif platform in ("bluesky", "instagram"):
             for tag in tags:
-                key = f"bluesky:hashtags:{tag.lower()}"
+                key = f"{platform}:hashtags:{tag.lower()}"
                 streams.append(Stream(key, platform, accounts[0].name, "hashtags", pace, hashtags, (tag,)))
         elif platform == "mastodon":
             instances: dict[str, str] = {}

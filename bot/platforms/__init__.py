@@ -2,8 +2,8 @@
 
 The core never imports an SDK: it hands an adapter an `Outgoing` message and gets back a
 `Published` reference or one of the errors of `bot.errors` (RateLimited, Transient, Rejected,
-AuthFailed). Each adapter module (x, bluesky, mastodon, facebook) is loaded by name through `open_client`,
-so the core never names tweepy, atproto or Mastodon.py.
+AuthFailed). Each adapter module (x, bluesky, mastodon, facebook, instagram) is loaded by name
+through `open_client`, so the core never names tweepy, atproto or Mastodon.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
@@ -67,6 +67,10 @@ class Outgoing:
     link: str | None = None  # Facebook only: the link the post shares
     reply_to: Published | None = None  # the previous part of the thread
     root: Published | None = None  # the thread's first part
+    # Two-step publishing (Instagram): what an earlier attempt made (a container id), and how to
+    # record a new one in the ledger before the final call; the call is not made if that fails.
+    checkpoint: str | None = None
+    on_checkpoint: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

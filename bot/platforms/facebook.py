@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +27,7 @@ from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Rejected
 from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published
-from bot.platforms.graph import GraphClient
+from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.ratelimits import BudgetSink
 
 log = logging.getLogger(__name__)
@@ -43,7 +41,6 @@ COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id},permalink_url
 FEED_FIELDS = "id,message,created_time,from{id,name},message_tags,permalink_url"
 # What a campaign Page's token needs: posting (pages_manage_posts with pages_read_engagement)
 # and reading comments and visitors' posts (pages_read_user_content).
-_HASHTAG = re.compile(r"(?<![\w#＃&])[#＃](\w*[^\W\d_]\w*)")
 NEEDED_SCOPES = ("pages_manage_posts", "pages_read_engagement", "pages_read_user_content")
 
 
@@ -94,7 +91,7 @@ class FacebookClient:
             return f"{name} (token expiry and permissions not readable: {exc})"
         if not isinstance(info, dict) or info.get("is_valid") is False:
             raise AuthFailed("Facebook: the Page access token is not valid (debug_token)")
-        scopes = _list(info.get("scopes"))
+        scopes = as_list(info.get("scopes"))
         missing = [s for s in NEEDED_SCOPES if s not in scopes]
         if missing:
             raise AuthFailed(f"Facebook: the Page access token lacks the permission(s) {', '.join(missing)}")
@@ -115,12 +112,12 @@ class FacebookClient:
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """Among the Page's newest posts since `since`, the one whose message is exactly ours."""
         earliest = int((since - CLOCK_SKEW).timestamp())
-        wanted = _normalized(message.text)
+        wanted = normalized(message.text)
         posts = self._graph.pages(
             f"{self.page_id}/posts", 1, fields=POST_FIELDS, since=str(earliest), limit=str(RECENT_POSTS)
         )
         for post in posts:
-            if _normalized(str(post.get("message") or "")) == wanted:
+            if normalized(str(post.get("message") or "")) == wanted:
                 return Published(
                     id=str(post["id"]), url=str(post.get("permalink_url") or _permalink(post["id"]))
                 )
@@ -150,18 +147,18 @@ class FacebookClient:
     def read_notifications(self, cursor: str | None, start: datetime) -> Batch:
         """Comments on our newest posts (replies) and posts on or tagging the Page (mentions)
         newer than the cursor, a time: Graph lists carry no id order to resume from."""
-        mark = _parse_time(cursor) if cursor else None
+        mark = graph_time(cursor) if cursor else None
         since = mark or start
         found: list[Mention] = []
         # At most 100 visitors' posts and 100 comments per post in one read: a Page busier than
         # that between two polls loses the oldest of them.
         for post in self._graph.pages(f"{self.page_id}/feed", 2, fields=FEED_FIELDS, limit="50"):
-            created = _parse_time(post.get("created_time"))
+            created = graph_time(post.get("created_time"))
             if created is None or not post.get("id"):
                 continue  # unreadable: skipped, not the end of the list
             if created < since:
                 break  # newest first: the rest is older
-            author = _dict(post.get("from"))
+            author = as_dict(post.get("from"))
             if str(author.get("id")) != self.page_id:
                 found.append(self._mention(post, created, mentions_us=True))
         ours = self._graph.pages(f"{self.page_id}/posts", 1, fields=POST_FIELDS, limit=str(WATCHED_POSTS))
@@ -175,7 +172,7 @@ class FacebookClient:
                 limit="100",
             )
             for comment in comments:
-                created = _parse_time(comment.get("created_time"))
+                created = graph_time(comment.get("created_time"))
                 if created is None:
                     continue
                 if created < since:
@@ -189,15 +186,15 @@ class FacebookClient:
         return Batch(tuple(found), max(newest, since).isoformat())
 
     def _mention(self, post: Mapping[str, Any], created: datetime, *, mentions_us: bool) -> Mention:
-        author = _dict(post.get("from"))
-        tags = _list(post.get("message_tags"))
+        author = as_dict(post.get("from"))
+        tags = as_list(post.get("message_tags"))
         return Mention(
             id=str(post.get("id")),
             url=str(post.get("permalink_url") or _permalink(post.get("id"))),
             author=str(author.get("name") or "Facebook user"),
             text=str(post.get("message") or ""),
             created_at=created,
-            hashtags=_hashtags(str(post.get("message") or "")),
+            hashtags=hashtags_in(str(post.get("message") or "")),
             mentions_us=mentions_us,
             author_id=str(author.get("id") or ""),
             mentioned=tuple(str(t.get("id")) for t in tags if isinstance(t, dict)),
@@ -211,14 +208,14 @@ class FacebookClient:
         if not comment_id:
             return None  # nothing to tell it from the next one by: not logged
         # The commenter is shown only to the Page's own token, and not always even then.
-        author = _dict(comment.get("from"))
+        author = as_dict(comment.get("from"))
         return Mention(
             id=str(comment_id),
             url=str(comment.get("permalink_url") or post.get("permalink_url") or ""),
             author=str(author.get("name") or "Facebook user"),
             text=str(comment.get("message") or ""),
             created_at=created,
-            hashtags=_hashtags(str(comment.get("message") or "")),
+            hashtags=hashtags_in(str(comment.get("message") or "")),
             author_id=str(author.get("id") or ""),
             in_reply_to=str(post["id"]),
             in_reply_to_author=self.page_id,
@@ -240,14 +237,6 @@ class FacebookClient:
         return photo_id
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _comment_id(post: Mapping[str, Any], permalink: object) -> str | None:
     """`{post-number}_{comment-id}` from a permalink's `comment_id` parameter."""
     found = parse_qs(urlsplit(permalink).query).get("comment_id") if isinstance(permalink, str) else None
@@ -265,25 +254,6 @@ def _expiry(expires_at: object) -> str:
     if not isinstance(expires_at, int) or expires_at <= 0:
         return "token never expires"
     return f"token expires {datetime.fromtimestamp(expires_at, tz=UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("+0000", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _hashtags(text: str) -> tuple[str, ...]:
-    """Tags as written, without '#': Graph messages carry no tag entities."""
-    return tuple(dict.fromkeys(_HASHTAG.findall(text)))
-
-
-def _normalized(text: str) -> str:
-    return unicodedata.normalize("NFC", text.replace("\r\n", "\n")).strip()
 
 
 def open_client(account: Account, **options: Any) -> PlatformClient:

@@ -1,4 +1,4 @@
-"""A thin client of Meta's Graph API on `requests`, shared by the Facebook (and later Instagram) adapters.
+"""A thin client of Meta's Graph API on `requests`, shared by the Facebook and Instagram adapters.
 
 Why not python-facebook-api (docs/decisions.md, Platforms): it has no publishing helpers to
 gain, never checks the HTTP status, and raises bare KeyError/TypeError on answers a real server
@@ -6,6 +6,8 @@ sends (no Content-Type, an unknown key in a usage header). This client sends wha
 documents (docs/platforms.md, Facebook) and turns every answer into a dict or one of our errors:
 
     codes 1, 2, is_transient, 5xx, timeouts   Transient (the write may have landed: look first)
+    Instagram subcodes 2207001/3/27/32         Transient (its error table says retry)
+    Instagram subcode 2207042 (24 h quota)     RateLimited, an hour
     codes 4, 17, 32, 613, 80001-80006         RateLimited, waiting `estimated_time_to_regain_access`
     codes 102, 104, 190, 10, 200-299           AuthFailed (the token is refused or lacks a permission)
     code 506 (duplicate status message)        Duplicate (a sign an earlier call landed)
@@ -21,8 +23,9 @@ import hashlib
 import hmac
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -36,6 +39,11 @@ _VERSION = re.compile(r"/(v\d+\.\d+)/?$")
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, 80001, 80002, 80003, 80004, 80005, 80006})
 AUTH_CODES = frozenset({102, 104, 190, 10, *range(200, 300)})
 MAX_ERROR_TEXT = 300
+# Instagram's publishing errors whose table says retry (server error, download timed out,
+# container creation failed, not ready yet); the quota error waits an hour and tries again.
+IG_RETRY_SUBCODES = frozenset({2207001, 2207003, 2207032, 2207027})
+IG_QUOTA_SPENT = 2207042
+IG_QUOTA_WAIT = 3600.0
 
 
 def split_version(base_url: str) -> tuple[str, str]:
@@ -216,7 +224,9 @@ def translate_error(
         usage = usage_of(headers)
         wait = server_wait(usage[1] * 60) if usage is not None and usage[1] else None
         return RateLimited(message, retry_after=wait)
-    if code in (1, 2) or status >= 500:
+    if subcode == IG_QUOTA_SPENT:  # Instagram's 24-hour publishing quota: wait, do not fail
+        return RateLimited(f"{message}: the publishing quota is spent", retry_after=IG_QUOTA_WAIT)
+    if code in (1, 2) or status >= 500 or subcode in IG_RETRY_SUBCODES:
         return Transient(message)
     if code in AUTH_CODES:
         return AuthFailed(message)
@@ -227,3 +237,37 @@ def translate_error(
     if error.get("is_transient") is True:
         return Transient(message)
     return Rejected(message)
+
+
+# -- reading answers (Facebook and Instagram alike) -----------------------------------------
+
+_HASHTAG = re.compile(r"(?<![\w#＃&])[#＃](\w*[^\W\d_]\w*)")
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def graph_time(value: object) -> datetime | None:
+    """`2019-05-17T16:24:04+0000` (or any ISO time) as an aware datetime; None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("+0000", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def hashtags_in(text: str) -> tuple[str, ...]:
+    """Tags as written, without '#': Graph texts carry no tag entities."""
+    return tuple(dict.fromkeys(_HASHTAG.findall(text)))
+
+
+def normalized(text: str) -> str:
+    """A text as compared with the one we sent: NFC, LF line ends, no outer blanks."""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n")).strip()

@@ -59,7 +59,11 @@ def _verify_only(account: Account, timeout: float, content_dir: object) -> Diagn
 
     client = open_client(account, timeout=timeout, content_dir=content_dir)
     try:
-        return Diagnosis(client.verify())
+        handle = client.verify()
+        # Instagram fetches images from a public address: does each content image answer there?
+        image_problems = getattr(client, "image_problems", None)
+        problems = image_problems(content_dir) if image_problems is not None and content_dir else []
+        return Diagnosis(handle, problems)
     except AuthFailed as exc:
         return Diagnosis(None, [f"the credentials were refused ({exc})"])
     finally:

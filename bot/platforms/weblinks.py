@@ -19,7 +19,12 @@ from urllib.parse import urlsplit
 
 from bot.platforms import Batch, Mention, Outgoing, PlatformClient, Published
 
-PUBLIC_SITES = {"x": "https://x.com", "bluesky": "https://bsky.app", "facebook": "https://www.facebook.com"}
+PUBLIC_SITES = {
+    "x": "https://x.com",
+    "bluesky": "https://bsky.app",
+    "facebook": "https://www.facebook.com",
+    "instagram": "https://www.instagram.com",
+}
 
 
 def is_loopback(url: str) -> bool:

@@ -12,6 +12,9 @@ text or thread when the post gives one, and per part its length measured the pla
   instance may allow more, but a post that fits 500 fits every instance);
 - Facebook: characters (code points), limit 63,206. A thread becomes one post: its parts joined
   by a blank line, every part's images on it, the hashtag at its end (docs/content.md).
+- Instagram: one caption, as Facebook's: characters, limit 2,200, 30 hashtags, 20 @mentions.
+  Its images (the card image of the queue or post when it has none) go with it: one image, or a
+  carousel of up to 10.
 
 The adapters send what this returns, so `preview` shows exactly what goes out.
 """
@@ -39,7 +42,13 @@ BLUESKY_BYTES = 3000
 MASTODON_LIMIT = 500  # Mastodon's default; an instance may allow more, the bot keeps to 500
 MASTODON_URL_LENGTH = 23
 FACEBOOK_LIMIT = 63_206  # the Page post limit third-party counters cite; Meta documents none
-THREAD_JOIN = "\n\n"  # Facebook has no threads: parts become paragraphs of one post
+THREAD_JOIN = "\n\n"  # Facebook and Instagram have no threads: parts become paragraphs of one post
+INSTAGRAM_LIMIT = 2200
+INSTAGRAM_HASHTAGS = 30
+INSTAGRAM_MENTIONS = 20
+INSTAGRAM_IMAGES = 10  # a carousel's items at most
+_IG_HASHTAG = re.compile(r"(?<![\w&])[#＃]\w+")
+_IG_MENTION = re.compile(r"(?<![\w.])@[\w.]+")
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
         link_card=own.link_card if own.link_card is not False else base.link_card,
         language=own.language if own.language is not None else base.language,
         link=own.link if own.link is not None else base.link,
+        image=own.image if own.image is not None else base.image,
     )
 
 
@@ -117,9 +127,11 @@ def render_post(
     options = _options(queue, post, platform)
     # The loader already put the post's images on the first part of a platform's own text.
     parts = options.parts if options.parts is not None else post.parts
-    if platform == "facebook" and len(parts) > 1:
+    if platform in ("facebook", "instagram") and len(parts) > 1:
         joined = THREAD_JOIN.join(p.text for p in parts)
         parts = (Part(joined, tuple(image for p in parts for image in p.images)),)
+    if platform == "instagram" and not parts[0].images and options.image is not None:
+        parts = (Part(parts[0].text, (options.image,)),)
     texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
     spoiler = options.spoiler_text if platform == "mastodon" else None
     rendered = tuple(
@@ -186,6 +198,8 @@ def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: 
         )
     if platform == "facebook":
         return RenderedPart(text, len(text), FACEBOOK_LIMIT, images)
+    if platform == "instagram":
+        return RenderedPart(text, len(text), INSTAGRAM_LIMIT, images)
     return RenderedPart(text, mastodon_length(text, spoiler), MASTODON_LIMIT, images)
 
 
@@ -259,6 +273,7 @@ def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem
             "bluesky": "graphemes",
             "mastodon": "characters",
             "facebook": "characters",
+            "instagram": "characters",
         }
         if part.length > part.limit:
             what = unit[rendered.platform]
@@ -287,4 +302,28 @@ def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem
             )
         if not part.text.strip():
             problems.append(Problem(str(queue.file), post.line, f"{where} is empty {on}"))
+        if rendered.platform == "instagram":
+            problems += [
+                Problem(str(queue.file), post.line, f"{where} {p}") for p in instagram_problems(part)
+            ]
     return problems
+
+
+def instagram_problems(part: RenderedPart) -> list[str]:
+    """What Instagram refuses in a caption and its images, beyond the length."""
+    found = []
+    if not part.images:
+        found.append(
+            "has no image on instagram, which takes no text-only posts: "
+            "add images, or a card image to the queue (instagram: {image: {path, alt}})"
+        )
+    if len(part.images) > INSTAGRAM_IMAGES:
+        found.append(
+            f"has {len(part.images)} images on instagram; a carousel takes at most {INSTAGRAM_IMAGES}"
+        )
+    tags, mentions = len(_IG_HASHTAG.findall(part.text)), len(_IG_MENTION.findall(part.text))
+    if tags > INSTAGRAM_HASHTAGS:
+        found.append(f"has {tags} hashtags on instagram; a caption takes at most {INSTAGRAM_HASHTAGS}")
+    if mentions > INSTAGRAM_MENTIONS:
+        found.append(f"has {mentions} @mentions on instagram; a caption takes at most {INSTAGRAM_MENTIONS}")
+    return found

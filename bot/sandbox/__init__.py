@@ -1,4 +1,4 @@
-"""Local emulators of X, Bluesky, Mastodon and Facebook: real HTTP on 127.0.0.1, state in memory.
+"""Local emulators of X, Bluesky, Mastodon, Facebook and Instagram: real HTTP on 127.0.0.1, state in memory.
 
 Staff rehearse a campaign against them (`python -m bot sandbox`, `run --sandbox`), and every
 test of the bot drives them with the real client libraries.
@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from bot.sandbox.imagehost import ImageHost
 from bot.sandbox.server import Clock, Emulator, SandboxServer, utc_now
 
-# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook): fixed so that a saved Bluesky
+# The fixed ports of `run --sandbox` (X, Bluesky, Mastodon, Facebook, Instagram): fixed so a saved Bluesky
 # session, which remembers its PDS URL, still points at the emulator after a restart.
 SANDBOX_PORT = 8801
-SANDBOX_PORTS = 4  # one per emulator (build_emulators): N, N+1, N+2, N+3
+SANDBOX_PORTS = 5  # one per emulator (build_emulators): N to N+4
 
 
 def new_control_token() -> str:
@@ -26,26 +28,38 @@ def new_control_token() -> str:
 @dataclass
 class Sandbox:
     servers: dict[str, SandboxServer]
+    images: ImageHost | None = None  # the content folder's images, for Instagram to fetch
 
     def describe(self) -> dict[str, Any]:
         return {name: server.emulator.describe() for name, server in self.servers.items()}
 
+    def serve_images(self, content_dir: Path) -> str:
+        """Serve `content_dir` on a free local port (once); its base URL, a `media_base_url`."""
+        if self.images is None:
+            self.images = ImageHost(content_dir).start()
+        return self.images.base_url
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        if self.images is not None:
+            self.images.stop()
 
 
 def build_emulators(accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> dict[str, Emulator]:
     from bot.sandbox.bluesky import BlueskyEmulator
     from bot.sandbox.graph.facebook import FacebookEmulator
+    from bot.sandbox.graph.instagram import InstagramEmulator
     from bot.sandbox.mastodon import MastodonEmulator
     from bot.sandbox.x import XEmulator
 
+    facebook = FacebookEmulator(accounts=accounts, limits=limits, clock=clock)
     return {
         "x": XEmulator(accounts=accounts, limits=limits, clock=clock),
         "bluesky": BlueskyEmulator(accounts=accounts, limits=limits, clock=clock),
         "mastodon": MastodonEmulator(accounts=accounts, limits=limits, clock=clock),
-        "facebook": FacebookEmulator(accounts=accounts, limits=limits, clock=clock),
+        "facebook": facebook,
+        "instagram": InstagramEmulator(pages=facebook, accounts=accounts, limits=limits, clock=clock),
     }
 
 
@@ -56,7 +70,7 @@ def start_sandbox(
     clock: Clock = utc_now,
     control_token: str | None = None,
 ) -> Sandbox:
-    """Start the emulators: on ports N, N+1, N+2, N+3, or on free ports when `port` is None.
+    """Start the emulators: on ports N, N+1, ... N+4, or on free ports when `port` is None.
 
     `control_token`: required in `X-Sandbox-Token` by every `/_sandbox/` route (see
     `new_control_token`); the commands always set one, a test may leave it out.

@@ -1,4 +1,4 @@
-"""What every Graph API emulator shares (Facebook Pages now, Instagram later on the same host).
+"""What every Graph API emulator shares (Facebook Pages and Instagram, on the same conventions).
 
 The wire conventions of graph.facebook.com (docs/platforms.md, Facebook): versioned paths
 (`/v27.0/...`, any `vNN.N` accepted, none at all too), `access_token` in the query, the form body
@@ -63,8 +63,14 @@ ERRORS: dict[int, tuple[int, str, str, bool]] = {
         "OAuthException",
         True,
     ),
+    80002: (
+        400,
+        "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
+        "OAuthException",
+        True,
+    ),
 }
-RATE_LIMIT_CODES = (4, 17, 32, 613, 80001)
+RATE_LIMIT_CODES = (4, 17, 32, 613, 80001, 80002)
 
 
 def coded(code: int, message: str | None = None, subcode: int | None = None) -> GraphError:
@@ -114,8 +120,10 @@ class GraphEmulator(Emulator):
 
     app_secret = "sandbox-app-secret"
     app_id = "1000000000000001"
-    # A Page token's budget per hour under any `--limits` preset but none (80001 past it).
+    # A token's budget per hour under any `--limits` preset but none (LIMIT_CODE past it).
     HOURLY_CALLS = 200
+    LIMIT_CODE = 80001  # Pages; Instagram's is 80002
+    BUC_TYPE = "pages"  # the `type` of the X-Business-Use-Case-Usage entry
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -131,7 +139,7 @@ class GraphEmulator(Emulator):
         return (path,) if bare == path else (path, bare)
 
     def error_response(self, status: int) -> Response:
-        code = {401: 190, 403: 200, 400: 100, 429: 80001}.get(status, 2 if status >= 500 else 100)
+        code = {401: 190, 403: 200, 400: 100, 429: self.LIMIT_CODE}.get(status, 2 if status >= 500 else 100)
         error = coded(code)
         error.status = status
         return self.error_json(error)
@@ -144,7 +152,9 @@ class GraphEmulator(Emulator):
     def rate_limited_response(self, reset_at: datetime) -> Response:
         # Minutes, as Meta counts them: a reset within half a minute says 0 (no estimate).
         minutes = max(0, round((reset_at - self.clock()).total_seconds() / 60))
-        return self.error_json(coded(80001), {"X-Business-Use-Case-Usage": self._buc("0", 100, minutes)})
+        return self.error_json(
+            coded(self.LIMIT_CODE), {"X-Business-Use-Case-Usage": self._buc("0", 100, minutes)}
+        )
 
     def apply_settings(self, settings: dict[str, Any]) -> None:
         unknown = sorted(set(settings) - set(self.settings))
@@ -236,14 +246,14 @@ class GraphEmulator(Emulator):
         minutes = max(1, round((reset_at - self.clock()).total_seconds() / 60))
         if not allowed and self.limits != "none":
             headers = {"X-Business-Use-Case-Usage": self._buc(key, 100, minutes)}
-            raise _Limited(headers)
+            raise _Limited(self.LIMIT_CODE, headers)
         if used <= int(self.settings["usage_after"]):
             return None
         return {"X-Business-Use-Case-Usage": self._buc(key, percent, 0)}
 
     def _buc(self, key: str, percent: int, minutes: int) -> str:
         entry = {
-            "type": "pages",
+            "type": self.BUC_TYPE,
             "call_count": percent,
             "total_cputime": percent // 2,
             "total_time": percent // 2,
@@ -299,8 +309,8 @@ class GraphEmulator(Emulator):
 
 
 class _Limited(GraphError):
-    def __init__(self, headers: dict[str, str]) -> None:
-        error = coded(80001)
+    def __init__(self, code: int, headers: dict[str, str]) -> None:
+        error = coded(code)
         super().__init__(error.code, error.message, error.status, None, error.type, True)
         self.headers = headers
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from bot.campaign.images import inspect_image
 from bot.sandbox.graph.core import (
     GraphEmulator,
     GraphError,
@@ -46,6 +47,7 @@ from bot.sandbox.graph.shapes import (
 from bot.sandbox.server import FilePart, Request, Response, account_names
 
 MAX_MESSAGE = 63_206
+CDN_PATH = "/cdn/photos/"  # where an uploaded photo's bytes are served (its `images` source)
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _BOOL = {"true": True, "1": True, "false": False, "0": False}
@@ -173,6 +175,15 @@ class FacebookEmulator(GraphEmulator):
 
     # -- routes -----------------------------------------------------------------------------
 
+    def handle(self, request: Request) -> Response:
+        if request.method == "GET" and request.path.startswith(CDN_PATH):  # no token, as on a CDN
+            with self.lock:
+                photo = self.store.photos.get(request.path.removeprefix(CDN_PATH))
+            if photo is None or not photo.data:
+                return Response(404, b"", {"Content-Type": "text/plain"})
+            return Response(200, photo.data, {"Content-Type": inspect_image(photo.data).mime})
+        return super().handle(request)
+
     def route(self, method: str, path: str, params: dict[str, Any], token: str | None) -> Response:
         segments = [s for s in path.split("/") if s]
         if len(segments) > 2:
@@ -279,6 +290,7 @@ class FacebookEmulator(GraphEmulator):
             params.get("alt_text_custom"),
             caption,
             _flag(params, "published"),
+            data=upload.data if upload is not None else b"",
         )
         self.store.photos[photo.id] = photo
         if not photo.published:
@@ -346,12 +358,16 @@ class FacebookEmulator(GraphEmulator):
             return json_response(200, project(post_json(node), params, POST_DEFAULT))
         if isinstance(node, Comment):
             return json_response(200, project(self._comment_json(node, viewer), params, COMMENT_DEFAULT))
-        photo = {
+        photo: dict[str, Any] = {
             "id": node.id,
             "created_time": graph_time(node.created_at),
             "name": node.caption,
             "alt_text_custom": node.alt,
         }
+        info = inspect_image(node.data)
+        if node.data and info.width and info.height:  # the CDN copy, public as Facebook's are
+            source = f"{self.base_url}{CDN_PATH}{node.id}"
+            photo["images"] = [{"height": info.height, "width": info.width, "source": source}]
         return json_response(200, project(photo, params, ("created_time", "name", "id")))
 
     def _feed(

@@ -46,6 +46,7 @@ class Photo:
     caption: str = ""
     published: bool = True
     post_id: str | None = None
+    data: bytes = field(default=b"", repr=False)  # an upload's bytes, served at its `images` source
 
 
 @dataclass
