@@ -41,10 +41,18 @@ def test_retract_dry_run_then_retract_then_already_retracted(site: Site) -> None
     assert bot(site, "retract", "calls", "thread").stdout.count(" retracted: ") == 6
     again = bot(site, "retract", "calls", "thread")
     assert again.returncode == 0
-    assert sorted(again.stdout.splitlines()) == sorted(f"{p}/main calls/thread: already retracted" for p in PLATFORMS)
+    assert sorted(again.stdout.splitlines()) == sorted(
+        f"{p}/main calls/thread: already retracted" for p in PLATFORMS
+    )
 
 
-UNSET = ("X_CONSUMER_KEY", "X_CONSUMER_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET", "BSKY_APP_PASSWORD")
+UNSET = (
+    "X_CONSUMER_KEY",
+    "X_CONSUMER_SECRET",
+    "X_ACCESS_TOKEN",
+    "X_ACCESS_TOKEN_SECRET",
+    "BSKY_APP_PASSWORD",
+)
 
 
 def test_retract_cancels_the_copies_held_for_unset_secrets_so_none_goes_out_later(site: Site) -> None:
@@ -55,7 +63,9 @@ def test_retract_cancels_the_copies_held_for_unset_secrets_so_none_goes_out_late
     assert site.live_texts("mastodon") == ["Drop the contract #NoTechForICE"]
 
     dry = bot(site, "retract", "asks", "ask", "--dry-run", drop=UNSET)
-    assert dry.returncode == 0 and "asks/ask: would cancel before sending on bluesky/main, x/main" in dry.stdout
+    assert (
+        dry.returncode == 0 and "asks/ask: would cancel before sending on bluesky/main, x/main" in dry.stdout
+    )
     assert "would retract mastodon/main asks/ask part 1" in dry.stdout
     retracted = bot(site, "retract", "asks", "ask", drop=UNSET)
     assert retracted.returncode == 0, retracted.stderr
@@ -73,7 +83,9 @@ def test_retract_cancels_the_copies_held_for_unset_secrets_so_none_goes_out_late
 
     again = bot(site, "retract", "asks", "ask")
     assert again.returncode == 0
-    assert sorted(again.stdout.splitlines()) == sorted(f"{p}/main asks/ask: already retracted" for p in PLATFORMS)
+    assert sorted(again.stdout.splitlines()) == sorted(
+        f"{p}/main asks/ask: already retracted" for p in PLATFORMS
+    )
     for args in (["asks", "ask"], ["asks", "ask", "--dry-run"]):
         resent = bot(site, "post", *args)
         assert resent.returncode == 1 and resent.stdout == ""
