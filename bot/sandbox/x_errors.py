@@ -18,7 +18,7 @@ NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 NOT_PERMITTED = "You are not permitted to perform this action."
 # A write with a token made while the app was read-only (the problem X sends, as reported in
-# PLhery/node-twitter-api-v2 issue 493).
+# https://github.com/PLhery/node-twitter-api-v2/issues/493).
 OAUTH1_PERMISSIONS = "https://api.twitter.com/2/problems/oauth1-permissions"
 OAUTH1_PERMISSIONS_DETAIL = (
     "Your client app is not configured with the appropriate oauth1 app permissions for this endpoint."
