@@ -164,3 +164,36 @@ def test_post_now_holds_the_post_for_an_account_without_secrets(site: Site) -> N
     assert site.live_texts("x") == [] and site.live_texts("bluesky") == ["By hand #NoTechForICE"]
     assert bot(site, "run", "--once").returncode == 0
     assert site.live_texts("x") == ["By hand #NoTechForICE"]
+
+
+def test_post_dry_run_lists_held_targets_and_exits_as_the_real_post_would(site: Site) -> None:
+    site.write_queue("calls", 'schedule: {every: 1d}\nposts:\n  - {id: a, text: "By hand"}\n')
+    nobody = (*X_SECRETS, "BSKY_APP_PASSWORD", "MASTODON_ACCESS_TOKEN")
+    dry = bot(site, "post", "calls", "--dry-run", drop=nobody)
+    assert dry.returncode == 3, dry.stderr
+    for target in ("x/main", "bluesky/main", "mastodon/main"):
+        line = next(x for x in dry.stdout.splitlines() if x.strip().startswith(target))
+        assert "HELD until " in line and line.rstrip().endswith(" set")
+    assert "      | By hand #NoTechForICE" in dry.stdout
+    assert "calls: no target can post now (x/main missing X_CONSUMER_KEY" in dry.stderr
+    records = [
+        json.loads(x)
+        for x in bot(site, "post", "calls", "--dry-run", "--json", drop=nobody).stdout.splitlines()
+    ]
+    assert [r["target"] for r in records] == ["x/main", "bluesky/main", "mastodon/main"]
+    assert (
+        records[0]["held_for"][0] == "X_CONSUMER_KEY"
+        and records[0]["parts"][0]["text"] == "By hand #NoTechForICE"
+    )
+    real = bot(site, "post", "calls", drop=nobody)
+    assert real.returncode == 3 and real.stderr.splitlines()[-1] == dry.stderr.splitlines()[-1]
+    assert all(site.live_texts(p) == [] for p in ("x", "bluesky", "mastodon"))
+
+    # One target can post: the dry run says so (exit 0) and still marks the held ones.
+    some = bot(site, "post", "calls", "--dry-run", drop=X_SECRETS)
+    assert some.returncode == 0 and "no target can post" not in some.stderr
+    x_line = next(x for x in some.stdout.splitlines() if x.strip().startswith("x/main"))
+    assert "HELD until X_CONSUMER_KEY, X_CONSUMER_SECRET" in x_line
+    bsky_line = next(x for x in some.stdout.splitlines() if x.strip().startswith("bluesky/main"))
+    assert "HELD" not in bsky_line
+    assert bot(site, "post", "calls", drop=X_SECRETS).returncode == 0

@@ -20,8 +20,8 @@ posts:
 """
 
 
-def bot(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **site.env, "PYTHONPATH": str(REPO)}
+def bot(site: Site, *args: str, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in {**os.environ, **site.env, "PYTHONPATH": str(REPO)}.items() if k not in drop}
     return subprocess.run(
         [sys.executable, "-m", "bot", "--config", str(site.config), *args],
         cwd=site.root,
@@ -40,7 +40,57 @@ def test_retract_dry_run_then_retract_then_already_retracted(site: Site) -> None
     assert all(len(site.live_texts(p)) == 2 for p in PLATFORMS)  # nothing touched
     assert bot(site, "retract", "calls", "thread").stdout.count(" retracted: ") == 6
     again = bot(site, "retract", "calls", "thread")
-    assert again.returncode == 0 and again.stdout.strip() == "calls/thread: already retracted"
+    assert again.returncode == 0
+    assert sorted(again.stdout.splitlines()) == sorted(
+        f"{p}/main calls/thread: already retracted" for p in PLATFORMS
+    )
+
+
+UNSET = (
+    "X_CONSUMER_KEY",
+    "X_CONSUMER_SECRET",
+    "X_ACCESS_TOKEN",
+    "X_ACCESS_TOKEN_SECRET",
+    "BSKY_APP_PASSWORD",
+)
+
+
+def test_retract_cancels_the_copies_held_for_unset_secrets_so_none_goes_out_later(site: Site) -> None:
+    site.write_queue("asks", 'schedule: {every: 1d}\nposts:\n  - {id: ask, text: "Drop the contract"}\n')
+    posted = bot(site, "post", "asks", "ask", drop=UNSET)
+    assert posted.returncode == 0, posted.stderr
+    assert "held x/main" in posted.stderr and "held bluesky/main" in posted.stderr
+    assert site.live_texts("mastodon") == ["Drop the contract #NoTechForICE"]
+
+    dry = bot(site, "retract", "asks", "ask", "--dry-run", drop=UNSET)
+    assert (
+        dry.returncode == 0 and "asks/ask: would cancel before sending on bluesky/main, x/main" in dry.stdout
+    )
+    assert "would retract mastodon/main asks/ask part 1" in dry.stdout
+    retracted = bot(site, "retract", "asks", "ask", drop=UNSET)
+    assert retracted.returncode == 0, retracted.stderr
+    lines = retracted.stdout.splitlines()
+    assert lines[0] == "asks/ask: cancelled before sending on bluesky/main, x/main"
+    assert lines[1].startswith("mastodon/main asks/ask part 1 (cycle 1) retracted: http")
+    assert site.live_texts("mastodon") == []
+    status = bot(site, "status", "--json", drop=UNSET)
+    [queue] = json.loads(status.stdout)["queues"]
+    assert queue["held"] == [] and queue["pending"] == 0
+
+    # The secrets are set: nothing of the retracted post goes out, anywhere.
+    assert bot(site, "run", "--once").returncode == 0
+    assert all(site.live_texts(p) == [] for p in PLATFORMS)
+
+    again = bot(site, "retract", "asks", "ask")
+    assert again.returncode == 0
+    assert sorted(again.stdout.splitlines()) == sorted(
+        f"{p}/main asks/ask: already retracted" for p in PLATFORMS
+    )
+    for args in (["asks", "ask"], ["asks", "ask", "--dry-run"]):
+        resent = bot(site, "post", *args)
+        assert resent.returncode == 1 and resent.stdout == ""
+        assert resent.stderr.strip() == "refused: asks/ask was retracted; to send it again, give it a new id"
+    assert all(site.live_texts(p) == [] for p in PLATFORMS)
 
 
 def test_status_counts_posts_in_the_campaigns_timezone(site: Site) -> None:

@@ -488,6 +488,26 @@ def test_only_posted_deliveries_are_retracted(ledger: Ledger) -> None:
     ]
 
 
+def test_a_cancelled_delivery_is_never_sent_and_an_attempted_one_is_never_cancelled(ledger: Ledger) -> None:
+    held = DeliveryKey("calls", "petition-launch", 0, 0, "x", "main")
+    sent = DeliveryKey("calls", "petition-launch", 0, 0, "mastodon", "main")
+    live = KEY  # a worker holds it, not attempted yet
+    ledger.claim_delivery(held, "w1", T0, LEASE, lambda: "n")
+    ledger.renew_delivery(held, "w1", T0, timedelta(0))  # released: held for unset secrets
+    ledger.claim_delivery(live, "w2", T0, LEASE, lambda: "n")
+    ledger.claim_to_send(sent, "w3", T0, LEASE, lambda: "n", "the text")
+    assert ledger.cancel_unsent(held, T0) and ledger.cancel_unsent(live, T0)
+    assert not ledger.cancel_unsent(sent, T0)  # it may be out there: looked for, never cancelled
+    # No worker can take the cancelled ones, resume them, or send the one it held.
+    assert ledger.claim_delivery(held, "w4", T0 + LEASE, LEASE, lambda: "n", retry_failed=True) is None
+    assert not ledger.record_attempt(live, "w2", "the text", T0)
+    assert [d.key for d in ledger.unconfirmed_deliveries(T0 + LEASE)] == [sent]
+    states = {
+        d.key.platform: (d.state, d.remote_id) for d in ledger.deliveries_for_post("calls", "petition-launch")
+    }
+    assert states == {"x": ("retracted", None), "bluesky": ("retracted", None), "mastodon": ("claimed", None)}
+
+
 def test_deliveries_for_a_post_come_in_thread_order(ledger: Ledger) -> None:
     keys = [
         DeliveryKey("calls", "thread", cycle, part, platform, "main")

@@ -23,7 +23,14 @@ from bot.commands.preview import payload_lines
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, expire_dead_workers, fan_out
 from bot.delivery.gate import LiveGate
-from bot.delivery.jobs import build_job, build_jobs, describe_post, held_targets, missing_line, targets
+from bot.delivery.jobs import (
+    build_job,
+    build_jobs,
+    describe_post,
+    held_targets,
+    missing_line,
+    owed_targets,
+)
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.ledger.deliveries import Delivery
 from bot.ledger.workers import new_worker_id
@@ -116,8 +123,21 @@ def post_now(
         print(chosen.message, file=err)
         return chosen.code
     post, cycle = chosen
+    if item_id is not None and any(
+        row.state == "retracted" and (not platforms or row.key.platform in platforms)
+        for row in rt.ledger.deliveries_for_post(queue.name, post.id, cycle)
+    ):
+        # Sending it again would undo the retraction: a person must mean it, with a new id.
+        print(
+            f"refused: {queue.name}/{post.id} was retracted; to send it again, give it a new id",
+            file=err,
+        )
+        return EXIT_INPUT
     if dry_run:
-        accounts = [a for a in targets(rt.config, queue, platforms) if not refuses_repeats(a.platform, cycle)]
+        # Every target, held ones marked as `preview` marks them; the exit is the real post's.
+        accounts = [
+            a for a in owed_targets(rt.config, queue, platforms) if not refuses_repeats(a.platform, cycle)
+        ]
         if as_json:
             for payload in describe_post(rt.config, queue, post, accounts):
                 print(json.dumps(payload, ensure_ascii=False), file=out)
@@ -125,13 +145,15 @@ def post_now(
             print(f"{queue.name}  post {post.id} (cycle {cycle}): would send now", file=out)
             for account in accounts:
                 rendered = render_post(queue, post, account.platform, account.name)
-                print("\n".join(payload_lines(rendered)), file=out)
-        return EXIT_OK
+                print("\n".join(payload_lines(rendered, account.missing)), file=out)
+        if any(not a.missing for a in accounts):
+            return EXIT_OK
+        print(_cannot_post(rt, queue, platforms), file=err)
+        return EXIT_RUNTIME
     jobs = build_jobs(rt.config, queue, post, cycle, platforms)
     if not jobs:
         # Nothing is spent: the post stays the queue's next one.
-        why = missing_line(held_targets(rt.config, queue)) or "platforms or accounts"
-        print(f"{queue.name}: no target can post now ({why})", file=err)
+        print(_cannot_post(rt, queue, platforms), file=err)
         return EXIT_RUNTIME
     now = rt.now()
     expire_dead_workers(rt.ledger, now)  # a `post` killed mid-call: reconcile it now, not in 90 s
@@ -140,8 +162,8 @@ def post_now(
     # Targets whose secrets are unset are owed the post too: the daemon sends it once they are set.
     held = [
         build_job(rt.config, queue, post, cycle, account)
-        for account in held_targets(rt.config, queue)
-        if (not platforms or account.platform in platforms) and not refuses_repeats(account.platform, cycle)
+        for account in held_targets(rt.config, queue, platforms)
+        if not refuses_repeats(account.platform, cycle)
     ]
     if item_id is None or not already:
         for job in held:
@@ -172,6 +194,11 @@ def post_now(
     for result in results:
         print(result.line(), file=out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_RUNTIME
+
+
+def _cannot_post(rt: Runtime, queue: Queue, platforms: Collection[str] | None) -> str:
+    why = missing_line(held_targets(rt.config, queue, platforms)) or "platforms or accounts"
+    return f"{queue.name}: no target can post now ({why})"
 
 
 # --- retract ----------------------------------------------------------------------------------
@@ -208,21 +235,19 @@ def retract_post(
             return EXIT_USAGE
         print(f"{queue_name}/{item_id}: nothing to retract (never posted)", file=out)
         return EXIT_OK
-    if all(row.state == "retracted" for row in rows):
-        print(f"{queue_name}/{item_id}: already retracted", file=out)
-        return EXIT_OK
-    if dry_run:
-        for row in sorted(rows, key=lambda r: (r.key.platform, r.key.account, -r.key.cycle, -r.key.part)):
-            k = row.key
-            label = f"{k.platform}/{k.account} {k.queue}/{k.post_id} part {k.part + 1} (cycle {k.cycle})"
-            if row.state == "posted":
-                print(f"would retract {label}: {row.url}", file=out)
-            elif row.state in ("claimed", "failed") and row.attempts:
-                print(f"would look for {label} (sent, never confirmed) and retract it if found", file=out)
-        return EXIT_OK
     by_target: dict[tuple[str, str], list[Delivery]] = {}
     for row in rows:
         by_target.setdefault((row.key.platform, row.key.account), []).append(row)
+    # Never sent (held for unset secrets, pending, failed before a call): cancelled in the ledger,
+    # so no worker sends them later. The rest may be out there: deleted on the platform.
+    unsent = {t: [r for r in rs if _unsent(r)] for t, rs in by_target.items()}
+    if dry_run:
+        return _retract_dry_run(queue_name, item_id, by_target, unsent, out)
+    now = rt.now()
+    cancelled = sorted({t for t, rs in unsent.items() for r in rs if rt.ledger.cancel_unsent(r.key, now)})
+    if cancelled:
+        where = ", ".join(f"{p}/{a}" for p, a in cancelled)
+        print(f"{queue_name}/{item_id}: cancelled before sending on {where}", file=out)
     gate = LiveGate(rt.ledger)
     lock = threading.Lock()
     failed = False
@@ -230,9 +255,13 @@ def retract_post(
     def retract_target(target: tuple[str, str], target_rows: list[Delivery]) -> list[str]:
         lines = []
         for row in sorted(target_rows, key=lambda r: (r.key.cycle, r.key.part), reverse=True):
+            if row in unsent[target]:
+                continue
             line = _retract_one(rt, gate, row)
             if line is not None:
                 lines.append(line)
+        if not lines and target not in cancelled and all(r.state == "retracted" for r in target_rows):
+            lines.append(f"{target[0]}/{target[1]} {queue_name}/{item_id}: already retracted")
         return lines
 
     with ThreadPoolExecutor(max_workers=max(1, len(by_target))) as pool:
@@ -243,6 +272,34 @@ def retract_post(
                     print(line, file=out)
                     failed = failed or " failed: " in line
     return EXIT_RUNTIME if failed else EXIT_OK
+
+
+def _unsent(row: Delivery) -> bool:
+    return row.state in ("claimed", "failed") and row.attempts == 0
+
+
+def _retract_dry_run(
+    queue_name: str,
+    item_id: str,
+    by_target: dict[tuple[str, str], list[Delivery]],
+    unsent: dict[tuple[str, str], list[Delivery]],
+    out: TextIO,
+) -> int:
+    cancel = [f"{p}/{a}" for (p, a), rs in sorted(unsent.items()) if rs]
+    if cancel:
+        print(f"{queue_name}/{item_id}: would cancel before sending on {', '.join(cancel)}", file=out)
+    for (platform, account), target_rows in sorted(by_target.items()):
+        if all(r.state == "retracted" for r in target_rows):
+            print(f"{platform}/{account} {queue_name}/{item_id}: already retracted", file=out)
+            continue
+        for row in sorted(target_rows, key=lambda r: (-r.key.cycle, -r.key.part)):
+            k = row.key
+            label = f"{k.platform}/{k.account} {k.queue}/{k.post_id} part {k.part + 1} (cycle {k.cycle})"
+            if row.state == "posted":
+                print(f"would retract {label}: {row.url}", file=out)
+            elif not _unsent(row) and row.state in ("claimed", "failed"):
+                print(f"would look for {label} (sent, never confirmed) and retract it if found", file=out)
+    return EXIT_OK
 
 
 def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
@@ -256,8 +313,10 @@ def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
             published = client.find_published(Outgoing(text=row.text, nonce=row.nonce), since=row.claimed_at)
             if published is not None:
                 rt.ledger.confirm_delivery(k, published.id, published.url, rt.now(), cid=published.cid)
-        if published is None or row.state == "retracted":
+        if row.state == "retracted":
             return None
+        if published is None:
+            return f"{label}: not found on {k.platform} (sent, never confirmed): nothing to delete"
         failures, waited = 0, 0.0
         while True:
             try:

@@ -23,13 +23,18 @@ def targets(config: Config, queue: Queue, platforms: Collection[str] | None = No
     return [a for a in _queue_accounts(config, queue, platforms) if not a.missing]
 
 
-def held_targets(config: Config, queue: Queue) -> list[Account]:
+def held_targets(config: Config, queue: Queue, platforms: Collection[str] | None = None) -> list[Account]:
     """The accounts a post of `queue` is owed to but cannot reach yet: their secrets are unset.
 
     Their deliveries are held (a released claim) and sent once the secrets are set, never
     dropped: an account that cannot post spends nothing of the queue.
     """
-    return [a for a in _queue_accounts(config, queue, None) if a.missing]
+    return [a for a in _queue_accounts(config, queue, platforms) if a.missing]
+
+
+def owed_targets(config: Config, queue: Queue, platforms: Collection[str] | None = None) -> list[Account]:
+    """Every account a post of `queue` goes to, held ones (`held_targets`) included, in platform order."""
+    return _queue_accounts(config, queue, platforms)
 
 
 def missing_line(accounts: Collection[Account]) -> str:
@@ -107,6 +112,7 @@ def describe_post(config: Config, queue: Queue, post: Post, accounts: list[Accou
                 "target": f"{account.platform}/{account.name}",
                 "queue": queue.name,
                 "post": post.id,
+                "held_for": list(account.missing),  # secrets unset: held until they are set
                 "parts": parts,
             }
         )

@@ -373,6 +373,25 @@ class Ledger:
             )
             return result.rowcount == 1
 
+    def cancel_unsent(self, key: DeliveryKey, now: datetime) -> bool:
+        """Record a delivery never attempted (held, pending, failed before a call) as retracted, so
+        no worker sends it: a claim attempted since (even by a live worker) is left alone, and a
+        worker holding an unattempted claim finds it gone at `record_attempt` and sends nothing."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    _is_key(key), deliveries.c.state.in_(["claimed", "failed"]), deliveries.c.attempts == 0
+                )
+                .values(
+                    state="retracted",
+                    lease_until=None,
+                    last_error="cancelled: retracted before sending",
+                    updated_at=now,
+                )
+            )
+            return result.rowcount == 1
+
     def get_delivery(self, key: DeliveryKey) -> Delivery | None:
         with reading(self.engine) as conn:
             row = conn.execute(_GET, _key_params(key)).first()
