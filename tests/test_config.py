@@ -115,7 +115,7 @@ platforms:
     config, warnings = load_config(write(tmp_path, text), environ)
     assert messages(warnings) == [
         "config.yaml:4: warning: platforms.x.accounts[0]: environment variable X_ACCESS_TOKEN is not set; "
-        "`run` will not start this account"
+        "this account's posts are held until then"
     ]
     (account,) = config.accounts("x")
     assert account.missing == ("X_ACCESS_TOKEN",)

@@ -187,7 +187,7 @@ def _report_missing(
         findings.warning(
             account_path,
             f"{describe_path(account_path)}: environment {noun} {', '.join(unique)} {verb} not set; "
-            "`run` will not start this account",
+            "this account's posts are held until then",
         )
 
 
