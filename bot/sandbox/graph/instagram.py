@@ -104,8 +104,10 @@ class InstagramEmulator(GraphEmulator):
     def add_audience(
         self, kind: str, author: str, text: str, to: str | None, options: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        if options:
-            raise ValueError(f"the instagram emulator takes no audience options: {sorted(options)}")
+        # `plain` changes nothing here: a caption carries no facets; its tags are only its text.
+        unknown = sorted(set(options or {}) - {"plain"})
+        if unknown:
+            raise ValueError(f"the instagram emulator takes no audience options {unknown}")
         person, now = self.store.person(author), self.clock()
         if kind == "reply":
             media = self.store.media.get(str(to))
