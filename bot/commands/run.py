@@ -43,9 +43,20 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         return EXIT_USAGE
     stop = threading.Event()
 
+    received: list[str] = []
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s", signal.Signals(signum).name)
+        # Only note it and set the event: a handler that logs can re-enter a write the main
+        # thread was in the middle of (io refuses a reentrant call), and the stop is then lost.
+        received.append(signal.Signals(signum).name)
         stop.set()
+
+    def say_received() -> None:
+        stop.wait()
+        if received:
+            log.info("received %s", received[0])
+
+    threading.Thread(target=say_received, name="signals", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
