@@ -67,4 +67,6 @@ def test_a_running_daemon_refuses_a_second_file_with_a_live_queue_name(campaign:
             daemon.wait()
     text = log.read_text()
     assert "content/a-new.yaml:2: queue name 'explainer' is already used by content/explainer.yaml" in text
-    assert "slot fired" not in text and "Traceback" not in text
+    # Only the live queue's own post may fire (its every-4h slot can fall in the test's seconds).
+    fired = [line for line in text.splitlines() if "slot fired" in line]
+    assert all("post why " in line for line in fired) and "Traceback" not in text
