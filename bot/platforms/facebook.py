@@ -124,11 +124,7 @@ class FacebookClient:
         return None
 
     def delete(self, published: Published) -> None:
-        try:
-            self._graph.delete(published.id)
-        except Rejected as exc:
-            if "(code 100/33)" not in str(exc):  # no such object: already gone is done
-                raise
+        self._graph.delete(published.id)
 
     def repost(self, post_id: str) -> Published:
         raise Rejected("Facebook: the Graph API cannot share another Page's post; amplify is not offered")

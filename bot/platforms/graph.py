@@ -97,8 +97,13 @@ class GraphClient:
     ) -> dict[str, Any]:
         return self.call("POST", path, data=data, files=files)
 
-    def delete(self, path: str) -> dict[str, Any]:
-        return self.call("DELETE", path)
+    def delete(self, path: str) -> None:
+        """Delete an object; one already gone (no such object, code 100/33) counts as deleted."""
+        try:
+            self.call("DELETE", path)
+        except Rejected as exc:
+            if "(code 100/33)" not in str(exc):
+                raise
 
     def pages(self, path: str, pages: int, **params: str) -> Iterator[dict[str, Any]]:
         """The items of a list, page by page through `after` cursors, at most `pages` calls.
