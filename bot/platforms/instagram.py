@@ -100,7 +100,13 @@ class InstagramClient:
 
     def publish(self, message: Outgoing) -> Published:
         container = message.checkpoint
-        if container is None or self._status(container) not in ("FINISHED", "IN_PROGRESS"):
+        status = self._status(container) if container is not None else ""
+        if status == "PUBLISHED":  # `find_published` looked for its media by caption and missed
+            raise Rejected(
+                "Instagram: this post's container was already published, but its media was not found"
+                " by caption among the account's newest; not published again"
+            )
+        if container is None or status not in ("FINISHED", "IN_PROGRESS"):
             container = self._create(message)
             if message.on_checkpoint is not None and not message.on_checkpoint(container):
                 raise Transient("Instagram: the delivery's claim was lost before publishing; not published")
