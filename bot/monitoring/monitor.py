@@ -14,7 +14,7 @@ Where a Mastodon instance offers streaming, the worker polling a tag's timeline 
 the tag's live stream open (`bot.monitoring.livestreams`): streamed posts go through the same reporting
 at once, and the poll slows down to a fallback.
 
-The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does the work.
+The daemon builds one `DaemonMonitor` and runs a pass on every tick; `Monitor.run_pass` does the work.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ no API shares another Page's post (`repost` is refused): docs/monitoring.md.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,8 +29,6 @@ from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Publi
 from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CLOCK_SKEW = timedelta(minutes=2)  # created_time is Meta's clock, `since` ours

@@ -8,7 +8,7 @@ documents (docs/platforms.md, Facebook) and turns every answer into a dict or on
     codes 1, 2, is_transient, 5xx, timeouts   Transient (the write may have landed: look first)
     Instagram subcodes 2207001/3/27/32         Transient (its error table says retry)
     Instagram subcode 2207042 (24 h quota)     RateLimited, an hour
-    codes 4, 17, 32, 613, 80001-80006         RateLimited, waiting `estimated_time_to_regain_access`
+    codes 4, 17, 32, 341, 613, 80001-6        RateLimited, waiting `estimated_time_to_regain_access`
     codes 102, 104, 190, 10, 200-299           AuthFailed (the token is refused or lacks a permission)
     code 506 (duplicate status message)        Duplicate (a sign an earlier call landed)
     code 368 (blocked for policy) and others   Rejected (never retried; the courier alerts)

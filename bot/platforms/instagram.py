@@ -24,7 +24,6 @@ search, its id cached, within 30 unique hashtags per 7 days (docs/monitoring.md)
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,8 +38,6 @@ from bot.errors import Rejected, Transient
 from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published
 from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.ratelimits import BudgetSink
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CLOCK_SKEW = timedelta(minutes=2)  # timestamps are Meta's clock, `since` ours
