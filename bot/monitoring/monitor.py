@@ -308,7 +308,8 @@ class Monitor:
         new = [(s, stream) for s, stream in sightings if s.post.id in is_new]
         for sighting, _ in new:
             # Never the author's words here: this log has no retention (the mentions log has).
-            log.info("%s %s %s", sighting.kind, sighting.platform, log_field(sighting.post.url))
+            edited = " (edited)" if sighting.post.edited else ""
+            log.info("%s %s %s%s", sighting.kind, sighting.platform, log_field(sighting.post.url), edited)
         try:
             self.mentions_log.write([record_of(s, seen_at) for s, _ in new])
         except OSError as exc:
