@@ -23,6 +23,7 @@ log = logging.getLogger("bot.sandbox")
 Post = dict[str, Any]
 SPAMMER = "spammer"
 
+
 def control(
     base_url: str, route: str, payload: dict[str, Any] | None = None, token: str | None = None
 ) -> Any:
