@@ -2,10 +2,10 @@
 
 Every few seconds one *scene* plays on a random network through `/_sandbox/audience`
 (docs/sandbox.md), in turn: a reply, a quote with the tag in lower case, a post typed without
-facets in capitals, a mention without the tag, non-Latin text and emoji, a very long reply, a
-reply to a reply of ours, a Mastodon edit, a post deleted at once, an author suspended after
-the bot saw their post. Each scene says in the log what it did, so a newcomer can see how the bot reports it
-(docs/monitoring.md).
+facets in capitals, a mention without the tag, non-Latin text and emoji, a very long reply (a
+self-reply thread), a reply to a reply of ours, a Mastodon edit, a post deleted at once, an
+author suspended after the bot saw their post. Each scene says in the log what it did, so a
+newcomer can see how the bot reports it (docs/monitoring.md).
 """
 
 from __future__ import annotations
