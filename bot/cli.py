@@ -387,12 +387,12 @@ def _ledger_progress(
 
 
 def _held_lines(config: Config) -> list[str]:
-    """Deliveries the ledger holds for accounts whose secrets are unset (none without a ledger)."""
+    """Deliveries the ledger holds for accounts that cannot post (none without a ledger)."""
     from datetime import UTC, datetime
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.delivery.jobs import held_deliveries
+    from bot.delivery.jobs import held_deliveries, held_until, held_why
     from bot.ledger.database import database_exists
     from bot.ledger.deliveries import open_ledger
 
@@ -401,7 +401,8 @@ def _held_lines(config: Config) -> list[str]:
     try:
         ledger = open_ledger(config.database_url)
         try:
-            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)))
+            refused = ledger.shared.refused()
+            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)), refused)
         finally:
             ledger.close()
     except SQLAlchemyError:
@@ -409,7 +410,11 @@ def _held_lines(config: Config) -> list[str]:
 
     return [
         f"HELD {row.key.queue}/{row.key.post_id} for {row.key.platform}/{row.key.account}: "
-        f"sent once {', '.join(account.missing)} set"
+        + (
+            f"sent once {', '.join(account.missing)} set"
+            if account.missing
+            else f"{held_why(account, refused)}; {held_until(account)}"
+        )
         for row, account in held
     ] + ([""] if held else [])
 

@@ -35,7 +35,7 @@ DEFAULT_TIMEOUT = 30.0
 CLOCK_SKEW = timedelta(minutes=2)
 READ_ONLY_FIX = (
     "Set the app's permissions to Read and write in the X developer portal, then regenerate "
-    "the access token and secret and put them in .env."
+    "the access token and secret: `python -m bot connect x`, or put them in .env."
 )
 LOOKUP_PAGES = 5  # pages of 100 read after a lost answer: the window since the attempt, bounded
 
