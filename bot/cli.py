@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -644,6 +643,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
             print(f"database: {reason}", file=sys.stderr)
         else:
-            traceback.print_exc()  # a bug: its traceback is the useful report
+            from bot.daemon.logs import safe_traceback
+
+            # A bug: its traceback is the useful report, with any database error in its chain
+            # shown by type alone (a statement's text can quote a session's tokens).
+            print(safe_traceback(sys.exc_info()), file=sys.stderr, end="")
         return EXIT_RUNTIME
     return code
