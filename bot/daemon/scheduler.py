@@ -392,14 +392,19 @@ class Daemon:
     def _probe(self, platform: str, account: str) -> None:
         self.rt.clients.drop(platform, account)
         try:
-            handle = self.rt.clients(platform, account).verify()
+            client = self.rt.clients(platform, account)
         except KeyError:
             return  # no longer in the config
+        try:
+            handle = client.verify()
         except PlatformError as exc:
             self.rt.ledger.shared.set_account_health(
                 platform, account, healthy=False, error=str(exc), now=self.rt.now()
             )
             log.warning("probe %s/%s: still refused (%s)", platform, account, exc)
+            return
+        except Exception as exc:  # an answer it could not read: still held, and said
+            log.warning("probe %s/%s: failed (%s)", platform, account, type(exc).__name__)
             return
         self.rt.ledger.shared.set_account_health(
             platform, account, healthy=True, error=None, now=self.rt.now()

@@ -104,9 +104,8 @@ class XClient:
         X says so in `x-access-level` on every answer, so a `read` level fails here already.
         """
         response = self._call(lambda: self._client.request("GET", "/2/users/me", user_auth=True))
-        data = response.json()["data"]
-        self._user_id = str(data["id"])
-        self._username = str(data["username"])
+        self._user_id = answer_id("X", lambda: response.json()["data"]["id"])
+        self._username = answer_id("X", lambda: response.json()["data"]["username"])
         level = response.headers.get("x-access-level")
         if level is not None and "write" not in level:
             raise AuthFailed(
