@@ -165,7 +165,7 @@ class MonitorStore:
         """Store the posts not seen before and return those, in the order given; one transaction.
 
         The database decides what is new, so two workers that fetch the same post report it once
-        between them. Fast enough for the ingest goal (20,000 a second on SQLite, bench/ingest.py).
+        between them. Its speed is measured by bench/ingest.py (README, Performance).
         """
         unique: dict[tuple[str, str], MentionRecord] = {}
         for mention in batch:
