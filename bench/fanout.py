@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign import SandboxProcess, write_config
-from timing import REPO, load_average
+from timing import REPO, drop_database, fresh_database, load_average
 
 sys.path.insert(0, str(REPO))
 
@@ -71,23 +71,6 @@ def queue_yaml(name: str, platforms: list[str], accounts: list[str]) -> str:
         f"posts:\n  - id: {name}\n"
         f'    text: "Round {name}: tell tech companies to drop their ICE contracts. https://example.org/p"\n'
     )
-
-
-def fresh_database(server: str, name: str) -> str:
-    """Create database `name` on the PostgreSQL server at `server` (a URL ending in /postgres)."""
-    import psycopg
-
-    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(server: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def deliver_round(

@@ -106,6 +106,22 @@ def test_a_post_dated_in_year_zero_fails_alone_and_the_stream_goes_on(
         assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
 
 
+def test_a_post_the_database_cannot_hold_is_skipped_alone(database_url: str, tmp_path: Path) -> None:
+    """PostgreSQL's text cannot hold a NUL: that post is skipped, its page stored, the stream goes
+    on. SQLite keeps it whole."""
+    with running("mastodon", tmp_path, database=database_url) as world:
+        world.poll()
+        world.audience("hashtag", "before #NoTechForICE")
+        world.audience("hashtag", "a NUL \x00 in it #NoTechForICE")
+        world.audience("hashtag", "after #NoTechForICE")
+        found = [s.post.text.split(" #")[0] for s in world.poll()]
+        on_postgres = database_url.startswith("postgresql")
+        assert found == (["before", "after"] if on_postgres else ["before", "a NUL \x00 in it", "after"])
+        assert world.monitor is not None and world.monitor.skipped == (1 if on_postgres else 0)
+        world.audience("hashtag", "the stream still flows #NoTechForICE")
+        assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
+
+
 def _mention(n: int, author: str, seen: datetime) -> MentionRecord:
     return MentionRecord(
         platform="bluesky",
