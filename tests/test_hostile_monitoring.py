@@ -122,6 +122,23 @@ def test_a_post_the_database_cannot_hold_is_skipped_alone(database_url: str, tmp
         assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
 
 
+def test_a_database_that_cannot_store_loses_no_post_and_blames_none(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The database away (here: its table gone for a while) is not the posts' fault: none is
+    skipped, the cursor stays, and the next pass stores them."""
+    with running("mastodon", tmp_path, database=database_url) as world:
+        world.poll()
+        world.audience("hashtag", "while away #NoTechForICE")
+        with world.ledger.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE mentions RENAME TO mentions_away")
+        assert world.poll() == []
+        assert world.monitor is not None and world.monitor.skipped == 0
+        with world.ledger.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE mentions_away RENAME TO mentions")
+        assert [s.post.text.split(" #")[0] for s in world.poll()] == ["while away"]
+
+
 def _mention(n: int, author: str, seen: datetime) -> MentionRecord:
     return MentionRecord(
         platform="bluesky",
