@@ -163,7 +163,7 @@ def test_retention_and_the_ignore_list_hold_with_no_daemon_running_and_no_new_me
     (tmp_path / "config.yaml").write_text(
         "database: sqlite:///state/bot.sqlite3\n"
         "logging: {mentions_log: logs/mentions.jsonl}\n"
-        'monitor: {retention_days: 30, ignore: ["@Opted_Out.test"]}\n'
+        'monitor: {retention_days: 30, ignore: ["@Opted_Out.test", "ÉLAN.test"]}\n'
         "platforms:\n  x: {enabled: false}\n"
     )
     now = datetime.now(UTC)
@@ -174,6 +174,7 @@ def test_retention_and_the_ignore_list_hold_with_no_daemon_running_and_no_new_me
             _mention(1, "alice.test", old),
             _mention(2, "opted_out.test", recent),
             _mention(3, "bob.test", recent),
+            _mention(4, "Élan.test", recent),  # not ASCII: SQLite's lower() would miss it
         ]
     )
     ledger.close()

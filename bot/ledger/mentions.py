@@ -214,8 +214,12 @@ class MonitorStore:
         if not handles:
             return 0
         with writing(self.engine) as conn:
-            stmt = delete(mentions).where(func.lower(mentions.c.author).in_(sorted(handles)))
-            return conn.execute(stmt).rowcount
+            # Compared here, not by the database's lower(): SQLite's folds ASCII letters only.
+            authors = conn.execute(select(mentions.c.author).distinct()).scalars()
+            gone = sorted(a for a in authors if a.removeprefix("@").lower() in handles)
+            if not gone:
+                return 0
+            return conn.execute(delete(mentions).where(mentions.c.author.in_(gone))).rowcount
 
     def purge_mentions(self, before: datetime) -> int:
         """Forget other people's posts seen before `before` (retention); returns how many."""
