@@ -88,7 +88,7 @@ def write_campaign(folder: Path, size: int) -> Path:
     """A config and one queue of `size` posts in `folder`; returns the config's path."""
     content = folder / "content"
     (content / "images").mkdir(parents=True)
-    images = sorted((REPO / "content" / "images").glob("*.png"))
+    images = sorted(p for p in (REPO / "content" / "images").iterdir() if p.suffix in {".png", ".jpg"})
     for image in images:
         shutil.copy(image, content / "images" / image.name)
     lines = [QUEUE_HEAD]
