@@ -24,17 +24,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import regex
-from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.has_invalid_characters import has_invalid_characters
 
 from bot.campaign.model import Image, LinkCard, Part, Platform, PlatformOptions, Post, Queue
 from bot.errors import Problem
 from bot.platforms import Facet, Media, Outgoing, Published
 from bot.render.facets import count_graphemes, detect_facets, utf8_length
-from bot.render.tweetlength import x_length
+from bot.render.tweetlength import find_urls, x_length
 
 X_LIMIT = 280
 BLUESKY_GRAPHEMES = 300
@@ -96,10 +96,14 @@ def add_hashtags(text: str, hashtags: tuple[str, ...]) -> str:
 
 
 def _has_hashtag(text: str, tag: str) -> bool:
+    return _hashtag_pattern(tag).search(text) is not None
+
+
+@lru_cache(maxsize=64)
+def _hashtag_pattern(tag: str) -> re.Pattern[str]:
     word = tag.lstrip("#＃")
     # A longer tag (#NoTechForICEs) is another tag, so the match must end at a non-word character.
-    pattern = rf"(?<![\w#＃])[#＃]{re.escape(word)}(?!\w)"
-    return re.search(pattern, text, re.IGNORECASE) is not None
+    return re.compile(rf"(?<![\w#＃])[#＃]{re.escape(word)}(?!\w)", re.IGNORECASE)
 
 
 def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
@@ -214,9 +218,10 @@ _MENTION_END = regex.compile(r"@|://")
 def mastodon_length(text: str, spoiler_text: str | None = None) -> int:
     """Graphemes of content warning + text, URLs as 23, `@user@domain` as `@user`."""
     entities: list[tuple[int, int, str]] = []
-    for url in extract_urls_with_indices(text, extract_urls_without_protocol=False):
-        start, end = url["indices"]
-        entities.append((start, end, "x" * MASTODON_URL_LENGTH))
+    # Mastodon counts only URLs with a protocol (twitter-text's extract_url_without_protocol: false).
+    for start, end, _, has_protocol in find_urls(text):
+        if has_protocol:
+            entities.append((start, end, "x" * MASTODON_URL_LENGTH))
     for m in _MASTODON_MENTION.finditer(text):
         if _MENTION_END.match(text, m.end()):
             continue
