@@ -106,10 +106,15 @@ def _hashtag_pattern(tag: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w#＃])[#＃]{re.escape(word)}(?!\w)", re.IGNORECASE)
 
 
+_NO_OPTIONS = PlatformOptions()
+
+
 def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
     """The post's options for this platform over the queue's defaults."""
-    base = queue.defaults.get(platform, PlatformOptions())
-    own = post.overrides.get(platform, PlatformOptions())
+    base = queue.defaults.get(platform, _NO_OPTIONS)
+    own = post.overrides.get(platform)
+    if own is None:  # most posts: the queue's options as they are
+        return base
     return PlatformOptions(
         parts=own.parts if own.parts is not None else base.parts,
         spoiler_text=own.spoiler_text if own.spoiler_text is not None else base.spoiler_text,
