@@ -131,8 +131,13 @@ def render_post(
     post: Post,
     platform: Platform,
     account_name: str,
+    *,
+    facets: bool = True,
 ) -> Rendered:
-    """The exact payload of `post` for one platform and account."""
+    """The exact payload of `post` for one platform and account.
+
+    `facets=False`: without Bluesky's facets, for what only measures (they change no length).
+    """
     options = _options(queue, post, platform)
     # The loader already put the post's images on the first part of a platform's own text.
     parts = options.parts if options.parts is not None else post.parts
@@ -144,7 +149,8 @@ def render_post(
     texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
     spoiler = options.spoiler_text if platform == "mastodon" else None
     rendered = tuple(
-        _measure(platform, text, part.images, spoiler) for text, part in zip(texts, parts, strict=True)
+        _measure(platform, text, part.images, spoiler, facets)
+        for text, part in zip(texts, parts, strict=True)
     )
     return Rendered(
         queue=queue.name,
@@ -191,7 +197,9 @@ def to_outgoing(
     )
 
 
-def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None) -> RenderedPart:
+def _measure(
+    platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None, facets: bool
+) -> RenderedPart:
     if platform == "x":
         invalid = has_invalid_characters(text)
         return RenderedPart(text, x_length(text), X_LIMIT, images, invalid_characters=invalid)
@@ -201,7 +209,7 @@ def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: 
             count_graphemes(text),
             BLUESKY_GRAPHEMES,
             images,
-            facets=detect_facets(text),
+            facets=detect_facets(text) if facets else (),
             byte_length=utf8_length(text),
             byte_limit=BLUESKY_BYTES,
         )
@@ -257,13 +265,14 @@ def length_problems(
         for platform, accounts in targets.items():
             if not accounts:
                 continue
-            problems.extend(_part_problems(queue, post, render_post(queue, post, platform, accounts[0])))
+            rendered = render_post(queue, post, platform, accounts[0], facets=False)
+            problems.extend(_part_problems(queue, post, rendered))
     return problems
 
 
 def _length_advice(queue: Queue, post: Post, rendered: Rendered, index: int) -> str:
     """How much of the count is the added hashtag, and the way out: a shorter per-platform text."""
-    bare = render_post(replace(queue, hashtags=()), post, rendered.platform, rendered.account)
+    bare = render_post(replace(queue, hashtags=()), post, rendered.platform, rendered.account, facets=False)
     added = rendered.parts[index - 1].length - bare.parts[index - 1].length
     tags = " ".join(queue.hashtags)
     share = f" ({added} of them the added {tags})" if added > 0 else ""
