@@ -450,12 +450,14 @@ def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site)
 
         def bluesky_in_flight() -> bool:
             rows = ledger.deliveries_for_post("calls", "p1")
-            return any(r.key.platform == "bluesky" and r.attempts > 0 for r in rows)
+            attempted = any(r.key.platform == "bluesky" and r.attempts > 0 for r in rows)
+            return attempted and not site.sandbox.servers["bluesky"].faults  # the request arrived
 
         assert wait_for(bluesky_in_flight, timeout=20)
-        time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        # The server goes on with the write the dead daemon sent: it lands after the latency.
+        assert wait_for(lambda: site.live_texts("bluesky") != [], timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
