@@ -287,6 +287,33 @@ def test_fan_out_never_lets_a_slow_platform_delay_the_others(ledger: Ledger, clo
     assert clients["x"].publish_calls == 1
 
 
+def test_one_thread_keeps_the_claims_of_every_slow_publish(ledger: Ledger, clock: Clock) -> None:
+    # A keeper thread per publish cost more than the ledger's claim; one serves them all, and
+    # renews each slow publish's claim while it runs.
+    keepers: list[int] = []
+    renewed = threading.Event()
+    clients = {f"a{n}": FakeClient("mastodon", f"a{n}", clock) for n in range(6)}
+    c = courier(ledger, clock, renew_every=0.05)
+    real_renew = ledger.renew_delivery
+
+    def renew(*args: object, **kw: object) -> bool:
+        renewed.set()
+        return real_renew(*args, **kw)  # type: ignore[arg-type]
+
+    ledger.renew_delivery = renew  # type: ignore[method-assign]
+
+    def slow(message: Outgoing) -> None:
+        assert renewed.wait(timeout=5)  # held until a renewal has run
+        keepers.append(sum(t.name == "lease-keeper" for t in threading.enumerate()))
+
+    for client in clients.values():
+        client.before_publish = slow
+    jobs = [job("Go", account=name) for name in clients]
+    results = fan_out(c, jobs, lambda platform, account: clients[account])
+    assert [r.outcome for r in results] == ["posted"] * 6
+    assert keepers and max(keepers) == 1
+
+
 # --- against the emulators, with the real SDKs ------------------------------------------------
 
 THREAD_QUEUE = """\

@@ -24,14 +24,13 @@ next claimer reconciles it.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from bot.delivery.keeper import keeping
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
 from bot.ledger.deliveries import CALL_IN_FLIGHT, DELIVERY_LEASE, INTERRUPTED, Delivery, Ledger
 from bot.ledger.schema import DeliveryKey
@@ -243,7 +242,7 @@ class Courier:
                     return Result(part.job, "deferred", error="claim taken over by another worker")
                 part.attempted = part.message
                 sent = True
-                with self._renewing(part.key):
+                with keeping(self._renewer(part.key), self.renew_every, self.call_deadline):
                     published = client.publish(part.message)
             except AuthFailed as exc:
                 return self._refused(part, exc)
@@ -385,26 +384,9 @@ class Courier:
             retry_failed=self.retry_failed,
         )
 
-    @contextmanager
-    def _renewing(self, key: DeliveryKey) -> Iterator[None]:
-        """Renew the claim every `renew_every` seconds while the block (one publish) runs."""
-        done = threading.Event()
-
-        def renew() -> None:
-            rounds = int(self.call_deadline // self.renew_every)
-            for _ in range(rounds):
-                if done.wait(self.renew_every):
-                    return
-                if not self.ledger.renew_delivery(key, self.worker, self.now(), self.lease):
-                    return  # taken over: the confirm will say so
-
-        keeper = threading.Thread(target=renew, name="lease-keeper", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            done.set()
-            keeper.join()
+    def _renewer(self, key: DeliveryKey) -> Callable[[], bool]:
+        """The claim's renewal while a publish runs (`bot.delivery.keeper`: one thread for all)."""
+        return lambda: self.ledger.renew_delivery(key, self.worker, self.now(), self.lease)
 
     def _may_still_land(self, claim: Delivery) -> datetime | None:
         """Until when a dead worker's last call may still reach the platform, if that is ahead.
