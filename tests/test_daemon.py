@@ -314,6 +314,26 @@ def test_a_refused_account_is_marked_unhealthy_skipped_and_healthy_again_after_a
     assert site.live_texts("mastodon") == []
 
 
+def test_a_tick_reads_account_health_once_for_all_its_slots(site: Site, opened: list[Runtime]) -> None:
+    # Once per tick, not once per fired slot: a read per post (bench/overhead.py).
+    for n in range(4):
+        site.write_queue(f"calls{n}", at_queue(f"Ask {n}"))
+    daemon = daemon_for(site, opened)
+    shared = daemon.rt.ledger.shared
+    reads: list[int] = []
+    real = shared.account_health
+
+    def counted() -> list[Any]:
+        reads.append(1)
+        return real()
+
+    shared.account_health = counted  # type: ignore[method-assign]
+    fired = daemon.tick()
+    daemon.wait_idle(30)
+    assert len(fired) == 4 and all(r.outcome == "posted" for r in daemon.results)
+    assert len(reads) == 2  # one for the slots, one for the probe of unhealthy accounts
+
+
 def test_a_read_only_x_app_makes_the_account_unhealthy_not_each_post_failed(
     site: Site, opened: list[Runtime]
 ) -> None:

@@ -102,6 +102,7 @@ class Daemon:
         self.held: dict[str, str] = {}
         self._held_accounts: set[tuple[str, str]] = set()
         self._slot_pool: ThreadPoolExecutor | None = None
+        self._unhealthy: set[tuple[str, str]] | None = None  # during a tick: as read at its start
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -131,7 +132,13 @@ class Daemon:
             log.info("resumed: posting again")
         self._was_paused = False
         now = self.rt.now()
-        fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
+        # Account health read once for every slot of the tick, not once per slot (a read per
+        # post: bench/overhead.py). An account refused during the tick is refused again.
+        self._unhealthy = self.deliveries.unhealthy()
+        try:
+            fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
+        finally:
+            self._unhealthy = None
         # Every tick, not only at start-up: a worker killed next to this one (several `run`
         # processes on one machine) has its claims resumed within seconds, not after the lease.
         self.expire_dead_workers(now)
@@ -258,7 +265,7 @@ class Daemon:
         if self.held.pop(queue.name, None) is not None:
             log.warning("queue %s: an account can post again; no longer holding its post", queue.name)
         self._note_held_accounts(queue, post, held)
-        healthy = self.deliveries.healthy(accounts)
+        healthy = self.deliveries.healthy(accounts, self._unhealthy)
         for account, job in zip(accounts, jobs[: len(accounts)], strict=True):
             if account in healthy:
                 self.deliveries.dispatch(job)

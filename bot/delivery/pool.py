@@ -100,8 +100,16 @@ class DeliveryPool:
                 key, "skipped: account unhealthy (credentials refused)", now, worker=self.worker
             )
 
-    def healthy(self, accounts: list[Account]) -> list[Account]:
-        unhealthy = {(h.platform, h.account) for h in self.rt.ledger.shared.account_health() if not h.healthy}
+    def unhealthy(self) -> set[tuple[str, str]]:
+        """(platform, account) of every account marked unhealthy, as the ledger has it now."""
+        return {(h.platform, h.account) for h in self.rt.ledger.shared.account_health() if not h.healthy}
+
+    def healthy(
+        self, accounts: list[Account], unhealthy: set[tuple[str, str]] | None = None
+    ) -> list[Account]:
+        """`accounts` less the unhealthy ones (`unhealthy`: as read earlier in the same tick)."""
+        if unhealthy is None:
+            unhealthy = self.unhealthy()
         kept = []
         for account in accounts:
             if (account.platform, account.name) in unhealthy:
