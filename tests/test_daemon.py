@@ -388,7 +388,7 @@ class Dying(BaseException):
 
 
 class DyingPool(DeliveryPool):
-    def dispatch(self, job: Any) -> None:
+    def dispatch(self, job: Any, owed: Any = None) -> None:
         raise Dying
 
 

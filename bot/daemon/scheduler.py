@@ -237,7 +237,8 @@ class Daemon:
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
             # never a slot fired with targets nothing will ever send to.
-            if ledger.slots.claim_slot(
+            # The deliveries' claims come back (`owed`), so a delivery needs no claim of its own.
+            owed = ledger.claim_slot_owing(
                 queue.name,
                 slot.name,
                 cycle=cycle,
@@ -247,7 +248,8 @@ class Daemon:
                 owed=[job.key(0) for job in jobs],
                 nonce_factory=lambda: make_tid(self.rt.now()),
                 once_per_cycle=slot.pinned is None,
-            ):
+            )
+            if owed is not None:
                 break
             if slot.pinned is not None or ledger.slots.slot_decided(queue.name, slot.name):
                 return []  # another worker decided this slot
@@ -268,7 +270,7 @@ class Daemon:
         healthy = self.deliveries.healthy(accounts, self._unhealthy)
         for account, job in zip(accounts, jobs[: len(accounts)], strict=True):
             if account in healthy:
-                self.deliveries.dispatch(job)
+                self.deliveries.dispatch(job, owed.get(job.key(0)))
             else:
                 self.deliveries.skip_unhealthy(job)
         return [fired]

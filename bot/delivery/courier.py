@@ -146,13 +146,24 @@ class Courier:
     renew_every: float = 30.0
     call_deadline: float = 600.0
 
-    def deliver(self, job: Job, client: PlatformClient) -> Result:
-        """Send every part of `job` not yet posted, in order, each exactly once."""
+    def deliver(self, job: Job, client: PlatformClient, owed: Delivery | None = None) -> Result:
+        """Send every part of `job` not yet posted, in order, each exactly once.
+
+        `owed`: part 0's claim as its slot made it (`Ledger.claim_slot_owing`): given back, in
+        this worker's name, never attempted. The attempt before the call takes it back, or finds
+        another worker took it meanwhile (then nothing is sent)."""
         urls: list[str] = []
         root: Published | None = None
         previous: Published | None = None
         fresh = False
         held: dict[DeliveryKey, Delivery] = {}  # the next part, claimed before this one is confirmed
+        if (
+            owed is not None
+            and owed.key == job.key(0)
+            and owed.claimed_by == self.worker
+            and not owed.attempted
+        ):
+            held[owed.key] = owed
         for index, template in enumerate(job.parts):
             step = self._deliver_part(job, index, template, client, held, reply_to=previous, root=root)
             if isinstance(step, Result):
