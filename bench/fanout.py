@@ -183,6 +183,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
             root = Path(tmp)
+            sdk = sdk_round(description, platforms, len(names), args.latency)  # the SDKs' floor first
             one = deliver_round(
                 description, root / "one", "one", ["mastodon"], names[:1], 16, args.latency, args.postgres
             )
@@ -192,7 +193,6 @@ def main() -> int:
             serial = deliver_round(
                 description, root / "serial", "serial", platforms, names, 1, args.latency, args.postgres
             )
-            sdk = sdk_round(description, platforms, len(names), args.latency)
     finally:
         sandbox.stop()
     where = "in-process" if args.in_process else "in its own process"
