@@ -319,6 +319,26 @@ def test_a_refused_account_is_marked_unhealthy_held_and_healthy_again_after_a_fi
     assert sorted(site.live_texts("mastodon")) == ["First #NoTechForICE", "Second #NoTechForICE"]
 
 
+def test_a_tick_reads_account_health_once_for_all_its_slots(site: Site, opened: list[Runtime]) -> None:
+    # Once per tick, not once per fired slot: a read per post (bench/overhead.py).
+    for n in range(4):
+        site.write_queue(f"calls{n}", at_queue(f"Ask {n}"))
+    daemon = daemon_for(site, opened)
+    shared = daemon.rt.ledger.shared
+    reads: list[int] = []
+    real = shared.refused
+
+    def counted() -> dict[tuple[str, str], str]:
+        reads.append(1)
+        return real()
+
+    shared.refused = counted  # type: ignore[method-assign]
+    fired = daemon.tick()
+    daemon.wait_idle(30)
+    assert len(fired) == 4 and all(r.outcome == "posted" for r in daemon.results)
+    assert len(reads) == 3  # the slots, the resumed deliveries, the probe: none per slot
+
+
 def test_a_read_only_x_app_makes_the_account_unhealthy_and_holds_its_posts(
     site: Site, opened: list[Runtime]
 ) -> None:
@@ -375,7 +395,7 @@ class Dying(BaseException):
 
 
 class DyingPool(DeliveryPool):
-    def dispatch(self, job: Any) -> None:
+    def dispatch(self, job: Any, owed: Any = None) -> None:
         raise Dying
 
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from bot.ledger.database import connect, normalise_url
-from bot.ledger.deliveries import INTERRUPTED, DeliveryCounts, Ledger, open_ledger
+from bot.ledger.deliveries import INTERRUPTED, Delivery, DeliveryCounts, Ledger, open_ledger
 from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.schema import MIGRATIONS, DeliveryKey, apply_migrations, metadata
 from bot.ledger.workers import new_worker_id
@@ -198,6 +198,32 @@ def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> 
     late = DeliveryKey("calls", "a", 1, 0, "x", "account2")
     assert not fire("w3", [late])
     assert ledger.get_delivery(late) is None
+
+
+def test_a_fired_slot_hands_back_the_claims_it_made_and_only_those(ledger: Ledger) -> None:
+    # A delivery sent at once uses its slot's claim (one statement before the call, not three).
+    keys = [DeliveryKey("calls", "a", 7, 0, platform, "main") for platform in ("x", "bluesky")]
+    nonces = iter(f"n{i}" for i in range(10))
+
+    def fire(slot: str, worker: str) -> dict[DeliveryKey, Delivery] | None:
+        return ledger.claim_slot_owing(
+            "calls", slot, cycle=7, post_id="a", worker=worker, now=T0, owed=keys,
+            nonce_factory=lambda: next(nonces), once_per_cycle=False,
+        )  # fmt: skip
+
+    made = fire("pinned:1", "w1")
+    assert made is not None and set(made) == set(keys)
+    assert {(c.claimed_by, c.attempted, c.nonce) for c in made.values()} == {
+        ("w1", False, "n0"),
+        ("w1", False, "n1"),
+    }
+    # The attempt takes the claim back; one another worker took first is not taken back.
+    assert ledger.claim_delivery(keys[1], "w2", T0, LEASE, lambda: "unused") is not None
+    assert ledger.record_attempt(keys[0], "w1", "text", T0)
+    assert not ledger.record_attempt(keys[1], "w1", "text", T0)
+    # A later slot owing the same keys (a pinned post) made none of them: nothing handed back.
+    assert fire("pinned:2", "w1") == {}
+    assert fire("pinned:2", "w3") is None  # the slot is decided
 
 
 def test_a_post_fires_in_one_slot_per_cycle(ledger: Ledger) -> None:

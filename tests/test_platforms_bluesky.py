@@ -416,6 +416,14 @@ def test_a_rotated_away_session_falls_back_to_create_session(bsky: Sandbox) -> N
     assert len(second.saved) == 2  # the new session, saved
 
 
+def test_a_session_key_is_derived_once_per_account_and_process() -> None:
+    derived = session_key.cache_info().misses
+    first = session_key("app-pass-one", "one.example")
+    assert session_key("app-pass-one", "two.example") != first  # another account: derived
+    assert session_key("app-pass-one", "one.example") is first
+    assert session_key.cache_info().misses == derived + 2
+
+
 def _sealing(bsky: Sandbox) -> bytes:
     """The key the adapter seals account 0's saved session with."""
     credentials = bsky.account(0).credentials

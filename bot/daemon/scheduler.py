@@ -111,6 +111,7 @@ class Daemon:
         self.held: dict[str, str] = {}
         self._held_accounts: set[tuple[str, str]] = set()
         self._slot_pool: ThreadPoolExecutor | None = None
+        self._refused: dict[tuple[str, str], str] | None = None  # during a tick: as read at its start
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -140,7 +141,13 @@ class Daemon:
             log.info("resumed: posting again")
         self._was_paused = False
         now = self.rt.now()
-        fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
+        # Account health read once for every slot of the tick, not once per slot (a read per
+        # post: bench/overhead.py). An account refused during the tick is refused again.
+        self._refused = self.rt.ledger.shared.refused()
+        try:
+            fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
+        finally:
+            self._refused = None
         # Every tick, not only at start-up: a worker killed next to this one (several `run`
         # processes on one machine) has its claims resumed within seconds, not after the lease.
         self.expire_dead_workers(now)
@@ -228,7 +235,7 @@ class Daemon:
             )
             # An account whose credentials were refused (unhealthy) holds its post like one
             # whose secrets are unset: nothing is spent until a probe finds it healthy.
-            refused = self.rt.ledger.shared.refused()
+            refused = self._refused if self._refused is not None else self.rt.ledger.shared.refused()
             held += [a for a in accounts if (a.platform, a.name) in refused]
             accounts = [a for a in accounts if (a.platform, a.name) not in refused]
             if not accounts and not held:  # only X, which refuses a repeat: nothing left to send
@@ -244,7 +251,8 @@ class Daemon:
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
             # never a slot fired with targets nothing will ever send to.
-            if ledger.slots.claim_slot(
+            # The deliveries' claims come back (`owed`), so a delivery needs no claim of its own.
+            owed = ledger.claim_slot_owing(
                 queue.name,
                 slot.name,
                 cycle=cycle,
@@ -254,7 +262,8 @@ class Daemon:
                 owed=[job.key(0) for job in jobs],
                 nonce_factory=lambda: make_tid(self.rt.now()),
                 once_per_cycle=slot.pinned is None,
-            ):
+            )
+            if owed is not None:
                 break
             if slot.pinned is not None or ledger.slots.slot_decided(queue.name, slot.name):
                 return []  # another worker decided this slot
@@ -273,7 +282,7 @@ class Daemon:
             log.warning("queue %s: an account can post again; no longer holding its post", queue.name)
         self._note_held_accounts(queue, post, held, refused)
         for job in jobs[: len(accounts)]:
-            self.deliveries.dispatch(job)
+            self.deliveries.dispatch(job, owed.get(job.key(0)))
         return [fired]
 
     def _hold_slot(

@@ -20,7 +20,7 @@ from bot.campaign.model import Account, Config, Queue
 from bot.delivery.courier import Courier, Job, Result
 from bot.delivery.jobs import build_job, targets
 from bot.errors import AuthFailed, PlatformError
-from bot.ledger.deliveries import DELIVERY_LEASE, Ledger
+from bot.ledger.deliveries import DELIVERY_LEASE, Delivery, Ledger
 from bot.planning.limits import next_allowed
 from bot.platforms import PlatformClient
 from bot.platforms.tid import make_tid
@@ -93,8 +93,8 @@ class DeliveryPool:
             return False
         return ledger.renew_delivery(key, self.worker, now, timedelta(0))
 
-    def dispatch(self, job: Job) -> None:
-        """Hand one job to the pool unless it is already running here."""
+    def dispatch(self, job: Job, owed: Delivery | None = None) -> None:
+        """Hand one job to the pool unless it is already running here (`owed`: `Courier.deliver`)."""
         ident = (job.queue, job.post_id, job.cycle, job.platform, job.account)
         with self._lock:
             running = self.in_flight.get(ident)
@@ -105,10 +105,10 @@ class DeliveryPool:
             now = self.rt.now()
             for over in [i for i, until in self._waiting.items() if until <= now]:
                 del self._waiting[over]
-            future = self.pool.submit(self._run_job, job)
+            future = self.pool.submit(self._run_job, job, owed)
             self.in_flight[ident] = future
 
-    def _run_job(self, job: Job) -> Result:
+    def _run_job(self, job: Job, owed: Delivery | None = None) -> Result:
         account = self.rt.clients.account(job.platform, job.account)
         limited = account.limits.posts_per_day is not None or account.limits.min_gap is not None
         lock = self._account_lock(job) if limited else None
@@ -128,7 +128,7 @@ class DeliveryPool:
                 wait_until = self._limit_wait(account)
                 if wait_until is not None:
                     return self._hold(job, wait_until)
-            result = self.courier.deliver(job, self.rt.clients(job.platform, job.account))
+            result = self.courier.deliver(job, self.rt.clients(job.platform, job.account), owed)
         except AuthFailed as exc:  # refused at sign-in: held, as the courier holds a refused post
             self.courier.mark_unhealthy(job, str(exc))
             result = Result(job, "deferred", error=f"held: authentication refused: {exc}")

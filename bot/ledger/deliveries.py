@@ -20,7 +20,7 @@ over the same engine.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -304,6 +304,38 @@ class Ledger:
             params = {**_key_params(key), "v_worker": worker, "v_text": text, "v_now": now}
             recorded = conn.execute(_ATTEMPT, {**params, "v_lease_until": now + lease}).rowcount == 1
         return claim, recorded
+
+    def claim_slot_owing(
+        self,
+        queue: str,
+        slot_name: str,
+        *,
+        cycle: int,
+        post_id: str,
+        worker: str,
+        now: datetime,
+        owed: Sequence[DeliveryKey],
+        nonce_factory: Callable[[], str],
+        once_per_cycle: bool = True,
+    ) -> dict[DeliveryKey, Delivery] | None:
+        """`slots.claim_slot`: None when the slot is not won, else the owed claims it made, as
+        made (given back, never attempted, in `worker`'s name). A worker that sends one of them
+        at once needs no claim of its own: `record_attempt` takes it back, or says another
+        worker took it first (one statement, not `claim_to_send`'s three)."""
+        made: list[Row[Any]] = []
+        won = self.slots.claim_slot(
+            queue,
+            slot_name,
+            cycle=cycle,
+            post_id=post_id,
+            worker=worker,
+            now=now,
+            owed=owed,
+            nonce_factory=nonce_factory,
+            once_per_cycle=once_per_cycle,
+            made=made,
+        )
+        return {claim.key: claim for claim in map(_delivery, made)} if won else None
 
     def record_attempt(
         self, key: DeliveryKey, worker: str, text: str, now: datetime, lease: timedelta = DELIVERY_LEASE
