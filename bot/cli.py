@@ -388,8 +388,6 @@ def _ledger_progress(
 
 def _held_lines(config: Config) -> list[str]:
     """Deliveries the ledger holds for accounts whose secrets are unset (none without a ledger)."""
-    from datetime import UTC, datetime
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.delivery.jobs import held_deliveries
@@ -401,7 +399,7 @@ def _held_lines(config: Config) -> list[str]:
     try:
         ledger = open_ledger(config.database_url)
         try:
-            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)))
+            held = held_deliveries(config, ledger.unconfirmed_deliveries())
         finally:
             ledger.close()
     except SQLAlchemyError:

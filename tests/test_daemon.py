@@ -404,7 +404,7 @@ def test_claims_of_a_worker_gone_from_this_host_are_resumed_without_waiting_out_
     with pytest.raises(Dying):
         dies_after_firing(rt).tick()
     # The dead worker had taken one of them (a 90 s lease) before it was killed.
-    [row, *_] = rt.ledger.unconfirmed_deliveries(rt.now())
+    [row, *_] = rt.ledger.unconfirmed_deliveries()
     held = rt.ledger.claim_delivery(row.key, "host:1:dead", rt.now(), timedelta(seconds=90), lambda: "n")
     assert held is not None
     alive = Daemon(rt, gate=FakeGate(), worker="w-alive", died=lambda worker: False)
@@ -425,11 +425,11 @@ def test_monitoring_streams_of_a_worker_gone_from_this_host_pass_on_at_once(
     opened.append(rt)
     streams = rt.ledger.leases
     lease = timedelta(minutes=5)
-    assert streams.acquire_lease("monitor:x:hashtags", "host:1:dead", lease, rt.now())
-    assert streams.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", lease, rt.now())
+    assert streams.acquire_lease("monitor:x:hashtags", "host:1:dead", lease)
+    assert streams.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", lease)
     Daemon(rt, gate=FakeGate(), worker="w", died=lambda worker: worker == "host:1:dead").tick()
-    assert streams.acquire_lease("monitor:x:hashtags", "w", lease, rt.now())
-    assert not streams.acquire_lease("monitor:mastodon:hashtags", "w", lease, rt.now())
+    assert streams.acquire_lease("monitor:x:hashtags", "w", lease)
+    assert not streams.acquire_lease("monitor:mastodon:hashtags", "w", lease)
 
 
 def test_a_daemon_killed_mid_fan_out_is_reconciled_by_the_next_start(site: Site) -> None:

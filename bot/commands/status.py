@@ -50,7 +50,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     pause = ledger.shared.pause_state()
     counts = ledger.post_counts()
     held: dict[str, list[str]] = {}
-    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now)):
+    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries()):
         k, missing = row.key, ", ".join(account.missing)
         held.setdefault(k.queue, []).append(f"{k.post_id} for {k.platform}/{k.account} (missing {missing})")
     queues = []
