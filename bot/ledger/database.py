@@ -181,7 +181,7 @@ class DatabaseClock(FunctionElement[datetime]):
 
 
 @compiles(DatabaseClock, "sqlite")
-def _DatabaseClock_sqlite(element: DatabaseClock, compiler: SQLCompiler, **kw: Any) -> str:
+def _sqlite_clock(element: DatabaseClock, compiler: SQLCompiler, **kw: Any) -> str:
     arguments = ["'%Y-%m-%d %H:%M:%f'", "'now'"]
     arguments += [f"{compiler.process(arg, **kw)} || ' seconds'" for arg in element.clauses]
     # %f gives milliseconds; UtcDateTime stores microseconds (six digits): text order is time order.
@@ -189,7 +189,7 @@ def _DatabaseClock_sqlite(element: DatabaseClock, compiler: SQLCompiler, **kw: A
 
 
 @compiles(DatabaseClock, "postgresql")
-def _DatabaseClock_postgresql(element: DatabaseClock, compiler: SQLCompiler, **kw: Any) -> str:
+def _postgresql_clock(element: DatabaseClock, compiler: SQLCompiler, **kw: Any) -> str:
     offset = "".join(f" + make_interval(secs => {compiler.process(arg, **kw)})" for arg in element.clauses)
     return f"(clock_timestamp(){offset})"
 
