@@ -387,8 +387,6 @@ def _ledger_progress(
 
 def _held_lines(config: Config) -> list[str]:
     """Deliveries the ledger holds for accounts that cannot post (none without a ledger)."""
-    from datetime import UTC, datetime
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.delivery.jobs import held_deliveries, held_until, held_why
@@ -401,7 +399,7 @@ def _held_lines(config: Config) -> list[str]:
         ledger = open_ledger(config.database_url)
         try:
             refused = ledger.shared.refused()
-            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)), refused)
+            held = held_deliveries(config, ledger.unconfirmed_deliveries(), refused)
         finally:
             ledger.close()
     except SQLAlchemyError:

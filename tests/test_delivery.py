@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -191,10 +192,13 @@ def test_a_crash_between_claim_and_confirm_is_reconciled_by_the_next_worker(
     assert claim is not None
     ledger.record_attempt(j.key(0), "w0", "Crash me", clock())
     client.publish(Outgoing(text="Crash me", nonce=claim.nonce))
-    # Before the lease runs out nobody else may touch it.
+    # Before the lease runs out nobody else may touch it, even a worker whose clock says it has:
+    # leases run on the database's clock.
     early = courier(ledger, clock).deliver(j, client)
     assert early.outcome == "deferred"
     clock.advance(DELIVERY_LEASE.total_seconds() + 1)
+    assert courier(ledger, clock).deliver(j, client).outcome == "deferred"
+    ledger.renew_delivery(j.key(0), "w0", clock(), timedelta(seconds=-1))  # as if its 90 s had passed
     result = courier(ledger, clock).deliver(j, client)
     assert result.outcome == "posted" and client.publish_calls == 1 and client.live_texts() == ["Crash me"]
 

@@ -51,7 +51,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     counts = ledger.post_counts()
     held: dict[str, list[str]] = {}
     refused = ledger.shared.refused()  # unhealthy accounts hold their posts too
-    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now), refused):
+    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(), refused):
         k, why = row.key, held_why(account, refused)
         held.setdefault(k.queue, []).append(
             f"{k.post_id} for {k.platform}/{k.account} ({why}); {held_until(account)}"

@@ -55,7 +55,7 @@ from bot.planning.planner import (
 from bot.planning.slots import Slot, next_slots
 from bot.platforms.tid import make_tid
 
-# Seconds between a worker's clock and the database's beyond which claims may be taken early.
+# Seconds between a worker's clock and the database's beyond which its slots fire off time.
 MAX_CLOCK_SKEW = 10.0
 log = logging.getLogger("bot.scheduler")
 
@@ -330,7 +330,7 @@ class Daemon:
         """What waits for an account that cannot post (`run --once` fails on it), or ''."""
         said = [f"queue {queue} holds post {post} (no account can post)" for queue, post in self.held.items()]
         refused = self.rt.ledger.shared.refused()
-        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(self.rt.now()), refused)
+        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(), refused)
         if held:
             accounts = list({(a.platform, a.name): a for _, a in held}.values())
             said.append(f"{len(held)} deliveries held for {missing_line(accounts, refused)}")
@@ -464,16 +464,17 @@ class Daemon:
             log.exception("could not look for dead workers' claims")
 
     def check_clock(self) -> None:
-        """Claims and leases carry times from each worker's clock: one that is off the database's
-        (which every worker shares) could take over a claim still held. Say so loudly."""
+        """Leases and claims run on the database's clock, but slots fire, limits count and lookups
+        start by this worker's: one that is off the database's (which every worker shares) fires
+        posts early or late and misses a lost post when it looks for it. Say so loudly."""
         try:
             skew = (self.rt.now() - database_now(self.rt.ledger.engine)).total_seconds()
         except Exception:  # the first tick will report a database that does not answer
             return
         if abs(skew) > MAX_CLOCK_SKEW:
             message = (
-                f"this worker's clock is {skew:+.0f} s off the database's; claims and leases compare "
-                "workers' clocks: set the clock (NTP) before running several workers"
+                f"this worker's clock is {skew:+.0f} s off the database's; slots, account limits and "
+                "lookups of lost posts use this worker's clock: set the clock (NTP)"
             )
             log.error("clock: %s", message)
             self.rt.alert("clock", message)

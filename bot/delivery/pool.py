@@ -150,7 +150,7 @@ class DeliveryPool:
         # it on when its lease runs out, or at once when it died on this host (the daemon's
         # dead-worker check releases every lease of a gone worker).
         ttl = timedelta(seconds=self.courier.policy.max_wait) + DELIVERY_LEASE
-        return self._leases.acquire_lease(_account_lease(job), self.worker, ttl, self.rt.now())
+        return self._leases.acquire_lease(_account_lease(job), self.worker, ttl)
 
     def _report(self, result: Result) -> None:
         with self._lock:
@@ -182,7 +182,7 @@ class DeliveryPool:
         """Pick up claims nobody holds: a crashed worker's, a paused or limited delivery's."""
         seen: set[tuple[str, str, int, str, str]] = set()
         refused = self.rt.ledger.shared.refused()  # held until a probe finds them healthy
-        for row in self.rt.ledger.unconfirmed_deliveries(now):
+        for row in self.rt.ledger.unconfirmed_deliveries():
             k = row.key
             ident = (k.queue, k.post_id, k.cycle, k.platform, k.account)
             if ident in seen:

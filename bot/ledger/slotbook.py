@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Row, bindparam, select, text
 
-from bot.ledger.database import insert_of, reading, writing
+from bot.ledger.database import DatabaseClock, insert_of, reading, writing
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, deliveries, slots
 
 
@@ -47,7 +47,9 @@ def _record_slot(dialect: str) -> Any:
 
 @functools.cache
 def _owe(dialect: str, returning: bool = False) -> Any:
-    owed = insert_of(dialect, deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+    # Released at once (its lease ends now, on the database's clock): any worker may take it.
+    owed = insert_of(dialect, deliveries).values(lease_until=DatabaseClock())
+    owed = owed.on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
     # RETURNING: the rows this insert made (one made earlier conflicts and returns nothing).
     return owed.returning(*deliveries.c) if returning else owed
 
@@ -135,7 +137,6 @@ class SlotBook:
                         "state": "claimed",
                         "nonce": nonce_factory(),
                         "claimed_by": worker,
-                        "lease_until": now,
                         "attempts": 0,
                         "claimed_at": now,
                         "updated_at": now,

@@ -199,7 +199,7 @@ class Monitor:
         pages before it returned and backs the stream off.
         """
         lease = f"monitor:{stream.key}"
-        if not self.leases.acquire_lease(lease, self.worker, STREAM_LEASE, self.now()):
+        if not self.leases.acquire_lease(lease, self.worker, STREAM_LEASE):
             self._leases.discard(lease)
             if self.live is not None:
                 self.live.drop(stream.key)  # the live stream goes with the lease
@@ -235,7 +235,7 @@ class Monitor:
                 cursor = batch.cursor
                 if not batch.more:
                     break
-                self.leases.acquire_lease(lease, self.worker, STREAM_LEASE, self.now())
+                self.leases.acquire_lease(lease, self.worker, STREAM_LEASE)
         except PlatformError as exc:
             error = exc
         except MALFORMED as exc:  # an answer the adapter could not read: as a server error
