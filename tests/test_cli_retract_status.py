@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
+from tests.cli import site_bot
 from tests.sandboxsite import PLATFORMS, Site
-
-REPO = Path(__file__).resolve().parent.parent
 
 QUEUE = """\
 schedule: {every: 1h}
@@ -20,16 +15,7 @@ posts:
 """
 
 
-def bot(site: Site, *args: str, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in {**os.environ, **site.env, "PYTHONPATH": str(REPO)}.items() if k not in drop}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(site.config), *args],
-        cwd=site.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+bot = site_bot
 
 
 def test_retract_dry_run_then_retract_then_already_retracted(site: Site) -> None:
