@@ -43,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_campaign(args.config, os.environ, datetime.now(UTC))
     for problem in report.problems:
         print(problem, file=sys.stderr)
-    failed_accounts = 0
+    failed_accounts, checked_accounts, unset_accounts = 0, 0, 0
     if args.online and report.config is not None:
         from bot.commands.check import verify_accounts
 
@@ -52,8 +52,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                 # Its unset variables are already one warning above: not said twice, not a failure.
                 how = result.detail.partition(" not set ")[2]  # the `connect` that sets them, if any
                 print(f"{result.platform} {result.account}: not checked (secrets not set) {how}".rstrip())
+                unset_accounts += 1
                 continue
             failed_accounts += not result.ok
+            checked_accounts += 1
             mark = "ok" if result.ok else "FAILED"
             print(f"{result.platform} {result.account}: {mark} {result.detail}")
     if report.config is not None:
@@ -70,6 +72,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if errors:
         return EXIT_INPUT
+    if args.online and report.config is not None and not checked_accounts:
+        # Asked to look online and looked at nothing: not a success to build on.
+        why = "none has its secrets set" if unset_accounts else "no enabled platform has an account"
+        print(f"check --online: no account was checked: {why}", file=sys.stderr)
+        return EXIT_RUNTIME
     return EXIT_RUNTIME if failed_accounts else EXIT_OK
 
 

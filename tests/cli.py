@@ -91,8 +91,8 @@ def offline_campaign(
     folder: Path, queues: Mapping[str, str] | None = None, config: str = OFFLINE_CONFIG
 ) -> Path:
     """config.yaml and content/ in `folder` (by default one queue, `calls`); returns `folder`."""
+    (folder / "content").mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(config)
-    (folder / "content").mkdir(exist_ok=True)
     for name, body in ({"calls": OFFLINE_QUEUE} if queues is None else queues).items():
         (folder / "content" / f"{name}.yaml").write_text(body)
     return folder

@@ -88,3 +88,15 @@ def test_status_counts_posts_in_the_campaigns_timezone(site: Site) -> None:
     assert calls["posted"] == 1  # one thread, whatever its three platforms and two parts
     assert calls["next_slot"].endswith(("-05:00", "-04:00"))
     assert all(a["last_post"].endswith(("-05:00", "-04:00")) for a in status["accounts"])
+
+
+def test_status_text_names_the_unit_of_each_count(site: Site) -> None:
+    site.write_queue("calls", QUEUE)  # a thread of two parts
+    assert bot(site, "post", "calls").returncode == 0
+    lines = bot(site, "status").stdout.splitlines()
+    # One thread on three networks: 3 copies in the last day, 1 post in its queue, 2 posts each network.
+    assert lines[1].startswith("last 24 h: 3 posts sent, 0 failed (one per post and account), ")
+    assert lines[2] == "queues (each post counted once, whatever its accounts and thread parts):"
+    assert "posted 1, failed 0, pending 0" in lines[3]
+    assert "accounts (each thread part counts, as the networks and `posts_per_day` count):" in lines
+    assert sum(" 2 posts in 24h" in line for line in lines) == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser
-from tests.cli import OFFLINE_CONFIG, OFFLINE_ENV, REPO, offline_bot, offline_campaign, run_bot
+from tests.cli import OFFLINE_CONFIG, OFFLINE_ENV, REPO, offline_bot, offline_campaign, run_bot, without
 
 POST = 'posts:\n  - {id: a, text: "Ask"}\n'
 
@@ -144,3 +144,11 @@ def test_an_unreadable_env_line_is_named_at_its_line_without_its_value(campaign:
     assert ".env:1: warning: MASTODON_ACCESS_TOKEN has no value" in result.stderr
     assert ".env:2: warning: cannot read this line: write NAME=value" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout and "python-dotenv" not in result.stderr
+
+
+def test_check_online_with_no_secret_set_checks_nothing_and_says_so(campaign: Path) -> None:
+    result = run_bot("check", "--online", cwd=campaign, env=without(OFFLINE_ENV, ["MASTODON_ACCESS_TOKEN"]))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "mastodon main: not checked (secrets not set)" in result.stdout
+    assert "check --online: no account was checked: none has its secrets set" in result.stderr
+    assert offline_bot(campaign, "check").returncode == 0  # offline, the same campaign is fine
