@@ -1,4 +1,4 @@
-"""campaign-bot: scheduled campaign posts to X, Bluesky, Mastodon and Facebook; replies and
-hashtags tracked."""
+"""campaign-bot: scheduled campaign posts to X, Bluesky, Mastodon, Facebook Pages and
+Instagram; replies and hashtags tracked."""
 
 __version__ = "0.1.0"

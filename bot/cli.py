@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -446,12 +445,12 @@ def _ledger_progress(
 
 
 def _held_lines(config: Config) -> list[str]:
-    """Deliveries the ledger holds for accounts whose secrets are unset (none without a ledger)."""
+    """Deliveries the ledger holds for accounts that cannot post (none without a ledger)."""
     from datetime import UTC, datetime
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.delivery.jobs import held_deliveries
+    from bot.delivery.jobs import held_deliveries, held_until, held_why
     from bot.ledger.database import database_exists
     from bot.ledger.deliveries import open_ledger
 
@@ -460,7 +459,8 @@ def _held_lines(config: Config) -> list[str]:
     try:
         ledger = open_ledger(config.database_url)
         try:
-            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)))
+            refused = ledger.shared.refused()
+            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)), refused)
         finally:
             ledger.close()
     except SQLAlchemyError:
@@ -468,7 +468,11 @@ def _held_lines(config: Config) -> list[str]:
 
     return [
         f"HELD {row.key.queue}/{row.key.post_id} for {row.key.platform}/{row.key.account}: "
-        f"sent once {', '.join(account.missing)} set"
+        + (
+            f"sent once {', '.join(account.missing)} set"
+            if account.missing
+            else f"{held_why(account, refused)}; {held_until(account)}"
+        )
         for row, account in held
     ] + ([""] if held else [])
 
@@ -700,6 +704,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
             print(f"database: {reason}", file=sys.stderr)
         else:
-            traceback.print_exc()  # a bug: its traceback is the useful report
+            from bot.daemon.logs import safe_traceback
+
+            # A bug: its traceback is the useful report, with any database error in its chain
+            # shown by type alone (a statement's text can quote a session's tokens).
+            print(safe_traceback(sys.exc_info()), file=sys.stderr, end="")
         return EXIT_RUNTIME
     return code

@@ -171,8 +171,11 @@ def test_a_duplicate_rejection_after_a_lost_answer_is_a_reason_to_look(ledger: L
 def test_auth_failure_marks_the_account_unhealthy_once(ledger: Ledger, clock: Clock) -> None:
     client = FakeClient("x", "main", clock, script=[Step(AuthFailed("401 Unauthorized"))] * 2)
     c = courier(ledger, clock)
-    assert c.deliver(job("a", platform="x", post_id="a"), client).outcome == "failed"
-    assert c.deliver(job("b", platform="x", post_id="b"), client).outcome == "failed"
+    assert c.deliver(job("a", platform="x", post_id="a"), client).outcome == "deferred"
+    assert c.deliver(job("b", platform="x", post_id="b"), client).outcome == "deferred"
+    # Held, never failed: each claim is given back, unconfirmed, for when the account is healthy.
+    rows = [ledger.get_delivery(job(t, platform="x", post_id=t).key(0)) for t in "ab"]
+    assert [row.state if row else None for row in rows] == ["claimed", "claimed"]
     health = ledger.shared.account_health()
     assert [(h.platform, h.account, h.healthy) for h in health] == [("x", "main", False)]
     assert [kind for kind, _ in c.alerts] == ["account_unhealthy"]  # type: ignore[attr-defined]

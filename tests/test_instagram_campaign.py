@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,3 +222,30 @@ def test_check_online_asks_whether_each_image_answers_where_instagram_fetches_it
     assert online.returncode == 3
     (line,) = [x for x in online.stdout.splitlines() if x.startswith("instagram main:")]
     assert "FAILED" in line and "/wrong-folder/sign.jpg answers 404: Instagram cannot fetch it" in line
+
+
+def test_sigterm_while_a_container_is_processing_stops_within_its_bound(ig: IgSite, tmp_path: Path) -> None:
+    ig.queue(QUEUE)
+    ig.control("settings", {"processing_seconds": 3600})  # the container never gets ready
+    log = tmp_path / "run.log"
+    with log.open("w") as err:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(ig.config), "run", "--for", "5m"],
+            cwd=REPO,
+            env={**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, **ig.env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not ig.state()["containers"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ig.state()["containers"], log.read_text()
+        time.sleep(1)  # into the wait between status polls
+        stopped = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0, log.read_text()
+        assert time.monotonic() - stopped < 10, log.read_text()  # not the container's 58 s of waits
+    finally:
+        daemon.kill()
+    assert ig.media() == []

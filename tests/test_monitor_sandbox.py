@@ -504,24 +504,34 @@ def test_every_rehearsal_scene_plays_and_is_reported_once(world: World) -> None:
         ours = [p for p in world.state()["posts"] if p["author"] in world.state()["accounts"].values()]
         played.append(scene(Stage(world.platform, world.url, ours)))
     assert [p is None for p in played] == [False] * 7 + [world.platform != "mastodon", False, False]
+    assert "thread of" in (played[5] or "")
 
     found = world.poll()
     authors = [(s.kind, s.post.author.split("@")[0].split(".")[0]) for s in found]
+    threaded = sum(1 for kind, author in authors if author == "farah")  # the long reply: 8-15 parts
+    assert 8 <= threaded <= 15 and all(s.in_reply_to == root.url for s in found if "farah" in s.post.author)
     expected = [
         ("reply", "alice"),
         ("reply", "bob"),
         ("hashtag", "crossposter"),
         ("mention", "dana"),
         ("hashtag", "emre"),
-        ("reply", "farah"),
+        *[("reply", "farah")] * threaded,
         ("reply", "gus"),
     ]
     if world.platform == "mastodon":
         expected.append(("hashtag", "hana"))
-    assert authors == expected  # neither the deleted post nor the suspended author's
-    assert found[-1].post.text.startswith("Second draft") or world.platform != "mastodon"
-    assert found[6].in_reply_to is not None and found[6].in_reply_to != root.url
-    assert world.poll() == []
+    spammer = ("hashtag", next(a for _, a in authors if a.startswith("spammer")))
+    assert authors == [*expected, spammer]  # not the deleted post; the spammer not yet suspended
+    assert world.platform != "mastodon" or found[-2].post.text.startswith("Second draft")
+    assert found[5 + threaded].in_reply_to is not None and found[5 + threaded].in_reply_to != root.url
+    # The suspension scene again: the spammer seen above is suspended, their post stays logged.
+    ours = [p for p in world.state()["posts"] if p["author"] in world.state()["accounts"].values()]
+    posts = [p for p in world.state()["posts"] if not p.get("deleted")]
+    assert SCENES[-1](Stage(world.platform, world.url, ours, None, posts)).startswith("a post whose author")
+    assert [p["author"] for p in world.state()["posts"] if p.get("deleted") and "spammer" in p["author"]]
+    assert len(world.poll()) == 1  # only the next spammer's post
+    assert len(world.logged()) == len(found) + 1
 
 
 def test_facebook_comments_and_page_mentions_are_logged_once_and_hashtags_are_not_searched(

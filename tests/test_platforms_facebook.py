@@ -78,6 +78,17 @@ def test_text_link_and_images_with_alt_text_make_one_post(fb: Sandbox, tmp_path:
     assert [m["alt"] for m in post["media"]] == ["A march", None]
 
 
+def test_an_image_that_became_a_link_out_of_content_is_never_uploaded(fb: Sandbox, tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    content.mkdir()
+    secret = tmp_path / "secret.png"  # beside config.yaml, as .env is
+    secret.write_bytes(png(3, 3))
+    (content / "banner.png").symlink_to(secret)
+    with pytest.raises(Rejected, match="link"):
+        fb.client().publish(message("Drop ICE", images=(Media(content / "banner.png", "", content),)))
+    assert fb.posts() == []
+
+
 def test_a_lost_answer_is_found_among_the_pages_posts(fb: Sandbox) -> None:
     client = fb.client()
     fb.fault(method="POST", path=FEED, drop="after")

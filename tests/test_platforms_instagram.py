@@ -139,3 +139,17 @@ def test_without_media_base_url_the_facebook_page_hosts_the_image(world: World) 
     assert media["text"] == "Hosted by the Page"
     facebook = requests.get(f"{world.sandbox.servers['facebook'].base_url}/_sandbox/state", timeout=5).json()
     assert facebook["posts"] == []  # an unpublished photo: on no feed
+
+
+def test_a_published_container_whose_media_is_not_found_is_never_published_again(world: World) -> None:
+    recorded: list[str] = []
+    first = Outgoing(
+        "Drop ICE", nonce="n", images=(world.image,), on_checkpoint=lambda c: recorded.append(c) or True
+    )
+    world.client.publish(first)
+    # The caption changed since (staff edited the queue): the lookup by caption misses it.
+    again = Outgoing("Drop ICE, edited", nonce="n", images=(world.image,), checkpoint=recorded[0])
+    assert world.client.find_published(again, since=datetime.now(UTC) - timedelta(minutes=1)) is None
+    with pytest.raises(Rejected, match="already published"):
+        world.client.publish(again)
+    assert len(world.state()["posts"]) == 1 and len(world.state()["containers"]) == 1

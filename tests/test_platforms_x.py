@@ -265,3 +265,10 @@ def test_a_read_only_token_fails_verify_and_posting_as_the_accounts_failure(x: S
     with pytest.raises(AuthFailed, match="oauth1 app permissions"):
         x.client().publish(message("Never posted"))
     assert x.client(1).verify() == "ntfi_account2" and x.posts() == []
+
+
+@pytest.mark.parametrize("body", ['{"data": null}', '{"data": {"id": "1"}}', '{"dat'])
+def test_a_malformed_users_me_answer_is_transient_never_a_bare_error(x: Sandbox, body: str) -> None:
+    x.fault(method="GET", path="/2/users/me", body=body)
+    with pytest.raises(Transient, match="X: malformed answer"):
+        x.client().verify()

@@ -160,9 +160,12 @@ def run_connect(
         )
         raise InputError([Problem(shown, fields.lines.get(key, fields.line), message)])
 
+    module = f"bot.commands.connect_{platform}"
     try:
-        flow = importlib.import_module(f"bot.commands.connect_{platform}")
-    except ModuleNotFoundError:
+        flow = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise  # the flow is there, a dependency of it is not
         dialogue.refuse(
             f"connect cannot guide {name} yet: docs/accounts.md says how to get its keys by hand."
         )

@@ -106,11 +106,13 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         database = sandbox_database(base)
         demo = demo_queue(base, utc_now())
         # The sandbox needs none of the real secrets: their absence is no news.
-        runtime = Runtime(config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False)
+        runtime = Runtime(
+            config_path, os.environ, adjust=adjust, extra_queues=(demo,), config_warnings=False, stop=stop
+        )
         run_audience(emulators, audience_stop)
     else:
         # Unset secrets are said below, once per account (or in one line when none can post).
-        runtime = Runtime(config_path, os.environ, config_warnings=False)
+        runtime = Runtime(config_path, os.environ, config_warnings=False, stop=stop)
         for warning in runtime.config_warnings:
             if "`run` will not start" not in warning.message:
                 log.warning("%s", warning)

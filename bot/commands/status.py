@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.daemon.runtime import Runtime
-from bot.delivery.jobs import held_deliveries, held_targets, missing_line, targets
+from bot.delivery.jobs import held_deliveries, held_until, held_why, missing_line, owed_targets
 from bot.ledger.deliveries import DeliveryCounts
 from bot.ledger.ratebudgets import StoredBudget, read_budgets
 from bot.planning.limits import next_allowed
@@ -50,12 +50,17 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     pause = ledger.shared.pause_state()
     counts = ledger.post_counts()
     held: dict[str, list[str]] = {}
-    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now)):
-        k, missing = row.key, ", ".join(account.missing)
-        held.setdefault(k.queue, []).append(f"{k.post_id} for {k.platform}/{k.account} (missing {missing})")
+    refused = ledger.shared.refused()  # unhealthy accounts hold their posts too
+    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now), refused):
+        k, why = row.key, held_why(account, refused)
+        held.setdefault(k.queue, []).append(
+            f"{k.post_id} for {k.platform}/{k.account} ({why}); {held_until(account)}"
+        )
     queues = []
     for queue in rt.queues():
-        unreachable = held_targets(rt.config, queue) if not targets(rt.config, queue) else []
+        owed = owed_targets(rt.config, queue)
+        able = [a for a in owed if not a.missing and (a.platform, a.name) not in refused]
+        unreachable = owed if not able else []
         upcoming = next_slots(queue, now, 1)
         progress = progress_from_history(ledger.slots.sent_posts(queue.name))
         # A slot due but undecided (held, or about to fire) is no longer upcoming: its post is
@@ -76,7 +81,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                 # Deliveries owed to accounts whose secrets are unset, sent once they are set;
                 # and, when no target can post at all, why the next slot will wait.
                 "held": held.get(queue.name, []),
-                "waiting_for": missing_line(unreachable) or None,
+                "waiting_for": missing_line(unreachable, refused) or None,
             }
         )
     health = {(h.platform, h.account): h for h in ledger.shared.account_health()}
@@ -133,7 +138,7 @@ def format_status(status: dict[str, Any]) -> str:
         )
         if q["waiting_for"]:
             lines.append(f"    HELD: no account can post ({q['waiting_for']}); the next post waits")
-        lines.extend(f"    held: {what}; sent once set" for what in q["held"])
+        lines.extend(f"    held: {what}" for what in q["held"])
     lines.append("accounts (each thread part counts, as the networks and `posts_per_day` count):")
     for a in status["accounts"]:
         health = "healthy" if a["healthy"] else f"UNHEALTHY ({a['error']})"

@@ -2,10 +2,10 @@
 
 Every few seconds one *scene* plays on a random network through `/_sandbox/audience`
 (docs/sandbox.md), in turn: a reply, a quote with the tag in lower case, a post typed without
-facets in capitals, a mention without the tag, non-Latin text and emoji, a very long reply, a
-reply to a reply of ours, a Mastodon edit, a post deleted at once, an author suspended after
-posting. Each scene says in the log what it did, so a newcomer can see how the bot reports it
-(docs/monitoring.md).
+facets in capitals, a mention without the tag, non-Latin text and emoji, a very long reply (a
+self-reply thread), a reply to a reply of ours, a Mastodon edit, a post deleted at once, an
+author suspended after the bot saw their post. Each scene says in the log what it did, so a
+newcomer can see how the bot reports it (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ import logging
 import random
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("bot.sandbox")
 
 Post = dict[str, Any]
-LONG_REPLY = (
-    "I have been thinking about this for a long time, and I want to say it properly. "
-    "The contracts are not abstract: they decide who gets tracked, detained and deported. "
-    "Engineers, designers and support staff can ask questions at work, and they do. "
-    "Thank you for keeping at it."
-)  # 280 characters at most once X prefixes the @name: fits X, Bluesky and Mastodon
+SPAMMER = "spammer"
 
 
 def control(
@@ -47,6 +42,7 @@ class Stage:
     base_url: str
     ours: list[Post]  # our posts, oldest first, not deleted
     token: str | None = None  # the sandbox's control token
+    posts: list[Post] = field(default_factory=list)  # everyone's, not deleted
 
     def act(self, kind: str, author: str, text: str = "", to: str | None = None, **options: Any) -> Any:
         body = {"kind": kind, "author": author, "text": text, "to": to, **options}
@@ -88,10 +84,11 @@ def _non_latin(stage: Stage) -> str | None:
 
 
 def _long_reply(stage: Stage) -> str | None:
-    if stage.latest is None:
+    if stage.latest is None or stage.platform not in ("x", "bluesky", "mastodon"):
         return None
-    stage.act("reply", "farah", LONG_REPLY, to=stage.latest["id"])
-    return "a very long reply"
+    parts = random.randint(8, 15)
+    stage.act("thread", "farah", to=stage.latest["id"], parts=parts)
+    return f"a very long reply: a thread of {parts} parts answering our latest post"
 
 
 def _reply_to_our_reply(stage: Stage) -> str | None:
@@ -117,10 +114,17 @@ def _delete(stage: Stage) -> str | None:
 
 
 def _suspend(stage: Stage) -> str | None:
-    author = f"spammer{random.randrange(10_000)}"
-    stage.act("hashtag", author, "Buy followers now #NoTechForICE")
-    stage.act("suspend", author)
-    return "a post whose author was then suspended"
+    """A spam account posts with the tag; the one that posted in this scene's last round (the
+    bot has reported it since) is suspended now, so its post disappears after it was seen."""
+    if stage.platform not in ("x", "bluesky", "mastodon"):
+        return None
+    earlier = sorted({p["author"] for p in stage.posts if p["author"].startswith(SPAMMER)})
+    for author in earlier:
+        stage.act("suspend", author)
+    stage.act("hashtag", f"{SPAMMER}{random.randrange(10_000)}", "Buy followers now #NoTechForICE")
+    if earlier:
+        return "a post whose author is suspended after the bot saw it (and a new one by the next spammer)"
+    return "a spam post with the tag (its author is suspended the next time this scene plays)"
 
 
 SCENES: list[Callable[[Stage], str | None]] = [
@@ -146,7 +150,8 @@ def play_scene(number: int, servers: dict[str, tuple[str, str | None]], rng: ran
         posts = control(base_url, "state", token=token)
         mine = set(posts["accounts"].values())
         ours = [p for p in posts["posts"] if p["author"] in mine and not p.get("deleted")]
-        done = scene(Stage(platform, base_url, ours, token))
+        live = [p for p in posts["posts"] if not p.get("deleted")]
+        done = scene(Stage(platform, base_url, ours, token, live))
         if done is not None:
             log.info("sandbox audience on %s: %s", platform, done)
             return done

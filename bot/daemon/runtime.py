@@ -19,7 +19,7 @@ from bot.campaign.config import load_config
 from bot.campaign.model import Account, Config, Queue
 from bot.campaign.queues import clash_order, content_folder_problem, name_clash
 from bot.daemon.alerts import Alerter
-from bot.errors import InputError, Problem
+from bot.errors import InputError, Problem, Transient
 from bot.ledger.deliveries import Ledger, open_ledger
 from bot.ledger.ratebudgets import BudgetRecorder
 from bot.planning.content import load_queue
@@ -127,6 +127,17 @@ class Clients:
         return client if site is None else LocalLinks(client, site)
 
 
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that a stop cuts short: it then raises Transient, so the call gives up its wait
+    (and its claim) within the stop's bound instead of sleeping through it."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Transient("stopping: the wait was cut short")
+
+    return sleep
+
+
 class Runtime:
     """The config, the content, the ledger, the clients and the alerts of one process."""
 
@@ -141,6 +152,7 @@ class Runtime:
         extra_queues: tuple[Queue, ...] = (),
         config_warnings: bool = True,
         content_warnings: bool = True,
+        stop: threading.Event | None = None,
     ) -> None:
         self.config_path = config_path
         self.environ = environ
@@ -158,7 +170,9 @@ class Runtime:
         self.ledger = ledger or open_ledger(self.config.database_url)
         self.alert = Alerter(self.config.alerts_webhook, self.config.campaign, now=now)
         self.budgets = BudgetRecorder(self.ledger.engine, now)
-        self.clients = Clients(self.config, self.ledger, now, self.budgets)
+        # A client that waits between calls (Instagram's container) stops waiting on a stop.
+        waits = {"sleep": stoppable_sleep(stop)} if stop is not None else {}
+        self.clients = Clients(self.config, self.ledger, now, self.budgets, **waits)
         self.contents = Contents()
         # Not logged at start: each command decides what an unreadable folder means (`run`
         # refuses, `status` warns, `pause` does not care).

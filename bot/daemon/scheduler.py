@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,7 +31,15 @@ from bot.campaign.model import Account, Post, Queue
 from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, Gate, Result, expire_dead_workers
 from bot.delivery.gate import LiveGate
-from bot.delivery.jobs import build_job, held_deliveries, held_targets, missing_line, targets
+from bot.delivery.jobs import (
+    build_job,
+    held_deliveries,
+    held_targets,
+    held_until,
+    held_why,
+    missing_line,
+    targets,
+)
 from bot.delivery.pool import DELIVERY_THREADS, DeliveryPool
 from bot.errors import PlatformError
 from bot.ledger.database import database_now
@@ -222,11 +231,16 @@ class Daemon:
                 [a for a in found(self.rt.config, queue) if not refuses_repeats(a.platform, cycle)]
                 for found in (targets, held_targets)
             )
+            # An account whose credentials were refused (unhealthy) holds its post like one
+            # whose secrets are unset: nothing is spent until a probe finds it healthy.
+            refused = self.rt.ledger.shared.refused()
+            held += [a for a in accounts if (a.platform, a.name) in refused]
+            accounts = [a for a in accounts if (a.platform, a.name) not in refused]
             if not accounts and not held:  # only X, which refuses a repeat: nothing left to send
                 self._skip_slot(queue, slot, now, exhausted=True)
                 return []
             if not accounts:
-                self._hold_slot(queue, slot, post, held)
+                self._hold_slot(queue, slot, post, held, refused)
                 return []
             # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
             # A target whose secrets are unset is owed its delivery too: it waits, as a released
@@ -262,16 +276,14 @@ class Daemon:
         fired = Fired(queue.name, slot.name, post.id, cycle)
         if self.held.pop(queue.name, None) is not None:
             log.warning("queue %s: an account can post again; no longer holding its post", queue.name)
-        self._note_held_accounts(queue, post, held)
-        healthy = self.deliveries.healthy(accounts)
-        for account, job in zip(accounts, jobs[: len(accounts)], strict=True):
-            if account in healthy:
-                self.deliveries.dispatch(job)
-            else:
-                self.deliveries.skip_unhealthy(job)
+        self._note_held_accounts(queue, post, held, refused)
+        for job in jobs[: len(accounts)]:
+            self.deliveries.dispatch(job)
         return [fired]
 
-    def _hold_slot(self, queue: Queue, slot: Slot, post: Post, held: list[Account]) -> None:
+    def _hold_slot(
+        self, queue: Queue, slot: Slot, post: Post, held: list[Account], refused: dict[tuple[str, str], str]
+    ) -> None:
         """No target can post: leave the slot undecided, so the post is not spent.
 
         The slot fires when a secret is set within the grace; past it, it is recorded missed
@@ -280,7 +292,7 @@ class Daemon:
         if self.held.get(queue.name) == post.id:
             return
         self.held[queue.name] = post.id
-        why = missing_line(held) or "no enabled account"
+        why = missing_line(held, refused) or "no enabled account"
         log.error(
             "holding %s %s: post %s waits, no account can post (%s)",
             queue.name,
@@ -291,28 +303,33 @@ class Daemon:
         )
         self.rt.alert("held", f"queue {queue.name}: post {post.id} held, no account can post ({why})")
 
-    def _note_held_accounts(self, queue: Queue, post: Post, held: list[Account]) -> None:
+    def _note_held_accounts(
+        self, queue: Queue, post: Post, held: list[Account], refused: dict[tuple[str, str], str]
+    ) -> None:
         for account in held:
             log.warning(
-                "held %s/%s %s/%s: missing %s; sent once set",
+                "held %s/%s %s/%s: %s; %s",
                 account.platform,
                 account.name,
                 queue.name,
                 post.id,
-                ", ".join(account.missing),
+                held_why(account, refused),
+                held_until(account),
             )
         fresh = [a for a in held if (a.platform, a.name) not in self._held_accounts]
         self._held_accounts.update((a.platform, a.name) for a in fresh)
         if fresh:
-            self.rt.alert("held", f"posts held for {missing_line(fresh)}: sent once set")
+            until = "; ".join(sorted({held_until(a) for a in fresh}))
+            self.rt.alert("held", f"posts held for {missing_line(fresh, refused)}: {until}")
 
     def held_now(self) -> str:
-        """What waits for an account's secrets (`run --once` fails on it), or ''."""
+        """What waits for an account that cannot post (`run --once` fails on it), or ''."""
         said = [f"queue {queue} holds post {post} (no account can post)" for queue, post in self.held.items()]
-        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(self.rt.now()))
+        refused = self.rt.ledger.shared.refused()
+        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(self.rt.now()), refused)
         if held:
             accounts = list({(a.platform, a.name): a for _, a in held}.values())
-            said.append(f"{len(held)} deliveries held for {missing_line(accounts)}")
+            said.append(f"{len(held)} deliveries held for {missing_line(accounts, refused)}")
         return "; ".join(said)
 
     def _skip_slot(self, queue: Queue, slot: Slot, now: datetime, exhausted: bool) -> None:
@@ -377,28 +394,33 @@ class Daemon:
 
     # --- account health --------------------------------------------------------------------
 
-    def probe_accounts(self, now: datetime) -> None:
+    def probe_accounts(self, now: datetime) -> list[Future[None]]:
         """Re-check every unhealthy account every 15 minutes and after each config change."""
         if not self._probe_now and self._last_probe is not None and now - self._last_probe < PROBE_EVERY:
-            return
+            return []
         self._probe_now = False
         self._last_probe = now
-        for health in self.rt.ledger.shared.account_health():
-            if health.healthy:
-                continue
-            self.deliveries.pool.submit(self._probe, health.platform, health.account)
+        return [
+            self.deliveries.pool.submit(self._probe, platform, account)
+            for platform, account in self.rt.ledger.shared.refused()
+        ]
 
     def _probe(self, platform: str, account: str) -> None:
         self.rt.clients.drop(platform, account)
         try:
-            handle = self.rt.clients(platform, account).verify()
+            client = self.rt.clients(platform, account)
         except KeyError:
             return  # no longer in the config
+        try:
+            handle = client.verify()
         except PlatformError as exc:
             self.rt.ledger.shared.set_account_health(
                 platform, account, healthy=False, error=str(exc), now=self.rt.now()
             )
             log.warning("probe %s/%s: still refused (%s)", platform, account, exc)
+            return
+        except Exception as exc:  # an answer it could not read: still held, and said
+            log.warning("probe %s/%s: failed (%s)", platform, account, type(exc).__name__)
             return
         self.rt.ledger.shared.set_account_health(
             platform, account, healthy=True, error=None, now=self.rt.now()
@@ -466,6 +488,9 @@ class Daemon:
     def run_once(self) -> list[Result]:
         """`run --once`: fire what is due, wait for those deliveries (retries included), monitor once."""
         self.start_up()
+        # Unhealthy accounts are probed first: one fixed since the last run (a new token) sends
+        # what it held in this run, not the next.
+        wait_futures(self.probe_accounts(self.rt.now()))
         self.tick()
         self._close_slot_pool()
         self.wait_idle()

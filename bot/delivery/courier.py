@@ -13,7 +13,7 @@ The rules (docs/design.md, exactly once), per part of the post, in order:
    exponential backoff that honours the platform's reset time, up to a bound, re-asking the
    platform before each retry after a `Transient` (the write may have been applied).
    `Rejected` fails at once with the platform's message; `AuthFailed` marks the account
-   unhealthy, raises one alert and fails the delivery.
+   unhealthy, raises one alert and holds the delivery until a probe finds the account healthy.
 
 A thread stops at its first failed part; the next delivery of the same post resumes at the
 first part not posted, replying to the part already posted. Waiting goes through a `Gate`, so
@@ -300,15 +300,17 @@ class Courier:
         return Result(part.job, "deferred", error=why)
 
     def _refused(self, part: _Part, exc: AuthFailed) -> Result:
+        """The account cannot post (a revoked token, a read-only X app): the delivery is held, a
+        released claim sent once a probe finds the account healthy, never failed (nothing spent)."""
         self.mark_unhealthy(part.job, str(exc))
         log.error(
-            "failed %s: authentication refused: %s",
+            "held %s: authentication refused: %s",
             part.label,
             exc,
-            extra=_event("failed", part.job, error=str(exc)),
+            extra=_event("held", part.job, error=str(exc)),
         )
-        self.ledger.fail_delivery(part.key, f"authentication refused: {exc}", self.now(), worker=self.worker)
-        return Result(part.job, "failed", error=f"authentication refused: {exc}")
+        self._release(part.key)
+        return Result(part.job, "deferred", error=f"held: authentication refused: {exc}")
 
     def _rejected(
         self, part: _Part, client: PlatformClient, exc: Rejected, failures: int
@@ -451,11 +453,11 @@ class Courier:
         )
         if was_healthy:
             log.error(
-                "ACCOUNT UNHEALTHY %s: credentials refused (%s); skipped until a probe succeeds",
+                "ACCOUNT UNHEALTHY %s: credentials refused (%s); its posts are held until a probe succeeds",
                 job.target,
                 error,
             )
-            self.alert("account_unhealthy", f"{job.target}: credentials refused: {error}")
+            self.alert("account_unhealthy", f"{job.target}: credentials refused, posts held: {error}")
 
 
 def _event(kind: str, job: Job, url: str | None = None, error: str | None = None) -> dict[str, object]:
@@ -502,7 +504,7 @@ def fan_out(courier: Courier, jobs: Sequence[Job], client_for: ClientFactory) ->
             client = client_for(job.platform, job.account)
         except AuthFailed as exc:
             courier.mark_unhealthy(job, str(exc))
-            return Result(job, "failed", error=f"authentication refused: {exc}")
+            return Result(job, "deferred", error=f"held: authentication refused: {exc}")
         except PlatformError as exc:
             return Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")
         return courier.deliver(job, client)

@@ -8,7 +8,7 @@ less any account whose credentials are missing (`run` refuses to start it; docs/
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from bot.campaign.model import Account, Config, Post, Queue
@@ -37,17 +37,38 @@ def owed_targets(config: Config, queue: Queue, platforms: Collection[str] | None
     return _queue_accounts(config, queue, platforms)
 
 
-def missing_line(accounts: Collection[Account]) -> str:
-    """`x/main missing X_CONSUMER_KEY, X_ACCESS_TOKEN; bluesky/main missing BSKY_APP_PASSWORD`"""
-    return "; ".join(f"{a.platform}/{a.name} missing {', '.join(a.missing)}" for a in accounts)
+def missing_line(accounts: Collection[Account], refused: Mapping[tuple[str, str], str] | None = None) -> str:
+    """`x/main missing X_CONSUMER_KEY, X_ACCESS_TOKEN; x/account2 credentials refused (…)`"""
+    return "; ".join(f"{a.platform}/{a.name} {held_why(a, refused or {})}" for a in accounts)
 
 
-def held_deliveries(config: Config, pending: Iterable[Delivery]) -> list[tuple[Delivery, Account]]:
-    """Of the unconfirmed claims, those waiting for an account whose secrets are unset."""
-    missing: dict[tuple[str, str], Account] = {
-        (a.platform, a.name): a for p in config.enabled_platforms() for a in config.accounts(p) if a.missing
+def held_why(account: Account, refused: Mapping[tuple[str, str], str]) -> str:
+    """Why an account holds its posts: its secrets are unset, or the network refused them."""
+    if account.missing:
+        return f"missing {', '.join(account.missing)}"
+    return f"credentials refused ({refused.get((account.platform, account.name), 'unknown')})"
+
+
+def held_until(account: Account) -> str:
+    """When a held account's posts go out (the daemon probes a refused account every 15 minutes
+    and after each config change)."""
+    return "sent once set" if account.missing else "sent once the account can post again"
+
+
+def held_deliveries(
+    config: Config, pending: Iterable[Delivery], refused: Mapping[tuple[str, str], str] | None = None
+) -> list[tuple[Delivery, Account]]:
+    """Of the unconfirmed claims, those waiting for an account that cannot post: its secrets
+    are unset, or the network refused its credentials (`refused`: unhealthy accounts and their
+    error, until a probe finds them healthy)."""
+    refused = refused or {}
+    held: dict[tuple[str, str], Account] = {
+        (a.platform, a.name): a
+        for p in config.enabled_platforms()
+        for a in config.accounts(p)
+        if a.missing or (a.platform, a.name) in refused
     }
-    found = ((row, missing.get((row.key.platform, row.key.account))) for row in pending)
+    found = ((row, held.get((row.key.platform, row.key.account))) for row in pending)
     return [(row, account) for row, account in found if account is not None]
 
 

@@ -93,25 +93,6 @@ class DeliveryPool:
             return False
         return ledger.renew_delivery(key, self.worker, now, timedelta(0))
 
-    def skip_unhealthy(self, job: Job) -> None:
-        key, now = job.key(0), self.rt.now()
-        if self.rt.ledger.claim_delivery(key, self.worker, now, DELIVERY_LEASE, self._nonce) is not None:
-            self.rt.ledger.fail_delivery(
-                key, "skipped: account unhealthy (credentials refused)", now, worker=self.worker
-            )
-
-    def healthy(self, accounts: list[Account]) -> list[Account]:
-        unhealthy = {(h.platform, h.account) for h in self.rt.ledger.shared.account_health() if not h.healthy}
-        kept = []
-        for account in accounts:
-            if (account.platform, account.name) in unhealthy:
-                log.warning(
-                    "skip %s/%s: account unhealthy (credentials refused)", account.platform, account.name
-                )
-            else:
-                kept.append(account)
-        return kept
-
     def dispatch(self, job: Job) -> None:
         """Hand one job to the pool unless it is already running here."""
         ident = (job.queue, job.post_id, job.cycle, job.platform, job.account)
@@ -148,9 +129,9 @@ class DeliveryPool:
                 if wait_until is not None:
                     return self._hold(job, wait_until)
             result = self.courier.deliver(job, self.rt.clients(job.platform, job.account))
-        except AuthFailed as exc:
+        except AuthFailed as exc:  # refused at sign-in: held, as the courier holds a refused post
             self.courier.mark_unhealthy(job, str(exc))
-            result = Result(job, "failed", error=f"authentication refused: {exc}")
+            result = Result(job, "deferred", error=f"held: authentication refused: {exc}")
         except PlatformError as exc:
             result = Result(job, "deferred", error=f"cannot reach {job.platform}: {exc}")
         except Exception as exc:
@@ -200,6 +181,7 @@ class DeliveryPool:
     def resume_pending(self, now: datetime) -> None:
         """Pick up claims nobody holds: a crashed worker's, a paused or limited delivery's."""
         seen: set[tuple[str, str, int, str, str]] = set()
+        refused = self.rt.ledger.shared.refused()  # held until a probe finds them healthy
         for row in self.rt.ledger.unconfirmed_deliveries(now):
             k = row.key
             ident = (k.queue, k.post_id, k.cycle, k.platform, k.account)
@@ -223,11 +205,8 @@ class DeliveryPool:
             for account in targets(self.rt.config, queue):
                 if (account.platform, account.name) != (k.platform, k.account):
                     continue
-                job = build_job(self.rt.config, queue, post, k.cycle, account)
-                if self.healthy([account]):
-                    self.dispatch(job)
-                else:
-                    self.skip_unhealthy(job)
+                if (account.platform, account.name) not in refused:
+                    self.dispatch(build_job(self.rt.config, queue, post, k.cycle, account))
 
     def _nonce(self) -> str:
         return make_tid(self.rt.now())

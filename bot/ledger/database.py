@@ -6,7 +6,7 @@
     postgresql+psycopg://user@host/db     PostgreSQL through psycopg 3
     postgres://user:pw@host/db            as Heroku sets DATABASE_URL; read as the line above
 
-Nothing here knows the tables; `bot.migrations` creates them and `bot.ledger.deliveries` uses them.
+Nothing here knows the tables; `bot.ledger.schema` creates them and `bot.ledger.deliveries` uses them.
 """
 
 from __future__ import annotations

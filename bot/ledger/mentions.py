@@ -159,6 +159,21 @@ class MonitorStore:
                 new = _insert_returning_new(conn, list(unique.values()))
         return new
 
+    def replies(self, platform: str, ids: Collection[str]) -> dict[str, MentionRecord]:
+        """The stored replies among `ids` (remote ids on `platform`): a thread continues them."""
+        if not ids:
+            return {}
+        stmt = select(mentions).where(
+            mentions.c.platform == platform, mentions.c.kind == "reply", mentions.c.remote_id.in_(list(ids))
+        )
+        with reading(self.engine) as conn:
+            return {
+                row.remote_id: MentionRecord(
+                    **(dict(row._mapping) | {"hashtags": tuple(json.loads(row.hashtags))})
+                )
+                for row in conn.execute(stmt)
+            }
+
     def list_mentions(
         self, *, since: datetime | None = None, after_seq: int = 0, limit: int | None = None
     ) -> list[MentionRecord]:

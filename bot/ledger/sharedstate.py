@@ -96,3 +96,7 @@ class SharedState:
         """Every account with a recorded health; an account never recorded is presumed healthy."""
         with reading(self.engine) as conn:
             return [AccountHealth(**row._mapping) for row in conn.execute(_HEALTH)]
+
+    def refused(self) -> dict[tuple[str, str], str]:
+        """The unhealthy accounts, (platform, account) -> the network's refusal: their posts are held."""
+        return {(h.platform, h.account): h.last_error or "" for h in self.account_health() if not h.healthy}

@@ -79,6 +79,15 @@ class Sighting:
         return self.post.created_at
 
 
+@dataclass(frozen=True)
+class Thread:
+    """A reported reply to one of our posts, as its author's next part of a thread sees it."""
+
+    author: str  # normalized handle
+    account: str | None
+    our_url: str | None
+
+
 def campaign_spelling(hashtags: Iterable[str]) -> dict[str, str]:
     """Normalized tag -> the campaign's spelling of it (config.yaml's `hashtags`, without '#')."""
     spelling: dict[str, str] = {}
@@ -110,11 +119,14 @@ def classify(
     ours: Ours,
     answered: Mapping[str, OurPost],
     polled_by: str | None = None,
+    threads: Mapping[str, Thread] | None = None,
 ) -> Sighting | None:
     """The post's kind, or None when it is not reported.
 
     `answered` maps the ids of our published posts (those this post might answer) to where
-    they are; `polled_by` is the account whose notifications the post came from, if any.
+    they are; `polled_by` is the account whose notifications the post came from, if any;
+    `threads` the replies to us already reported, by id: the same author's answer to one of
+    them continues it (a self-reply thread) and is a reply to our post too.
     """
     if not post.public or ours.is_ours(post.author_id) or normalize_handle(post.author) in ours.ignore:
         return None
@@ -127,6 +139,9 @@ def classify(
         # One of our posts that no delivery knows (written by hand, or before the ledger).
         account = ours.account_of(post.in_reply_to_author or "") or polled_by
         return Sighting("reply", platform, account, post, post.in_reply_to_url, tracked, tags)
+    thread = (threads or {}).get(post.in_reply_to or "")
+    if thread is not None and thread.author == normalize_handle(post.author):
+        return Sighting("reply", platform, thread.account, post, thread.our_url, tracked, tags)
     named = [ours.account_of(i) for i in post.mentioned if ours.is_ours(i)]
     if named or post.mentions_us:
         return Sighting("mention", platform, named[0] if named else polled_by, post, None, tracked, tags)

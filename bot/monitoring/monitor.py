@@ -14,7 +14,7 @@ Where a Mastodon instance offers streaming, the worker polling a tag's timeline 
 the tag's live stream open (`bot.monitoring.livestreams`): streamed posts go through the same reporting
 at once, and the poll slows down to a fallback.
 
-The daemon calls `monitor_pass(runtime)` on every tick; `Monitor.run_pass` does the work.
+The daemon builds one `DaemonMonitor` and runs a pass on every tick; `Monitor.run_pass` does the work.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from bot.ledger.mentions import MentionRecord, MonitorStore
 from bot.ledger.ourposts import OurPosts
 from bot.ledger.workers import new_worker_id
 from bot.monitoring.amplification import Amplifier
-from bot.monitoring.classification import Ours, Sighting, classify
+from bot.monitoring.classification import Ours, Sighting, Thread, classify, normalize_handle
 from bot.monitoring.livestreams import LiveStreams, streams_live
 from bot.monitoring.mentionlog import MentionsLog, record_of
 from bot.monitoring.pacing import MAX_PAGES_PER_POLL, RequestWindow, backoff
@@ -292,23 +292,36 @@ class Monitor:
         answered = self.posts.find(platform, lookup)
         sightings: list[tuple[Sighting, Stream]] = []
         in_order = sorted(found.values(), key=lambda pair: (pair[0].created_at or seen_at, pair[0].id))
+        # Replies to us already reported that a post here answers: a self-reply thread goes on.
+        parents = {
+            p.in_reply_to for p, _ in found.values() if p.in_reply_to and p.in_reply_to not in answered
+        }
+        threads = {
+            remote_id: Thread(normalize_handle(r.author), r.account, r.in_reply_to)
+            for remote_id, r in self.store.replies(platform, parents).items()
+        }
         for post, stream in in_order:
             if post.id in answered:
                 continue  # one of our own posts, whatever its author field says
             polled_by = stream.account if stream.kind == "notifications" else None
             try:
-                sighting = classify(post, platform, ours, answered, polled_by)
+                sighting = classify(post, platform, ours, answered, polled_by, threads)
             except MALFORMED as exc:
                 self._skip(f"{platform} {post.id}", 1, exc)
                 continue
             if sighting is not None:
                 sightings.append((sighting, stream))
+                if sighting.kind == "reply":  # its own next part may come in this same batch
+                    threads[post.id] = Thread(
+                        normalize_handle(post.author), sighting.account, sighting.in_reply_to
+                    )
         stored = self._store([_stored(s, seen_at) for s, _ in sightings], platform)
         is_new = {m.remote_id for m in stored}
         new = [(s, stream) for s, stream in sightings if s.post.id in is_new]
         for sighting, _ in new:
             # Never the author's words here: this log has no retention (the mentions log has).
-            log.info("%s %s %s", sighting.kind, sighting.platform, log_field(sighting.post.url))
+            edited = " (edited)" if sighting.post.edited else ""
+            log.info("%s %s %s%s", sighting.kind, sighting.platform, log_field(sighting.post.url), edited)
         try:
             self.mentions_log.write([record_of(s, seen_at) for s, _ in new])
         except OSError as exc:

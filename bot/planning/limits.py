@@ -61,7 +61,7 @@ class AccountClock:
 
 
 def limit_collisions(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:
-    """A warning per limited account whose next week of slots its own limits would delay."""
+    """A warning per limited account whose next two weeks of slots its own limits would delay."""
     limited = {
         (a.platform, a.name)
         for p in config.enabled_platforms()

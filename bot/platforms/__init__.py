@@ -98,6 +98,7 @@ class Mention:
     mentioned: tuple[str, ...] = ()  # identities of the accounts it names
     in_reply_to_author: str | None = None  # identity of the author of the post answered or quoted
     in_reply_to_url: str | None = None  # that post's web address, when the adapter can tell
+    edited: bool = False  # edited since it was posted (Mastodon's `edited_at`): said in the log line
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ no API shares another Page's post (`repost` is refused): docs/monitoring.md.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,11 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Rejected
-from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published
+from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published, answer_id
 from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
+from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CLOCK_SKEW = timedelta(minutes=2)  # created_time is Meta's clock, `since` ours
@@ -104,9 +102,7 @@ class FacebookClient:
         for index, media in enumerate(message.images):
             data[f"attached_media[{index}]"] = json.dumps({"media_fbid": self._upload(media)})
         answer = self._graph.post(f"{self.page_id}/feed", data)
-        post_id = str(answer.get("id") or "")
-        if not post_id:
-            raise Rejected("Facebook: the answer names no post id")
+        post_id = answer_id("Facebook", lambda: answer["id"])  # none: it may have landed, look first
         return Published(id=post_id, url=_permalink(post_id))
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
@@ -117,18 +113,14 @@ class FacebookClient:
             f"{self.page_id}/posts", 1, fields=POST_FIELDS, since=str(earliest), limit=str(RECENT_POSTS)
         )
         for post in posts:
-            if normalized(str(post.get("message") or "")) == wanted:
+            if post.get("id") and normalized(str(post.get("message") or "")) == wanted:
                 return Published(
                     id=str(post["id"]), url=str(post.get("permalink_url") or _permalink(post["id"]))
                 )
         return None
 
     def delete(self, published: Published) -> None:
-        try:
-            self._graph.delete(published.id)
-        except Rejected as exc:
-            if "(code 100/33)" not in str(exc):  # no such object: already gone is done
-                raise
+        self._graph.delete(published.id)
 
     def repost(self, post_id: str) -> Published:
         raise Rejected("Facebook: the Graph API cannot share another Page's post; amplify is not offered")
@@ -225,16 +217,13 @@ class FacebookClient:
     # -- the rest ---------------------------------------------------------------------------
 
     def _upload(self, media: Media) -> str:
-        data = media.path.read_bytes()
+        data = read_media(media, "facebook")  # a regular file inside content/, and an image
         form = {"published": "false"}
         if media.alt:
             form["alt_text_custom"] = media.alt
         files = {"source": (media.path.name, data, inspect_image(data).mime)}
         answer = self._graph.post(f"{self.page_id}/photos", form, files)
-        photo_id = str(answer.get("id") or "")
-        if not photo_id:
-            raise Rejected("Facebook: the photo upload's answer names no photo id")
-        return photo_id
+        return answer_id("Facebook", lambda: answer["id"])
 
 
 def _comment_id(post: Mapping[str, Any], permalink: object) -> str | None:

@@ -8,7 +8,7 @@ documents (docs/platforms.md, Facebook) and turns every answer into a dict or on
     codes 1, 2, is_transient, 5xx, timeouts   Transient (the write may have landed: look first)
     Instagram subcodes 2207001/3/27/32         Transient (its error table says retry)
     Instagram subcode 2207042 (24 h quota)     RateLimited, an hour
-    codes 4, 17, 32, 613, 80001-80006         RateLimited, waiting `estimated_time_to_regain_access`
+    codes 4, 17, 32, 341, 613, 80001-6        RateLimited, waiting `estimated_time_to_regain_access`
     codes 102, 104, 190, 10, 200-299           AuthFailed (the token is refused or lacks a permission)
     code 506 (duplicate status message)        Duplicate (a sign an earlier call landed)
     code 368 (blocked for policy) and others   Rejected (never retried; the courier alerts)
@@ -97,8 +97,13 @@ class GraphClient:
     ) -> dict[str, Any]:
         return self.call("POST", path, data=data, files=files)
 
-    def delete(self, path: str) -> dict[str, Any]:
-        return self.call("DELETE", path)
+    def delete(self, path: str) -> None:
+        """Delete an object; one already gone (no such object, code 100/33) counts as deleted."""
+        try:
+            self.call("DELETE", path)
+        except Rejected as exc:
+            if "(code 100/33)" not in str(exc):
+                raise
 
     def pages(self, path: str, pages: int, **params: str) -> Iterator[dict[str, Any]]:
         """The items of a list, page by page through `after` cursors, at most `pages` calls.

@@ -24,7 +24,6 @@ search, its id cached, within 30 unique hashtags per 7 days (docs/monitoring.md)
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,8 +38,6 @@ from bot.errors import Rejected, Transient
 from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published
 from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.ratelimits import BudgetSink
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 CLOCK_SKEW = timedelta(minutes=2)  # timestamps are Meta's clock, `since` ours
@@ -100,7 +97,13 @@ class InstagramClient:
 
     def publish(self, message: Outgoing) -> Published:
         container = message.checkpoint
-        if container is None or self._status(container) not in ("FINISHED", "IN_PROGRESS"):
+        status = self._status(container) if container is not None else ""
+        if status == "PUBLISHED":  # `find_published` looked for its media by caption and missed
+            raise Rejected(
+                "Instagram: this post's container was already published, but its media was not found"
+                " by caption among the account's newest; not published again"
+            )
+        if container is None or status not in ("FINISHED", "IN_PROGRESS"):
             container = self._create(message)
             if message.on_checkpoint is not None and not message.on_checkpoint(container):
                 raise Transient("Instagram: the delivery's claim was lost before publishing; not published")
@@ -128,11 +131,7 @@ class InstagramClient:
         return None
 
     def delete(self, published: Published) -> None:
-        try:
-            self._graph.delete(published.id)
-        except Rejected as exc:
-            if "(code 100/33)" not in str(exc):  # no such object: already gone is done
-                raise
+        self._graph.delete(published.id)
 
     def repost(self, post_id: str) -> Published:
         raise Rejected(

@@ -116,4 +116,5 @@ def to_mention(
         mentioned=tuple(full_acct(str(m.get("acct", "")), host).lower() for m in mentions),
         in_reply_to_author=answered_author,
         in_reply_to_url=answered_url,
+        edited=status.get("edited_at") is not None,
     )

@@ -3,7 +3,8 @@
 `open_hashtag_stream` asks the instance whether it offers streaming (v2 instance
 `configuration.urls.streaming`), then starts `stream_hashtag(..., run_async=True,
 reconnect_async=True)`: Mastodon.py's own thread reads the stream and reconnects after a drop.
-Each streamed status goes to `deliver` as a `Mention`, exactly as a poll would read it.
+Each streamed status, new (`update`) or edited (`status.update`), goes to `deliver` as a
+`Mention`, exactly as a poll would read it.
 
 Mastodon.py tells nothing about its connections, so the listener counts them itself: its
 `handle_stream` runs once per (re)connection. A new connection means a gap (what was posted
@@ -54,6 +55,12 @@ class _Listener(StreamListener):
             self.connected = False
             if not self.stopped.is_set():
                 log.info("stream %s: disconnected; reconnecting", self.describe)
+
+    def on_status_update(self, status: Any) -> None:
+        # An edit (`status.update`, Mastodon 3.5+): the server streams it to the hashtags the
+        # status has now, so an edit that added the tag arrives here, its id older than the poll's
+        # cursor. Reported as a new post would be; one already reported is not reported again.
+        self.on_update(status)
 
     def on_update(self, status: Any) -> None:
         if self.stopped.is_set():

@@ -46,9 +46,12 @@ class Diagnosis:
 
 def diagnose(account: Account, *, timeout: float, content_dir: object = None) -> Diagnosis:
     """One account's diagnosis; raises PlatformError only for what is not about the credentials."""
+    name = f"bot.platforms.{account.platform}_onboarding"
     try:
-        module = importlib.import_module(f"bot.platforms.{account.platform}_onboarding")
-    except ModuleNotFoundError:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise  # the module is there, a dependency of it is not
         return _verify_only(account, timeout, content_dir)
     result: Diagnosis = module.diagnose(account, timeout=timeout)
     return result

@@ -35,7 +35,7 @@ DEFAULT_TIMEOUT = 30.0
 CLOCK_SKEW = timedelta(minutes=2)
 READ_ONLY_FIX = (
     "Set the app's permissions to Read and write in the X developer portal, then regenerate "
-    "the access token and secret and put them in .env."
+    "the access token and secret: `python -m bot connect x`, or put them in .env."
 )
 LOOKUP_PAGES = 5  # pages of 100 read after a lost answer: the window since the attempt, bounded
 
@@ -104,9 +104,8 @@ class XClient:
         X says so in `x-access-level` on every answer, so a `read` level fails here already.
         """
         response = self._call(lambda: self._client.request("GET", "/2/users/me", user_auth=True))
-        data = response.json()["data"]
-        self._user_id = str(data["id"])
-        self._username = str(data["username"])
+        self._user_id = answer_id("X", lambda: response.json()["data"]["id"])
+        self._username = answer_id("X", lambda: response.json()["data"]["username"])
         level = response.headers.get("x-access-level")
         if level is not None and "write" not in level:
             raise AuthFailed(

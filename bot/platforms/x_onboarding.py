@@ -26,7 +26,6 @@ from bot.platforms.x import REAL_HOSTS
 from bot.platforms.x_transport import RedirectAdapter
 
 X_API = "https://api.x.com"
-CONSOLE = "https://console.x.com"
 
 READ_ONLY = (
     "the X app can only read, so the bot cannot post. In the X Developer Console (console.x.com) open "

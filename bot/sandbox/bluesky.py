@@ -61,6 +61,7 @@ def sandbox_password(name: str) -> str:
 
 class BlueskyEmulator(Emulator):
     name = "bluesky"
+    thread_limit = 300  # graphemes
 
     def __init__(self, *, accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> None:
         super().__init__(accounts=accounts, limits=limits, clock=clock)
@@ -290,6 +291,8 @@ class BlueskyEmulator(Emulator):
         found = self.net.actor(param(request, "actor"))
         if found is None:
             raise XrpcError(400, "InvalidRequest", "Profile not found")
+        if found.did in self.net.suspended:  # the AppView's answer for a taken-down account
+            raise XrpcError(400, "AccountTakedown", "Account has been suspended")
         return self.view.profile_detailed(found)
 
     # -- AppView reads --------------------------------------------------------------------

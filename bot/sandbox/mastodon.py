@@ -476,6 +476,11 @@ class MastodonEmulator(Emulator):
             self.streams.publish(kind, status, status.id)
 
     @property
+    def thread_limit(self) -> int:  # type: ignore[override]
+        """The instance's limit, less room for the mentions a reply carries (counted by username)."""
+        return int(self.settings["max_characters"]) - 30
+
+    @property
     def _offers_streaming(self) -> bool:
         return bool(self.settings["streaming"] != "none")
 

@@ -41,9 +41,12 @@ class Audience:
             parent = self.store.statuses.get(str(to)) if to is not None else None
             if parent is None or parent.deleted:
                 raise ValueError(f"reply needs `to`: the id of an existing status, not {to!r}")
-            # Mastodon clients start a reply with the mention of the author replied to.
-            if parent.author not in self.store.resolve_mentions(text, host):
-                text = f"@{parent.author.acct} {text}"
+            # Mastodon clients start a reply with the mention of the author replied to and of
+            # those it mentions, never oneself (the web composer): a self-reply thread keeps
+            # naming whom its first part answered.
+            named = self.store.resolve_mentions(text, host)
+            carried = [a for a in (parent.author, *parent.mentions) if a is not actor and a not in named]
+            text = " ".join([*dict.fromkeys(f"@{a.acct}" for a in carried), text])
         elif kind == "mention":
             if not any(a.domain is None for a in self.store.resolve_mentions(text, host)):
                 text = f"@{self.store.ours[0].username} {text}"

@@ -36,7 +36,33 @@ Clock = Callable[[], datetime]
 
 
 # What `/_sandbox/audience` can make someone else do (docs/sandbox.md).
-AUDIENCE_KINDS = ("reply", "mention", "hashtag", "quote", "edit", "delete", "suspend")
+AUDIENCE_KINDS = ("reply", "mention", "hashtag", "quote", "edit", "delete", "suspend", "thread")
+# A stranger's long answer, as people write one: a reply, then replies to themselves, in several
+# scripts with emoji; every fourth part is filled to the network's limit (`thread_limit`).
+THREAD_LINES = (
+    "A thread on why this matters to me 🧵",
+    "技術者として、私たちは何を作るかを選べる。✊🏽",
+    "Ни одного контракта с ICE. Мы пишем код не для этого.",
+    "مرحبا، نحن مع الحملة 🌍 لا للتكنولوجيا من أجل الترحيل",
+    "Kein Code für Abschiebungen 💻🚫",
+    "우리는 침묵하지 않겠습니다 🙌🏾",
+    "🧵✊🏽🌍💻🔥🙌🏾",
+    "Nous ne construirons pas ces outils. Point.",
+)
+FILLER = "Engineers can refuse to build it, and many already have. "
+
+
+def thread_texts(parts: int, limit: int) -> list[str]:
+    """The texts of a `thread` of `parts` parts; every fourth (from the fourth) is ASCII of
+    exactly `limit` characters, the others mix scripts and emoji."""
+    texts = []
+    for index in range(parts):
+        if index % 4 == 3:
+            head = f"({index + 1}/{parts}) "
+            texts.append((head + FILLER * (limit // len(FILLER) + 1))[:limit].rstrip(" ").ljust(limit, "."))
+        else:
+            texts.append(f"({index + 1}/{parts}) {THREAD_LINES[index % len(THREAD_LINES)]}")
+    return texts
 
 
 def utc_now() -> datetime:
@@ -221,6 +247,9 @@ class Emulator:
     def fault_paths(self, path: str) -> tuple[str, ...]:
         """The paths a fault's `path` is matched against (Graph: with and without `/vNN.N`)."""
         return (path,)
+
+    # The longest text a stranger's thread part takes here (`thread` fills some parts to it).
+    thread_limit = 280
 
     def coded_error(self, code: int) -> Response:
         """The answer for a fault given as the platform's own error `code`; ValueError if none."""
@@ -490,6 +519,21 @@ class SandboxServer(ThreadingHTTPServer):
             return Response.json(403, {"error": "bad sandbox request: missing or wrong X-Sandbox-Token"})
         return None
 
+    @staticmethod
+    def _stranger_thread(emulator: Emulator, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """`thread`: a reply to `to`, then `parts - 1` replies by the same author to their own
+        previous part, each a post of its own as the network serves them."""
+        parts = int(payload.get("parts", 12))
+        if not 2 <= parts <= 50:
+            raise ValueError("parts must be 2 to 50")
+        author, to = str(payload.get("author", "alice")), payload.get("to")
+        posts: list[dict[str, Any]] = []
+        with emulator.lock:
+            for text in thread_texts(parts, emulator.thread_limit):
+                posts.append(emulator.add_audience("reply", author, text, to))
+                to = posts[-1]["id"]
+        return posts
+
     def control(self, request: Request) -> Response:
         emulator = self.emulator
         route = (request.method, request.path.removeprefix("/_sandbox/"))
@@ -548,6 +592,8 @@ class SandboxServer(ThreadingHTTPServer):
                     for k, v in payload.items()
                     if k not in ("kind", "author", "text", "to", "count", "fields")
                 }
+                if kind == "thread":
+                    return Response.json(200, {"posts": self._stranger_thread(emulator, payload)})
                 with emulator.lock:
                     posts = [
                         emulator.add_audience(*args, options) if options else emulator.add_audience(*args)

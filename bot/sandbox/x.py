@@ -83,6 +83,7 @@ def account_user(name: str) -> XUser:
 
 class XEmulator(Emulator):
     name = "x"
+    thread_limit = 280  # a thread's later parts name nobody: the whole limit
 
     def __init__(self, *, accounts: int = 2, limits: str = "none", clock: Clock = utc_now) -> None:
         super().__init__(accounts=accounts, limits=limits, clock=clock)

@@ -31,8 +31,9 @@ def audience_act(
         parent = store.tweets_by_id.get(str(to))
         if parent is None:
             raise ValueError(f"no tweet {to} to reply to")
-        # X starts a reply's text with the replied-to author's @username.
-        if parent.author.username.lower() not in {m.lower() for m in mentions_of(text)}:
+        # X starts a reply's text with the replied-to author's @username (not one's own: a thread).
+        named = {m.lower() for m in mentions_of(text)}
+        if parent.author is not user and parent.author.username.lower() not in named:
             text = f"@{parent.author.username} {text}"
     elif kind == "mention":
         ours = {a.username.lower() for a in store.accounts}

@@ -64,6 +64,20 @@ def not_found_error(kind: str, value: str, parameter: str) -> dict[str, Any]:
     }
 
 
+def not_authorized_error(value: str, parameter: str) -> dict[str, Any]:
+    """The `errors` entry for a tweet X will not show, such as a suspended author's."""
+    return {
+        "value": value,
+        "detail": f"Sorry, you are not authorized to see the Tweet with {parameter}: [{value}].",
+        "title": "Authorization Error",
+        "resource_type": "tweet",
+        "parameter": parameter,
+        "resource_id": value,
+        "section": "data",
+        "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+    }
+
+
 def not_found(kind: str, value: str, parameter: str) -> Response:
     error = not_found_error(kind, value, parameter)
     return Response.json(

@@ -1,7 +1,8 @@
 """Tweet lookup (`GET /2/tweets/:id`, `GET /2/tweets?ids=`) and undoing a retweet, as X answers them.
 
 A lookup answers 200 with `data` for the tweets it can show and, for the others (unknown,
-deleted, by a suspended author), X's "partial error" entries in `errors`; one id that cannot be
+deleted), X's "partial error" entries in `errors` (a suspended author's: "Authorization Error",
+`not-authorized-for-resource`, as X answers); one id that cannot be
 shown is a 200 with only `errors`. Undoing a retweet that is not there is `{"retweeted": false}`
 all the same (tweepy's recording of `unretweet`).
 """
@@ -11,12 +12,23 @@ from __future__ import annotations
 import re
 
 from bot.sandbox.server import Request, Response
-from bot.sandbox.x_errors import NOT_PERMITTED, invalid_request, not_found_error, problem
+from bot.sandbox.x_errors import (
+    NOT_PERMITTED,
+    invalid_request,
+    not_authorized_error,
+    not_found_error,
+    problem,
+)
 from bot.sandbox.x_store import XStore
 from bot.sandbox.x_timeline import Page, TimelineError, lookup_fields
 from bot.sandbox.x_tweets import XUser
 
 _IDS = re.compile(r"\d{1,19}(,\d{1,19}){0,99}")
+
+
+def _suspended_author(store: XStore, tweet_id: str) -> bool:
+    tweet = store.tweets_by_id.get(tweet_id)
+    return tweet is not None and tweet.author.id in store.suspended
 
 
 def lookup(store: XStore, request: Request, single: str | None) -> Response:
@@ -36,7 +48,13 @@ def lookup(store: XStore, request: Request, single: str | None) -> Response:
     if single is not None and found:
         body["data"] = body["data"][0]
     if missing:
-        body["errors"] = [not_found_error("tweet", i, "id") for i in missing]
+        parameter = "id" if single is not None else "ids"
+        body["errors"] = [
+            not_authorized_error(i, parameter)
+            if _suspended_author(store, i)
+            else not_found_error("tweet", i, "id")
+            for i in missing
+        ]
     return Response.json(200, body)
 
 

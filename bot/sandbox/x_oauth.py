@@ -32,10 +32,6 @@ from bot.sandbox.x_errors import unknown_route
 from bot.sandbox.x_tweets import XUser
 
 LEVELS = ("read", "read-write", "read-write-directmessages")
-PERMISSION_PROBLEM = "https://api.twitter.com/2/problems/oauth1-permissions"
-PERMISSION_DETAIL = (
-    "Your client app is not configured with the appropriate oauth1 app permissions for this endpoint."
-)
 INVALID_VERIFIER = "Error processing your OAuth request: Invalid oauth_verifier parameter"
 
 
