@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_campaign(args.config, os.environ, datetime.now(UTC))
     for problem in report.problems:
         print(problem, file=sys.stderr)
-    failed_accounts = 0
+    failed_accounts, checked_accounts, unset_accounts = 0, 0, 0
     if args.online and report.config is not None:
         from bot.commands.check import verify_accounts
 
@@ -51,8 +51,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                 # Its unset variables are already one warning above: not said twice, not a failure.
                 how = result.detail.partition(" not set ")[2]  # the `connect` that sets them, if any
                 print(f"{result.platform} {result.account}: not checked (secrets not set) {how}".rstrip())
+                unset_accounts += 1
                 continue
             failed_accounts += not result.ok
+            checked_accounts += 1
             mark = "ok" if result.ok else "FAILED"
             print(f"{result.platform} {result.account}: {mark} {result.detail}")
     if report.config is not None:
@@ -69,6 +71,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if errors:
         return EXIT_INPUT
+    if args.online and report.config is not None and not checked_accounts:
+        # Asked to look online and looked at nothing: not a success to build on.
+        why = "none has its secrets set" if unset_accounts else "no enabled platform has an account"
+        print(f"check --online: no account was checked: {why}", file=sys.stderr)
+        return EXIT_RUNTIME
     return EXIT_RUNTIME if failed_accounts else EXIT_OK
 
 
@@ -271,26 +278,78 @@ def _mentions_summary(
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
-    with _runtime(args) as rt:
-        state = rt.ledger.shared.pause_state()
-        if state.paused:
-            # Pausing again keeps the first pause's time, and its reason unless a new one is given.
-            reason = args.reason or state.reason
-            if args.reason and args.reason != state.reason:
-                rt.ledger.shared.pause(reason, state.since or rt.now())
-            since = state.since.isoformat(timespec="seconds") if state.since else "?"
-            print(f"already paused since {since}" + (f": {reason}" if reason else ""))
-            return EXIT_OK
-        rt.ledger.shared.pause(args.reason, rt.now())
-        rt.alert("paused", "posting paused" + (f": {args.reason}" if args.reason else ""))
-    print("paused" + (f": {args.reason}" if args.reason else ""))
+    """Stop all posting (kept in the database; running daemons honour it within 5 s).
+
+    The emergency brake: with errors in config.yaml it still pauses the database the config's
+    `database` line names (else DATABASE_URL, else the default), and says which.
+    """
+    try:
+        with _runtime(args, sandbox=args.sandbox) as rt:
+            line, newly = _pause(rt.ledger, args.reason, rt.now())
+            if newly:
+                rt.alert("paused", "posting " + line)
+    except InputError as exc:
+        if args.sandbox:
+            raise
+        return _pause_despite(exc, args)
+    print(line)
     return EXIT_OK
 
 
+def _pause(ledger: Ledger, reason: str | None, now: datetime) -> tuple[str, bool]:
+    """Pause, or keep a pause's first time and its reason unless a new one is given.
+
+    Returns what to say, and whether posting was on until now.
+    """
+    state = ledger.shared.pause_state()
+    if not state.paused:
+        ledger.shared.pause(reason, now)
+        return "paused" + (f": {reason}" if reason else ""), True
+    reason = reason or state.reason
+    if reason != state.reason:
+        ledger.shared.pause(reason, state.since or now)
+    since = state.since.isoformat(timespec="seconds") if state.since else "?"
+    return f"already paused since {since}" + (f": {reason}" if reason else ""), False
+
+
+def _pause_despite(broken: InputError, args: argparse.Namespace) -> int:
+    """`pause` with a config.yaml that does not load: the ledger it names (or the default) is
+    paused all the same; no alert, as the webhook cannot be trusted."""
+    from datetime import UTC, datetime
+
+    from bot.campaign.config import rescue_database_url
+    from bot.ledger.database import database_exists
+    from bot.ledger.deliveries import open_ledger
+
+    for problem in broken.problems:
+        print(problem, file=sys.stderr)
+    url, source = rescue_database_url(args.config, os.environ)
+    where = f"{_describe_database(url)}, from {source}"
+    if not database_exists(url):
+        print(f"pause: nothing paused: no {where}; fix the errors above", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"pause: config.yaml has errors: pausing the {where}; no alert is sent", file=sys.stderr)
+    ledger = open_ledger(url)
+    try:
+        print(_pause(ledger, args.reason, datetime.now(UTC))[0])
+    finally:
+        ledger.close()
+    return EXIT_OK
+
+
+def _describe_database(url: str) -> str:
+    """The database for a person: a SQLite file's path, or PostgreSQL's host and name, never a password."""
+    from bot.ledger.database import normalise_url
+
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"database {parsed.database}"
+    return f"PostgreSQL database {parsed.database} on {parsed.host or 'localhost'}"
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Lift a pause."""
-    with _runtime(args) as rt:
+    """Lift a pause (config.yaml must be valid: posting starts again)."""
+    with _runtime(args, sandbox=args.sandbox) as rt:
         if not rt.ledger.shared.pause_state().paused:
             print("not paused: posting is already on")
             return EXIT_OK
@@ -578,7 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("pause", cmd_pause)
     p.add_argument("--reason", help="shown by `status` and in the alert (default: none)")
-    add("resume", cmd_resume)
+    p.add_argument("--sandbox", action="store_true", help="pause the `run --sandbox` rehearsal instead")
+    p = add("resume", cmd_resume)
+    p.add_argument("--sandbox", action="store_true", help="resume the `run --sandbox` rehearsal instead")
 
     p = add("new-queue", cmd_new_queue)
     p.add_argument("name", help="the queue's name, also its file name (content/NAME.yaml)")

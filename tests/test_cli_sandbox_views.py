@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -16,40 +13,19 @@ import requests
 
 from bot.daemon.rehearsal import run_audience
 from bot.sandbox import Sandbox
+from tests.cli import copy_of_shipped_campaign, free_base_port, run_bot, without
 from tests.sandboxsite import Site, wait_for
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_base_port() -> int:
-    """N such that N, N+1 and N+2 are free on 127.0.0.1 now."""
-    for _ in range(50):
-        base = random.randrange(20000, 60000)
-        try:
-            for port in range(base, base + 3):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no three free ports in a row")
 
 
 def bot(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=folder,
-        env={**base, "PYTHONPATH": str(REPO), **env},
-        capture_output=True,
-        text=True,
-        timeout=90,
+    """The command in `folder`, with none of this environment's network secrets."""
+    return run_bot(
+        *args, cwd=folder, env={**without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")), **env}
     )
 
 
 def test_status_mentions_and_preview_read_the_sandbox_with_sandbox(tmp_path: Path) -> None:
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    shutil.copytree(REPO / "content", tmp_path / "content")
+    copy_of_shipped_campaign(tmp_path)
     before = bot(tmp_path, "status", "--sandbox")
     assert before.returncode == 3 and "run --sandbox" in before.stderr and "Traceback" not in before.stderr
 
@@ -91,8 +67,7 @@ def test_the_emulated_audience_also_posts_with_the_hashtag(sandbox: Sandbox, sit
 
 
 def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_path: Path) -> None:
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    shutil.copytree(REPO / "content", tmp_path / "content")
+    copy_of_shipped_campaign(tmp_path)
     base = free_base_port()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 1))

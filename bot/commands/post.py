@@ -117,7 +117,7 @@ def post_now(
         if not dry_run:
             print(f"refused: posting is paused{reason}; `resume` first", file=err)
             return EXIT_RUNTIME
-        print(f"note: posting is paused{reason}: this would be refused until `resume`", file=err)
+        print(f"note: posting is paused{reason}: this would be refused until `resume` (exit 3)", file=err)
     chosen = _choose(rt, queue, item_id)
     if isinstance(chosen, Refusal):
         print(chosen.message, file=err)
@@ -146,6 +146,8 @@ def post_now(
             for account in accounts:
                 rendered = render_post(queue, post, account.platform, account.name)
                 print("\n".join(payload_lines(rendered, account.missing)), file=out)
+        if pause.paused:  # the real post's exit: refused
+            return EXIT_RUNTIME
         if any(not a.missing for a in accounts):
             return EXIT_OK
         print(_cannot_post(rt, queue, platforms), file=err)

@@ -203,7 +203,12 @@ class Daemon:
             if slot.name not in decided and ledger.slots.mark_slot(queue.name, slot.name, "missed", now):
                 newly_missed.append(slot)
             decided[slot.name] = slot.fire_at
-        self._log_missed(queue, newly_missed, now)
+        if last is None and queue.start is None:
+            # A queue never decided before and without a `start` begins now: the slots its
+            # schedule had before were never owed, so they are recorded but not warned about.
+            self._log_not_owed(queue, newly_missed)
+        else:
+            self._log_missed(queue, newly_missed, now)
         fired: list[Fired] = []
         for slot in due:
             if slot.name in decided:
@@ -374,6 +379,17 @@ class Daemon:
                 queue.name,
                 missed[-1].name,
                 extra={"event": "slot_missed", "queue": queue.name, "count": len(missed) - MISSED_LINES},
+            )
+
+    def _log_not_owed(self, queue: Queue, earlier: list[Slot]) -> None:
+        if earlier:
+            log.info(
+                "queue %s starts: %d earlier slot%s of its schedule not owed (up to %s)",
+                queue.name,
+                len(earlier),
+                "s" * (len(earlier) != 1),
+                earlier[-1].name,
+                extra={"event": "slot_missed", "queue": queue.name, "count": len(earlier)},
             )
 
     def _note_expiry(self, queue: Queue, now: datetime) -> None:
