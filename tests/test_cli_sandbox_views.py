@@ -13,7 +13,7 @@ import requests
 
 from bot.daemon.rehearsal import run_audience
 from bot.sandbox import Sandbox
-from tests.cli import copy_of_shipped_campaign, free_base_port, run_bot, without
+from tests.cli import bot_argv, bot_env, copy_of_shipped_campaign, free_base_port, run_bot, without
 from tests.sandboxsite import Site, wait_for
 
 
@@ -79,3 +79,27 @@ def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_p
     assert "Traceback" not in run.stderr
     too_high = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT="65532")
     assert too_high.returncode == 2 and "is not a port from 1 to 65531" in too_high.stderr
+
+
+def test_a_second_rehearsal_beside_the_same_config_is_refused_and_empties_nothing(tmp_path: Path) -> None:
+    copy_of_shipped_campaign(tmp_path)
+    env = {
+        **without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")),
+        "BOT_SANDBOX_PORT": str(free_base_port()),
+    }
+    log = tmp_path / "first.log"
+    with log.open("w") as err:
+        first = subprocess.Popen(
+            bot_argv("run", "--sandbox", "--for", "60s"), cwd=tmp_path, env=bot_env(env), stderr=err
+        )
+    try:
+        assert wait_for(lambda: "slot fired" in log.read_text(), timeout=60), log.read_text()
+        database = tmp_path / "state" / "sandbox.sqlite3"
+        size = database.stat().st_size
+        second = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT=str(free_base_port()))
+        assert second.returncode == 3, second.stderr
+        assert "another rehearsal is running beside this config.yaml" in second.stderr
+        assert database.stat().st_size >= size  # not emptied under the first
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
