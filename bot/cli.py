@@ -568,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=_days, default=7, help="how many days ahead, 1-366 (default 7)")
     p.add_argument("--queue", help="only this queue (default: all)")
     p.add_argument("--platform", choices=PLATFORM_CHOICES, help="only this platform (default: all)")
-    p.add_argument("--json", action="store_true", help="one JSON object per slot instead of text")
+    p.add_argument("--json", action="store_true", help="a JSON array, one object per slot, instead of text")
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -622,7 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", action="store_true", help="counts by day, kind and network")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="mentions-log JSON lines (default: text)")
-    fmt.add_argument("--csv", action="store_true", help="CSV with a header row (default: text)")
+    fmt.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV with a header row; a cell starting with = + - @ gets a leading ' so that "
+        "spreadsheets show it as text (default: text)",
+    )
     p.add_argument(
         "--sandbox",
         action="store_true",
