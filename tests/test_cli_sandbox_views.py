@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import requests
@@ -103,3 +105,26 @@ def test_a_second_rehearsal_beside_the_same_config_is_refused_and_empties_nothin
     finally:
         first.terminate()
         first.wait(timeout=30)
+
+
+def test_signals_repeated_while_run_stops_still_end_it_with_0(tmp_path: Path) -> None:
+    copy_of_shipped_campaign(tmp_path)
+    env = {
+        **without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")),
+        "BOT_SANDBOX_PORT": str(free_base_port()),
+    }
+    log = tmp_path / "run.log"
+    with log.open("w") as err:
+        run = subprocess.Popen(
+            bot_argv("run", "--sandbox", "--for", "60s"), cwd=tmp_path, env=bot_env(env), stderr=err
+        )
+    try:
+        assert wait_for(lambda: "slot fired" in log.read_text(), timeout=60), log.read_text()
+        while run.poll() is None:  # an impatient operator, or a supervisor, signalling again
+            run.send_signal(signal.SIGTERM)
+            time.sleep(0.02)
+        assert run.returncode == 0, log.read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.wait(timeout=30)

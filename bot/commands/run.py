@@ -169,6 +169,10 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
             timer.start()
         finished = daemon.run()
     finally:
+        # Stopping already: a second signal during the last closes (or while the interpreter
+        # exits, which puts back the default handler) would end the process with 143.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         audience_stop.set()
         monitoring.close_live_streams()
         if finished:
