@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
+from bot.ledger.deliveries import open_ledger
+from bot.ledger.schema import DeliveryKey
 from tests.cli import site_bot
 from tests.sandboxsite import PLATFORMS, Site
 
@@ -100,3 +103,34 @@ def test_status_text_names_the_unit_of_each_count(site: Site) -> None:
     assert "posted 1, failed 0, pending 0" in lines[3]
     assert "accounts (each thread part counts, as the networks and `posts_per_day` count):" in lines
     assert sum(" 2 posts in 24h" in line for line in lines) == 3
+
+
+def test_retract_of_a_sent_post_not_found_cancels_it_so_no_worker_sends_it_later(site: Site) -> None:
+    """A worker died after its call (the answer lost, nothing out there yet): retract finds
+    nothing to delete, and must also keep the next worker from resuming and sending it."""
+    site.write_queue(
+        "asks",
+        'schedule: {every: 1d}\nplatforms: [mastodon]\nposts:\n  - {id: ask, text: "Drop the contract"}\n',
+    )
+    key = DeliveryKey("asks", "ask", 1, 0, "mastodon", "main")
+    before = datetime.now(UTC) - timedelta(minutes=5)  # its call long over
+    ledger = open_ledger(site.database)
+    try:
+        assert ledger.claim_delivery(
+            key, "gone-worker", before, timedelta(seconds=-1), lambda: "3lnonce2222a"
+        )
+        assert ledger.record_attempt(
+            key, "gone-worker", "Drop the contract #NoTechForICE", before, timedelta(seconds=-1)
+        )
+    finally:
+        ledger.close()
+    retracted = bot(site, "retract", "asks", "ask")
+    assert retracted.returncode == 0, retracted.stderr
+    assert "not found on mastodon (sent, never confirmed): cancelled, nothing to delete" in retracted.stdout
+    resumed = bot(site, "run", "--once")  # the queue's slot is due too: it must not send it either
+    assert site.live_texts("mastodon") == [], resumed.stderr
+    ledger = open_ledger(site.database)
+    try:
+        assert {r.state for r in ledger.deliveries_for_post("asks", "ask")} == {"retracted"}
+    finally:
+        ledger.close()

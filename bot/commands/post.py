@@ -318,7 +318,10 @@ def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
         if row.state == "retracted":
             return None
         if published is None:
-            return f"{label}: not found on {k.platform} (sent, never confirmed): nothing to delete"
+            # Never resumed after this: a worker that would send it again finds it retracted.
+            if not rt.ledger.cancel_unfound(k, row.attempts, rt.now()):
+                return f"{label} failed: a worker is sending it now; run retract again in a minute"
+            return f"{label}: not found on {k.platform} (sent, never confirmed): cancelled, nothing to delete"
         failures, waited = 0, 0.0
         while True:
             try:

@@ -428,6 +428,28 @@ class Ledger:
             )
             return result.rowcount == 1
 
+    def cancel_unfound(self, key: DeliveryKey, attempts: int, now: datetime) -> bool:
+        """Record an attempted delivery that a look did not find as retracted, so that no worker
+        resumes and sends it after the retraction; False while a worker's lease on it is live
+        (it may be sending now) or if it was attempted again since the look."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    _is_key(key),
+                    deliveries.c.state.in_(["claimed", "failed"]),
+                    deliveries.c.attempts == attempts,
+                    or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= DatabaseClock()),
+                )
+                .values(
+                    state="retracted",
+                    lease_until=None,
+                    last_error="cancelled: retracted, not found after an attempt",
+                    updated_at=now,
+                )
+            )
+            return result.rowcount == 1
+
     def get_delivery(self, key: DeliveryKey) -> Delivery | None:
         with reading(self.engine) as conn:
             row = conn.execute(_GET, _key_params(key)).first()
