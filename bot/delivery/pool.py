@@ -109,7 +109,12 @@ class DeliveryPool:
             self.in_flight[ident] = future
 
     def _run_job(self, job: Job, owed: Delivery | None = None) -> Result:
-        account = self.rt.clients.account(job.platform, job.account)
+        try:
+            account = self.rt.clients.account(job.platform, job.account)
+        except KeyError:  # gone from config.yaml since the job was made: it waits, as held
+            result = Result(job, "deferred", error="held: the account is no longer in config.yaml")
+            self._report(result)
+            return result
         limited = account.limits.posts_per_day is not None or account.limits.min_gap is not None
         lock = self._account_lock(job) if limited else None
         if lock is not None:
