@@ -783,6 +783,15 @@ def test_racing_workers_get_a_lease_once(ledger: Ledger) -> None:
     assert wins.count(True) == 1
 
 
+def test_racing_workers_keep_to_the_daily_repost_cap_together(ledger: Ledger) -> None:
+    cap = (3, T0 - timedelta(hours=1))
+    wins = race(
+        8, lambda i: ledger.mentions.record_amplification("bluesky", f"at://ally/{i}", "main", T0, cap=cap)
+    )
+    assert wins.count(True) == 3
+    assert ledger.mentions.count_amplifications("bluesky", since=cap[1]) == 3
+
+
 def test_an_allys_post_is_amplified_once(store: MonitorStore) -> None:
     assert store.record_amplification("bluesky", "at://ally/1", "main", T0)
     assert not store.record_amplification("bluesky", "at://ally/1", "second", T0 + timedelta(hours=1))

@@ -12,6 +12,7 @@ Nothing here knows the tables; `bot.ledger.schema` creates them and `bot.ledger.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 import weakref
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, select
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, select, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -199,6 +200,15 @@ def database_now(engine: Engine) -> datetime:
     with reading(engine) as conn:
         moment: datetime = conn.execute(select(DatabaseClock())).scalar_one()
         return moment
+
+
+def one_writer_at_a_time(conn: Connection, name: str) -> None:
+    """Within a write transaction, decisions named `name` are made one at a time: on PostgreSQL a
+    transaction-level advisory lock (a signed 64-bit number from the name); SQLite's `BEGIN
+    IMMEDIATE` already admits one writer."""
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 @contextmanager

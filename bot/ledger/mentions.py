@@ -22,7 +22,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import DBAPIError
 
-from bot.ledger.database import insert_for, reading, writing
+from bot.ledger.database import insert_for, one_writer_at_a_time, reading, writing
 from bot.ledger.schema import amplifications, cursors, mentions
 
 MentionKind = Literal["reply", "mention", "hashtag"]
@@ -246,9 +246,26 @@ class MonitorStore:
 
     # --- amplification --------------------------------------------------------------------
 
-    def record_amplification(self, platform: str, remote_id: str, account: str, now: datetime) -> bool:
-        """Claim a repost before making it: True once per (platform, post), False ever after."""
+    def record_amplification(
+        self,
+        platform: str,
+        remote_id: str,
+        account: str,
+        now: datetime,
+        cap: tuple[int, datetime] | None = None,
+    ) -> bool:
+        """Claim a repost before making it: True once per (platform, post), False ever after, and
+        False when `cap` (at most N since a moment: `max_per_day`) is reached: counted and
+        claimed in one transaction, so workers together keep to it."""
         with writing(self.engine) as conn:
+            if cap is not None:
+                one_writer_at_a_time(conn, f"campaign-bot reposts\x00{platform}")
+                limit, since = cap
+                counted = select(func.count()).where(
+                    amplifications.c.platform == platform, amplifications.c.reposted_at >= since
+                )
+                if conn.execute(counted).scalar_one() >= limit:
+                    return False
             stmt = insert_for(conn, amplifications).values(
                 platform=platform, remote_id=remote_id, account=account, reposted_at=now
             )

@@ -9,15 +9,14 @@ delivery it owes (docs/design.md, the ledger).
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, bindparam, select, text
+from sqlalchemy import Connection, Engine, Row, bindparam, select
 
-from bot.ledger.database import DatabaseClock, insert_of, reading, writing
+from bot.ledger.database import DatabaseClock, insert_of, one_writer_at_a_time, reading, writing
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, deliveries, slots
 
 
@@ -77,12 +76,6 @@ _LAST = (
 )
 
 
-def _queue_lock_key(queue: str) -> int:
-    """The advisory lock of one queue's slot decisions: a signed 64-bit number from its name."""
-    digest = hashlib.sha256(f"campaign-bot slots\x00{queue}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 class SlotBook:
     """The slots every worker decided. Thread-safe: every method is its own transaction."""
 
@@ -120,8 +113,7 @@ class SlotBook:
         """
         with writing(self.engine) as conn:
             if once_per_cycle:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _queue_lock_key(queue)})
+                one_writer_at_a_time(conn, f"campaign-bot slots\x00{queue}")
                 already = {"v_queue": queue, "v_cycle": cycle, "v_post_id": post_id}
                 if conn.execute(_FIRED_ALREADY, already).first() is not None:
                     return False

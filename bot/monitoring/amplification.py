@@ -49,16 +49,19 @@ class Amplifier:
             if rule is None or not is_ally(sighting, rule):
                 continue
             now = self.now()
-            if self.store.count_amplifications(sighting.platform, start_of_day(now)) >= rule.max_per_day:
-                log.info(
-                    "amplify %s: %d reposts today already; not reposting %s",
-                    sighting.platform,
-                    rule.max_per_day,
-                    sighting.post.url,
-                )
+            cap = (rule.max_per_day, start_of_day(now))
+            if not self.store.record_amplification(
+                sighting.platform, sighting.post.id, client.account, now, cap=cap
+            ):
+                # Reposted before (another worker, or before a restart), or today's reposts are done.
+                if self.store.count_amplifications(sighting.platform, cap[1]) >= rule.max_per_day:
+                    log.info(
+                        "amplify %s: %d reposts today already; not reposting %s",
+                        sighting.platform,
+                        rule.max_per_day,
+                        sighting.post.url,
+                    )
                 continue
-            if not self.store.record_amplification(sighting.platform, sighting.post.id, client.account, now):
-                continue  # reposted before (another worker, or before a restart)
             try:
                 client.repost(sighting.post.id)
             except PlatformError as exc:
