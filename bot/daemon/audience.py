@@ -43,6 +43,7 @@ class Stage:
     ours: list[Post]  # our posts, oldest first, not deleted
     token: str | None = None  # the sandbox's control token
     posts: list[Post] = field(default_factory=list)  # everyone's, not deleted
+    rng: random.Random = field(default_factory=random.Random)  # the rehearsal's, for its choices
 
     def act(self, kind: str, author: str, text: str = "", to: str | None = None, **options: Any) -> Any:
         body = {"kind": kind, "author": author, "text": text, "to": to, **options}
@@ -86,7 +87,7 @@ def _non_latin(stage: Stage) -> str | None:
 def _long_reply(stage: Stage) -> str | None:
     if stage.latest is None or stage.platform not in ("x", "bluesky", "mastodon"):
         return None
-    parts = random.randint(8, 15)
+    parts = stage.rng.randint(8, 15)
     stage.act("thread", "farah", to=stage.latest["id"], parts=parts)
     return f"a very long reply: a thread of {parts} parts answering our latest post"
 
@@ -121,7 +122,7 @@ def _suspend(stage: Stage) -> str | None:
     earlier = sorted({p["author"] for p in stage.posts if p["author"].startswith(SPAMMER)})
     for author in earlier:
         stage.act("suspend", author)
-    stage.act("hashtag", f"{SPAMMER}{random.randrange(10_000)}", "Buy followers now #NoTechForICE")
+    stage.act("hashtag", f"{SPAMMER}{stage.rng.randrange(10_000)}", "Buy followers now #NoTechForICE")
     if earlier:
         return "a post whose author is suspended after the bot saw it (and a new one by the next spammer)"
     return "a spam post with the tag (its author is suspended the next time this scene plays)"
@@ -151,7 +152,7 @@ def play_scene(number: int, servers: dict[str, tuple[str, str | None]], rng: ran
         mine = set(posts["accounts"].values())
         ours = [p for p in posts["posts"] if p["author"] in mine and not p.get("deleted")]
         live = [p for p in posts["posts"] if not p.get("deleted")]
-        done = scene(Stage(platform, base_url, ours, token, live))
+        done = scene(Stage(platform, base_url, ours, token, live, rng))
         if done is not None:
             log.info("sandbox audience on %s: %s", platform, done)
             return done
