@@ -86,6 +86,9 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
                 _mention(4, "hashtag", "x", "Mallory", T0 + timedelta(minutes=6)),
                 _mention(5, "hashtag", "x", "dana", T0 - timedelta(days=2)),  # before the period
                 _mention(6, "hashtag", "x", "old", T0 + timedelta(minutes=7)),
+                # Instagram's hashtag search names nobody: two people, never one voice.
+                _mention(7, "hashtag", "instagram", "Instagram user", T0 + timedelta(minutes=8)),
+                _mention(8, "hashtag", "instagram", "Instagram user", T0 + timedelta(minutes=9)),
             ]
         )
         # A report made 31 days later over the whole time: `old` is past retention (30 days).
@@ -100,13 +103,13 @@ def test_counts_come_from_the_ledger_within_the_period(database_url: str) -> Non
         ledger.close()
     assert figures.sent == {("x", "main"): 2, ("bluesky", "main"): 1}
     assert figures.failed == {("x", "main"): 1}
-    assert (figures.total("reply"), figures.total("hashtag")) == (2, 3)
+    assert (figures.total("reply"), figures.total("hashtag")) == (2, 5)
     assert [(p.post_id, p.replies) for p in figures.ranked] == [("a", 2), ("c", 0)]
     assert [(v.author, v.posts) for v in figures.voices] == [("dana", 1), ("old", 1)]
     assert later.voices == []
-    assert span == (T0 - timedelta(days=2), T0 + timedelta(minutes=7))  # a report's default period
+    assert span == (T0 - timedelta(days=2), T0 + timedelta(minutes=9))  # a report's default period
     # `status` counts in SQL what the report counts row by row: the two must agree.
-    assert last_day == {"sent": 3, "failed": 1, "replies": 2, "mentions": 0, "hashtag_posts": 3, "reposts": 0}
+    assert last_day == {"sent": 3, "failed": 1, "replies": 2, "mentions": 0, "hashtag_posts": 5, "reposts": 0}
 
 
 def test_a_queue_runs_dry_when_its_schedule_sends_the_last_post() -> None:

@@ -73,6 +73,11 @@ class Outgoing:
     on_checkpoint: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
 
 
+# The author of a post a network names nobody for (Instagram's hashtag search gives no
+# username; Facebook hides a visitor's name from some tokens): never one person.
+UNNAMED_AUTHORS = {"facebook": "Facebook user", "instagram": "Instagram user"}
+
+
 @dataclass(frozen=True)
 class Mention:
     """A post by someone else that monitoring saw.

@@ -25,7 +25,16 @@ from urllib.parse import parse_qs, urlsplit
 from bot.campaign.images import inspect_image
 from bot.campaign.model import Account, Platform
 from bot.errors import AuthFailed, Rejected
-from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published, answer_id
+from bot.platforms import (
+    UNNAMED_AUTHORS,
+    Batch,
+    Media,
+    Mention,
+    Outgoing,
+    PlatformClient,
+    Published,
+    answer_id,
+)
 from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.media import read_media
 from bot.platforms.ratelimits import BudgetSink
@@ -183,7 +192,7 @@ class FacebookClient:
         return Mention(
             id=str(post.get("id")),
             url=str(post.get("permalink_url") or _permalink(post.get("id"))),
-            author=str(author.get("name") or "Facebook user"),
+            author=str(author.get("name") or UNNAMED_AUTHORS["facebook"]),
             text=str(post.get("message") or ""),
             created_at=created,
             hashtags=hashtags_in(str(post.get("message") or "")),
@@ -204,7 +213,7 @@ class FacebookClient:
         return Mention(
             id=str(comment_id),
             url=str(comment.get("permalink_url") or post.get("permalink_url") or ""),
-            author=str(author.get("name") or "Facebook user"),
+            author=str(author.get("name") or UNNAMED_AUTHORS["facebook"]),
             text=str(comment.get("message") or ""),
             created_at=created,
             hashtags=hashtags_in(str(comment.get("message") or "")),

@@ -35,7 +35,7 @@ import requests
 
 from bot.campaign.model import Account, Platform
 from bot.errors import Rejected, Transient
-from bot.platforms import Batch, Media, Mention, Outgoing, PlatformClient, Published
+from bot.platforms import UNNAMED_AUTHORS, Batch, Media, Mention, Outgoing, PlatformClient, Published
 from bot.platforms.graph import GraphClient, as_dict, as_list, graph_time, hashtags_in, normalized
 from bot.platforms.ratelimits import BudgetSink
 
@@ -159,7 +159,8 @@ class InstagramClient:
                 created = graph_time(media.get("timestamp"))
                 if created is None or not media.get("id") or created < since:
                     continue
-                found.append(self._mention(media, created, author="Instagram user", mentions_us=False))
+                unnamed = UNNAMED_AUTHORS["instagram"]  # the hashtag search names no one
+                found.append(self._mention(media, created, author=unnamed, mentions_us=False))
         newest = max((m.created_at for m in found if m.created_at is not None), default=since)
         return Batch(tuple(found), max(newest, since).isoformat())
 
@@ -171,7 +172,7 @@ class InstagramClient:
         for media in self._graph.pages(f"{self.user_id}/tags", 1, fields=MEDIA_FIELDS, limit="50"):
             created = graph_time(media.get("timestamp"))
             if created is not None and created >= since and media.get("id"):
-                author = str(media.get("username") or "Instagram user")
+                author = str(media.get("username") or UNNAMED_AUTHORS["instagram"])
                 found.append(self._mention(media, created, author=author, mentions_us=True))
         ours = self._graph.pages(f"{self.user_id}/media", 1, fields=MEDIA_FIELDS, limit=str(WATCHED_MEDIA))
         for media in [m for m in ours if m.get("id")]:
@@ -210,7 +211,7 @@ class InstagramClient:
         return Mention(
             id=str(comment["id"]),
             url=str(media.get("permalink") or ""),
-            author=str(comment.get("username") or author.get("username") or "Instagram user"),
+            author=str(comment.get("username") or author.get("username") or UNNAMED_AUTHORS["instagram"]),
             text=text,
             created_at=created,
             hashtags=hashtags_in(text),

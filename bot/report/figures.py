@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from bot.ledger.database import reading
 from bot.ledger.schema import account_health, amplifications, deliveries, mentions
 from bot.monitoring.classification import normalize_handle
+from bot.platforms import UNNAMED_AUTHORS
 from bot.report.period import Period
 
 Account = tuple[str, str]  # (platform, account name)
@@ -193,8 +194,8 @@ def _read_voices(
     counts: Counter[str] = Counter()
     networks: dict[str, set[str]] = {}
     for author, platform in conn.execute(stmt):
-        if normalize_handle(author) in ignored:
-            continue
+        if normalize_handle(author) in ignored or author == UNNAMED_AUTHORS.get(platform):
+            continue  # ignored, or nobody the network names: not one voice
         counts[author] += 1
         networks.setdefault(author, set()).add(platform)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0].lower()))[:top]
