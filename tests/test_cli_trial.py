@@ -129,6 +129,13 @@ def test_check_online_creates_a_sqlite_file_and_says_ok(campaign: Path) -> None:
     assert (campaign / "state" / "bot.sqlite3").exists()
 
 
+@pytest.mark.postgres
+def test_check_online_connects_to_postgresql(campaign: Path, postgres_url: str) -> None:
+    _config(campaign, "sqlite:///state/bot.sqlite3", "${DATABASE_URL}")
+    result = bot(campaign, "check", "--online", MASTODON_ACCESS_TOKEN=TOKEN, DATABASE_URL=postgres_url)
+    assert "database: ok postgresql+psycopg://" in result.stdout, result.stdout + result.stderr
+
+
 # --- F4: a secret written in config.yaml ----------------------------------------------------
 
 

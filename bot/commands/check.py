@@ -126,8 +126,12 @@ def verify_database(config: Config) -> tuple[bool, str]:
     from bot.errors import DatabaseUnavailable
     from bot.ledger.database import connect, describe_database_error, shown_url
 
+    url = config.database_url
+    if url.startswith("postgresql") and "connect_timeout=" not in url:
+        # libpq waits for an address that drops packets as long as the OS does (minutes).
+        url += ("&" if "?" in url else "?") + "connect_timeout=10"
     try:
-        engine = connect(config.database_url)
+        engine = connect(url)
         try:
             with engine.connect().execution_options(ledger_read=True) as connection:
                 connection.execute(text("SELECT 1"))
