@@ -7,7 +7,9 @@ ms (POST /_sandbox/faults). Three rounds, each with its own queue and ledger:
 
 - one call: the same post to one account (the latency one delivery costs, end to end);
 - fan-out: to all 60 targets with the daemon's pool (`--pool`, the daemon's default);
-- one at a time: to all 60 targets with a pool of one thread.
+- one at a time: to all 60 targets with a pool of one thread;
+- the floor: the same 60 posts made straight with the client libraries (as bench/overhead.py
+  makes them), one thread per target: what the SDKs alone cost on this machine.
 
 The sandbox runs in its own process (`python -m bot sandbox`) so that, as with the real
 platforms, its work is not charged to the bot's interpreter; `--in-process` uses
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign import SandboxProcess, write_config
-from timing import REPO, load_average
+from timing import REPO, drop_database, fresh_database, load_average
 
 sys.path.insert(0, str(REPO))
 
@@ -71,23 +73,6 @@ def queue_yaml(name: str, platforms: list[str], accounts: list[str]) -> str:
         f"posts:\n  - id: {name}\n"
         f'    text: "Round {name}: tell tech companies to drop their ICE contracts. https://example.org/p"\n'
     )
-
-
-def fresh_database(server: str, name: str) -> str:
-    """Create database `name` on the PostgreSQL server at `server` (a URL ending in /postgres)."""
-    import psycopg
-
-    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(server: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def deliver_round(
@@ -132,6 +117,26 @@ def deliver_round(
             drop_database(postgres, database.rsplit("/", 1)[1])
 
 
+def sdk_round(
+    description: dict[str, Any], platforms: list[str], count: int, latency_ms: int
+) -> tuple[float, float]:
+    """The floor: the same posts made straight with the client libraries, one thread per
+    target, clients opened (Bluesky logged in) before the clock: (wall, CPU) seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from overhead import post_text, sdk_poster  # here: overhead imports this module
+
+    posters = []
+    for platform in platforms:
+        for account in description[platform]["accounts"][:count]:
+            posters.append(sdk_poster(platform, account, description[platform]["base_url"]))
+        inject_latency(description, platform, latency_ms, times=count)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(max_workers=len(posters)) as pool:
+        list(pool.map(lambda n: posters[n](post_text(f"sdk{os.getpid()}", n)), range(len(posters))))
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20, help="accounts per platform")
@@ -161,6 +166,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
             root = Path(tmp)
+            sdk = sdk_round(description, platforms, len(names), args.latency)  # the SDKs' floor first
             one = deliver_round(
                 description, root / "one", "one", ["mastodon"], names[:1], 16, args.latency, args.postgres
             )
@@ -183,6 +189,11 @@ def main() -> int:
     )
     print(
         f"fanout the same one at a time: {serial[0]:.2f} s ({serial[0] / targets * 1000:.0f} ms a delivery)"
+    )
+    print(
+        f"floor: the same {targets} posts straight from the client libraries, one thread each:"
+        f" {sdk[0]:.2f} s ({sdk[1]:.2f} s CPU, {sdk[1] / targets * 1000:.1f} ms a post)"
+        f" = {sdk[0] / one[0]:.1f} x one call"
     )
     return 0 if ok else 1
 

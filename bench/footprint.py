@@ -113,10 +113,10 @@ def main() -> int:
 
 
 def import_floor_mb() -> float:
-    """Peak RSS of an interpreter that only imports what `run` cannot start without."""
-    from startup import LIBRARIES
+    """Peak RSS of an interpreter that only imports what `run` has loaded once it polled every network."""
+    from startup import LIBRARIES_POLLING
 
-    probe = f"{LIBRARIES}\nimport resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    probe = f"{LIBRARIES_POLLING}\nimport resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     done = subprocess.run([PYTHON, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     return int(done.stdout) / 1024
 

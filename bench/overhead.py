@@ -178,6 +178,28 @@ def synced_commit(folder: Path, commits: int = 50) -> float:
     return statistics.median(times)
 
 
+def pg_commit(server: str, commits: int = 50) -> float:
+    """Median seconds of one tiny PostgreSQL transaction (BEGIN, INSERT, COMMIT): the round
+    trips and synced commit under every ledger write, which no code change removes."""
+    import psycopg
+
+    name = f"bench_floor_{os.getpid()}"
+    url = fresh_database(server, name).replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(url) as db:
+            db.execute("CREATE TABLE t (n INTEGER)")
+            db.commit()
+            times = []
+            for n in range(commits):
+                started = time.perf_counter()
+                with db.transaction():
+                    db.execute("INSERT INTO t VALUES (%s)", (n,))
+                times.append(time.perf_counter() - started)
+    finally:
+        drop_database(server, name)
+    return statistics.median(times)
+
+
 def run_once(config: Path, env: dict[str, str]) -> Timing:
     """`run --once` as the command line runs it, in this process, its log lines dropped."""
     from bot.commands.run import run_daemon
@@ -261,6 +283,9 @@ def main() -> int:
         commit = synced_commit(Path(tmp))
     print(f"(load average during the run: {min(loads):.1f} to {max(loads):.1f})")
     print(f"floor: one synced SQLite commit on this disk takes {commit * 1000:.2f} ms (median of 50)")
+    if args.postgres:
+        floor = pg_commit(args.postgres) * 1000
+        print(f"floor: one PostgreSQL write transaction takes {floor:.2f} ms (median of 50)")
     return 0 if ok else 1
 
 

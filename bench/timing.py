@@ -48,3 +48,20 @@ def best_of(runs: int, args: list[str], env: dict[str, str] | None = None) -> Ti
 def load_average() -> float:
     """The 1-minute load average, to print beside figures taken on a shared machine."""
     return os.getloadavg()[0]
+
+
+def fresh_database(server: str, name: str) -> str:
+    """Create database `name` on the PostgreSQL server of `server` (a URL to any database on it)."""
+    import psycopg
+
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

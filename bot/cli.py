@@ -42,7 +42,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check_campaign(args.config, os.environ, datetime.now(UTC))
     for problem in report.problems:
         print(problem, file=sys.stderr)
-    failed_accounts, failed_database = 0, False
+    failed_accounts, checked_accounts, unset_accounts = 0, 0, 0
+    failed_database = False
     if args.online and report.config is not None:
         from bot.commands.check import verify_accounts, verify_database
 
@@ -51,8 +52,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                 # Its unset variables are already one warning above: not said twice, not a failure.
                 how = result.detail.partition(" not set ")[2]  # the `connect` that sets them, if any
                 print(f"{result.platform} {result.account}: not checked (secrets not set) {how}".rstrip())
+                unset_accounts += 1
                 continue
             failed_accounts += not result.ok
+            checked_accounts += 1
             mark = "ok" if result.ok else "FAILED"
             print(f"{result.platform} {result.account}: {mark} {result.detail}")
         database_ok, detail = verify_database(report.config)
@@ -72,6 +75,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if errors:
         return EXIT_INPUT
+    if args.online and report.config is not None and not checked_accounts:
+        # Asked to look online and looked at nothing: not a success to build on.
+        why = "none has its secrets set" if unset_accounts else "no enabled platform has an account"
+        print(f"check --online: no account was checked: {why}", file=sys.stderr)
+        return EXIT_RUNTIME
     return EXIT_RUNTIME if failed_accounts or failed_database else EXIT_OK
 
 
@@ -275,26 +283,78 @@ def _mentions_summary(
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    """Stop all posting (kept in the database; running daemons honour it within 5 s)."""
-    with _runtime(args) as rt:
-        state = rt.ledger.shared.pause_state()
-        if state.paused:
-            # Pausing again keeps the first pause's time, and its reason unless a new one is given.
-            reason = args.reason or state.reason
-            if args.reason and args.reason != state.reason:
-                rt.ledger.shared.pause(reason, state.since or rt.now())
-            since = state.since.isoformat(timespec="seconds") if state.since else "?"
-            print(f"already paused since {since}" + (f": {reason}" if reason else ""))
-            return EXIT_OK
-        rt.ledger.shared.pause(args.reason, rt.now())
-        rt.alert("paused", "posting paused" + (f": {args.reason}" if args.reason else ""))
-    print("paused" + (f": {args.reason}" if args.reason else ""))
+    """Stop all posting (kept in the database; running daemons honour it within 5 s).
+
+    The emergency brake: with errors in config.yaml it still pauses the database the config's
+    `database` line names (else DATABASE_URL, else the default), and says which.
+    """
+    try:
+        with _runtime(args, sandbox=args.sandbox) as rt:
+            line, newly = _pause(rt.ledger, args.reason, rt.now())
+            if newly:
+                rt.alert("paused", "posting " + line)
+    except InputError as exc:
+        if args.sandbox:
+            raise
+        return _pause_despite(exc, args)
+    print(line)
     return EXIT_OK
 
 
+def _pause(ledger: Ledger, reason: str | None, now: datetime) -> tuple[str, bool]:
+    """Pause, or keep a pause's first time and its reason unless a new one is given.
+
+    Returns what to say, and whether posting was on until now.
+    """
+    state = ledger.shared.pause_state()
+    if not state.paused:
+        ledger.shared.pause(reason, now)
+        return "paused" + (f": {reason}" if reason else ""), True
+    reason = reason or state.reason
+    if reason != state.reason:
+        ledger.shared.pause(reason, state.since or now)
+    since = state.since.isoformat(timespec="seconds") if state.since else "?"
+    return f"already paused since {since}" + (f": {reason}" if reason else ""), False
+
+
+def _pause_despite(broken: InputError, args: argparse.Namespace) -> int:
+    """`pause` with a config.yaml that does not load: the ledger it names (or the default) is
+    paused all the same; no alert, as the webhook cannot be trusted."""
+    from datetime import UTC, datetime
+
+    from bot.campaign.config import rescue_database_url
+    from bot.ledger.database import database_exists
+    from bot.ledger.deliveries import open_ledger
+
+    for problem in broken.problems:
+        print(problem, file=sys.stderr)
+    url, source = rescue_database_url(args.config, os.environ)
+    where = f"{_describe_database(url)}, from {source}"
+    if not database_exists(url):
+        print(f"pause: nothing paused: no {where}; fix the errors above", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"pause: config.yaml has errors: pausing the {where}; no alert is sent", file=sys.stderr)
+    ledger = open_ledger(url)
+    try:
+        print(_pause(ledger, args.reason, datetime.now(UTC))[0])
+    finally:
+        ledger.close()
+    return EXIT_OK
+
+
+def _describe_database(url: str) -> str:
+    """The database for a person: a SQLite file's path, or PostgreSQL's host and name, never a password."""
+    from bot.ledger.database import normalise_url
+
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"database {parsed.database}"
+    return f"PostgreSQL database {parsed.database} on {parsed.host or 'localhost'}"
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Lift a pause."""
-    with _runtime(args) as rt:
+    """Lift a pause (config.yaml must be valid: posting starts again)."""
+    with _runtime(args, sandbox=args.sandbox) as rt:
         if not rt.ledger.shared.pause_state().paused:
             print("not paused: posting is already on")
             return EXIT_OK
@@ -391,8 +451,6 @@ def _ledger_progress(
 
 def _held_lines(config: Config) -> list[str]:
     """Deliveries the ledger holds for accounts that cannot post (none without a ledger)."""
-    from datetime import UTC, datetime
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.delivery.jobs import held_deliveries, held_until, held_why
@@ -405,7 +463,7 @@ def _held_lines(config: Config) -> list[str]:
         ledger = open_ledger(config.database_url)
         try:
             refused = ledger.shared.refused()
-            held = held_deliveries(config, ledger.unconfirmed_deliveries(datetime.now(UTC)), refused)
+            held = held_deliveries(config, ledger.unconfirmed_deliveries(), refused)
         finally:
             ledger.close()
     except SQLAlchemyError:
@@ -515,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=_days, default=7, help="how many days ahead, 1-366 (default 7)")
     p.add_argument("--queue", help="only this queue (default: all)")
     p.add_argument("--platform", choices=PLATFORM_CHOICES, help="only this platform (default: all)")
-    p.add_argument("--json", action="store_true", help="one JSON object per slot instead of text")
+    p.add_argument("--json", action="store_true", help="a JSON array, one object per slot, instead of text")
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -569,7 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", action="store_true", help="counts by day, kind and network")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="mentions-log JSON lines (default: text)")
-    fmt.add_argument("--csv", action="store_true", help="CSV with a header row (default: text)")
+    fmt.add_argument(
+        "--csv",
+        action="store_true",
+        help="CSV with a header row; a cell starting with = + - @ gets a leading ' so that "
+        "spreadsheets show it as text (default: text)",
+    )
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -584,7 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("pause", cmd_pause)
     p.add_argument("--reason", help="shown by `status` and in the alert (default: none)")
-    add("resume", cmd_resume)
+    p.add_argument("--sandbox", action="store_true", help="pause the `run --sandbox` rehearsal instead")
+    p = add("resume", cmd_resume)
+    p.add_argument("--sandbox", action="store_true", help="resume the `run --sandbox` rehearsal instead")
 
     p = add("new-queue", cmd_new_queue)
     p.add_argument("name", help="the queue's name, also its file name (content/NAME.yaml)")

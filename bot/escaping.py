@@ -39,10 +39,14 @@ def _escape(match: re.Match[str]) -> str:
 def log_field(value: object) -> str:
     """`value` for one line of a log: every character that could end the line, forge another or
     reverse the text is shown escaped (`\\n`, `\\u2028`, `\\u202e`), never acted on."""
-    return _UNSAFE.sub(_escape, str(value))
+    text = str(value)
+    # Every character escaped is unprintable (Cc, Zl, Zp, Cf): most text skips the regex.
+    return text if text.isprintable() else _UNSAFE.sub(_escape, text)
 
 
 def json_line_safe(line: str) -> str:
     """A JSON text (from `json.dumps(..., ensure_ascii=False)`) that every line-based reader
     reads as one line: U+2028/2029, NEL, other C1 controls and bidi controls as `\\uXXXX`."""
+    if line.isprintable():  # as in log_field: nothing to escape (most lines)
+        return line
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)

@@ -8,92 +8,66 @@ None of these cases reaches a network: the config points Mastodon at a closed lo
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
-
-CONFIG = """\
-campaign: Test
-content: content/
-database: sqlite:///state/bot.sqlite3
-logging: {mentions_log: "-"}
-platforms:
-  mastodon:
-    accounts:
-      - {name: main, api_base_url: "http://127.0.0.1:9", access_token: "${MASTODON_ACCESS_TOKEN}"}
-"""
-
-QUEUE = """\
-schedule: {every: 4h}
-posts:
-  - {id: first, text: "Drop the contracts"}
-"""
-
-
-def bot(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(REPO),
-        "MASTODON_ACCESS_TOKEN": "token-for-tests",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=60
-    )
+from bot.ledger.deliveries import open_ledger
+from tests.cli import (
+    OFFLINE_CONFIG,
+    OFFLINE_ENV,
+    assert_input_error,
+    bot_argv,
+    bot_env,
+    offline_bot,
+    offline_campaign,
+)
+from tests.test_monitor import _stored
 
 
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    (tmp_path / "content").mkdir()
-    (tmp_path / "content" / "calls.yaml").write_text(QUEUE)
-    return tmp_path
-
-
-def assert_input_error(result: subprocess.CompletedProcess[str], where: str) -> None:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert where in result.stderr
+    return offline_campaign(tmp_path)
 
 
 @pytest.mark.parametrize(
     "command", [["check"], ["status"], ["run", "--once"], ["post", "calls"], ["mentions"]]
 )
 def test_a_missing_config_file_is_invalid_input(tmp_path: Path, command: list[str]) -> None:
-    assert_input_error(bot(tmp_path, *command), "config.yaml:1: file not found")
+    assert_input_error(offline_bot(tmp_path, *command), "config.yaml:1: file not found")
 
 
 @pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["pause"]])
 def test_a_config_that_is_a_list_is_invalid_input(campaign: Path, command: list[str]) -> None:
     (campaign / "config.yaml").write_text("- campaign\n- content\n")
-    assert_input_error(bot(campaign, *command), "config.yaml:1: ")
+    assert_input_error(offline_bot(campaign, *command), "config.yaml:1: ")
 
 
 @pytest.mark.parametrize("command", [["check"], ["run", "--once"], ["status"], ["post", "calls"]])
 def test_a_missing_content_folder_is_invalid_input_at_its_config_line(
     campaign: Path, command: list[str]
 ) -> None:
-    (campaign / "config.yaml").write_text(CONFIG.replace("content: content/", "content: missing/"))
-    assert_input_error(bot(campaign, *command), "config.yaml:2: content folder missing does not exist")
+    (campaign / "config.yaml").write_text(OFFLINE_CONFIG.replace("content: content/", "content: missing/"))
+    assert_input_error(
+        offline_bot(campaign, *command), "config.yaml:2: content folder missing does not exist"
+    )
 
 
 def test_a_content_path_that_is_a_file_is_invalid_input(campaign: Path) -> None:
-    (campaign / "config.yaml").write_text(CONFIG.replace("content: content/", "content: content/calls.yaml"))
-    assert_input_error(bot(campaign, "run", "--once"), "config.yaml:2: content folder")
+    (campaign / "config.yaml").write_text(
+        OFFLINE_CONFIG.replace("content: content/", "content: content/calls.yaml")
+    )
+    assert_input_error(offline_bot(campaign, "run", "--once"), "config.yaml:2: content folder")
 
 
 def test_pause_works_whatever_the_content(campaign: Path) -> None:
-    (campaign / "config.yaml").write_text(CONFIG.replace("content: content/", "content: missing/"))
-    paused = bot(campaign, "pause", "--reason", "the content folder is being fixed")
+    (campaign / "config.yaml").write_text(OFFLINE_CONFIG.replace("content: content/", "content: missing/"))
+    paused = offline_bot(campaign, "pause", "--reason", "the content folder is being fixed")
     assert paused.returncode == 0 and paused.stderr == ""
 
 
@@ -137,12 +111,12 @@ def test_usage_errors_exit_2(
 
 
 def test_unknown_names_are_named_back(campaign: Path) -> None:
-    assert "no queue named 'nope' (queues: calls)" in bot(campaign, "post", "nope").stderr
-    assert "no post with id 'nope' in queue calls" in bot(campaign, "retract", "calls", "nope").stderr
+    assert "no queue named 'nope' (queues: calls)" in offline_bot(campaign, "post", "nope").stderr
+    assert "no post with id 'nope' in queue calls" in offline_bot(campaign, "retract", "calls", "nope").stderr
 
 
 def test_retracting_a_known_post_never_sent_is_no_error(campaign: Path) -> None:
-    result = bot(campaign, "retract", "calls", "first")
+    result = offline_bot(campaign, "retract", "calls", "first")
     assert result.returncode == 0
     assert "calls/first: nothing to retract (never posted)" in result.stdout
 
@@ -157,15 +131,15 @@ def test_a_queue_with_an_error_is_invalid_input_for_check(campaign: Path) -> Non
             """
         )
     )
-    assert_input_error(bot(campaign, "check"), "calls.yaml:3: ")
+    assert_input_error(offline_bot(campaign, "check"), "calls.yaml:3: ")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_sandbox_prints_one_json_line_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sandbox", "--accounts", "3"],
+        bot_argv("sandbox", "--accounts", "3"),
         cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+        env=bot_env({"PATH": OFFLINE_ENV["PATH"]}),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -201,24 +175,28 @@ def test_an_unreachable_database_is_a_runtime_failure_without_its_password(
     campaign: Path, command: list[str]
 ) -> None:
     database = "postgresql://campaign:hunter2-secret@127.0.0.1:1/bot"  # nothing listens on port 1
-    (campaign / "config.yaml").write_text(CONFIG.replace("sqlite:///state/bot.sqlite3", database))
-    result = bot(campaign, *command)
+    (campaign / "config.yaml").write_text(OFFLINE_CONFIG.replace("sqlite:///state/bot.sqlite3", database))
+    result = offline_bot(campaign, *command)
     assert result.returncode == 3
     assert "Traceback" not in result.stderr and "hunter2-secret" not in result.stderr + result.stdout
     assert result.stderr.startswith("database: ") and "127.0.0.1" in result.stderr
 
 
 def test_mentions_follow_ends_cleanly_on_sigterm(campaign: Path) -> None:
+    ledger = open_ledger(f"sqlite:///{campaign / 'state' / 'bot.sqlite3'}")
+    ledger.mentions.record_mentions([_stored(1, "reply", datetime.now(UTC))])
+    ledger.close()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "mentions", "--follow"],
+        bot_argv("mentions", "--follow"),
         cwd=campaign,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
+        env=bot_env({"PATH": OFFLINE_ENV["PATH"]}),
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        time.sleep(1.5)  # past start-up, into the follow loop
+        assert process.stdout is not None
+        process.stdout.readline()  # the listing is out: its handlers are in, it follows
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

@@ -9,27 +9,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from tests.cli import bot_argv, bot_env, site_bot, without
 from tests.sandboxsite import Site
 
-REPO = Path(__file__).resolve().parent.parent
 X_SECRETS = ("X_CONSUMER_KEY", "X_CONSUMER_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET")
 
 
-def bot(site: Site, *args: str, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in {**os.environ, **site.env}.items() if k not in drop}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(site.config), *args],
-        cwd=site.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+bot = site_bot
 
 
 def due_queue(*texts: str, platforms: str = "[x, bluesky, mastodon]") -> str:
@@ -126,13 +114,11 @@ def test_a_running_daemon_sends_what_it_held_once_the_secrets_land_in_env_file(s
 
     site.write_queue("calls", due_queue("Held live"))
     log = site.root / "daemon.log"
-    env = {k: v for k, v in {**os.environ, **site.env}.items() if k not in X_SECRETS}
-    env["PYTHONPATH"] = str(REPO)
     with log.open("w") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(site.config), "run"],
+            bot_argv("run", config=site.config),
             cwd=site.root,
-            env=env,
+            env=bot_env(without({**os.environ, **site.env}, X_SECRETS)),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -6,7 +6,6 @@ import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import OFFLINE_CONFIG, assert_input_error, bot_argv, bot_env, offline_bot, offline_campaign
 from tests.imagefiles import png
 from tests.sandboxsite import PLATFORMS, Site
-from tests.test_cli_contract import CONFIG, REPO, assert_input_error, bot
 
 
 def queue_with(image: str, platforms: str = "[mastodon]") -> str:
@@ -34,9 +33,7 @@ def with_size(data: bytes, width: int, height: int) -> bytes:
 
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    (tmp_path / "content").mkdir()
-    return tmp_path
+    return offline_campaign(tmp_path, {})
 
 
 @pytest.mark.parametrize(
@@ -51,7 +48,7 @@ def campaign(tmp_path: Path) -> Path:
 def test_check_refuses_a_file_that_is_not_a_usable_image(campaign: Path, data: bytes, message: str) -> None:
     (campaign / "content" / "fake.png").write_bytes(data)
     (campaign / "content" / "calls.yaml").write_text(queue_with("fake.png"))
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert_input_error(result, "content/calls.yaml:6: image 'fake.png' ")
     assert message in result.stderr
 
@@ -64,13 +61,14 @@ def test_check_measures_bytes_against_each_target_platform(campaign: Path) -> No
     big = big[:33] + chunk + big[-12:]
     (campaign / "content" / "big.png").write_bytes(big)
     (campaign / "content" / "calls.yaml").write_text(queue_with("big.png"))
-    assert bot(campaign, "check").returncode == 0
+    assert offline_bot(campaign, "check").returncode == 0
     config = (
-        CONFIG + '  bluesky:\n    accounts:\n      - {name: main, handle: a.example, app_password: "p"}\n'
+        OFFLINE_CONFIG
+        + '  bluesky:\n    accounts:\n      - {name: main, handle: a.example, app_password: "p"}\n'
     )
     (campaign / "config.yaml").write_text(config)
     (campaign / "content" / "calls.yaml").write_text(queue_with("big.png", "[mastodon, bluesky]"))
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert_input_error(result, "image 'big.png' is 1,")
     assert "Bluesky takes at most 1,000,000" in result.stderr
 
@@ -84,12 +82,11 @@ def test_an_image_spoiled_after_loading_is_refused_when_read_to_send(site: Site)
         '    images: [{path: banner.png, alt: "A banner"}]\n',
     )
     log = site.root / "daemon.log"
-    env = {**os.environ, **site.env, "PYTHONPATH": str(REPO)}
     with log.open("w") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(site.config), "run"],
+            bot_argv("run", config=site.config),
             cwd=site.root,
-            env=env,
+            env=bot_env({**os.environ, **site.env}),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -7,26 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bot.ledger.deliveries import open_ledger
+from tests.cli import bot_argv, bot_env, site_bot
 from tests.sandboxsite import Site, wait_for
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def bot(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **site.env, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(site.config), *args],
-        cwd=site.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return site_bot(site, *args, timeout=60)
 
 
 def at_queue(when: datetime, text: str) -> str:
@@ -59,11 +48,10 @@ def test_preview_says_when_the_daemon_really_posts_under_min_gap(site: Site) -> 
     planned = {r["queue"]: datetime.fromisoformat(r["payloads"][0]["send_at"]) for r in records}
     assert planned["second"] - planned["first"] == timedelta(seconds=8)
 
-    env = {**os.environ, **site.env, "PYTHONPATH": str(REPO)}
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(site.config), "run"],
+        bot_argv("run", config=site.config),
         cwd=site.root,
-        env=env,
+        env=bot_env({**os.environ, **site.env}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -3,6 +3,7 @@ and an empty result said on stderr."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,3 +58,20 @@ def test_filters(campaign: Path, args: list[str], count: int) -> None:
     assert result.returncode == 0
     assert len(result.stdout.splitlines()) == count
     assert ("mentions: none match" in result.stderr) == (count == 0)
+
+
+def test_text_lists_posts_in_the_order_they_were_written_not_seen(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "database: sqlite:///state/bot.sqlite3\nplatforms:\n  x: {enabled: false}\n"
+    )
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'state' / 'bot.sqlite3'}")
+    now = datetime.now(UTC)
+    # A slow poll sees an old reply after a newer hashtag post: stored in that order.
+    newer = _stored(1, "hashtag", now - timedelta(minutes=10))
+    older = replace(_stored(2, "reply", now - timedelta(minutes=5)), created_at=now - timedelta(hours=2))
+    ledger.mentions.record_mentions([newer])
+    ledger.mentions.record_mentions([older])
+    ledger.close()
+    for fmt in ([], ["--json"]):
+        lines = _mentions(tmp_path / "config.yaml", *fmt).stdout.splitlines()
+        assert ["post 2" in lines[0], "post 1" in lines[1]] == [True, True], lines

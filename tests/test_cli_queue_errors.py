@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli import OFFLINE_ENV, bot_argv, bot_env, offline_bot, offline_campaign, site_bot
 from tests.sandboxsite import PLATFORMS, Site
-from tests.test_cli_contract import CONFIG, QUEUE, REPO, bot
 from tests.test_daemon import at_queue
 
 LONG = "Drop the contracts " * 22  # 418 characters: too long on X and Bluesky, not on Mastodon
@@ -26,15 +24,12 @@ posts:
 
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    (tmp_path / "content").mkdir()
-    (tmp_path / "content" / "calls.yaml").write_text(QUEUE)
-    return tmp_path
+    return offline_campaign(tmp_path)
 
 
 def test_check_shows_a_duplicate_id_and_a_too_long_post_at_once(campaign: Path) -> None:
     (campaign / "content" / "calls.yaml").write_text(DUPLICATE_AND_LONG)
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert result.returncode == 1
     assert "content/calls.yaml:4: id 'a' is used twice" in result.stderr
     assert "content/calls.yaml:5: post 'b' is too long on mastodon: 614 characters" in result.stderr
@@ -44,11 +39,11 @@ def test_preview_and_post_refuse_a_queue_with_a_too_long_post(campaign: Path) ->
     too_long = f'schedule: {{every: 4h}}\nposts:\n  - {{id: a, text: "{"x" * 600}"}}\n'
     (campaign / "content" / "calls.yaml").write_text(too_long)
     where = "content/calls.yaml:3: post 'a' is too long on mastodon"
-    preview = bot(campaign, "preview")
+    preview = offline_bot(campaign, "preview")
     assert preview.returncode == 1 and where in preview.stderr
     assert "TOO LONG" not in preview.stdout
     for command in (["post", "calls", "--dry-run"], ["post", "calls"]):
-        post = bot(campaign, *command)
+        post = offline_bot(campaign, *command)
         assert post.returncode == 1, post.stderr
         assert where in post.stderr and "would send" not in post.stdout
         assert "refused: queue calls has 1 error, the first at content/calls.yaml:3" in post.stderr
@@ -57,14 +52,7 @@ def test_preview_and_post_refuse_a_queue_with_a_too_long_post(campaign: Path) ->
 def test_run_leaves_a_queue_with_a_too_long_post_out_and_sends_the_others(site: Site) -> None:
     site.write_queue("calls", at_queue("Fine ask"))
     site.write_queue("long", at_queue("Short one", LONG))
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(site.config), "run", "--once"],
-        cwd=REPO,
-        env={**os.environ, **site.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = site_bot(site, "run", "--once", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "long.yaml:6: post 'p2' is too long on x" in result.stderr
     assert "long.yaml:6: post 'p2' is too long on bluesky" in result.stderr
@@ -74,10 +62,9 @@ def test_run_leaves_a_queue_with_a_too_long_post_out_and_sends_the_others(site: 
 def test_a_live_edit_making_a_post_too_long_keeps_the_last_good_version(campaign: Path) -> None:
     queue = campaign / "content" / "calls.yaml"
     log = campaign / "daemon.log"
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "MASTODON_ACCESS_TOKEN": "t"}
     with log.open("w") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=campaign, env=env, stdout=out, stderr=subprocess.STDOUT
+            bot_argv("run"), cwd=campaign, env=bot_env(OFFLINE_ENV), stdout=out, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 30

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli_contract import CONFIG, REPO, assert_input_error, bot
+from tests.cli import OFFLINE_ENV, assert_input_error, bot_argv, bot_env, offline_bot, offline_campaign
 
 EXPLAINER = 'schedule: {every: 4h}\nposts:\n  - {id: why, text: "Why this campaign"}\n'
 
@@ -25,10 +23,7 @@ def impostor() -> str:
 
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    (tmp_path / "content").mkdir()
-    (tmp_path / "content" / "explainer.yaml").write_text(EXPLAINER)
-    return tmp_path
+    return offline_campaign(tmp_path, {"explainer": EXPLAINER})
 
 
 @pytest.mark.parametrize("newcomer", ["a-new.yaml", "zz-new.yaml"])
@@ -36,7 +31,7 @@ def test_the_file_not_named_after_the_queue_gets_the_error_at_its_queue_line(
     campaign: Path, newcomer: str
 ) -> None:
     (campaign / "content" / newcomer).write_text(impostor())
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert_input_error(
         result, f"content/{newcomer}:2: queue name 'explainer' is already used by content/explainer.yaml"
     )
@@ -46,10 +41,9 @@ def test_the_file_not_named_after_the_queue_gets_the_error_at_its_queue_line(
 
 def test_a_running_daemon_refuses_a_second_file_with_a_live_queue_name(campaign: Path) -> None:
     log = campaign / "daemon.log"
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "MASTODON_ACCESS_TOKEN": "t"}
     with log.open("w") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=campaign, env=env, stdout=out, stderr=subprocess.STDOUT
+            bot_argv("run"), cwd=campaign, env=bot_env(OFFLINE_ENV), stdout=out, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 30

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from tests.cli import site_bot
 from tests.sandboxsite import Site
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def bot(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **site.env, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(site.config), *args],
-        cwd=site.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+bot = site_bot
 
 
 def test_a_repeating_queue_leaves_x_out_of_later_rounds_without_an_error(site: Site) -> None:

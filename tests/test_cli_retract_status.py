@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
+from bot.ledger.deliveries import open_ledger
+from bot.ledger.schema import DeliveryKey
+from tests.cli import site_bot
 from tests.sandboxsite import PLATFORMS, Site
-
-REPO = Path(__file__).resolve().parent.parent
 
 QUEUE = """\
 schedule: {every: 1h}
@@ -20,16 +18,7 @@ posts:
 """
 
 
-def bot(site: Site, *args: str, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in {**os.environ, **site.env, "PYTHONPATH": str(REPO)}.items() if k not in drop}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(site.config), *args],
-        cwd=site.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+bot = site_bot
 
 
 def test_retract_dry_run_then_retract_then_already_retracted(site: Site) -> None:
@@ -102,3 +91,46 @@ def test_status_counts_posts_in_the_campaigns_timezone(site: Site) -> None:
     assert calls["posted"] == 1  # one thread, whatever its three platforms and two parts
     assert calls["next_slot"].endswith(("-05:00", "-04:00"))
     assert all(a["last_post"].endswith(("-05:00", "-04:00")) for a in status["accounts"])
+
+
+def test_status_text_names_the_unit_of_each_count(site: Site) -> None:
+    site.write_queue("calls", QUEUE)  # a thread of two parts
+    assert bot(site, "post", "calls").returncode == 0
+    lines = bot(site, "status").stdout.splitlines()
+    # One thread on three networks: 3 copies in the last day, 1 post in its queue, 2 posts each network.
+    assert lines[1].startswith("last 24 h: 3 posts sent, 0 failed (one per post and account), ")
+    assert lines[2] == "queues (each post counted once, whatever its accounts and thread parts):"
+    assert "posted 1, failed 0, pending 0" in lines[3]
+    assert "accounts (each thread part counts, as the networks and `posts_per_day` count):" in lines
+    assert sum(" 2 posts in 24h" in line for line in lines) == 3
+
+
+def test_retract_of_a_sent_post_not_found_cancels_it_so_no_worker_sends_it_later(site: Site) -> None:
+    """A worker died after its call (the answer lost, nothing out there yet): retract finds
+    nothing to delete, and must also keep the next worker from resuming and sending it."""
+    site.write_queue(
+        "asks",
+        'schedule: {every: 1d}\nplatforms: [mastodon]\nposts:\n  - {id: ask, text: "Drop the contract"}\n',
+    )
+    key = DeliveryKey("asks", "ask", 1, 0, "mastodon", "main")
+    before = datetime.now(UTC) - timedelta(minutes=5)  # its call long over
+    ledger = open_ledger(site.database)
+    try:
+        assert ledger.claim_delivery(
+            key, "gone-worker", before, timedelta(seconds=-1), lambda: "3lnonce2222a"
+        )
+        assert ledger.record_attempt(
+            key, "gone-worker", "Drop the contract #NoTechForICE", before, timedelta(seconds=-1)
+        )
+    finally:
+        ledger.close()
+    retracted = bot(site, "retract", "asks", "ask")
+    assert retracted.returncode == 0, retracted.stderr
+    assert "not found on mastodon (sent, never confirmed): cancelled, nothing to delete" in retracted.stdout
+    resumed = bot(site, "run", "--once")  # the queue's slot is due too: it must not send it either
+    assert site.live_texts("mastodon") == [], resumed.stderr
+    ledger = open_ledger(site.database)
+    try:
+        assert {r.state for r in ledger.deliveries_for_post("asks", "ask")} == {"retracted"}
+    finally:
+        ledger.close()

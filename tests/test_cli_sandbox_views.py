@@ -4,52 +4,30 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import shutil
+import signal
 import socket
 import subprocess
-import sys
 import threading
+import time
 from pathlib import Path
 
 import requests
 
 from bot.daemon.rehearsal import run_audience
 from bot.sandbox import Sandbox
+from tests.cli import bot_argv, bot_env, copy_of_shipped_campaign, free_base_port, run_bot, without
 from tests.sandboxsite import Site, wait_for
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_base_port() -> int:
-    """N such that N, N+1 and N+2 are free on 127.0.0.1 now."""
-    for _ in range(50):
-        base = random.randrange(20000, 60000)
-        try:
-            for port in range(base, base + 3):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no three free ports in a row")
 
 
 def bot(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BSKY_", "MASTODON_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=folder,
-        env={**base, "PYTHONPATH": str(REPO), **env},
-        capture_output=True,
-        text=True,
-        timeout=90,
+    """The command in `folder`, with none of this environment's network secrets."""
+    return run_bot(
+        *args, cwd=folder, env={**without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")), **env}
     )
 
 
 def test_status_mentions_and_preview_read_the_sandbox_with_sandbox(tmp_path: Path) -> None:
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    shutil.copytree(REPO / "content", tmp_path / "content")
+    copy_of_shipped_campaign(tmp_path)
     before = bot(tmp_path, "status", "--sandbox")
     assert before.returncode == 3 and "run --sandbox" in before.stderr and "Traceback" not in before.stderr
 
@@ -91,8 +69,7 @@ def test_the_emulated_audience_also_posts_with_the_hashtag(sandbox: Sandbox, sit
 
 
 def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_path: Path) -> None:
-    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    shutil.copytree(REPO / "content", tmp_path / "content")
+    copy_of_shipped_campaign(tmp_path)
     base = free_base_port()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 1))
@@ -104,3 +81,50 @@ def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_p
     assert "Traceback" not in run.stderr
     too_high = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT="65532")
     assert too_high.returncode == 2 and "is not a port from 1 to 65531" in too_high.stderr
+
+
+def test_a_second_rehearsal_beside_the_same_config_is_refused_and_empties_nothing(tmp_path: Path) -> None:
+    copy_of_shipped_campaign(tmp_path)
+    env = {
+        **without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")),
+        "BOT_SANDBOX_PORT": str(free_base_port()),
+    }
+    log = tmp_path / "first.log"
+    with log.open("w") as err:
+        first = subprocess.Popen(
+            bot_argv("run", "--sandbox", "--for", "60s"), cwd=tmp_path, env=bot_env(env), stderr=err
+        )
+    try:
+        assert wait_for(lambda: "slot fired" in log.read_text(), timeout=60), log.read_text()
+        database = tmp_path / "state" / "sandbox.sqlite3"
+        size = database.stat().st_size
+        second = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT=str(free_base_port()))
+        assert second.returncode == 3, second.stderr
+        assert "another rehearsal is running beside this config.yaml" in second.stderr
+        assert database.stat().st_size >= size  # not emptied under the first
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+
+
+def test_signals_repeated_while_run_stops_still_end_it_with_0(tmp_path: Path) -> None:
+    copy_of_shipped_campaign(tmp_path)
+    env = {
+        **without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")),
+        "BOT_SANDBOX_PORT": str(free_base_port()),
+    }
+    log = tmp_path / "run.log"
+    with log.open("w") as err:
+        run = subprocess.Popen(
+            bot_argv("run", "--sandbox", "--for", "60s"), cwd=tmp_path, env=bot_env(env), stderr=err
+        )
+    try:
+        assert wait_for(lambda: "slot fired" in log.read_text(), timeout=60), log.read_text()
+        while run.poll() is None:  # an impatient operator, or a supervisor, signalling again
+            run.send_signal(signal.SIGTERM)
+            time.sleep(0.02)
+        assert run.returncode == 0, log.read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.wait(timeout=30)

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_contract import CONFIG, bot
+from tests.cli import OFFLINE_CONFIG, offline_bot, offline_campaign
 
 POST = 'posts:\n  - {id: a, text: "Ask"}\n'
 
 
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    (tmp_path / "content").mkdir()
-    return tmp_path
+    return offline_campaign(tmp_path, {})
 
 
 @pytest.mark.parametrize(
@@ -63,15 +61,15 @@ def campaign(tmp_path: Path) -> Path:
 )
 def test_a_doubtful_queue_is_said_at_its_line(campaign: Path, queue: str, code: int, expected: str) -> None:
     (campaign / "content" / "calls.yaml").write_text(queue)
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert result.returncode == code, result.stderr
     assert f"content/{expected}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_a_legacy_zone_in_config_is_a_warning_naming_the_place(campaign: Path) -> None:
-    (campaign / "config.yaml").write_text("timezone: EST5EDT\n" + CONFIG)
+    (campaign / "config.yaml").write_text("timezone: EST5EDT\n" + OFFLINE_CONFIG)
     (campaign / "content" / "calls.yaml").write_text("schedule: {every: 4h}\n" + POST)
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert result.returncode == 0
     assert "config.yaml:1: warning: timezone 'EST5EDT' is a legacy abbreviation" in result.stderr

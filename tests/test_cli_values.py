@@ -5,30 +5,23 @@ And on a live edit, the running daemon logs the same line and keeps the last goo
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli_contract import assert_input_error, bot
-
-REPO = Path(__file__).resolve().parent.parent
-
-CONFIG = """\
-campaign: Test
-content: content/
-database: sqlite:///state/bot.sqlite3
-logging: {mentions_log: "-"}
-platforms:
-  mastodon:
-    accounts:
-      - {name: main, api_base_url: "http://127.0.0.1:9", access_token: "${MASTODON_ACCESS_TOKEN}"}
-"""
+from tests.cli import (
+    OFFLINE_CONFIG,
+    OFFLINE_ENV,
+    assert_input_error,
+    bot_argv,
+    bot_env,
+    offline_bot,
+    offline_campaign,
+)
 
 GOOD = """\
 schedule: {every: 4h}
@@ -39,9 +32,7 @@ posts:
 
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    (tmp_path / "content").mkdir()
-    return tmp_path
+    return offline_campaign(tmp_path, {})
 
 
 @pytest.mark.parametrize(
@@ -61,7 +52,7 @@ def test_an_impossible_value_is_one_line_at_its_place(
     campaign: Path, queue: str, where: str, message: str, command: list[str]
 ) -> None:
     (campaign / "content" / "calls.yaml").write_text(queue + 'posts:\n  - {id: a, text: "Ask"}\n')
-    result = bot(campaign, *command)
+    result = offline_bot(campaign, *command)
     assert_input_error(result, where)
     assert message in result.stderr
 
@@ -71,7 +62,7 @@ def test_a_pinned_post_on_an_impossible_day_is_named_at_its_line(campaign: Path)
         'schedule: {every: 4h}\nposts:\n  - {id: a, text: "Ask"}\n'
         '  - {id: b, text: "Day", at: 2026-02-30T12:00}\n'
     )
-    result = bot(campaign, "check")
+    result = offline_bot(campaign, "check")
     assert_input_error(result, "calls.yaml:4: at: '2026-02-30T12:00' is not a valid date")
 
 
@@ -79,9 +70,9 @@ def test_huge_numbers_in_config_and_options_are_refused_not_crashed_on(campaign:
     (campaign / "content" / "calls.yaml").write_text(GOOD)
     with (campaign / "config.yaml").open("a") as config:
         config.write("monitor: {retention_days: 100000000000}\n")
-    assert_input_error(bot(campaign, "check"), "config.yaml:9")
-    (campaign / "config.yaml").write_text(CONFIG)
-    result = bot(campaign, "preview", "--days", "99999999")
+    assert_input_error(offline_bot(campaign, "check"), "config.yaml:9")
+    (campaign / "config.yaml").write_text(OFFLINE_CONFIG)
+    result = offline_bot(campaign, "preview", "--days", "99999999")
     assert result.returncode == 2 and "from 1 to 366" in result.stderr
 
 
@@ -89,10 +80,9 @@ def test_a_live_edit_with_an_impossible_date_keeps_the_last_good_version(campaig
     queue = campaign / "content" / "calls.yaml"
     queue.write_text(GOOD)
     log = campaign / "daemon.log"
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "MASTODON_ACCESS_TOKEN": "t"}
     with log.open("w") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=campaign, env=env, stdout=out, stderr=subprocess.STDOUT
+            bot_argv("run"), cwd=campaign, env=bot_env(OFFLINE_ENV), stdout=out, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 30

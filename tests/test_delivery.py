@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from bot.daemon.runtime import Runtime
 from bot.delivery.courier import Courier, Job, fan_out
 from bot.delivery.jobs import build_jobs
 from bot.errors import AuthFailed, RateLimited, Rejected, Transient
-from bot.ledger.deliveries import DELIVERY_LEASE, Ledger, open_ledger
+from bot.ledger.deliveries import DELIVERY_LEASE, Delivery, Ledger, open_ledger
 from bot.platforms import Outgoing
 from bot.platforms.tid import make_tid
 from bot.retry import RetryPolicy
@@ -191,10 +192,13 @@ def test_a_crash_between_claim_and_confirm_is_reconciled_by_the_next_worker(
     assert claim is not None
     ledger.record_attempt(j.key(0), "w0", "Crash me", clock())
     client.publish(Outgoing(text="Crash me", nonce=claim.nonce))
-    # Before the lease runs out nobody else may touch it.
+    # Before the lease runs out nobody else may touch it, even a worker whose clock says it has:
+    # leases run on the database's clock.
     early = courier(ledger, clock).deliver(j, client)
     assert early.outcome == "deferred"
     clock.advance(DELIVERY_LEASE.total_seconds() + 1)
+    assert courier(ledger, clock).deliver(j, client).outcome == "deferred"
+    ledger.renew_delivery(j.key(0), "w0", clock(), timedelta(seconds=-1))  # as if its 90 s had passed
     result = courier(ledger, clock).deliver(j, client)
     assert result.outcome == "posted" and client.publish_calls == 1 and client.live_texts() == ["Crash me"]
 
@@ -288,6 +292,53 @@ def test_fan_out_never_lets_a_slow_platform_delay_the_others(ledger: Ledger, clo
     results = fan_out(courier(ledger, clock), jobs, lambda platform, account: clients[platform])
     assert [r.outcome for r in results] == ["posted", "posted", "posted"]
     assert clients["x"].publish_calls == 1
+
+
+def test_a_delivery_sent_with_its_slots_claim_sends_nothing_once_another_worker_took_it(
+    ledger: Ledger, clock: Clock
+) -> None:
+    def fire(post_id: str) -> Delivery:
+        [key] = [job("Go", post_id=post_id).key(0)]
+        made = ledger.claim_slot_owing(
+            "calls", f"s-{post_id}", cycle=0, post_id=post_id, worker="w1", now=clock(), owed=[key],
+            nonce_factory=lambda: make_tid(clock()),
+        )  # fmt: skip
+        assert made is not None
+        return made[key]
+
+    client = FakeClient("mastodon", "main", clock)
+    ours, theirs = fire("p1"), fire("p2")
+    assert courier(ledger, clock).deliver(job("Go", post_id="p1"), client, ours).outcome == "posted"
+    assert ledger.claim_delivery(theirs.key, "w2", clock(), DELIVERY_LEASE, lambda: "x") is not None
+    result = courier(ledger, clock).deliver(job("Go", post_id="p2"), client, theirs)
+    assert result.outcome == "deferred" and client.publish_calls == 1
+
+
+def test_one_thread_keeps_the_claims_of_every_slow_publish(ledger: Ledger, clock: Clock) -> None:
+    # A keeper thread per publish cost more than the ledger's claim; one serves them all, and
+    # renews each slow publish's claim while it runs.
+    keepers: list[int] = []
+    renewed = threading.Event()
+    clients = {f"a{n}": FakeClient("mastodon", f"a{n}", clock) for n in range(6)}
+    c = courier(ledger, clock, renew_every=0.05)
+    real_renew = ledger.renew_delivery
+
+    def renew(*args: object, **kw: object) -> bool:
+        renewed.set()
+        return real_renew(*args, **kw)  # type: ignore[arg-type]
+
+    ledger.renew_delivery = renew  # type: ignore[method-assign]
+
+    def slow(message: Outgoing) -> None:
+        assert renewed.wait(timeout=5)  # held until a renewal has run
+        keepers.append(sum(t.name == "lease-keeper" for t in threading.enumerate()))
+
+    for client in clients.values():
+        client.before_publish = slow
+    jobs = [job("Go", account=name) for name in clients]
+    results = fan_out(c, jobs, lambda platform, account: clients[account])
+    assert [r.outcome for r in results] == ["posted"] * 6
+    assert keepers and max(keepers) == 1
 
 
 # --- against the emulators, with the real SDKs ------------------------------------------------

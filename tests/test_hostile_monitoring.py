@@ -106,6 +106,39 @@ def test_a_post_dated_in_year_zero_fails_alone_and_the_stream_goes_on(
         assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
 
 
+def test_a_post_the_database_cannot_hold_is_skipped_alone(database_url: str, tmp_path: Path) -> None:
+    """PostgreSQL's text cannot hold a NUL: that post is skipped, its page stored, the stream goes
+    on. SQLite keeps it whole."""
+    with running("mastodon", tmp_path, database=database_url) as world:
+        world.poll()
+        world.audience("hashtag", "before #NoTechForICE")
+        world.audience("hashtag", "a NUL \x00 in it #NoTechForICE")
+        world.audience("hashtag", "after #NoTechForICE")
+        found = [s.post.text.split(" #")[0] for s in world.poll()]
+        on_postgres = database_url.startswith("postgresql")
+        assert found == (["before", "after"] if on_postgres else ["before", "a NUL \x00 in it", "after"])
+        assert world.monitor is not None and world.monitor.skipped == (1 if on_postgres else 0)
+        world.audience("hashtag", "the stream still flows #NoTechForICE")
+        assert [s.post.text.split(" #")[0] for s in world.poll()] == ["the stream still flows"]
+
+
+def test_a_database_that_cannot_store_loses_no_post_and_blames_none(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The database away (here: its table gone for a while) is not the posts' fault: none is
+    skipped, the cursor stays, and the next pass stores them."""
+    with running("mastodon", tmp_path, database=database_url) as world:
+        world.poll()
+        world.audience("hashtag", "while away #NoTechForICE")
+        with world.ledger.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE mentions RENAME TO mentions_away")
+        assert world.poll() == []
+        assert world.monitor is not None and world.monitor.skipped == 0
+        with world.ledger.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE mentions_away RENAME TO mentions")
+        assert [s.post.text.split(" #")[0] for s in world.poll()] == ["while away"]
+
+
 def _mention(n: int, author: str, seen: datetime) -> MentionRecord:
     return MentionRecord(
         platform="bluesky",
@@ -130,7 +163,7 @@ def test_retention_and_the_ignore_list_hold_with_no_daemon_running_and_no_new_me
     (tmp_path / "config.yaml").write_text(
         "database: sqlite:///state/bot.sqlite3\n"
         "logging: {mentions_log: logs/mentions.jsonl}\n"
-        'monitor: {retention_days: 30, ignore: ["@Opted_Out.test"]}\n'
+        'monitor: {retention_days: 30, ignore: ["@Opted_Out.test", "ÉLAN.test"]}\n'
         "platforms:\n  x: {enabled: false}\n"
     )
     now = datetime.now(UTC)
@@ -141,6 +174,7 @@ def test_retention_and_the_ignore_list_hold_with_no_daemon_running_and_no_new_me
             _mention(1, "alice.test", old),
             _mention(2, "opted_out.test", recent),
             _mention(3, "bob.test", recent),
+            _mention(4, "Élan.test", recent),  # not ASCII: SQLite's lower() would miss it
         ]
     )
     ledger.close()

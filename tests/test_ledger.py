@@ -20,17 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
-from bot.ledger.database import connect, normalise_url
-from bot.ledger.deliveries import INTERRUPTED, DeliveryCounts, Ledger, open_ledger
+from bot.ledger.database import connect, database_now, normalise_url
+from bot.ledger.deliveries import INTERRUPTED, Delivery, DeliveryCounts, Ledger, open_ledger
 from bot.ledger.mentions import MentionRecord, MonitorStore
-from bot.ledger.schema import MIGRATIONS, DeliveryKey, apply_migrations, metadata
+from bot.ledger.schema import MIGRATIONS, DeliveryKey, apply_migrations, leases, metadata
 from bot.ledger.workers import new_worker_id
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=90)
+# A lease that ran out a second ago, as a dead worker's has. Leases run on the database's clock,
+# never on the `now` a worker passes in, so a test ends one this way instead of moving a clock.
+RAN_OUT = timedelta(seconds=-1)
+# A worker whose clock runs 5 minutes fast (or slow): what it passes as `now`.
+FAST = timedelta(minutes=5)
 KEY = DeliveryKey("calls", "petition-launch", 0, 0, "bluesky", "main")
 
 
@@ -189,7 +194,7 @@ def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> 
 
     assert fire("w1", owed)
     # Recorded as claims given back: whoever resumes pending work picks them up at once.
-    pending = ledger.unconfirmed_deliveries(T0)
+    pending = ledger.unconfirmed_deliveries()
     assert sorted(d.key.platform for d in pending) == ["bluesky", "mastodon", "x"]
     assert not any(d.attempted for d in pending)
     taken = ledger.claim_delivery(owed[0], "w2", T0, LEASE, lambda: "unused")
@@ -198,6 +203,32 @@ def test_a_fired_slot_records_the_deliveries_it_owes_with_it(ledger: Ledger) -> 
     late = DeliveryKey("calls", "a", 1, 0, "x", "account2")
     assert not fire("w3", [late])
     assert ledger.get_delivery(late) is None
+
+
+def test_a_fired_slot_hands_back_the_claims_it_made_and_only_those(ledger: Ledger) -> None:
+    # A delivery sent at once uses its slot's claim (one statement before the call, not three).
+    keys = [DeliveryKey("calls", "a", 7, 0, platform, "main") for platform in ("x", "bluesky")]
+    nonces = iter(f"n{i}" for i in range(10))
+
+    def fire(slot: str, worker: str) -> dict[DeliveryKey, Delivery] | None:
+        return ledger.claim_slot_owing(
+            "calls", slot, cycle=7, post_id="a", worker=worker, now=T0, owed=keys,
+            nonce_factory=lambda: next(nonces), once_per_cycle=False,
+        )  # fmt: skip
+
+    made = fire("pinned:1", "w1")
+    assert made is not None and set(made) == set(keys)
+    assert {(c.claimed_by, c.attempted, c.nonce) for c in made.values()} == {
+        ("w1", False, "n0"),
+        ("w1", False, "n1"),
+    }
+    # The attempt takes the claim back; one another worker took first is not taken back.
+    assert ledger.claim_delivery(keys[1], "w2", T0, LEASE, lambda: "unused") is not None
+    assert ledger.record_attempt(keys[0], "w1", "text", T0)
+    assert not ledger.record_attempt(keys[1], "w1", "text", T0)
+    # A later slot owing the same keys (a pinned post) made none of them: nothing handed back.
+    assert fire("pinned:2", "w1") == {}
+    assert fire("pinned:2", "w3") is None  # the slot is decided
 
 
 def test_a_post_fires_in_one_slot_per_cycle(ledger: Ledger) -> None:
@@ -252,7 +283,9 @@ def test_a_new_claim_gets_its_nonce_and_needs_no_reconciling(ledger: Ledger) -> 
         "w1",
         False,
     )
-    assert claim.lease_until == T0 + LEASE
+    # The lease ends on the database's clock, whatever time the worker passed in.
+    assert claim.lease_until is not None
+    assert abs(claim.lease_until - (database_now(ledger.engine) + LEASE)) < timedelta(seconds=5)
 
 
 def test_a_held_claim_is_not_taken(ledger: Ledger) -> None:
@@ -260,16 +293,47 @@ def test_a_held_claim_is_not_taken(ledger: Ledger) -> None:
     assert ledger.claim_delivery(KEY, "w2", T0 + LEASE - timedelta(seconds=1), LEASE, lambda: "n2") is None
 
 
+def test_a_worker_whose_clock_runs_fast_cannot_take_or_end_a_live_claim(ledger: Ledger) -> None:
+    now = database_now(ledger.engine)
+    held = ledger.claim_delivery(KEY, "w1", now, LEASE, lambda: "n1")
+    assert held is not None and ledger.record_attempt(KEY, "w1", "Sign the petition", now)
+    skewed = now + FAST  # past the lease by its own clock: it must still not touch the claim
+    assert ledger.claim_delivery(KEY, "w2", skewed, LEASE, lambda: "n2", retry_failed=True) is None
+    assert ledger.claim_to_send(KEY, "w2", skewed, LEASE, lambda: "n2", "Sign it") == (None, False)
+    assert ledger.unconfirmed_deliveries() == []
+    assert not ledger.record_attempt(KEY, "w2", "Sign it", skewed)
+    assert not ledger.renew_delivery(KEY, "w2", skewed, LEASE)
+    assert not ledger.fail_delivery(KEY, "gave up", skewed, worker="w2")  # not its claim
+    assert ledger.expire_claims("w2", skewed) == 0
+    stored = ledger.get_delivery(KEY)
+    assert stored is not None and (stored.state, stored.claimed_by, stored.attempts) == ("claimed", "w1", 1)
+    # Its own claim lasts the lease from the database's clock, not from its fast one.
+    ledger.claim_delivery(replace(KEY, part=1), "w2", skewed, LEASE, lambda: "n3")
+    mine = ledger.get_delivery(replace(KEY, part=1))
+    assert mine is not None and mine.lease_until is not None and mine.lease_until < now + 2 * LEASE
+
+
+@pytest.mark.parametrize("skew", [FAST, -FAST], ids=["fast", "slow"])
+def test_a_worker_whose_clock_is_off_takes_a_claim_that_ran_out(ledger: Ledger, skew: timedelta) -> None:
+    now = database_now(ledger.engine)
+    ledger.claim_delivery(KEY, "w1", now, timedelta(seconds=0.3), lambda: "n1")
+    time.sleep(0.4)  # the lease runs out on the database's clock
+    taken = ledger.claim_delivery(KEY, "w2", now + skew, LEASE, lambda: "n2")
+    assert taken is not None and (taken.claimed_by, taken.nonce) == ("w2", "n1")
+    assert not ledger.fail_delivery(KEY, "too late", now, worker="w1")  # w1 holds it no longer
+    assert ledger.fail_delivery(KEY, "rejected", now + skew, worker="w2")
+
+
 def test_a_dead_workers_claim_is_taken_over_with_its_nonce_and_reconciled_first(ledger: Ledger) -> None:
     ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
-    assert ledger.record_attempt(KEY, "w1", "Sign the petition #NoTechForICE", T0)
+    assert ledger.record_attempt(KEY, "w1", "Sign the petition #NoTechForICE", T0, RAN_OUT)  # then died
     later = T0 + LEASE + timedelta(seconds=1)
-    assert [d.key for d in ledger.unconfirmed_deliveries(later)] == [KEY]
+    assert [d.key for d in ledger.unconfirmed_deliveries()] == [KEY]
     taken = ledger.claim_delivery(KEY, "w2", later, LEASE, lambda: "n2")
     assert taken is not None
     assert (taken.claimed_by, taken.nonce, taken.attempted) == ("w2", "n1", True)
     assert taken.text == "Sign the petition #NoTechForICE"
-    assert ledger.unconfirmed_deliveries(later) == []
+    assert ledger.unconfirmed_deliveries() == []
     # The old worker wakes up: its claim is gone, so it must not send.
     assert not ledger.record_attempt(KEY, "w1", "Sign the petition #NoTechForICE", later)
 
@@ -281,7 +345,7 @@ def test_a_restarted_daemon_takes_over_its_dead_predecessors_claims_at_once(ledg
     assert ledger.claim_holders() == {"host:111:aaaa", "host:222:bbbb"}
     restart = T0 + timedelta(seconds=5)
     assert ledger.expire_claims("host:111:aaaa", restart) == 1
-    assert [d.key for d in ledger.unconfirmed_deliveries(restart)] == [KEY]
+    assert [d.key for d in ledger.unconfirmed_deliveries()] == [KEY]
     assert ledger.claim_delivery(KEY, "host:333:cccc", restart, LEASE, lambda: "n3") is not None
     assert ledger.claim_delivery(other, "host:333:cccc", restart, LEASE, lambda: "n3") is None
 
@@ -293,7 +357,7 @@ def test_a_dead_workers_attempted_claim_is_marked_interrupted_until_attempted_ag
     assert ledger.record_attempt(sent, "host:111:aaaa", "Sign the petition", T0)
     restart = T0 + timedelta(seconds=5)
     assert ledger.expire_claims("host:111:aaaa", restart) == 2
-    rows = {d.key: d for d in ledger.unconfirmed_deliveries(restart)}
+    rows = {d.key: d for d in ledger.unconfirmed_deliveries()}
     assert rows[KEY].last_error is None
     assert rows[sent].last_error == INTERRUPTED  # its call may still be in the server
     taken = ledger.claim_delivery(sent, "host:333:cccc", restart, LEASE, lambda: "unused")
@@ -304,13 +368,13 @@ def test_a_dead_workers_attempted_claim_is_marked_interrupted_until_attempted_ag
 
 
 def test_a_claim_never_attempted_is_taken_over_without_reconciling(ledger: Ledger) -> None:
-    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    ledger.claim_delivery(KEY, "w1", T0, RAN_OUT, lambda: "n1")
     taken = ledger.claim_delivery(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2")
     assert taken is not None and not taken.attempted
 
 
 def test_claiming_to_send_records_the_attempt_in_the_same_commit(ledger: Ledger) -> None:
-    claim, recorded = ledger.claim_to_send(KEY, "w1", T0, LEASE, lambda: "n1", "Sign the petition")
+    claim, recorded = ledger.claim_to_send(KEY, "w1", T0, RAN_OUT, lambda: "n1", "Sign the petition")
     assert claim is not None and recorded and not claim.attempted  # sent at once, no lookup
     # A crash now (before or during the call): the next claimer must reconcile first.
     taken = ledger.claim_delivery(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2")
@@ -321,7 +385,7 @@ def test_claiming_to_send_a_claim_attempted_before_leaves_the_attempt_to_after_t
     ledger: Ledger,
 ) -> None:
     ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
-    assert ledger.record_attempt(KEY, "w1", "Sign the petition", T0)
+    assert ledger.record_attempt(KEY, "w1", "Sign the petition", T0, RAN_OUT)
     claim, recorded = ledger.claim_to_send(KEY, "w2", T0 + LEASE, LEASE, lambda: "n2", "Sign it now")
     assert claim is not None and claim.attempted and not recorded
     stored = ledger.get_delivery(KEY)
@@ -408,8 +472,9 @@ def test_a_write_inside_another_on_one_thread_is_refused_not_hung(ledger: Ledger
 
 
 def test_renewing_keeps_a_claim_through_a_long_backoff(ledger: Ledger) -> None:
-    ledger.claim_delivery(KEY, "w1", T0, LEASE, lambda: "n1")
+    ledger.claim_delivery(KEY, "w1", T0, timedelta(seconds=0.3), lambda: "n1")
     assert ledger.renew_delivery(KEY, "w1", T0 + timedelta(seconds=80), LEASE)
+    time.sleep(0.4)  # past the first lease: the renewed one holds
     assert ledger.claim_delivery(KEY, "w2", T0 + timedelta(seconds=100), LEASE, lambda: "n2") is None
     assert not ledger.renew_delivery(KEY, "w2", T0 + timedelta(seconds=100), LEASE)
 
@@ -425,7 +490,7 @@ def test_racing_workers_claim_a_delivery_once(ledger: Ledger) -> None:
 
 
 def test_racing_workers_take_over_an_expired_claim_once(ledger: Ledger) -> None:
-    ledger.claim_delivery(KEY, "dead", T0, LEASE, lambda: "n0")
+    ledger.claim_delivery(KEY, "dead", T0, RAN_OUT, lambda: "n0")
     later = T0 + 2 * LEASE
     claims = race(8, lambda i: ledger.claim_delivery(KEY, f"w{i}", later, LEASE, lambda: f"n{i}"))
     winners = [c for c in claims if c is not None]
@@ -501,7 +566,8 @@ def test_a_cancelled_delivery_is_never_sent_and_an_attempted_one_is_never_cancel
     # No worker can take the cancelled ones, resume them, or send the one it held.
     assert ledger.claim_delivery(held, "w4", T0 + LEASE, LEASE, lambda: "n", retry_failed=True) is None
     assert not ledger.record_attempt(live, "w2", "the text", T0)
-    assert [d.key for d in ledger.unconfirmed_deliveries(T0 + LEASE)] == [sent]
+    ledger.renew_delivery(sent, "w3", T0, RAN_OUT)  # w3 died
+    assert [d.key for d in ledger.unconfirmed_deliveries()] == [sent]
     states = {
         d.key.platform: (d.state, d.remote_id) for d in ledger.deliveries_for_post("calls", "petition-launch")
     }
@@ -679,33 +745,41 @@ def test_cursors_survive_and_move(store: MonitorStore) -> None:
 def test_a_lease_has_one_holder_until_it_runs_out_or_is_released(ledger: Ledger) -> None:
     store = ledger.leases
     ttl = timedelta(minutes=2)
-    assert store.acquire_lease("poll:bluesky", "w1", ttl, T0)
-    assert not store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=1))
-    assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=1))  # renewed
-    assert not store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=2))
-    assert store.acquire_lease("poll:bluesky", "w2", ttl, T0 + timedelta(minutes=3))  # w1 died
+    assert store.acquire_lease("poll:bluesky", "w1", ttl)
+    assert not store.acquire_lease("poll:bluesky", "w2", ttl)
+    assert store.acquire_lease("poll:bluesky", "w1", timedelta(seconds=0.3))  # renewed, shorter
+    time.sleep(0.4)  # w1 died: its lease runs out on the database's clock
+    assert store.acquire_lease("poll:bluesky", "w2", ttl)
     store.release_lease("poll:bluesky", "w1")  # not its lease any more: nothing happens
-    assert not store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
+    assert not store.acquire_lease("poll:bluesky", "w1", ttl)
     store.release_lease("poll:bluesky", "w2")
-    assert store.acquire_lease("poll:bluesky", "w1", ttl, T0 + timedelta(minutes=3))
+    assert store.acquire_lease("poll:bluesky", "w1", ttl)
+
+
+def test_a_lease_ends_on_the_databases_clock(ledger: Ledger) -> None:
+    before = database_now(ledger.engine)
+    assert ledger.leases.acquire_lease("poll:x", "w1", timedelta(minutes=2))
+    after = database_now(ledger.engine)
+    with ledger.engine.connect() as conn:
+        expires = conn.execute(select(leases.c.expires_at)).scalar_one()
+    assert before + timedelta(minutes=2) <= expires <= after + timedelta(minutes=2)
 
 
 def test_the_leases_of_a_dead_worker_are_handed_on_at_once(ledger: Ledger) -> None:
     store = ledger.leases
     ttl = timedelta(minutes=5)
-    assert store.acquire_lease("monitor:x:hashtags", "host:1:dead", ttl, T0)
-    assert store.acquire_lease("monitor:bluesky:replies:main", "host:1:dead", ttl, T0)
-    assert store.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", ttl, T0)
+    assert store.acquire_lease("monitor:x:hashtags", "host:1:dead", ttl)
+    assert store.acquire_lease("monitor:bluesky:replies:main", "host:1:dead", ttl)
+    assert store.acquire_lease("monitor:mastodon:hashtags", "host:2:alive", ttl)
     assert store.lease_holders() == {"host:1:dead", "host:2:alive"}
     assert store.release_leases_of("host:1:dead") == 2
-    soon = T0 + timedelta(seconds=2)
-    assert store.acquire_lease("monitor:x:hashtags", "host:3:next", ttl, soon)
-    assert not store.acquire_lease("monitor:mastodon:hashtags", "host:3:next", ttl, soon)
+    assert store.acquire_lease("monitor:x:hashtags", "host:3:next", ttl)
+    assert not store.acquire_lease("monitor:mastodon:hashtags", "host:3:next", ttl)
 
 
 def test_racing_workers_get_a_lease_once(ledger: Ledger) -> None:
     store = ledger.leases
-    wins = race(8, lambda i: store.acquire_lease("poll:x", f"w{i}", timedelta(minutes=2), T0))
+    wins = race(8, lambda i: store.acquire_lease("poll:x", f"w{i}", timedelta(minutes=2)))
     assert wins.count(True) == 1
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from bot.daemon.runtime import Runtime, utc_now
 from bot.daemon.scheduler import Daemon
+from tests.cli import site_bot
 from tests.fakeplatform import FakeGate
 from tests.sandboxsite import Site
 
@@ -37,3 +38,16 @@ def test_slots_skipped_within_the_grace_say_a_later_one_fires(
     missed = missed_lines(site, caplog)
     assert len(missed) == 3
     assert all(line.endswith("late, a later slot fires instead") for line in missed), missed
+
+
+def test_a_new_queue_without_a_start_has_missed_nothing(site: Site) -> None:
+    site.write_queue(
+        "fast", 'schedule: {every: 1m}\nplatforms: [mastodon]\nposts:\n  - {id: a, text: "Ask"}\n'
+    )
+    result = site_bot(site, "run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "missed" not in result.stderr, result.stderr
+    assert (
+        "queue fast starts: " in result.stderr and " earlier slots of its schedule not owed" in result.stderr
+    )
+    assert site.live_texts("mastodon") == ["Ask #NoTechForICE"]  # its latest slot fired, once

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import stat
 import subprocess
-import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from bot.monitoring.streams import StreamState, plan_streams
 from bot.platforms import Mention
 from bot.platforms.paging import Sweep
 from bot.platforms.x_reads import search_query, snowflake_time, window_params
+from tests.cli import REPO, run_bot
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 OURS = Ours.build({"100": "main", "200": "second"}, ["#NoTechForICE"], ["@OptedOut"])
@@ -347,13 +348,7 @@ def campaign(tmp_path: Path) -> Path:
 
 
 def _mentions(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config), "mentions", *args],
-        cwd=Path(__file__).parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bot("mentions", *args, cwd=REPO, env=os.environ, config=config, timeout=60)
 
 
 def test_mentions_lists_what_was_tracked_as_log_lines_json_or_csv(campaign: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, select
 
 from bot.campaign.model import (
     Account,
@@ -29,9 +30,10 @@ from bot.campaign.model import (
 )
 from bot.daemon.audience import SCENES, Stage
 from bot.ledger.deliveries import Ledger, open_ledger
+from bot.ledger.leases import Leases
 from bot.ledger.mentions import MonitorStore
 from bot.ledger.ourposts import OurPosts
-from bot.ledger.schema import DeliveryKey
+from bot.ledger.schema import DeliveryKey, leases
 from bot.monitoring.classification import Sighting
 from bot.monitoring.mentionlog import MentionsLog
 from bot.monitoring.monitor import DaemonMonitor, Monitor
@@ -412,12 +414,23 @@ def _two_workers(world: World) -> None:
         assert second.run_pass() == []  # worker-1 holds every stream
         assert len(first.run_pass()) == 1
         world.audience("hashtag", "two #NoTechForICE")
-        world.clock.advance(minutes=6)  # worker-1 died: its leases run out
+        world.clock.advance(minutes=6)  # worker-1 died; by worker-2's clock its leases ran out,
+        assert second.run_pass() == []  # but they run on the database's clock: not yet
+        _lapse_leases_of(engine, "worker-1")
         assert [s.post.text for s in second.run_pass()] == [world.state()["posts"][-1]["text"]]
         first.close()
     finally:
         second.close()
     assert [r["text"] for r in world.logged()] == ["one #NoTechForICE", "two #NoTechForICE"]
+
+
+def _lapse_leases_of(engine: Engine, worker: str) -> None:
+    """Renew a worker's leases with one that ran out a second ago: as if its 5 minutes had passed."""
+    with engine.connect() as conn:
+        names = conn.execute(select(leases.c.name).where(leases.c.holder == worker)).scalars().all()
+    assert names
+    for name in names:
+        assert Leases(engine).acquire_lease(name, worker, timedelta(seconds=-1))
 
 
 @pytest.mark.parametrize("world", ["mastodon"], indirect=True)

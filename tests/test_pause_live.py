@@ -6,14 +6,12 @@ Both are the real commands in their own processes, against emulators started by 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from tests.cli import bot_argv, bot_env, run_bot
 from tests.sandboxsite import PLATFORMS, Site, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 # Not X: repeating a text there is "duplicate content", which is beside the point here.
 QUEUE = """\
 schedule: {every: 5s}
@@ -23,10 +21,6 @@ posts:
   - {id: a, text: "Ask A"}
   - {id: b, text: "Ask B"}
 """
-
-
-def bot(site: Site, *args: str) -> list[str]:
-    return [sys.executable, "-m", "bot", "--config", str(site.config), *args]
 
 
 def post_times(site: Site) -> list[datetime]:
@@ -40,22 +34,22 @@ def post_times(site: Site) -> list[datetime]:
 def test_a_running_daemon_honours_pause_within_5_s_and_resume(site: Site) -> None:
     site.write_queue("often", QUEUE)
     daemon = subprocess.Popen(
-        bot(site, "run", "--for", "2m"),
-        cwd=REPO,
-        env=site.env,
+        bot_argv("run", "--for", "2m", config=site.config),
+        cwd=site.root,
+        env=bot_env(site.env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         assert wait_for(lambda: len(post_times(site)) >= 3, timeout=20)  # it posts every 5 s
-        pause = subprocess.run(bot(site, "pause", "--reason", "vigil"), cwd=REPO, env=site.env, timeout=30)
+        pause = run_bot("pause", "--reason", "vigil", cwd=site.root, env=site.env, config=site.config)
         assert pause.returncode == 0
         paused_at = datetime.now(UTC)
         time.sleep(11)  # two more slots' worth
         late = [t for t in post_times(site) if t > paused_at + timedelta(seconds=5)]
         assert late == []  # nothing started more than 5 s after the pause
         count = len(post_times(site))
-        assert subprocess.run(bot(site, "resume"), cwd=REPO, env=site.env, timeout=30).returncode == 0
+        assert run_bot("resume", cwd=site.root, env=site.env, config=site.config).returncode == 0
         assert wait_for(lambda: len(post_times(site)) > count, timeout=15)
     finally:
         daemon.terminate()

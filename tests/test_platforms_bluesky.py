@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -414,6 +416,14 @@ def test_a_rotated_away_session_falls_back_to_create_session(bsky: Sandbox) -> N
     assert len(second.saved) == 2  # the new session, saved
 
 
+def test_a_session_key_is_derived_once_per_account_and_process() -> None:
+    derived = session_key.cache_info().misses
+    first = session_key("app-pass-one", "one.example")
+    assert session_key("app-pass-one", "two.example") != first  # another account: derived
+    assert session_key("app-pass-one", "one.example") is first
+    assert session_key.cache_info().misses == derived + 2
+
+
 def _sealing(bsky: Sandbox) -> bytes:
     """The key the adapter seals account 0's saved session with."""
     credentials = bsky.account(0).credentials
@@ -429,6 +439,37 @@ def _opened(bsky: Sandbox, blob: str) -> dict[str, Any]:
 
 def _sealed(bsky: Sandbox, saved: dict[str, Any]) -> str:
     return seal(_sealing(bsky), json.dumps(saved))
+
+
+# A restarted daemon's monitoring asks each account's identity first, Bluesky's from the session
+# it saved: that needs neither atproto (about 0.5 s to import) nor the network.
+IDENTITY_ALONE = """
+import json, sys
+from datetime import UTC, datetime
+from bot.campaign.model import Account
+from bot.platforms import open_client
+given = json.loads(sys.stdin.read())
+account = Account("bluesky", given["name"], given["url"], credentials=given["credentials"])
+client = open_client(account, now=lambda: datetime.now(UTC), load_session=lambda: given["saved"])
+print(json.dumps({"did": client.identity(), "sdk": "atproto_client" in sys.modules}))
+"""
+
+
+def test_a_saved_session_tells_the_identity_without_the_sdk_or_the_network(bsky: Sandbox) -> None:
+    store = SessionStore()
+    did = bsky.client(store=store).identity()
+    assert _opened(bsky, store.saved[-1])["did"] == did
+    account = bsky.account(0)
+    bsky.server.stop()  # nothing answers now
+    given = {"name": account.name, "url": bsky.url, "credentials": dict(account.credentials)}
+    done = subprocess.run(
+        [sys.executable, "-c", IDENTITY_ALONE],
+        input=json.dumps({**given, "saved": store.saved[-1]}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {"did": did, "sdk": False}
 
 
 @contextlib.contextmanager

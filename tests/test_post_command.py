@@ -6,17 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from bot.ledger.deliveries import open_ledger
+from tests.cli import bot_argv, bot_env, site_bot
 from tests.sandboxsite import PLATFORMS, Site, wait_for
-
-REPO = Path(__file__).resolve().parent.parent
 
 QUEUE = """\
     schedule: {every: 1h}
@@ -146,13 +143,11 @@ def test_status_tells_what_was_posted_and_what_is_next(
 def test_a_post_killed_between_claim_and_confirm_is_reconciled_on_restart(site: Site, platform: str) -> None:
     # The platform applies the write 1.5 s after the request arrives; the process dies before.
     site.fault(platform, latency_ms=1500)
-    env = {**os.environ, **site.env}
-    command = [sys.executable, "-m", "bot", "--config", str(site.config), "post", "calls", "first"]
-    command += ["--platform", platform]
+    command = ("post", "calls", "first", "--platform", platform)
     proc = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
+        bot_argv(*command, config=site.config),
+        cwd=site.root,
+        env=bot_env({**os.environ, **site.env}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -173,14 +168,7 @@ def test_a_post_killed_between_claim_and_confirm_is_reconciled_on_restart(site: 
         ledger.close()
     assert wait_for(lambda: len(site.live_texts(platform)) == 1, timeout=5)  # the write landed after all
     # Restarted at once: the dead process's claim is released and reconciled, not sent again.
-    again = subprocess.run(
-        command,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = site_bot(site, *command, timeout=60)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "reconciled" in again.stderr and "calls/first posted: http" in again.stdout
     assert site.live_texts(platform) == ["First ask: drop the contracts. #NoTechForICE"]

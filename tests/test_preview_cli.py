@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,14 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests import cli
+from tests.cli import REPO
 
 
 def run_bot(*args: str, config: Path = REPO / "config.yaml") -> subprocess.CompletedProcess[str]:
+    """The shipped campaign (or `config`), with no secret of the environment set."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=base,
-        timeout=60,
-    )
+    return cli.run_bot(*args, cwd=REPO, env=base, config=config, timeout=60)
 
 
 # --- the slot rules computed again, independently, for the forms the shipped queues use ---------

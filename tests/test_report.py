@@ -286,7 +286,7 @@ def test_status_shows_the_last_24_hours(campaign: Campaign) -> None:
         "sent": 8, "failed": 1, "replies": 3, "mentions": 1, "hashtag_posts": 4, "reposts": 0
     }  # fmt: skip
     text = bot(campaign.site, "status").stdout
-    assert "last 24 h: 8 posts sent, 1 failed, 3 replies, 1 mentions, 4 hashtag posts by others" in text
+    assert "last 24 h: 8 posts sent, 1 failed (one per post and account), 3 replies, 1 mentions" in text
 
 
 def loaded_after(imports: str) -> list[str]:

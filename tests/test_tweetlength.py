@@ -3,11 +3,11 @@
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twitter_text import parse_tweet
+from twitter_text import extract_urls_with_indices, parse_tweet
 from twitter_text.regexp.emoji import emoji_list
 
 from bot.render.facets import count_graphemes
-from bot.render.tweetlength import x_length
+from bot.render.tweetlength import find_urls, x_length
 
 EMOJIS = sorted({e.emoji for e in emoji_list})
 PIECES = st.one_of(
@@ -24,6 +24,30 @@ PIECES = st.one_of(
 def test_weighted_length_is_parse_tweets(text: str) -> None:
     expected = parse_tweet(text).weightedLength if text else 0
     assert x_length(text) == expected
+
+
+URLS = st.sampled_from(
+    [
+        "HTTP://Example.ORG/a",
+        "http://t.co/" + "a" * 41,
+        "https://例え.jp/x",
+        "ftp://x.org",
+        "a.b.example.com:80/p?q",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PIECES | URLS, max_size=12).map("".join))
+def test_urls_with_a_protocol_are_those_mastodon_counts(text: str) -> None:
+    """One extraction serves X (every URL) and Mastodon (`extract_urls_without_protocol=False`)."""
+    found = find_urls(text)
+    assert [(s, e, u) for s, e, u, _ in found] == [
+        (*u["indices"], u["url"]) for u in extract_urls_with_indices(text)
+    ]
+    with_protocol = [(s, e, u) for s, e, u, has_protocol in found if has_protocol]
+    mastodon = extract_urls_with_indices(text, extract_urls_without_protocol=False)
+    assert with_protocol == [(*u["indices"], u["url"]) for u in mastodon]
 
 
 def test_emoji_next_to_links_and_keycaps() -> None:

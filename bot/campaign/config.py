@@ -14,6 +14,7 @@ and the variable only. Pydantic's error `input` is never used.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 import logging
@@ -27,7 +28,13 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 from pydantic import ValidationError
 
-from bot.campaign.configshape import AmplifyRuleShape, ConfigShape, LimitsShape, report_validation
+from bot.campaign.configshape import (
+    AmplifyRuleShape,
+    ConfigShape,
+    LimitsShape,
+    report_validation,
+    valid_database,
+)
 from bot.campaign.envfile import literal_secrets
 from bot.campaign.findings import Findings, describe_path, display_path
 from bot.campaign.model import (
@@ -96,6 +103,46 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
     if findings.has_errors:
         raise InputError(_in_line_order([p for p in findings.problems if p.severity == "error"]))
     return config, _in_line_order([p for p in findings.problems if p.severity == "warning"])
+
+
+DEFAULT_DATABASE = "sqlite:///state/bot.sqlite3"
+
+
+def rescue_database_url(path: Path, environ: Mapping[str, str]) -> tuple[str, str]:
+    """Where the ledger is when config.yaml does not load, for `pause`: its `database` line if
+    that one is valid, else DATABASE_URL (as hosts set it), else the default; with which it was."""
+    shown = display_path(path)
+    folder = path.absolute().parent
+    variables = _Variables(environ, _read_dotenv(folder / ".env"))
+    try:
+        doc = read_yaml(path, shown)
+    except InputError:
+        doc = None
+    if doc is not None and isinstance(doc.data, dict):
+        findings = Findings(doc)
+        url = _substitute(doc.data.get("database", DEFAULT_DATABASE), ("database",), variables, findings)
+        line = f"{shown}'s `database`" if "database" in doc.data else "the default"
+        if isinstance(url, str) and url and not findings.has_errors and not variables.missing:
+            with contextlib.suppress(ValueError):
+                return absolute_database_url(valid_database(url), folder), line
+    if url := environ.get("DATABASE_URL", ""):
+        with contextlib.suppress(ValueError):
+            return absolute_database_url(valid_database(url), folder), "DATABASE_URL"
+    return absolute_database_url(DEFAULT_DATABASE, folder), "the default"
+
+
+def absolute_database_url(url: str, folder: Path) -> str:
+    """psycopg 3 for every PostgreSQL spelling; a relative SQLite path from the config's folder."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        # Heroku sets postgres://; SQLAlchemy wants the driver named, and psycopg 3 is ours.
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite":
+        file = rest.removeprefix("/")
+        if file in ("", ":memory:") or rest.startswith("//"):
+            return url  # in memory, or already absolute (sqlite:////abs/path)
+        return f"sqlite:///{(folder / file).as_posix()}"
+    return url
 
 
 def _in_line_order(problems: list[Problem]) -> list[Problem]:
@@ -246,7 +293,7 @@ class _Builder:
             timezone=shape.timezone,
             hashtags=tuple(shape.hashtags),
             content_dir=self.folder / shape.content,
-            database_url=self._database_url(shape.database),
+            database_url=absolute_database_url(shape.database, self.folder),
             schedule_grace=shape.schedule_grace,
             logging=LoggingConfig(
                 level=shape.logging.level,
@@ -263,18 +310,6 @@ class _Builder:
             ),
             amplify=self._amplify(enabled_used),
         )
-
-    def _database_url(self, url: str) -> str:
-        scheme, _, rest = url.partition("://")
-        if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
-            # Heroku sets postgres://; SQLAlchemy wants the driver named, and psycopg 3 is ours.
-            return f"postgresql+psycopg://{rest}"
-        if scheme == "sqlite":
-            file = rest.removeprefix("/")
-            if file in ("", ":memory:") or rest.startswith("//"):
-                return url  # in memory, or already absolute (sqlite:////abs/path)
-            return f"sqlite:///{(self.folder / file).as_posix()}"
-        return url
 
     def _platforms(self) -> dict[Platform, PlatformConfig]:
         given = self.shape.platforms

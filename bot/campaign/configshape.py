@@ -48,7 +48,7 @@ def _valid_hashtag(tag: str) -> str:
     return tag
 
 
-def _valid_database(url: str) -> str:
+def valid_database(url: str) -> str:
     # Never echo the URL: a PostgreSQL URL may carry a password.
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -221,7 +221,7 @@ class ConfigShape(_Shape):
     timezone: TimeZone = "UTC"
     hashtags: Annotated[list[Hashtag], Field(min_length=1)] = ["#NoTechForICE"]
     content: str = "content/"
-    database: Annotated[str, AfterValidator(_valid_database)] = "sqlite:///state/bot.sqlite3"
+    database: Annotated[str, AfterValidator(valid_database)] = "sqlite:///state/bot.sqlite3"
     schedule_grace: Duration = timedelta(hours=1)
     logging: _LoggingIn = _LoggingIn()
     alerts: _AlertsIn = _AlertsIn()

@@ -28,6 +28,7 @@ YamlPath = tuple[str | int, ...]
 
 # Aliases can make a tiny file expand enormously ("billion laughs"); no content file is this big.
 _MAX_NODES = 200_000
+_STR = "tag:yaml.org,2002:str"
 
 
 # libyaml's parser composes a 1,000-post queue about 15 times faster than PyYAML's pure-Python
@@ -117,6 +118,8 @@ class _Builder:
             self.problems.append(Problem(self.file, line, "an alias refers to itself"))
             return None
         if isinstance(node, ScalarNode):
+            if node.tag == _STR:
+                return node.value  # what SafeLoader's construct_yaml_str returns, without its calls
             try:
                 return self.loader.construct_object(node, deep=True)
             except (ValueError, OverflowError):

@@ -117,7 +117,7 @@ def post_now(
         if not dry_run:
             print(f"refused: posting is paused{reason}; `resume` first", file=err)
             return EXIT_RUNTIME
-        print(f"note: posting is paused{reason}: this would be refused until `resume`", file=err)
+        print(f"note: posting is paused{reason}: this would be refused until `resume` (exit 3)", file=err)
     chosen = _choose(rt, queue, item_id)
     if isinstance(chosen, Refusal):
         print(chosen.message, file=err)
@@ -146,6 +146,8 @@ def post_now(
             for account in accounts:
                 rendered = render_post(queue, post, account.platform, account.name)
                 print("\n".join(payload_lines(rendered, account.missing)), file=out)
+        if pause.paused:  # the real post's exit: refused
+            return EXIT_RUNTIME
         if any(not a.missing for a in accounts):
             return EXIT_OK
         print(_cannot_post(rt, queue, platforms), file=err)
@@ -316,7 +318,10 @@ def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
         if row.state == "retracted":
             return None
         if published is None:
-            return f"{label}: not found on {k.platform} (sent, never confirmed): nothing to delete"
+            # Never resumed after this: a worker that would send it again finds it retracted.
+            if not rt.ledger.cancel_unfound(k, row.attempts, rt.now()):
+                return f"{label} failed: a worker is sending it now; run retract again in a minute"
+            return f"{label}: not found on {k.platform} (sent, never confirmed): cancelled, nothing to delete"
         failures, waited = 0, 0.0
         while True:
             try:

@@ -73,6 +73,7 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
     if sandbox:
         from bot.daemon.rehearsal import (
             demo_queue,
+            hold_rehearsal,
             point_at_sandbox,
             run_audience,
             sandbox_database,
@@ -103,6 +104,14 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         from bot.campaign.config import load_config
 
         base, _ = load_config(config_path, os.environ)
+        if hold_rehearsal(base) is None:  # held (the descriptor) until this process exits
+            emulators.stop()
+            print(
+                "run --sandbox: another rehearsal is running beside this config.yaml "
+                f"({base.path.parent / 'state'}); starting would empty its database: stop it first",
+                file=sys.stderr,
+            )
+            return EXIT_RUNTIME
         database = sandbox_database(base)
         demo = demo_queue(base, utc_now())
         # The sandbox needs none of the real secrets: their absence is no news.
@@ -130,6 +139,8 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
         # Running would only hold every post: say what is missing instead (exit 1).
         audience_stop.set()
         runtime.close()
+        if emulators is not None:
+            emulators.stop()
         print(
             f"run: no account can post: {missing_line(accounts)} "
             f"(set them in the environment or in {config_path.parent / '.env'})",
@@ -158,6 +169,10 @@ def run_daemon(config_path: Path, *, once: bool, duration: str | None, sandbox: 
             timer.start()
         finished = daemon.run()
     finally:
+        # Stopping already: a second signal during the last closes (or while the interpreter
+        # exits, which puts back the default handler) would end the process with 143.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         audience_stop.set()
         monitoring.close_live_streams()
         if finished:

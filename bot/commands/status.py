@@ -51,7 +51,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
     counts = ledger.post_counts()
     held: dict[str, list[str]] = {}
     refused = ledger.shared.refused()  # unhealthy accounts hold their posts too
-    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(now), refused):
+    for row, account in held_deliveries(rt.config, ledger.unconfirmed_deliveries(), refused):
         k, why = row.key, held_why(account, refused)
         held.setdefault(k.queue, []).append(
             f"{k.post_id} for {k.platform}/{k.account} ({why}); {held_until(account)}"
@@ -128,7 +128,8 @@ def format_status(status: dict[str, Any]) -> str:
     else:
         lines.append("posting: on")
     lines.append(format_last_day(status["last_24h"]))
-    lines.append("queues:")
+    # Three units, each said where it is counted: copies (above), posts, and the networks' posts.
+    lines.append("queues (each post counted once, whatever its accounts and thread parts):")
     for q in status["queues"]:
         state = "expired" if q["expired"] else "exhausted" if q["exhausted"] else "active"
         lines.append(
@@ -138,7 +139,7 @@ def format_status(status: dict[str, Any]) -> str:
         if q["waiting_for"]:
             lines.append(f"    HELD: no account can post ({q['waiting_for']}); the next post waits")
         lines.extend(f"    held: {what}" for what in q["held"])
-    lines.append("accounts:")
+    lines.append("accounts (each thread part counts, as the networks and `posts_per_day` count):")
     for a in status["accounts"]:
         health = "healthy" if a["healthy"] else f"UNHEALTHY ({a['error']})"
         if a["missing_credentials"]:

@@ -8,7 +8,9 @@ seconds besides the shipped content, and the emulated audience replies to our po
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import random
 import threading
 from dataclasses import replace
@@ -27,6 +29,7 @@ from bot.campaign.model import (
     Schedule,
 )
 from bot.daemon.audience import play_scene
+from bot.ledger.database import make_private_folders
 from bot.sandbox import SANDBOX_PORT, Sandbox, new_control_token, start_sandbox
 
 log = logging.getLogger("bot.sandbox")
@@ -58,6 +61,20 @@ def sandbox_database(config: Config, *, empty: bool = True) -> str:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     (path.parent / "sandbox-mentions.jsonl").unlink(missing_ok=True)
     return f"sqlite:///{path}"
+
+
+def hold_rehearsal(config: Config) -> int | None:
+    """Lock the rehearsal's files for this process (released when it exits); None if another
+    `run --sandbox` beside this config holds them, since starting would empty its database."""
+    path = _sandbox_file(config)
+    make_private_folders(path.parent)
+    lock = os.open(path.with_name("sandbox.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        return None
+    return lock
 
 
 def _sandbox_file(config: Config) -> Path:

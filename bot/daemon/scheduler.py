@@ -55,7 +55,7 @@ from bot.planning.planner import (
 from bot.planning.slots import Slot, next_slots
 from bot.platforms.tid import make_tid
 
-# Seconds between a worker's clock and the database's beyond which claims may be taken early.
+# Seconds between a worker's clock and the database's beyond which its slots fire off time.
 MAX_CLOCK_SKEW = 10.0
 log = logging.getLogger("bot.scheduler")
 
@@ -111,6 +111,7 @@ class Daemon:
         self.held: dict[str, str] = {}
         self._held_accounts: set[tuple[str, str]] = set()
         self._slot_pool: ThreadPoolExecutor | None = None
+        self._refused: dict[tuple[str, str], str] | None = None  # during a tick: as read at its start
 
     # --- one pass --------------------------------------------------------------------------
 
@@ -140,7 +141,13 @@ class Daemon:
             log.info("resumed: posting again")
         self._was_paused = False
         now = self.rt.now()
-        fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
+        # Account health read once for every slot of the tick, not once per slot (a read per
+        # post: bench/overhead.py). An account refused during the tick is refused again.
+        self._refused = self.rt.ledger.shared.refused()
+        try:
+            fired = [f for fires in self._fire_queues(self.rt.queues(), now) for f in fires]
+        finally:
+            self._refused = None
         # Every tick, not only at start-up: a worker killed next to this one (several `run`
         # processes on one machine) has its claims resumed within seconds, not after the lease.
         self.expire_dead_workers(now)
@@ -196,7 +203,12 @@ class Daemon:
             if slot.name not in decided and ledger.slots.mark_slot(queue.name, slot.name, "missed", now):
                 newly_missed.append(slot)
             decided[slot.name] = slot.fire_at
-        self._log_missed(queue, newly_missed, now)
+        if last is None and queue.start is None:
+            # A queue never decided before and without a `start` begins now: the slots its
+            # schedule had before were never owed, so they are recorded but not warned about.
+            self._log_not_owed(queue, newly_missed)
+        else:
+            self._log_missed(queue, newly_missed, now)
         fired: list[Fired] = []
         for slot in due:
             if slot.name in decided:
@@ -228,7 +240,7 @@ class Daemon:
             )
             # An account whose credentials were refused (unhealthy) holds its post like one
             # whose secrets are unset: nothing is spent until a probe finds it healthy.
-            refused = self.rt.ledger.shared.refused()
+            refused = self._refused if self._refused is not None else self.rt.ledger.shared.refused()
             held += [a for a in accounts if (a.platform, a.name) in refused]
             accounts = [a for a in accounts if (a.platform, a.name) not in refused]
             if not accounts and not held:  # only X, which refuses a repeat: nothing left to send
@@ -244,7 +256,8 @@ class Daemon:
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
             # never a slot fired with targets nothing will ever send to.
-            if ledger.slots.claim_slot(
+            # The deliveries' claims come back (`owed`), so a delivery needs no claim of its own.
+            owed = ledger.claim_slot_owing(
                 queue.name,
                 slot.name,
                 cycle=cycle,
@@ -254,7 +267,8 @@ class Daemon:
                 owed=[job.key(0) for job in jobs],
                 nonce_factory=lambda: make_tid(self.rt.now()),
                 once_per_cycle=slot.pinned is None,
-            ):
+            )
+            if owed is not None:
                 break
             if slot.pinned is not None or ledger.slots.slot_decided(queue.name, slot.name):
                 return []  # another worker decided this slot
@@ -273,7 +287,7 @@ class Daemon:
             log.warning("queue %s: an account can post again; no longer holding its post", queue.name)
         self._note_held_accounts(queue, post, held, refused)
         for job in jobs[: len(accounts)]:
-            self.deliveries.dispatch(job)
+            self.deliveries.dispatch(job, owed.get(job.key(0)))
         return [fired]
 
     def _hold_slot(
@@ -321,7 +335,7 @@ class Daemon:
         """What waits for an account that cannot post (`run --once` fails on it), or ''."""
         said = [f"queue {queue} holds post {post} (no account can post)" for queue, post in self.held.items()]
         refused = self.rt.ledger.shared.refused()
-        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(self.rt.now()), refused)
+        held = held_deliveries(self.rt.config, self.rt.ledger.unconfirmed_deliveries(), refused)
         if held:
             accounts = list({(a.platform, a.name): a for _, a in held}.values())
             said.append(f"{len(held)} deliveries held for {missing_line(accounts, refused)}")
@@ -365,6 +379,17 @@ class Daemon:
                 queue.name,
                 missed[-1].name,
                 extra={"event": "slot_missed", "queue": queue.name, "count": len(missed) - MISSED_LINES},
+            )
+
+    def _log_not_owed(self, queue: Queue, earlier: list[Slot]) -> None:
+        if earlier:
+            log.info(
+                "queue %s starts: %d earlier slot%s of its schedule not owed (up to %s)",
+                queue.name,
+                len(earlier),
+                "s" * (len(earlier) != 1),
+                earlier[-1].name,
+                extra={"event": "slot_missed", "queue": queue.name, "count": len(earlier)},
             )
 
     def _note_expiry(self, queue: Queue, now: datetime) -> None:
@@ -455,16 +480,17 @@ class Daemon:
             log.exception("could not look for dead workers' claims")
 
     def check_clock(self) -> None:
-        """Claims and leases carry times from each worker's clock: one that is off the database's
-        (which every worker shares) could take over a claim still held. Say so loudly."""
+        """Leases and claims run on the database's clock, but slots fire, limits count and lookups
+        start by this worker's: one that is off the database's (which every worker shares) fires
+        posts early or late and misses a lost post when it looks for it. Say so loudly."""
         try:
             skew = (self.rt.now() - database_now(self.rt.ledger.engine)).total_seconds()
         except Exception:  # the first tick will report a database that does not answer
             return
         if abs(skew) > MAX_CLOCK_SKEW:
             message = (
-                f"this worker's clock is {skew:+.0f} s off the database's; claims and leases compare "
-                "workers' clocks: set the clock (NTP) before running several workers"
+                f"this worker's clock is {skew:+.0f} s off the database's; slots, account limits and "
+                "lookups of lost posts use this worker's clock: set the clock (NTP)"
             )
             log.error("clock: %s", message)
             self.rt.alert("clock", message)

@@ -24,14 +24,13 @@ next claimer reconciles it.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from bot.delivery.keeper import keeping
 from bot.errors import AuthFailed, Duplicate, PlatformError, RateLimited, Rejected, Transient
 from bot.ledger.deliveries import CALL_IN_FLIGHT, DELIVERY_LEASE, INTERRUPTED, Delivery, Ledger
 from bot.ledger.schema import DeliveryKey
@@ -147,13 +146,24 @@ class Courier:
     renew_every: float = 30.0
     call_deadline: float = 600.0
 
-    def deliver(self, job: Job, client: PlatformClient) -> Result:
-        """Send every part of `job` not yet posted, in order, each exactly once."""
+    def deliver(self, job: Job, client: PlatformClient, owed: Delivery | None = None) -> Result:
+        """Send every part of `job` not yet posted, in order, each exactly once.
+
+        `owed`: part 0's claim as its slot made it (`Ledger.claim_slot_owing`): given back, in
+        this worker's name, never attempted. The attempt before the call takes it back, or finds
+        another worker took it meanwhile (then nothing is sent)."""
         urls: list[str] = []
         root: Published | None = None
         previous: Published | None = None
         fresh = False
         held: dict[DeliveryKey, Delivery] = {}  # the next part, claimed before this one is confirmed
+        if (
+            owed is not None
+            and owed.key == job.key(0)
+            and owed.claimed_by == self.worker
+            and not owed.attempted
+        ):
+            held[owed.key] = owed
         for index, template in enumerate(job.parts):
             step = self._deliver_part(job, index, template, client, held, reply_to=previous, root=root)
             if isinstance(step, Result):
@@ -243,7 +253,7 @@ class Courier:
                     return Result(part.job, "deferred", error="claim taken over by another worker")
                 part.attempted = part.message
                 sent = True
-                with self._renewing(part.key):
+                with keeping(self._renewer(part.key), self.renew_every, self.call_deadline):
                     published = client.publish(part.message)
             except AuthFailed as exc:
                 return self._refused(part, exc)
@@ -387,26 +397,9 @@ class Courier:
             retry_failed=self.retry_failed,
         )
 
-    @contextmanager
-    def _renewing(self, key: DeliveryKey) -> Iterator[None]:
-        """Renew the claim every `renew_every` seconds while the block (one publish) runs."""
-        done = threading.Event()
-
-        def renew() -> None:
-            rounds = int(self.call_deadline // self.renew_every)
-            for _ in range(rounds):
-                if done.wait(self.renew_every):
-                    return
-                if not self.ledger.renew_delivery(key, self.worker, self.now(), self.lease):
-                    return  # taken over: the confirm will say so
-
-        keeper = threading.Thread(target=renew, name="lease-keeper", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            done.set()
-            keeper.join()
+    def _renewer(self, key: DeliveryKey) -> Callable[[], bool]:
+        """The claim's renewal while a publish runs (`bot.delivery.keeper`: one thread for all)."""
+        return lambda: self.ledger.renew_delivery(key, self.worker, self.now(), self.lease)
 
     def _may_still_land(self, claim: Delivery) -> datetime | None:
         """Until when a dead worker's last call may still reach the platform, if that is ahead.

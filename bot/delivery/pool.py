@@ -20,7 +20,7 @@ from bot.campaign.model import Account, Config, Queue
 from bot.delivery.courier import Courier, Job, Result
 from bot.delivery.jobs import build_job, targets
 from bot.errors import AuthFailed, PlatformError
-from bot.ledger.deliveries import DELIVERY_LEASE, Ledger
+from bot.ledger.deliveries import DELIVERY_LEASE, Delivery, Ledger
 from bot.planning.limits import next_allowed
 from bot.platforms import PlatformClient
 from bot.platforms.tid import make_tid
@@ -93,8 +93,8 @@ class DeliveryPool:
             return False
         return ledger.renew_delivery(key, self.worker, now, timedelta(0))
 
-    def dispatch(self, job: Job) -> None:
-        """Hand one job to the pool unless it is already running here."""
+    def dispatch(self, job: Job, owed: Delivery | None = None) -> None:
+        """Hand one job to the pool unless it is already running here (`owed`: `Courier.deliver`)."""
         ident = (job.queue, job.post_id, job.cycle, job.platform, job.account)
         with self._lock:
             running = self.in_flight.get(ident)
@@ -105,11 +105,16 @@ class DeliveryPool:
             now = self.rt.now()
             for over in [i for i, until in self._waiting.items() if until <= now]:
                 del self._waiting[over]
-            future = self.pool.submit(self._run_job, job)
+            future = self.pool.submit(self._run_job, job, owed)
             self.in_flight[ident] = future
 
-    def _run_job(self, job: Job) -> Result:
-        account = self.rt.clients.account(job.platform, job.account)
+    def _run_job(self, job: Job, owed: Delivery | None = None) -> Result:
+        try:
+            account = self.rt.clients.account(job.platform, job.account)
+        except KeyError:  # gone from config.yaml since the job was made: it waits, as held
+            result = Result(job, "deferred", error="held: the account is no longer in config.yaml")
+            self._report(result)
+            return result
         limited = account.limits.posts_per_day is not None or account.limits.min_gap is not None
         lock = self._account_lock(job) if limited else None
         if lock is not None:
@@ -128,7 +133,7 @@ class DeliveryPool:
                 wait_until = self._limit_wait(account)
                 if wait_until is not None:
                     return self._hold(job, wait_until)
-            result = self.courier.deliver(job, self.rt.clients(job.platform, job.account))
+            result = self.courier.deliver(job, self.rt.clients(job.platform, job.account), owed)
         except AuthFailed as exc:  # refused at sign-in: held, as the courier holds a refused post
             self.courier.mark_unhealthy(job, str(exc))
             result = Result(job, "deferred", error=f"held: authentication refused: {exc}")
@@ -150,7 +155,7 @@ class DeliveryPool:
         # it on when its lease runs out, or at once when it died on this host (the daemon's
         # dead-worker check releases every lease of a gone worker).
         ttl = timedelta(seconds=self.courier.policy.max_wait) + DELIVERY_LEASE
-        return self._leases.acquire_lease(_account_lease(job), self.worker, ttl, self.rt.now())
+        return self._leases.acquire_lease(_account_lease(job), self.worker, ttl)
 
     def _report(self, result: Result) -> None:
         with self._lock:
@@ -182,7 +187,7 @@ class DeliveryPool:
         """Pick up claims nobody holds: a crashed worker's, a paused or limited delivery's."""
         seen: set[tuple[str, str, int, str, str]] = set()
         refused = self.rt.ledger.shared.refused()  # held until a probe finds them healthy
-        for row in self.rt.ledger.unconfirmed_deliveries(now):
+        for row in self.rt.ledger.unconfirmed_deliveries():
             k = row.key
             ident = (k.queue, k.post_id, k.cycle, k.platform, k.account)
             if ident in seen:

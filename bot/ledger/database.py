@@ -21,8 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, select
 from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from bot.errors import DatabaseUnavailable
@@ -190,14 +193,40 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class DatabaseClock(FunctionElement[datetime]):
+    """The database server's clock in SQL, plus `seconds` (a bound parameter) when given.
+
+    Every worker sharing the database reads the same clock here, whatever its own says: lease
+    and claim expiries are set and compared with this, never with a worker's time (a worker whose
+    clock runs fast would take over a claim still held). SQLite: `'now'` (one value per statement,
+    milliseconds) in the stored text format of `UtcDateTime`, so it compares with stored times as
+    text. PostgreSQL: `clock_timestamp()`, the moment the row is looked at, not `now()`, which is
+    when the transaction began (before any wait for a row lock).
+    """
+
+    type = UtcDateTime()
+    inherit_cache = True
+
+
+@compiles(DatabaseClock, "sqlite")
+def _sqlite_clock(element: DatabaseClock, compiler: SQLCompiler, **kw: Any) -> str:
+    arguments = ["'%Y-%m-%d %H:%M:%f'", "'now'"]
+    arguments += [f"{compiler.process(arg, **kw)} || ' seconds'" for arg in element.clauses]
+    # %f gives milliseconds; UtcDateTime stores microseconds (six digits): text order is time order.
+    return f"(strftime({', '.join(arguments)}) || '000')"
+
+
+@compiles(DatabaseClock, "postgresql")
+def _postgresql_clock(element: DatabaseClock, compiler: SQLCompiler, **kw: Any) -> str:
+    offset = "".join(f" + make_interval(secs => {compiler.process(arg, **kw)})" for arg in element.clauses)
+    return f"(clock_timestamp(){offset})"
+
+
 def database_now(engine: Engine) -> datetime:
     """The database server's clock (UTC): the one clock every worker sharing it can read."""
     with reading(engine) as conn:
-        if conn.dialect.name == "sqlite":
-            text = conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f', 'now')").scalar_one()
-            return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
-        moment: datetime = conn.exec_driver_sql("SELECT now()").scalar_one()
-        return moment.astimezone(UTC)
+        moment: datetime = conn.execute(select(DatabaseClock())).scalar_one()
+        return moment
 
 
 @contextmanager

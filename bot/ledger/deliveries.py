@@ -10,8 +10,12 @@ survive a restart (docs/design.md, ledger). The rules that make "exactly once" h
   after (`confirm_delivery`). A claim holds a lease; a worker that dies leaves a claim whose
   lease runs out, and the next claimer takes it over with the same nonce and must reconcile
   first (`Delivery.attempted`).
+- A lease's end is the database's clock plus the lease (`DatabaseClock`), set and compared in
+  the claiming statement itself: a worker whose clock is off can neither take over a claim
+  still held nor shorten its own.
 
-Every time comes in as an argument (aware UTC); nothing here reads a clock. The pause, saved
+Every other time comes in as an argument (aware UTC) and is kept for people, `min_gap` and
+lookups: nothing here reads the worker's clock. The pause, saved
 sessions and account health (`ledger.shared`), the slots (`ledger.slots`), monitoring's store
 (`ledger.mentions`), the leases and our posts are the ledger's other parts, each its own class
 over the same engine.
@@ -20,7 +24,7 @@ over the same engine.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -40,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 
-from bot.ledger.database import connect, insert_of, reading, writing
+from bot.ledger.database import DatabaseClock, connect, insert_of, reading, writing
 from bot.ledger.leases import Leases
 from bot.ledger.mentions import MonitorStore
 from bot.ledger.ourposts import OurPosts
@@ -129,6 +133,8 @@ def _key_params(key: DeliveryKey) -> dict[str, object]:
     return {f"k_{name}": getattr(key, name) for name in DELIVERY_KEY}
 
 
+# A lease's end: the database's clock plus the lease, in seconds.
+_LEASE_END = DatabaseClock(bindparam("v_lease_s"))
 _MINE = and_(_by_key(), deliveries.c.state == "claimed", deliveries.c.claimed_by == bindparam("v_worker"))
 
 
@@ -141,7 +147,7 @@ def _claim_new(dialect: str) -> Any:
             state="claimed",
             nonce=bindparam("v_nonce"),
             claimed_by=bindparam("v_worker"),
-            lease_until=bindparam("v_lease_until"),
+            lease_until=_LEASE_END,
             attempts=0,
             claimed_at=bindparam("v_now"),
             updated_at=bindparam("v_now"),
@@ -155,7 +161,7 @@ def _take_over(retry_failed: bool) -> Update:
     """Move an existing claim whose lease ran out (or a failed one, if asked) to `v_worker`."""
 
     def takeable(table: FromClause) -> ColumnElement[bool]:
-        expired = and_(table.c.state == "claimed", table.c.lease_until <= bindparam("v_now"))
+        expired = and_(table.c.state == "claimed", table.c.lease_until <= DatabaseClock())
         return or_(expired, table.c.state == "failed") if retry_failed else expired
 
     # PostgreSQL: SKIP LOCKED lets a loser move on at once instead of queueing behind the
@@ -174,7 +180,7 @@ def _take_over(retry_failed: bool) -> Update:
         .values(
             state="claimed",
             claimed_by=bindparam("v_worker"),
-            lease_until=bindparam("v_lease_until"),
+            lease_until=_LEASE_END,
             updated_at=bindparam("v_now"),
         )
         .returning(*deliveries.c)
@@ -190,15 +196,11 @@ _ATTEMPT = (
         last_error=None,  # this call is the last one now
         text=bindparam("v_text"),
         attempted_at=bindparam("v_now"),
-        lease_until=bindparam("v_lease_until"),
+        lease_until=_LEASE_END,
         updated_at=bindparam("v_now"),
     )
 )
-_RENEW = (
-    update(deliveries)
-    .where(_MINE)
-    .values(lease_until=bindparam("v_lease_until"), updated_at=bindparam("v_now"))
-)
+_RENEW = update(deliveries).where(_MINE).values(lease_until=_LEASE_END, updated_at=bindparam("v_now"))
 _CONFIRM = (
     update(deliveries)
     .where(_by_key(), deliveries.c.state.in_(["claimed", "failed"]))
@@ -226,7 +228,7 @@ def _claim_in(
     retry_failed: bool,
 ) -> Row[Any] | None:
     """A new claim, or one taken over; None when another holds it or it is done."""
-    params = {**_key_params(key), "v_worker": worker, "v_now": now, "v_lease_until": now + lease}
+    params = {**_key_params(key), "v_worker": worker, "v_now": now, "v_lease_s": lease.total_seconds()}
     row: Row[Any] | None = conn.execute(
         _claim_new(conn.dialect.name), {**params, "v_nonce": nonce_factory()}
     ).first()
@@ -302,8 +304,40 @@ class Ledger:
             if claim.attempted:
                 return claim, False
             params = {**_key_params(key), "v_worker": worker, "v_text": text, "v_now": now}
-            recorded = conn.execute(_ATTEMPT, {**params, "v_lease_until": now + lease}).rowcount == 1
+            recorded = conn.execute(_ATTEMPT, {**params, "v_lease_s": lease.total_seconds()}).rowcount == 1
         return claim, recorded
+
+    def claim_slot_owing(
+        self,
+        queue: str,
+        slot_name: str,
+        *,
+        cycle: int,
+        post_id: str,
+        worker: str,
+        now: datetime,
+        owed: Sequence[DeliveryKey],
+        nonce_factory: Callable[[], str],
+        once_per_cycle: bool = True,
+    ) -> dict[DeliveryKey, Delivery] | None:
+        """`slots.claim_slot`: None when the slot is not won, else the owed claims it made, as
+        made (given back, never attempted, in `worker`'s name). A worker that sends one of them
+        at once needs no claim of its own: `record_attempt` takes it back, or says another
+        worker took it first (one statement, not `claim_to_send`'s three)."""
+        made: list[Row[Any]] = []
+        won = self.slots.claim_slot(
+            queue,
+            slot_name,
+            cycle=cycle,
+            post_id=post_id,
+            worker=worker,
+            now=now,
+            owed=owed,
+            nonce_factory=nonce_factory,
+            once_per_cycle=once_per_cycle,
+            made=made,
+        )
+        return {claim.key: claim for claim in map(_delivery, made)} if won else None
 
     def record_attempt(
         self, key: DeliveryKey, worker: str, text: str, now: datetime, lease: timedelta = DELIVERY_LEASE
@@ -315,7 +349,7 @@ class Ledger:
         """
         params = {**_key_params(key), "v_worker": worker, "v_text": text, "v_now": now}
         with writing(self.engine) as conn:
-            return conn.execute(_ATTEMPT, {**params, "v_lease_until": now + lease}).rowcount == 1
+            return conn.execute(_ATTEMPT, {**params, "v_lease_s": lease.total_seconds()}).rowcount == 1
 
     def record_checkpoint(
         self, key: DeliveryKey, worker: str, checkpoint: str, now: datetime, lease: timedelta = DELIVERY_LEASE
@@ -326,7 +360,9 @@ class Ledger:
             result = conn.execute(
                 update(deliveries)
                 .where(_is_key(key), deliveries.c.state == "claimed", deliveries.c.claimed_by == worker)
-                .values(checkpoint=checkpoint, lease_until=now + lease, updated_at=now)
+                .values(
+                    checkpoint=checkpoint, lease_until=DatabaseClock(lease.total_seconds()), updated_at=now
+                )
             )
             return result.rowcount == 1
 
@@ -334,7 +370,7 @@ class Ledger:
         self, key: DeliveryKey, worker: str, now: datetime, lease: timedelta = DELIVERY_LEASE
     ) -> bool:
         """Extend `worker`'s claim before a long wait (a backoff); False if it is no longer ours."""
-        params = {**_key_params(key), "v_worker": worker, "v_now": now, "v_lease_until": now + lease}
+        params = {**_key_params(key), "v_worker": worker, "v_now": now, "v_lease_s": lease.total_seconds()}
         with writing(self.engine) as conn:
             return conn.execute(_RENEW, params).rowcount == 1
 
@@ -392,6 +428,28 @@ class Ledger:
             )
             return result.rowcount == 1
 
+    def cancel_unfound(self, key: DeliveryKey, attempts: int, now: datetime) -> bool:
+        """Record an attempted delivery that a look did not find as retracted, so that no worker
+        resumes and sends it after the retraction; False while a worker's lease on it is live
+        (it may be sending now) or if it was attempted again since the look."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    _is_key(key),
+                    deliveries.c.state.in_(["claimed", "failed"]),
+                    deliveries.c.attempts == attempts,
+                    or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= DatabaseClock()),
+                )
+                .values(
+                    state="retracted",
+                    lease_until=None,
+                    last_error="cancelled: retracted, not found after an attempt",
+                    updated_at=now,
+                )
+            )
+            return result.rowcount == 1
+
     def get_delivery(self, key: DeliveryKey) -> Delivery | None:
         with reading(self.engine) as conn:
             row = conn.execute(_GET, _key_params(key)).first()
@@ -406,11 +464,11 @@ class Ledger:
         with reading(self.engine) as conn:
             return [_delivery(row) for row in conn.execute(stmt.order_by(*order))]
 
-    def unconfirmed_deliveries(self, now: datetime) -> list[Delivery]:
+    def unconfirmed_deliveries(self) -> list[Delivery]:
         """Claims whose worker is gone (lease run out): to reconcile at start-up, oldest first."""
         stmt = (
             select(deliveries)
-            .where(deliveries.c.state == "claimed", deliveries.c.lease_until <= now)
+            .where(deliveries.c.state == "claimed", deliveries.c.lease_until <= DatabaseClock())
             .order_by(deliveries.c.claimed_at, deliveries.c.id)
         )
         with reading(self.engine) as conn:
@@ -430,7 +488,9 @@ class Ledger:
         need not then wait out the lease before reconciling what the dead one left.
         """
         live = and_(
-            deliveries.c.state == "claimed", deliveries.c.claimed_by == worker, deliveries.c.lease_until > now
+            deliveries.c.state == "claimed",
+            deliveries.c.claimed_by == worker,
+            deliveries.c.lease_until > DatabaseClock(),
         )
         with writing(self.engine) as conn:
             # An attempted claim is marked: its call may still be in the server, which applies it
@@ -438,7 +498,9 @@ class Ledger:
             conn.execute(
                 update(deliveries).where(live, deliveries.c.attempts > 0).values(last_error=INTERRUPTED)
             )
-            result = conn.execute(update(deliveries).where(live).values(lease_until=now, updated_at=now))
+            result = conn.execute(
+                update(deliveries).where(live).values(lease_until=DatabaseClock(), updated_at=now)
+            )
             return result.rowcount
 
     # --- status and limits ----------------------------------------------------------------

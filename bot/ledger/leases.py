@@ -1,16 +1,17 @@
 """Leases: the one worker that may do a thing for a while (poll a stream, post to a limited account).
 
 A lease passes on when its holder stops renewing it, or at once when it gives it up (a clean
-stop) or is known to be dead. Every time comes in as an argument (aware UTC).
+stop) or is known to be dead. Expiries are the database's clock (`DatabaseClock`), set and
+compared in the statement itself: a worker whose own clock is off cannot take a live lease.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine, delete, select
 
-from bot.ledger.database import insert_for, reading, writing
+from bot.ledger.database import DatabaseClock, insert_for, reading, writing
 from bot.ledger.schema import leases
 
 
@@ -20,15 +21,17 @@ class Leases:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def acquire_lease(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
-        """Take or renew the lease `name` until now + ttl; False while another holder's is valid."""
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take or renew the lease `name` for `ttl` from now (the database's clock); False while
+        another holder's is valid."""
         with writing(self.engine) as conn:
-            insert = insert_for(conn, leases).values(name=name, holder=holder, expires_at=now + ttl)
+            until = DatabaseClock(ttl.total_seconds())
+            insert = insert_for(conn, leases).values(name=name, holder=holder, expires_at=until)
             # One statement: insert it, or take it over when it is ours or has run out.
             stmt = insert.on_conflict_do_update(
                 index_elements=["name"],
-                set_={"holder": holder, "expires_at": now + ttl},
-                where=(leases.c.holder == holder) | (leases.c.expires_at <= now),
+                set_={"holder": holder, "expires_at": until},
+                where=(leases.c.holder == holder) | (leases.c.expires_at <= DatabaseClock()),
             ).returning(leases.c.holder)
             return conn.execute(stmt).first() is not None
 

@@ -12,6 +12,7 @@ Every time comes in as an argument (aware UTC); nothing here reads a clock.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy.exc import DBAPIError
 
 from bot.ledger.database import insert_for, reading, writing
 from bot.ledger.schema import amplifications, cursors, mentions
@@ -47,11 +49,63 @@ class MentionRecord:
     seq: int = 0  # the order stored, set when read back: `mentions --follow` continues after it
 
 
-_MENTION_COLUMNS = [c.name for c in mentions.c if c.name != "seq"]
+# The columns a new mention fills (`seq` is the database's), in the order of `_rows`.
+_COLUMNS = "platform, remote_id, kind, account, url, author, text, hashtags, in_reply_to, created_at, seen_at"
+_SQLITE_INSERT = f"INSERT INTO mentions ({_COLUMNS}) VALUES ({', '.join(['?'] * 11)})"
+_LOOKUP_CHUNK = 500  # ids per look-up: under SQLite's bound-parameter limit
 
 
-def _mention_row(m: MentionRecord) -> dict[str, object]:
-    return {name: getattr(m, name) for name in _MENTION_COLUMNS} | {"hashtags": json.dumps(list(m.hashtags))}
+@functools.lru_cache(maxsize=8)
+def _sqlite_lookup(count: int) -> str:
+    """The look-up of `count` ids of one platform, one text per size (a page is mostly 100)."""
+    return f"SELECT remote_id FROM mentions WHERE platform = ? AND remote_id IN ({', '.join(['?'] * count)})"
+
+
+# PostgreSQL: one row's statement, run for every row of a batch in one pipeline (psycopg's
+# executemany): fewer round trips than a statement per row, and less of the driver's CPU than
+# a multi-row VALUES (whose long text psycopg parses anew each time) or arrays to unnest.
+_POSTGRES_INSERT = (
+    f"INSERT INTO mentions ({_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
+    " ON CONFLICT (platform, remote_id) DO NOTHING RETURNING platform, remote_id"
+)
+
+
+def _rows(conn: Connection, batch: Sequence[MentionRecord]) -> list[tuple[object, ...]]:
+    """The driver's parameters for `batch`, in `_COLUMNS` order.
+
+    Straight to the driver: SQLAlchemy's per-row parameter handling cost more than the
+    database's own work (bench/ingest.py). Times still go through the column type's own
+    conversion, once per distinct value, and tags are encoded once per distinct tuple: a
+    batch's posts share their time seen and mostly their tags.
+    """
+    to_db = mentions.c.seen_at.type.bind_processor(conn.dialect)
+    stamps: dict[datetime | None, object] = {None: None}
+    encoded: dict[tuple[str, ...], str] = {}
+    rows: list[tuple[object, ...]] = []
+    for m in batch:
+        created, seen, tags = m.created_at, m.seen_at, m.hashtags
+        if created not in stamps:
+            stamps[created] = to_db(created) if to_db else created
+        if seen not in stamps:
+            stamps[seen] = to_db(seen) if to_db else seen
+        if tags not in encoded:
+            encoded[tags] = json.dumps(list(tags))
+        rows.append(
+            (
+                m.platform,
+                m.remote_id,
+                m.kind,
+                m.account,
+                m.url,
+                m.author,
+                m.text,
+                encoded[tags],
+                m.in_reply_to,
+                stamps[created],
+                stamps[seen],
+            )
+        )
+    return rows
 
 
 def _insert_unseen(conn: Connection, batch: list[MentionRecord]) -> list[MentionRecord]:
@@ -65,71 +119,37 @@ def _insert_unseen(conn: Connection, batch: list[MentionRecord]) -> list[Mention
         by_platform.setdefault(m.platform, []).append(m.remote_id)
     seen: set[tuple[str, str]] = set()
     for platform, ids in by_platform.items():
-        for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-            query = select(mentions.c.remote_id).where(
-                mentions.c.platform == platform, mentions.c.remote_id.in_(ids[start : start + 500])
-            )
-            seen.update((platform, remote_id) for remote_id in conn.execute(query).scalars())
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            found = conn.exec_driver_sql(_sqlite_lookup(len(chunk)), (platform, *chunk)).scalars()
+            seen.update((platform, remote_id) for remote_id in found)
     new = [m for m in batch if (m.platform, m.remote_id) not in seen]
     if new:
-        # Straight to the driver's executemany: SQLAlchemy's per-row parameter handling cost
-        # more than SQLite's own work here (bench/ingest.py's goal). Times still go through
-        # the column type's own conversion, once per distinct value.
-        to_db = mentions.c.seen_at.type.bind_processor(conn.dialect)
-        stamps: dict[datetime | None, object] = {None: None}
-
-        def stamp(t: datetime | None) -> object:
-            if t not in stamps:
-                stamps[t] = to_db(t) if to_db else t
-            return stamps[t]
-
-        # Most posts carry the same few tags: encode each distinct tuple once.
-        encoded: dict[tuple[str, ...], str] = {}
-
-        def tags(hashtags: tuple[str, ...]) -> str:
-            if hashtags not in encoded:
-                encoded[hashtags] = json.dumps(list(hashtags))
-            return encoded[hashtags]
-
-        rows = [
-            (
-                m.platform,
-                m.remote_id,
-                m.kind,
-                m.account,
-                m.url,
-                m.author,
-                m.text,
-                tags(m.hashtags),
-                m.in_reply_to,
-                stamp(m.created_at),
-                stamp(m.seen_at),
-            )
-            for m in new
-        ]
-        conn.exec_driver_sql(
-            "INSERT INTO mentions (platform, remote_id, kind, account, url, author, text, hashtags,"
-            " in_reply_to, created_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        conn.exec_driver_sql(_SQLITE_INSERT, _rows(conn, new))
     return new
 
 
 def _insert_returning_new(conn: Connection, batch: list[MentionRecord]) -> list[MentionRecord]:
-    """PostgreSQL: one multi-row INSERT … ON CONFLICT DO NOTHING … RETURNING per thousand rows.
+    """PostgreSQL: INSERT … ON CONFLICT DO NOTHING … RETURNING, each row in one pipeline.
 
     Exact under concurrent workers without a lock: only the rows this statement inserted come
     back, and a row another transaction is inserting makes this one wait for its outcome.
     """
-    stmt = (
-        insert_for(conn, mentions)
-        .on_conflict_do_nothing(index_elements=["platform", "remote_id"])
-        .returning(mentions.c.platform, mentions.c.remote_id)
-    )
     # Rows go in key order: two workers inserting overlapping posts in different orders would
     # each wait for the other's row, and PostgreSQL would abort one as a deadlock.
-    rows = [_mention_row(m) for m in sorted(batch, key=lambda m: (m.platform, m.remote_id))]
-    stored = {(row.platform, row.remote_id) for row in conn.execute(stmt, rows)}
+    rows = _rows(conn, sorted(batch, key=lambda m: (m.platform, m.remote_id)))
+    stored: set[tuple[str, str]] = set()
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor:
+            cursor.executemany(_POSTGRES_INSERT, rows, returning=True)
+            while True:
+                stored.update(cursor.fetchall())
+                if not cursor.nextset():
+                    break
+    except driver.Error as exc:  # as SQLAlchemy reports it: a post the database refuses is skipped alone
+        raise DBAPIError.instance(_POSTGRES_INSERT, None, exc, driver.Error, hide_parameters=True) from exc
     return [m for m in batch if (m.platform, m.remote_id) in stored]
 
 
@@ -145,7 +165,7 @@ class MonitorStore:
         """Store the posts not seen before and return those, in the order given; one transaction.
 
         The database decides what is new, so two workers that fetch the same post report it once
-        between them. Fast enough for the ingest goal (20,000 a second on SQLite, bench/ingest.py).
+        between them. Its speed is measured by bench/ingest.py (README, Performance).
         """
         unique: dict[tuple[str, str], MentionRecord] = {}
         for mention in batch:
@@ -194,8 +214,12 @@ class MonitorStore:
         if not handles:
             return 0
         with writing(self.engine) as conn:
-            stmt = delete(mentions).where(func.lower(mentions.c.author).in_(sorted(handles)))
-            return conn.execute(stmt).rowcount
+            # Compared here, not by the database's lower(): SQLite's folds ASCII letters only.
+            authors = conn.execute(select(mentions.c.author).distinct()).scalars()
+            gone = sorted(a for a in authors if a.removeprefix("@").lower() in handles)
+            if not gone:
+                return 0
+            return conn.execute(delete(mentions).where(mentions.c.author.in_(gone))).rowcount
 
     def purge_mentions(self, before: datetime) -> int:
         """Forget other people's posts seen before `before` (retention); returns how many."""

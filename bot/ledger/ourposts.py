@@ -7,12 +7,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from bot.ledger.database import reading
 from bot.ledger.schema import deliveries
 
 _CHUNK = 500  # under SQLite's bound-parameter limit
+# Built once: monitoring asks for every page it reads (bench/ingest.py), and building the
+# statement cost SQLAlchemy more than the database took to answer it.
+_FIND = select(deliveries.c.remote_id, deliveries.c.account, deliveries.c.url).where(
+    deliveries.c.platform == bindparam("platform"),
+    deliveries.c.remote_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,9 @@ class OurPosts:
         found: dict[str, OurPost] = {}
         with reading(self.engine) as conn:
             for start in range(0, len(wanted), _CHUNK):
-                query = select(deliveries.c.remote_id, deliveries.c.account, deliveries.c.url).where(
-                    deliveries.c.platform == platform,
-                    deliveries.c.remote_id.in_(wanted[start : start + _CHUNK]),
-                )
-                for row in conn.execute(query):
-                    found[row.remote_id] = OurPost(account=row.account, url=row.url or "")
+                rows = conn.execute(_FIND, {"platform": platform, "ids": wanted[start : start + _CHUNK]})
+                for remote_id, account, url in rows:
+                    found[remote_id] = OurPost(account=account, url=url or "")
         return found
 
     def recent_roots(self, platform: str, since: datetime, limit: int = 100) -> list[str]:

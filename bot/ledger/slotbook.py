@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy import Connection, Engine, Row, bindparam, select, text
 
-from bot.ledger.database import insert_of, reading, writing
+from bot.ledger.database import DatabaseClock, insert_of, reading, writing
 from bot.ledger.schema import DELIVERY_KEY, DeliveryKey, deliveries, slots
 
 
@@ -46,8 +46,12 @@ def _record_slot(dialect: str) -> Any:
 
 
 @functools.cache
-def _owe(dialect: str) -> Any:
-    return insert_of(dialect, deliveries).on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+def _owe(dialect: str, returning: bool = False) -> Any:
+    # Released at once (its lease ends now, on the database's clock): any worker may take it.
+    owed = insert_of(dialect, deliveries).values(lease_until=DatabaseClock())
+    owed = owed.on_conflict_do_nothing(index_elements=list(DELIVERY_KEY))
+    # RETURNING: the rows this insert made (one made earlier conflicts and returns nothing).
+    return owed.returning(*deliveries.c) if returning else owed
 
 
 _FIRED_ALREADY = (
@@ -97,6 +101,7 @@ class SlotBook:
         owed: Sequence[DeliveryKey] = (),
         nonce_factory: Callable[[], str] | None = None,
         once_per_cycle: bool = True,
+        made: list[Row[Any]] | None = None,
     ) -> bool:
         """Record that this slot fires with this post; True for exactly one of racing workers.
 
@@ -111,6 +116,7 @@ class SlotBook:
         the same transaction, as claims already given back (lease ends now), so a worker that
         dies right after deciding the slot still leaves every one of them to resume: deciding a
         slot and owing its deliveries are one fact, never two commits a crash could split.
+        `made` receives the delivery rows this made (a key owed before is not among them).
         """
         with writing(self.engine) as conn:
             if once_per_cycle:
@@ -131,14 +137,15 @@ class SlotBook:
                         "state": "claimed",
                         "nonce": nonce_factory(),
                         "claimed_by": worker,
-                        "lease_until": now,
                         "attempts": 0,
                         "claimed_at": now,
                         "updated_at": now,
                     }
                     for key in owed
                 ]
-                conn.execute(_owe(conn.dialect.name), rows)
+                result = conn.execute(_owe(conn.dialect.name, made is not None), rows)
+                if made is not None:
+                    made.extend(result.all())
             return won
 
     def mark_slot(

@@ -327,12 +327,13 @@ def show_mentions(
     keep: Callable[[MentionRecord], bool] = lambda mention: True,
     hashtags: Iterable[str] = (),
 ) -> int:
-    """List stored mentions (those `keep` keeps); with `follow`, keep listing new ones every 2 s
-    until `wait` says stop (`wait(seconds)` sleeps and returns True to go on). Returns how many
-    were listed."""
+    """List stored mentions (those `keep` keeps), oldest written first; with `follow`, keep
+    listing new ones every 2 s, as they are seen, until `wait` says stop (`wait(seconds)` sleeps
+    and returns True to go on). Returns how many were listed."""
     spelling = campaign_spelling(hashtags)
     mentions = store.list_mentions(since=since)
-    shown = [m for m in mentions if keep(m)]
+    # Stored as seen (a late poll sees an old reply); a reader wants them as written.
+    shown = sorted((m for m in mentions if keep(m)), key=lambda m: m.created_at or m.seen_at)
     write_listing(shown, fmt, out, header=True, spelling=spelling)
     last = mentions[-1].seq if mentions else 0
     while follow and wait(FOLLOW_EVERY):

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from bot.campaign.model import Config, Platform
 from bot.errors import PlatformError, RateLimited, Transient
@@ -199,7 +199,7 @@ class Monitor:
         pages before it returned and backs the stream off.
         """
         lease = f"monitor:{stream.key}"
-        if not self.leases.acquire_lease(lease, self.worker, STREAM_LEASE, self.now()):
+        if not self.leases.acquire_lease(lease, self.worker, STREAM_LEASE):
             self._leases.discard(lease)
             if self.live is not None:
                 self.live.drop(stream.key)  # the live stream goes with the lease
@@ -235,7 +235,7 @@ class Monitor:
                 cursor = batch.cursor
                 if not batch.more:
                     break
-                self.leases.acquire_lease(lease, self.worker, STREAM_LEASE, self.now())
+                self.leases.acquire_lease(lease, self.worker, STREAM_LEASE)
         except PlatformError as exc:
             error = exc
         except MALFORMED as exc:  # an answer the adapter could not read: as a server error
@@ -335,13 +335,16 @@ class Monitor:
         that one post it cannot hold is skipped alone instead of failing every pass after."""
         try:
             return self.store.record_mentions(records)
-        except (SQLAlchemyError, *MALFORMED):
-            pass  # the next lines find which post it was
+        except (SQLAlchemyError, *MALFORMED) as exc:
+            if not _a_posts_fault(exc):
+                raise  # the database is away, busy or broken: the pass fails and is read again
         stored = []
-        for record in records:
+        for record in records:  # find which post it was
             try:
                 stored += self.store.record_mentions([record])
             except (SQLAlchemyError, *MALFORMED) as exc:
+                if not _a_posts_fault(exc):
+                    raise
                 self._skip(f"{platform} {record.remote_id}", 1, exc)
         return stored
 
@@ -370,6 +373,13 @@ class Monitor:
             self.config, self.store, self.mentions_log, now, ignored=ignored != self._ignored_purged
         )
         self._ignored_purged = ignored
+
+
+def _a_posts_fault(exc: BaseException) -> bool:
+    """A value the database refuses (a NUL, a date out of range), not a database that cannot work."""
+    if isinstance(exc, (DataError, IntegrityError, *MALFORMED)):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)  # failed binding a value
 
 
 def _stored(sighting: Sighting, seen_at: datetime) -> MentionRecord:

@@ -21,63 +21,37 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pydantic
-from atproto_client import Client, models
-from atproto_client.client.session import Session, SessionEvent
-from atproto_client.exceptions import (
-    BadRequestError,
-    InvokeTimeoutError,
-    LoginRequiredError,
-    ModelError,
-    NetworkError,
-    RateLimitExceededError,
-    RequestErrorBase,
-    RequestException,
-    UnauthorizedError,
-)
-from atproto_client.models.common import XrpcError
-from atproto_client.request import Request
-from atproto_core.exceptions import AtProtocolError
-from atproto_core.uri import AtUri
 
 from bot.campaign.model import Account, Platform
-from bot.errors import AuthFailed, PlatformError, RateLimited, Rejected, Transient
-from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id, bluesky_reads
-from bot.platforms.bluesky_records import LINK_CARD_TIMEOUT, RecordParts, read_image
+from bot.errors import Rejected, Transient
+from bot.platforms import Batch, Outgoing, PlatformClient, Published, answer_id
 from bot.platforms.deadline import DeadlineTransport
-from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook, seconds_until_reset
+from bot.platforms.ratelimits import BudgetSink, httpx_budget_hook
 from bot.platforms.sealing import seal, session_key, unseal
 from bot.platforms.tid import is_tid
+
+if TYPE_CHECKING:
+    from atproto_client import models
+    from atproto_client.client.session import Session, SessionEvent
+
+    from bot.platforms.bluesky_records import RecordParts
+    from bot.platforms.bluesky_sdk import ClockedClient
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_SERVICE = "https://bsky.social"
 DEFAULT_TIMEOUT = 30.0
+LINK_CARD_TIMEOUT = 5.0  # seconds for fetching a link card's page and image
 # Errors that mean "this session is no good", as opposed to "this request is no good".
 # AccountDeactivated: what the old PDS says after the account moved to another.
 SESSION_ERRORS = frozenset(
     {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AccountDeactivated"}
 )
-
-
-class _ClockedClient(Client):  # type: ignore[misc]  # atproto ships no type information
-    """The SDK's client on our injected clock.
-
-    The SDK refreshes a session when its access token expires within 15 minutes of "now" and
-    stamps records with "now"; both should follow the clock the rest of the bot (and the
-    sandbox) runs on.
-    """
-
-    def __init__(self, base_url: str, request: Request, now: Callable[[], datetime]) -> None:
-        super().__init__(base_url, request=request)
-        self._now = now
-
-    def get_current_time(self) -> datetime:
-        return self._now().astimezone(UTC)
 
 
 class BlueskyClient:
@@ -102,13 +76,14 @@ class BlueskyClient:
         self._now = now
         self._load_session = load_session
         self._save_session = save_session
-        hooks = {"response": [httpx_budget_hook(on_budget)]} if on_budget is not None else {}
-        # DeadlineTransport: each request whole within `timeout`, its answer size capped.
-        request = Request(
-            timeout=httpx.Timeout(timeout), event_hooks=hooks, transport=DeadlineTransport(timeout)
-        )
-        self._client = _ClockedClient(self._service, request, now)
-        self._client.on_session_change(self._on_session_change)
+        self._timeout = timeout
+        self._hooks = {"response": [httpx_budget_hook(on_budget)]} if on_budget is not None else {}
+        self._content_dir = content_dir or Path.cwd()
+        self._link_card_timeout = link_card_timeout
+        # The SDK's client and the record builder, made at the first call that needs them.
+        self._sdk: ClockedClient | None = None
+        self._parts: RecordParts | None = None
+        self._sdk_lock = threading.RLock()
         self._did: str | None = None
         self._session_handle: str | None = None
         self._has_session = False
@@ -117,14 +92,42 @@ class BlueskyClient:
         # Delivery threads share the client: the first calls of a new one must not each load or
         # create a session (createSession allows 30 per 5 minutes).
         self._session_lock = threading.Lock()
-        self._records = RecordParts(self._client, self.account, content_dir or Path.cwd(), link_card_timeout)
 
     def __repr__(self) -> str:
         return f"BlueskyClient(account={self.account!r})"  # never the password or the session
 
     def close(self) -> None:
         """Close the connection pool (an unclosed one leaks its sockets until garbage collection)."""
-        self._client.request.close()
+        if self._sdk is not None:
+            self._sdk.request.close()
+
+    @property
+    def _client(self) -> ClockedClient:
+        """The SDK's client: the SDK is imported here, at the first call to the network."""
+        with self._sdk_lock:
+            if self._sdk is None:
+                from bot.platforms.bluesky_sdk import ClockedClient, Request
+
+                # DeadlineTransport: each request whole within `timeout`, its answer size capped.
+                request = Request(
+                    timeout=httpx.Timeout(self._timeout),
+                    event_hooks=self._hooks,
+                    transport=DeadlineTransport(self._timeout),
+                )
+                self._sdk = ClockedClient(self._service, request, self._now)
+                self._sdk.on_session_change(self._on_session_change)
+            return self._sdk
+
+    @property
+    def _records(self) -> RecordParts:
+        with self._sdk_lock:
+            if self._parts is None:
+                from bot.platforms.bluesky_records import RecordParts
+
+                self._parts = RecordParts(
+                    self._client, self.account, self._content_dir, self._link_card_timeout
+                )
+            return self._parts
 
     # -- the PlatformClient protocol -------------------------------------------------------
 
@@ -134,6 +137,9 @@ class BlueskyClient:
         return str(answer.handle)
 
     def publish(self, message: Outgoing) -> Published:
+        from bot.platforms.bluesky_records import read_image
+        from bot.platforms.bluesky_sdk import models
+
         if not is_tid(message.nonce):
             raise ValueError("a Bluesky delivery needs a TID nonce (bot.platforms.tid.make_tid)")
         images = [read_image(media) for media in message.images]  # refuse before any upload
@@ -155,15 +161,21 @@ class BlueskyClient:
 
     def find_published(self, message: Outgoing, since: datetime) -> Published | None:
         """The record at the delivery's rkey, if it exists: the PDS answers 500 for an existing rkey."""
+        from bot.platforms.bluesky_sdk import BadRequestError, error_name
+
         try:
             found = self._call(lambda: self._client.app.bsky.feed.post.get(self._own_did(), message.nonce))
         except Rejected as exc:
-            if isinstance(exc.__cause__, BadRequestError) and _error_name(exc.__cause__) == "RecordNotFound":
+            if isinstance(exc.__cause__, BadRequestError) and error_name(exc.__cause__) == "RecordNotFound":
                 return None
             raise
         return Published(id=found.uri, url=self._web_url(found.uri), cid=found.cid)
 
     def delete(self, published: Published) -> None:
+        from atproto_core.uri import AtUri
+
+        from bot.platforms.bluesky_sdk import models
+
         uri = AtUri.from_str(published.id)
         self._call(
             lambda: self._client.com.atproto.repo.delete_record(
@@ -175,6 +187,8 @@ class BlueskyClient:
 
     def repost(self, post_id: str) -> Published:
         """An `app.bsky.feed.repost` record for the post at `post_id` (an at:// URI)."""
+        from bot.platforms.bluesky_sdk import models
+
         subject = self._records.strong_ref(Published(id=post_id, url=""))
 
         def create() -> models.AppBskyFeedRepost.CreateRecordResponse:
@@ -187,35 +201,50 @@ class BlueskyClient:
     # -- monitoring reads (bot.monitoring.monitor) ------------------------------------------------------
 
     def identity(self) -> str:
-        """The account's DID, known once a session is up."""
+        """The account's DID: the saved session's (read without the SDK or the network), or
+        that of the session the first call brings up."""
+        if self._did is None and not self._has_session:
+            saved = self._saved_session(quiet=True)
+            if saved is not None and saved[1]:
+                self._did = saved[1]
+        if self._did is not None:
+            return self._did
         return self._call(self._own_did)
 
     def read_hashtags(
         self, tags: Sequence[str], cursor: str | None, start: datetime, conversations: Sequence[str] = ()
     ) -> Batch:
         """One page of searchPosts for one tag (`bot.platforms.bluesky_reads`)."""
+        from bot.platforms import bluesky_reads
+
         (tag,) = tags
         return bluesky_reads.read_search(self._call, self._client, tag, cursor, start)
 
     def read_notifications(self, cursor: str | None, start: datetime) -> Batch:
         """One page of listNotifications: replies, quotes and mentions of this account."""
+        from bot.platforms import bluesky_reads
+
         return bluesky_reads.read_notifications(self._call, self._client, cursor, start)
 
     # -- sessions ------------------------------------------------------------------------------
 
     def _on_session_change(self, event: SessionEvent, session: Session) -> None:
+        from bot.platforms.bluesky_sdk import SessionEvent
+
         self._did = session.did
         self._session_handle = session.handle
         if event in (SessionEvent.CREATE, SessionEvent.REFRESH) and self._save_session is not None:
             # The string holds the tokens: stored sealed (`bot.platforms.sealing`), never logged.
             # The config it was made for goes with it, so a changed service or handle does not
-            # reuse it.
+            # reuse it; the DID too, so that `identity` needs neither the SDK nor the network.
             made_for = {"service": self._service, "handle": self._handle.lower()}
-            blob = json.dumps({**made_for, "session": session.export()})
+            blob = json.dumps({**made_for, "did": session.did, "session": session.export()})
             self._save_session(seal(self._session_key(), blob))
 
-    def _saved_session(self) -> str | None:
-        """The saved session string, if there is one, it unseals, and it was made for this config."""
+    def _saved_session(self, quiet: bool = False) -> tuple[str, str | None] | None:
+        """The saved session string and its DID (None when saved before the DID was kept), if
+        there is one, it unseals, and it was made for this config. `quiet`: say nothing of a
+        session that will not do (the next call that needs one says it)."""
         sealed = self._load_session() if self._load_session is not None else None
         saved = unseal(self._session_key(), sealed) if sealed else None
         if not saved:
@@ -224,26 +253,31 @@ class BlueskyClient:
             blob = json.loads(saved)
             made_for = (str(blob["service"]), str(blob["handle"]))
             session = str(blob["session"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
+            did = str(blob["did"]) if blob.get("did") else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            if not quiet:
+                log.warning("bluesky %s: the saved session is unreadable; creating a new one", self.account)
             return None
         if made_for != (self._service, self._handle.lower()):
-            log.warning(
-                "bluesky %s: the saved session was made for another service or handle; logging in afresh",
-                self.account,
-            )
+            if not quiet:
+                log.warning(
+                    "bluesky %s: the saved session was made for another service or handle; logging in afresh",
+                    self.account,
+                )
             return None
-        return session
+        return session, did
 
     def _ensure_session(self) -> None:
         if self._has_session:
             return
+        from bot.platforms.bluesky_sdk import AtProtocolError
+
         saved = self._saved_session()
         if saved:
             try:
                 # No network here: the SDK refreshes an expiring import on the next call, and a
                 # refused one is replaced by _renew_session.
-                self._client.login(session_string=saved, fetch_bsky_profile=False)
+                self._client.login(session_string=saved[0], fetch_bsky_profile=False)
                 self._has_session = self._imported = True
                 return
             except (ValueError, AtProtocolError):
@@ -276,6 +310,8 @@ class BlueskyClient:
 
     def _renew_session(self) -> None:
         """The session was refused: refresh it, and only when that is refused too, create one."""
+        from bot.platforms.bluesky_sdk import BadRequestError, LoginRequiredError, UnauthorizedError
+
         imported = self._imported
         try:
             self._client._refresh_and_set_session()  # the SDK's own refresh, which fires REFRESH
@@ -289,10 +325,14 @@ class BlueskyClient:
 
     def _own_did(self) -> str:
         if self._did is None:
+            from bot.platforms.bluesky_sdk import LoginRequiredError
+
             raise LoginRequiredError
         return self._did
 
     def _web_url(self, uri: str) -> str:
+        from atproto_core.uri import AtUri
+
         at = AtUri.from_str(uri)
         who = self._session_handle if at.hostname == self._did and self._session_handle else at.hostname
         return f"https://bsky.app/profile/{who}/post/{at.rkey}"
@@ -301,25 +341,27 @@ class BlueskyClient:
 
     def _call(self, send: Callable[[], T]) -> T:
         """Run one SDK call, renewing a refused session once, and translate what it raises."""
+        from bot.platforms import bluesky_sdk as sdk
+
         try:
             if not self._has_session:
                 with self._session_lock:
                     self._ensure_session()
             try:
                 return send()
-            except (BadRequestError, UnauthorizedError) as exc:
-                if _error_name(exc) not in SESSION_ERRORS or self._password == "":
+            except (sdk.BadRequestError, sdk.UnauthorizedError) as exc:
+                if sdk.error_name(exc) not in SESSION_ERRORS or self._password == "":
                     raise
                 self._renew_session()
                 return send()
-            except (NetworkError, InvokeTimeoutError, httpx.TransportError) as exc:
-                answered = isinstance(exc, RequestErrorBase) and exc.response is not None
+            except (sdk.NetworkError, sdk.InvokeTimeoutError, httpx.TransportError) as exc:
+                answered = isinstance(exc, sdk.RequestErrorBase) and exc.response is not None
                 if not self._imported or answered or self._password == "":
                     raise
                 self._login_afresh(f"does not answer ({type(exc).__name__})")
                 return send()
-        except AtProtocolError as exc:
-            raise translate_error(exc, self._now()) from exc
+        except sdk.AtProtocolError as exc:
+            raise sdk.translate_error(exc, self._now()) from exc
         except httpx.HTTPError as exc:
             # The SDK maps only httpx's timeouts and NetworkErrors; a connection closed before
             # any answer (RemoteProtocolError) escapes it raw.
@@ -329,39 +371,6 @@ class BlueskyClient:
                 raise  # our own record did not validate: a bug, not the server's answer
             # A truncated answer: the SDK parses JSON (pydantic_core.from_json) unguarded.
             raise Transient("Bluesky: malformed answer (not JSON)") from exc
-
-
-def translate_error(exc: AtProtocolError, now: datetime) -> PlatformError:
-    """An SDK exception as one of our errors, with the PDS's own message (never a token)."""
-    response = exc.response if isinstance(exc, RequestErrorBase) else None
-    status = response.status_code if response is not None else None
-    content = response.content if response is not None else None
-    if isinstance(content, XrpcError):
-        detail = f"{content.error}: {content.message}" if content.message else str(content.error)
-    else:
-        detail = type(exc).__name__
-    message = f"Bluesky {status}: {detail}" if status else f"Bluesky: {detail}"
-    if isinstance(exc, RateLimitExceededError):
-        headers = response.headers if response is not None else {}
-        return RateLimited(message, retry_after=seconds_until_reset(headers, now))
-    if isinstance(exc, UnauthorizedError | LoginRequiredError):
-        return AuthFailed(message)
-    if isinstance(exc, BadRequestError):
-        return Rejected(message)
-    if isinstance(exc, InvokeTimeoutError):
-        return Transient(message)
-    if isinstance(exc, NetworkError):  # transport failures, and 409/413/502 answers
-        return Rejected(message) if status == 413 else Transient(message)
-    if isinstance(exc, RequestException):
-        return Transient(message) if status is None or status >= 500 else Rejected(message)
-    if isinstance(exc, ModelError):
-        return Transient(f"Bluesky: unreadable answer ({type(exc).__name__})")
-    return Transient(message)
-
-
-def _error_name(exc: RequestErrorBase) -> str | None:
-    content = exc.response.content if exc.response is not None else None
-    return content.error if isinstance(content, XrpcError) else None
 
 
 def _timestamp(moment: datetime) -> str:

@@ -25,7 +25,8 @@ from atproto_core.exceptions import AtProtocolError
 
 from bot.campaign.model import Account
 from bot.errors import AuthFailed, Transient
-from bot.platforms.bluesky import DEFAULT_SERVICE, translate_error
+from bot.platforms.bluesky import DEFAULT_SERVICE
+from bot.platforms.bluesky_sdk import translate_error
 from bot.platforms.onboarding import CannotPost, Diagnosis
 
 APP_PASSWORD = re.compile(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}")

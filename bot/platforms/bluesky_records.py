@@ -30,7 +30,6 @@ from bot.platforms.opengraph import LinkPreview, fetch_link_preview
 
 log = logging.getLogger(__name__)
 
-LINK_CARD_TIMEOUT = 5.0
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+")
 
 

@@ -11,6 +11,7 @@ app password, or a blob that is not ours, reads as no session: the client create
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 
@@ -21,8 +22,12 @@ PREFIX = "sealed1:"
 _SALT = b"campaign-bot bluesky session\x00"
 
 
+@functools.lru_cache(maxsize=256)
 def session_key(app_password: str, handle: str) -> bytes:
-    """32 bytes from the app password, salted with the handle (scrypt: slow to guess offline)."""
+    """32 bytes from the app password, salted with the handle (scrypt: slow to guess offline).
+
+    Derived once per account and process (~50 ms of CPU each): a reloaded config opens new
+    clients, and each client derives it only when it seals or unseals a session."""
     salt = _SALT + handle.strip().lower().encode()
     return hashlib.scrypt(app_password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
 

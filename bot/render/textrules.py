@@ -24,17 +24,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import regex
-from twitter_text.extract_urls import extract_urls_with_indices
 from twitter_text.has_invalid_characters import has_invalid_characters
 
 from bot.campaign.model import Image, LinkCard, Part, Platform, PlatformOptions, Post, Queue
 from bot.errors import Problem
 from bot.platforms import Facet, Media, Outgoing, Published
 from bot.render.facets import count_graphemes, detect_facets, utf8_length
-from bot.render.tweetlength import x_length
+from bot.render.tweetlength import find_urls, x_length
 
 X_LIMIT = 280
 BLUESKY_GRAPHEMES = 300
@@ -96,16 +96,25 @@ def add_hashtags(text: str, hashtags: tuple[str, ...]) -> str:
 
 
 def _has_hashtag(text: str, tag: str) -> bool:
+    return _hashtag_pattern(tag).search(text) is not None
+
+
+@lru_cache(maxsize=64)
+def _hashtag_pattern(tag: str) -> re.Pattern[str]:
     word = tag.lstrip("#＃")
     # A longer tag (#NoTechForICEs) is another tag, so the match must end at a non-word character.
-    pattern = rf"(?<![\w#＃])[#＃]{re.escape(word)}(?!\w)"
-    return re.search(pattern, text, re.IGNORECASE) is not None
+    return re.compile(rf"(?<![\w#＃])[#＃]{re.escape(word)}(?!\w)", re.IGNORECASE)
+
+
+_NO_OPTIONS = PlatformOptions()
 
 
 def _options(queue: Queue, post: Post, platform: Platform) -> PlatformOptions:
     """The post's options for this platform over the queue's defaults."""
-    base = queue.defaults.get(platform, PlatformOptions())
-    own = post.overrides.get(platform, PlatformOptions())
+    base = queue.defaults.get(platform, _NO_OPTIONS)
+    own = post.overrides.get(platform)
+    if own is None:  # most posts: the queue's options as they are
+        return base
     return PlatformOptions(
         parts=own.parts if own.parts is not None else base.parts,
         spoiler_text=own.spoiler_text if own.spoiler_text is not None else base.spoiler_text,
@@ -122,8 +131,13 @@ def render_post(
     post: Post,
     platform: Platform,
     account_name: str,
+    *,
+    facets: bool = True,
 ) -> Rendered:
-    """The exact payload of `post` for one platform and account."""
+    """The exact payload of `post` for one platform and account.
+
+    `facets=False`: without Bluesky's facets, for what only measures (they change no length).
+    """
     options = _options(queue, post, platform)
     # The loader already put the post's images on the first part of a platform's own text.
     parts = options.parts if options.parts is not None else post.parts
@@ -135,7 +149,8 @@ def render_post(
     texts = [add_hashtags(parts[0].text, queue.hashtags), *(p.text for p in parts[1:])]
     spoiler = options.spoiler_text if platform == "mastodon" else None
     rendered = tuple(
-        _measure(platform, text, part.images, spoiler) for text, part in zip(texts, parts, strict=True)
+        _measure(platform, text, part.images, spoiler, facets)
+        for text, part in zip(texts, parts, strict=True)
     )
     return Rendered(
         queue=queue.name,
@@ -182,7 +197,9 @@ def to_outgoing(
     )
 
 
-def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None) -> RenderedPart:
+def _measure(
+    platform: Platform, text: str, images: tuple[Image, ...], spoiler: str | None, facets: bool
+) -> RenderedPart:
     if platform == "x":
         invalid = has_invalid_characters(text)
         return RenderedPart(text, x_length(text), X_LIMIT, images, invalid_characters=invalid)
@@ -192,7 +209,7 @@ def _measure(platform: Platform, text: str, images: tuple[Image, ...], spoiler: 
             count_graphemes(text),
             BLUESKY_GRAPHEMES,
             images,
-            facets=detect_facets(text),
+            facets=detect_facets(text) if facets else (),
             byte_length=utf8_length(text),
             byte_limit=BLUESKY_BYTES,
         )
@@ -214,9 +231,10 @@ _MENTION_END = regex.compile(r"@|://")
 def mastodon_length(text: str, spoiler_text: str | None = None) -> int:
     """Graphemes of content warning + text, URLs as 23, `@user@domain` as `@user`."""
     entities: list[tuple[int, int, str]] = []
-    for url in extract_urls_with_indices(text, extract_urls_without_protocol=False):
-        start, end = url["indices"]
-        entities.append((start, end, "x" * MASTODON_URL_LENGTH))
+    # Mastodon counts only URLs with a protocol (twitter-text's extract_url_without_protocol: false).
+    for start, end, _, has_protocol in find_urls(text):
+        if has_protocol:
+            entities.append((start, end, "x" * MASTODON_URL_LENGTH))
     for m in _MASTODON_MENTION.finditer(text):
         if _MENTION_END.match(text, m.end()):
             continue
@@ -247,13 +265,14 @@ def length_problems(
         for platform, accounts in targets.items():
             if not accounts:
                 continue
-            problems.extend(_part_problems(queue, post, render_post(queue, post, platform, accounts[0])))
+            rendered = render_post(queue, post, platform, accounts[0], facets=False)
+            problems.extend(_part_problems(queue, post, rendered))
     return problems
 
 
 def _length_advice(queue: Queue, post: Post, rendered: Rendered, index: int) -> str:
     """How much of the count is the added hashtag, and the way out: a shorter per-platform text."""
-    bare = render_post(replace(queue, hashtags=()), post, rendered.platform, rendered.account)
+    bare = render_post(replace(queue, hashtags=()), post, rendered.platform, rendered.account, facets=False)
     added = rendered.parts[index - 1].length - bare.parts[index - 1].length
     tags = " ".join(queue.hashtags)
     share = f" ({added} of them the added {tags})" if added > 0 else ""

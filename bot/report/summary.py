@@ -93,7 +93,8 @@ def last_day_counts(engine: Engine, now: datetime) -> dict[str, int]:
 
 def format_last_day(counts: dict[str, int]) -> str:
     return (
-        f"last 24 h: {counts['sent']} posts sent, {counts['failed']} failed, {counts['replies']} replies, "
+        f"last 24 h: {counts['sent']} posts sent, {counts['failed']} failed (one per post and account), "
+        f"{counts['replies']} replies, "
         f"{counts['mentions']} mentions, {counts['hashtag_posts']} hashtag posts by others, "
         f"{counts['reposts']} reposts of allies"
     )
