@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.campaign.model import PLATFORMS
-from bot.errors import InputError
+from bot.errors import DatabaseUnavailable, InputError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,8 +43,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(problem, file=sys.stderr)
     failed_accounts, checked_accounts, unset_accounts = 0, 0, 0
+    failed_database = False
     if args.online and report.config is not None:
-        from bot.commands.check import verify_accounts
+        from bot.commands.check import verify_accounts, verify_database
 
         for result in verify_accounts(report.config):
             if result.detail.startswith("not checked"):
@@ -57,6 +58,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             checked_accounts += 1
             mark = "ok" if result.ok else "FAILED"
             print(f"{result.platform} {result.account}: {mark} {result.detail}")
+        database_ok, detail = verify_database(report.config)
+        print(f"database: {'ok' if database_ok else 'FAILED'} {detail}")
+        failed_database = not database_ok
     if report.config is not None:
         for queue in report.queues:
             print("\n".join(describe_queue(report.config, queue, report.next_slots[queue.name])))
@@ -64,7 +68,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     posts = sum(len(queue.posts) for queue in report.queues)
     online = (
         f", {failed_accounts} account{'s' * (failed_accounts != 1)} failed online" if failed_accounts else ""
-    )
+    ) + (", the database failed online" if failed_database else "")
     print(
         f"{len(report.queues)} queues, {posts} posts: "
         f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}{online}"
@@ -76,7 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         why = "none has its secrets set" if unset_accounts else "no enabled platform has an account"
         print(f"check --online: no account was checked: {why}", file=sys.stderr)
         return EXIT_RUNTIME
-    return EXIT_RUNTIME if failed_accounts else EXIT_OK
+    return EXIT_RUNTIME if failed_accounts or failed_database else EXIT_OK
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -103,8 +107,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
         names = sorted(q.name for q in queues)
         hint = did_you_mean(args.queue, names)
+        why = "; a queue with errors is left out: `python -m bot check` lists them" if errors else ""
         print(
-            f"preview: no valid queue named {args.queue!r}{hint} (queues: {', '.join(names) or 'none'})",
+            f"preview: no valid queue named {args.queue!r}{hint} (queues: {', '.join(names) or 'none'}){why}",
             file=sys.stderr,
         )
         return EXIT_INPUT if errors else EXIT_USAGE
@@ -670,6 +675,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_line(args: argparse.Namespace) -> str:
+    """`config.yaml:LINE: ` of config.yaml's `database` key, or "" (a rehearsal's own database)."""
+    from bot.campaign.findings import display_path
+    from bot.campaign.yamlsource import read_yaml
+
+    if getattr(args, "sandbox", False):
+        return ""
+    shown = display_path(args.config)
+    try:
+        doc = read_yaml(args.config, shown)
+    except InputError:
+        return ""
+    if not isinstance(doc.data, dict) or "database" not in doc.data:
+        return ""
+    return f"{shown}:{doc.line(('database',))}: "
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -692,20 +714,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Run by an interpreter without the project's dependencies (not the venv).
         print(f"campaign-bot: {exc}; install it with `pip install -e .`", file=sys.stderr)
         return EXIT_RUNTIME
+    except DatabaseUnavailable as exc:
+        print(f"{_database_line(args)}database: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     except Exception as exc:
         # A runtime failure exits 3 (Python's own 1 would read as "invalid input" here).
         from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, SQLAlchemyError):
-            # The driver's own words (host, port, reason) when it could not connect; otherwise
-            # the error's type alone: a failed statement's text may quote its values (a session
-            # blob). Never the URL with its password.
-            from sqlalchemy.exc import InterfaceError, OperationalError
+            from bot.ledger.database import describe_database_error
 
-            reason = type(getattr(exc, "orig", None) or exc).__name__
-            if isinstance(exc, OperationalError | InterfaceError):
-                reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
-            print(f"database: {reason}", file=sys.stderr)
+            print(f"database: {describe_database_error(exc)}", file=sys.stderr)
         else:
             from bot.daemon.logs import safe_traceback
 

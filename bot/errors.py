@@ -5,6 +5,8 @@ Two families, drawn once here:
     Problem                  a finding about input (config or content): FILE:LINE: message
     InputError               raised when loading input fails; carries every Problem found
 
+    DatabaseUnavailable      the database's file or folder cannot be created: path and reason
+
     PlatformError            anything a platform call can end in, translated at the adapter edge
     ├── RateLimited          429: retry after `retry_after` seconds (from the reset headers)
     ├── Transient            timeout, connection error, 5xx: the write may or may not have happened
@@ -44,6 +46,10 @@ class InputError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class DatabaseUnavailable(Exception):
+    """The SQLite file or its folder cannot be created; the message names the path and the OS's reason."""
 
 
 class PlatformError(Exception):

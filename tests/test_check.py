@@ -67,7 +67,7 @@ def test_broken_content_exits_1_with_every_error_and_no_traceback(tmp_path: Path
     (tmp_path / "content").mkdir()
     (tmp_path / "config.yaml").write_text(
         "platforms:\n  mastodon:\n    accounts:\n"
-        "      - {name: main, api_base_url: https://m.example, access_token: t}\n"
+        '      - {name: main, api_base_url: https://m.example, access_token: "${T:-t}"}\n'
     )
     (tmp_path / "content" / "a.yaml").write_text("schedule: {cron: '61 * * * *'}\nposts: [{text: hi}]\n")
     (tmp_path / "content" / "b.yaml").write_text(

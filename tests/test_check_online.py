@@ -84,7 +84,7 @@ def test_each_account_problem_is_named_with_its_fix(sandbox: Sandbox, tmp_path: 
                 accounts:
                   - {{name: mainpw, service: "{urls["bluesky"]}", handle: {bsky["handle"]},
                       app_password: "${{MAIN_PASSWORD}}"}}
-                  - {{name: unset, service: "{urls["bluesky"]}", handle: {bsky["handle"]},
+                  - {{name: unset, service: "{urls["bluesky"]}", handle: other.test,
                       app_password: "${{NOT_SET}}"}}
               mastodon:
                 accounts:

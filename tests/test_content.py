@@ -27,7 +27,7 @@ platforms:
 
 TWO_X_ACCOUNTS = CONFIG.replace(
     "      - {name: main, consumer_key",
-    "      - {name: second, consumer_key: a, consumer_secret: b, access_token: c, access_token_secret: d}\n"
+    "      - {name: second, consumer_key: a, consumer_secret: b, access_token: c2, access_token_secret: d}\n"
     "      - {name: main, consumer_key",
 )
 

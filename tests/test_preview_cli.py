@@ -152,10 +152,12 @@ def write_campaign(folder: Path, queue_yaml: str, tier: str = "free") -> Path:
         "  x:\n"
         f"    tier: {tier}\n"
         "    accounts:\n"
-        "      - {name: main, consumer_key: a, consumer_secret: b, access_token: c, access_token_secret: d}\n"
+        # Secrets as ${VAR:-default}: one written in the file is a warning of its own.
+        '      - {name: main, consumer_key: "${K:-a}", consumer_secret: "${S:-b}", access_token: "${T:-c}",\n'
+        '         access_token_secret: "${TS:-d}"}\n'
         "  mastodon:\n"
         "    accounts:\n"
-        "      - {name: main, api_base_url: https://m.example, access_token: t}\n"
+        '      - {name: main, api_base_url: https://m.example, access_token: "${M:-t}"}\n'
     )
     return config
 

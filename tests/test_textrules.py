@@ -252,5 +252,5 @@ def test_length_problem_names_post_part_platform_length_and_limit() -> None:
     problems = length_problems(make_queue(thread), {"x": ["main"], "bluesky": ["main"]})
     assert [str(p) for p in problems] == [
         "content/calls.yaml:12: post 'thread-employees' part 2 is too long on x: "
-        "282 weighted characters, limit 280; shorten it, or give a shorter `x:` text"
+        "282 weighted characters, limit 280; shorten it or split it in two, or give a `x:` thread"
     ]

@@ -15,6 +15,7 @@ and the variable only. Pydantic's error `input` is never used.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 import logging
 import re
@@ -34,6 +35,7 @@ from bot.campaign.configshape import (
     report_validation,
     valid_database,
 )
+from bot.campaign.envfile import literal_secrets
 from bot.campaign.findings import Findings, describe_path, display_path
 from bot.campaign.model import (
     Account,
@@ -58,6 +60,15 @@ _BASE_URL_KEY: Mapping[Platform, str | None] = {
     "instagram": None,
 }
 _NOT_CREDENTIALS = {"name", "limits", "service", "api_base_url"}
+# What makes two entries of one platform the same account: the same server (when the network
+# has several) and the same value of this key; shown in the message as its words.
+_IDENTITY: Mapping[Platform, tuple[str, str]] = {
+    "x": ("access_token", "access token"),
+    "bluesky": ("handle", "handle"),
+    "mastodon": ("access_token", "access token"),
+    "facebook": ("page_id", "Page id"),
+    "instagram": ("ig_user_id", "Instagram user id"),
+}
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -72,12 +83,14 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
         findings.error((), "config.yaml must be a mapping of settings (key: value lines)")
         raise InputError(findings.problems)
 
+    for where, message in literal_secrets(doc.data):
+        findings.warning(where, message)
     variables = _Variables(environ, _read_dotenv(path.parent / ".env"))
     findings.problems.extend(dotenv_problems(path.parent / ".env"))
     data = _substitute(doc.data, (), variables, findings)
     assert isinstance(data, dict)
 
-    _report_missing(findings, variables.missing, data)
+    _report_missing(findings, variables, data)
 
     try:
         shape = ConfigShape.model_validate(data)
@@ -175,11 +188,19 @@ class _Variables:
     environ: Mapping[str, str]
     dotenv: Mapping[str, str]
     missing: dict[YamlPath, list[str]] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
 
     def lookup(self, name: str) -> str | None:
         # Shell semantics: an empty value counts as unset (so `${VAR:-default}` uses the default).
+        self.used.add(name)
         value = self.environ.get(name) or self.dotenv.get(name)
         return value or None
+
+    def named(self, name: str) -> str:
+        """`NAME`, with a hint when .env sets a close name nothing uses (`MASTODON_ACCES_TOKEN`)."""
+        unused = [key for key in self.dotenv if key not in self.used]
+        close = difflib.get_close_matches(name, unused, n=1, cutoff=0.8)
+        return f"{name} (.env sets {close[0]}: did you mean {name} there?)" if close else name
 
 
 def _substitute(value: object, path: YamlPath, variables: _Variables, findings: Findings) -> object:
@@ -211,12 +232,10 @@ def _substitute(value: object, path: YamlPath, variables: _Variables, findings: 
     return _REFERENCE.sub(replace, value)
 
 
-def _report_missing(
-    findings: Findings, missing: Mapping[YamlPath, list[str]], data: Mapping[str, Any]
-) -> None:
+def _report_missing(findings: Findings, variables: _Variables, data: Mapping[str, Any]) -> None:
     """Missing variables: a warning per account of an enabled platform, an error anywhere else."""
     per_account: dict[YamlPath, list[str]] = {}
-    for path, names in missing.items():
+    for path, names in variables.missing.items():
         if len(path) > 1 and path[0] == "platforms" and not _is_enabled(data, str(path[1])):
             continue  # a disabled platform needs no secrets
         if len(path) >= 4 and path[0] == "platforms" and path[2] == "accounts":
@@ -225,15 +244,16 @@ def _report_missing(
         for name in names:
             findings.error(
                 path,
-                f"{describe_path(path)}: environment variable {name} is not set "
+                f"{describe_path(path)}: environment variable {variables.named(name)} is not set "
                 f"(write ${{{name}:-default}} to give a default)",
             )
     for account_path, names in per_account.items():
         unique = list(dict.fromkeys(names))
         noun, verb = ("variable", "is") if len(unique) == 1 else ("variables", "are")
+        listed = ", ".join(variables.named(name) for name in unique)
         findings.warning(
             account_path,
-            f"{describe_path(account_path)}: environment {noun} {', '.join(unique)} {verb} not set; "
+            f"{describe_path(account_path)}: environment {noun} {listed} {verb} not set; "
             "this account's posts are held until then",
         )
 
@@ -361,7 +381,26 @@ class _Builder:
                 )
             seen.add(account_in.name)
             accounts.append(self._account(platform, account_in, account_path, base_url))
+        self._same_accounts(platform, accounts)
         return PlatformConfig(platform=platform, enabled=True, accounts=tuple(accounts), tier=tier)
+
+    def _same_accounts(self, platform: Platform, accounts: list[Account]) -> None:
+        """An error for an entry that is an earlier one under another name: each post would go out twice."""
+        key, words = _IDENTITY[platform]
+        first: dict[tuple[str, str], Account] = {}
+        for i, account in enumerate(accounts):
+            value = account.credentials.get(key, "").strip()
+            if key == "handle":  # handles are not case-sensitive; tokens are
+                value = value.lstrip("@").lower()
+            if not value:
+                continue  # unset: nothing to compare yet
+            earlier = first.setdefault((account.base_url.rstrip("/").lower(), value), account)
+            if earlier is not account:
+                self.findings.error(
+                    ("platforms", platform, "accounts", i),
+                    f"{platform}/{account.name} is the same account as {platform}/{earlier.name}: "
+                    f"the same {words}; every post would go out twice, so remove one",
+                )
 
     def _account(self, platform: Platform, account_in: Any, path: YamlPath, platform_url: str) -> Account:
         values: dict[str, Any] = dict(account_in)

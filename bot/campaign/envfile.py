@@ -22,6 +22,44 @@ from dotenv import set_key
 from bot.campaign.findings import display_path
 from bot.campaign.yamlsource import read_yaml
 
+# The keys that hold secrets, per network: a value written in config.yaml itself is refused by
+# `connect` and a warning in `check` and at `run`'s start (the file is committed and shared).
+SECRET_KEYS: Mapping[str, tuple[str, ...]] = {
+    "x": ("consumer_key", "consumer_secret", "access_token", "access_token_secret"),
+    "bluesky": ("app_password",),
+    "mastodon": ("access_token",),
+    "facebook": ("access_token", "app_secret"),
+    "instagram": ("access_token",),
+}
+_NAMES = {"x": "X", "bluesky": "BLUESKY", "mastodon": "MASTODON", "facebook": "FB", "instagram": "IG"}
+
+
+def literal_secret_message(platform: str, index: int, account: str, key: str) -> str:
+    """What to say about secret `key` of account `index` written in config.yaml (never its value)."""
+    suggestion = f"{_NAMES.get(platform, platform.upper())}_{account.upper()}_{key.upper()}"
+    return (
+        f"platforms.{platform}.accounts[{index}].{key} is written in the file itself; "
+        f'write "${{{suggestion}}}" there so the secret goes to .env'
+    )
+
+
+def literal_secrets(data: object) -> list[tuple[tuple[str, str, str, int, str], str]]:
+    """Each secret written as a value in config.yaml's raw `data`: (its YAML path, the message)."""
+    platforms = data.get("platforms") if isinstance(data, dict) else None
+    found: list[tuple[tuple[str, str, str, int, str], str]] = []
+    for platform, section in platforms.items() if isinstance(platforms, dict) else ():
+        accounts = section.get("accounts") if isinstance(section, dict) else None
+        for index, account in enumerate(accounts if isinstance(accounts, list) else []):
+            if not isinstance(account, dict):
+                continue
+            for key in SECRET_KEYS.get(str(platform), ()):
+                value = account.get(key)
+                if isinstance(value, str | int) and str(value).strip() and "${" not in str(value):
+                    message = literal_secret_message(str(platform), index, str(account.get("name")), key)
+                    found.append((("platforms", str(platform), "accounts", index, key), message))
+    return found
+
+
 _WHOLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\}", re.DOTALL)
 
 

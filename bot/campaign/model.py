@@ -74,7 +74,7 @@ class Post:
     start: datetime | None = None
     expires: datetime | None = None
     # Where its text is written, for length messages: "" the post's own `text`/`thread`, else a
-    # platform's override (`x: "..."`).
+    # platform's override (`x: "..."`); "#2" and "x#2" a thread's part 2, its own or the override's.
     text_lines: Mapping[str, int] = field(default_factory=dict)
 
     @property

@@ -129,6 +129,12 @@ class PostReader:
         own = next((key for key in ("text", "thread") if key in value), None)
         text_lines = {"": doc.line((*path, own))} if own else {}
         text_lines.update({p: doc.line((*path, p)) for p in overrides if overrides[p].parts is not None})
+        # A thread's parts at their own lines, as "#N" (the post's) or "x#N" (an override's).
+        for prefix, body in (("", value), *((p, value[p]) for p in overrides)):
+            thread = body.get("thread") if isinstance(body, dict) else None
+            base = (*path, prefix, "thread") if prefix else (*path, "thread")
+            for i in range(len(thread) if isinstance(thread, list) else 0):
+                text_lines[f"{prefix}#{i + 1}"] = doc.line((*base, i))
         post = Post(
             id=post_id,
             parts=parts,
@@ -180,6 +186,11 @@ class PostReader:
         return None
 
     def read_text(self, value: object, path: YamlPath) -> str | None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            self.findings.error(
+                path, f'{describe_path(path)}: {value!r} is read as a number: put it in quotes ("{value}")'
+            )
+            return None
         if not isinstance(value, str) or not value.strip():
             self.findings.error(path, f"{describe_path(path)}: should be non-empty text")
             return None

@@ -11,6 +11,7 @@ the checks of the layers above (each text's length per platform): every command 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable
@@ -95,6 +96,10 @@ def load_queues(config: Config, *, measure: Measure) -> tuple[list[Queue], list[
     problems: list[Problem] = []
     for stray in sorted(folder.glob("*.yml")):
         problems.append(Problem(display_path(stray), 1, "ignored: queue files must end in .yaml", "warning"))
+    for nested in sorted({*folder.glob("*/**/*.yaml"), *folder.glob("*/**/*.yml")}):
+        if not any(part.startswith(".") for part in nested.relative_to(folder).parts):
+            message = f"ignored: queue files must be in {display_path(folder)} itself, not in a sub-folder"
+            problems.append(Problem(display_path(nested), 1, message, "warning"))
     files = sorted(folder.glob("*.yaml"))
     if not files:
         problems.append(Problem(display_path(folder), 1, "no queue files (*.yaml) here", "warning"))
@@ -114,6 +119,7 @@ def load_queues(config: Config, *, measure: Measure) -> tuple[list[Queue], list[
         queues.append(queue)
     queues.sort(key=lambda q: q.file)
     problems.extend(warn_identical_x_text(queues, config))
+    problems.extend(warn_misspelt_hashtags(queues, config))
     return queues, problems
 
 
@@ -159,7 +165,8 @@ def load_queue(path: Path, config: Config, *, measure: Measure) -> tuple[Queue |
         return None, findings.problems
     queue = _QueueReader(config, path, findings, doc.data).read()
     findings.problems.extend(measure(queue))
-    problems = sorted(findings.problems, key=lambda p: p.line)
+    # The same message at the same line once (five copies of one image on one line).
+    problems = sorted(dict.fromkeys(findings.problems), key=lambda p: p.line)
     return (None if findings.has_errors else queue), problems
 
 
@@ -427,6 +434,33 @@ class _QueueReader:
             self.findings.error((key,), f"{key}: {value!r} should be {' or '.join(choices)}{hint}")
             return choices[0]
         return str(value)
+
+
+_HASHTAG = re.compile(r"#\w+")
+
+
+def warn_misspelt_hashtags(queues: list[Queue], config: Config) -> list[Problem]:
+    """A warning per tag in a text that looks like a campaign hashtag but is not it (`#NoTechFroICE`).
+
+    Close means difflib's ratio of at least 0.8, case ignored (another case is the same tag); a
+    tag that starts with the campaign's (`#NoTechForICE2026`) is taken as meant.
+    """
+    problems = []
+    for queue in queues:
+        ours = {tag.casefold(): tag for tag in (*config.hashtags, *queue.hashtags)}
+        for post in queue.posts:
+            bodies = [post.parts, *(o.parts for o in post.overrides.values() if o.parts)]
+            texts = [part.text for parts in bodies for part in parts]
+            for tag in dict.fromkeys(t for text in texts for t in _HASHTAG.findall(text)):
+                folded = tag.casefold()
+                if folded in ours or any(folded.startswith(known) for known in ours):
+                    continue
+                close = difflib.get_close_matches(folded, ours, n=1, cutoff=0.8)
+                if close:
+                    line = post.text_lines.get("") or post.line
+                    message = f"post {post.id!r}: {tag!r} looks like the campaign's {ours[close[0]]}"
+                    problems.append(Problem(display_path(queue.file), line, message, "warning"))
+    return problems
 
 
 # --- across queues --------------------------------------------------------------------------

@@ -85,6 +85,7 @@ def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck
     from bot.platforms.onboarding import diagnose
 
     results = []
+    seen: dict[tuple[str, str, str], str] = {}  # (platform, server, handle) -> the first account's name
     for platform in config.enabled_platforms():
         for account in config.accounts(platform):
             if account.missing:
@@ -101,8 +102,44 @@ def verify_accounts(config: Config, *, timeout: float = 15) -> list[AccountCheck
                 results.append(AccountCheck(platform, account.name, False, f"{type(exc).__name__}: {exc}"))
                 continue
             detail = "; ".join(found.problems) if found.problems else str(found.handle)
+            # Two entries signed in as one account (two tokens of one user) post everything twice.
+            who = (platform, account.base_url.rstrip("/").lower(), str(found.handle).lower())
+            if found.handle and who in seen:
+                detail = (
+                    f"{found.handle} is the same account as {platform}/{seen[who]}: every post would "
+                    "go out twice, so remove one of them from config.yaml"
+                )
+                results.append(AccountCheck(platform, account.name, False, detail))
+                continue
+            if found.handle:
+                seen[who] = account.name
             results.append(AccountCheck(platform, account.name, found.ok, detail))
     return results
+
+
+def verify_database(config: Config) -> tuple[bool, str]:
+    """`check --online`: open the database as `run` would (a SQLite file and its folder are
+    created) without touching its tables; (ok, the URL without its password or why it failed)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.errors import DatabaseUnavailable
+    from bot.ledger.database import connect, describe_database_error, shown_url
+
+    url = config.database_url
+    if url.startswith("postgresql") and "connect_timeout=" not in url:
+        # libpq waits for an address that drops packets as long as the OS does (minutes).
+        url += ("&" if "?" in url else "?") + "connect_timeout=10"
+    try:
+        engine = connect(url)
+        try:
+            with engine.connect().execution_options(ledger_read=True) as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except (DatabaseUnavailable, SQLAlchemyError, ValueError) as exc:
+        return False, f"{describe_database_error(exc)} ({shown_url(config.database_url)})"
+    return True, shown_url(config.database_url)
 
 
 def check_schedules(config: Config, queues: Sequence[Queue], now: datetime) -> list[Problem]:

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.campaign.config import load_config
-from bot.campaign.envfile import AccountFields, account_fields, write_env
+from bot.campaign.envfile import (
+    SECRET_KEYS,
+    AccountFields,
+    account_fields,
+    literal_secret_message,
+    write_env,
+)
 from bot.campaign.findings import display_path
 from bot.campaign.model import Account, Platform
 from bot.commands.dialogue import Dialogue, Interrupted
@@ -33,12 +39,6 @@ EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 PROGRESS_FILE = ".connect-progress.json"
 TIMEOUT = 20.0
 NAMES = {"x": "X", "bluesky": "Bluesky", "mastodon": "Mastodon"}
-# The keys that hold secrets, per network: never accepted as values written in config.yaml.
-SECRET_KEYS: Mapping[str, tuple[str, ...]] = {
-    "x": ("consumer_key", "consumer_secret", "access_token", "access_token_secret"),
-    "bluesky": ("app_password",),
-    "mastodon": ("access_token",),
-}
 
 
 class NotConnected(Exception):
@@ -149,15 +149,10 @@ def run_connect(
         return EXIT_USAGE
     fields = account_fields(config_path, platform, account.name)
     assert fields is not None  # load_config found it
-    literal = [k for k in SECRET_KEYS.get(platform, ()) if k not in fields.variables]
+    literal = [k for k in SECRET_KEYS.get(platform, ()) if k in fields.lines and k not in fields.variables]
     if literal:
         key = literal[0]
-        where = f"platforms.{platform}.accounts[{accounts.index(account)}].{key}"
-        suggestion = f"{name.upper()}_{account.name.upper()}_{key.upper()}"
-        message = (
-            f'{where} is written in the file itself; write "${{{suggestion}}}" there '
-            "so the secret goes to .env"
-        )
+        message = literal_secret_message(platform, accounts.index(account), account.name, key)
         raise InputError([Problem(shown, fields.lines.get(key, fields.line), message)])
 
     module = f"bot.commands.connect_{platform}"

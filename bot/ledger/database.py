@@ -29,6 +29,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
+from bot.errors import DatabaseUnavailable
+
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
@@ -135,11 +137,37 @@ def _create_owner_only(path: Path) -> None:
     SQLite gives its -wal and -shm files the main file's mode, so they follow. Existing folders
     are left as they are: tightening someone's /tmp or home would be worse than the problem.
     """
-    make_private_folders(path.absolute().parent)
+    folder = path.absolute().parent
+    try:
+        make_private_folders(folder)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot create folder {folder}: {exc.strerror or exc}") from None
     if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        except OSError as exc:
+            raise DatabaseUnavailable(f"cannot create {path}: {exc.strerror or exc}") from None
         os.close(fd)
         os.chmod(path, 0o600)
+
+
+def describe_database_error(exc: Exception) -> str:
+    """A database failure in one line without secrets: the driver's own words (host, port, reason)
+    when it could not connect, else the error's type alone, as a failed statement's text may
+    quote its values (a session blob). Never the URL with its password."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, DatabaseUnavailable | ValueError):
+        return str(exc)
+    reason = type(getattr(exc, "orig", None) or exc).__name__
+    if isinstance(exc, OperationalError | InterfaceError):
+        reason = (str(getattr(exc, "orig", None) or "").strip().splitlines() or [reason])[0]
+    return reason
+
+
+def shown_url(url: str) -> str:
+    """`url` as a message may show it: the password replaced by ***."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

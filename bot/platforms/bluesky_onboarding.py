@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import httpx
 from atproto_client import Client, models
-from atproto_client.exceptions import RequestErrorBase, UnauthorizedError
+from atproto_client.exceptions import InvokeTimeoutError, NetworkError, RequestErrorBase, UnauthorizedError
 from atproto_client.models.common import XrpcError
 from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
@@ -73,10 +73,14 @@ def sign_in(service: str, identifier: str, password: str, timeout: float) -> Sig
         if _error_name(exc) == "AuthFactorTokenRequired":
             raise CannotPost(TWO_FACTOR) from exc
         raise AuthFailed("Bluesky 401: Invalid identifier or password") from exc
+    except (NetworkError, InvokeTimeoutError) as exc:
+        if exc.response is not None:  # the SDK's NetworkError also wraps some answers (502)
+            raise translate_error(exc, datetime.now(UTC)) from exc
+        raise Transient(_unreachable(service, type(exc).__name__)) from exc
     except AtProtocolError as exc:
         raise translate_error(exc, datetime.now(UTC)) from exc
     except httpx.HTTPError as exc:
-        raise Transient(f"cannot reach {service or DEFAULT_SERVICE} ({type(exc).__name__})") from exc
+        raise Transient(_unreachable(service, type(exc).__name__)) from exc
     finally:
         client.request.close()
     kinds = {
@@ -85,6 +89,13 @@ def sign_in(service: str, identifier: str, password: str, timeout: float) -> Sig
         "com.atproto.appPassPrivileged": "app-privileged",
     }
     return SignIn(str(session.handle), str(session.did), kinds.get(_scope(session.access_jwt), "unknown"))
+
+
+def _unreachable(service: str, why: str) -> str:
+    return (
+        f"cannot reach {service or DEFAULT_SERVICE} ({why}): is the address right? It is the "
+        "account's `service` in config.yaml (https://bsky.social for most accounts)"
+    )
 
 
 def diagnose(account: Account, *, timeout: float) -> Diagnosis:

@@ -169,6 +169,10 @@ def diagnose(account: Account, *, timeout: float) -> Diagnosis:
         if "403" not in str(exc):
             raise
         return Diagnosis(None, [_missing(["read:accounts"], account.name)])
+    except Transient as exc:
+        if isinstance(exc.__cause__, MastodonNetworkError):  # no answer at all: the address
+            raise Transient(f"cannot reach {account.base_url}: is the account's api_base_url right?") from exc
+        raise
     try:
         app: Mapping[str, Any] = _guard(api.app_verify_credentials)
     except Rejected:

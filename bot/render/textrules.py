@@ -277,7 +277,11 @@ def _length_advice(queue: Queue, post: Post, rendered: Rendered, index: int) -> 
     tags = " ".join(queue.hashtags)
     share = f" ({added} of them the added {tags})" if added > 0 else ""
     has_own = rendered.platform in post.overrides and post.overrides[rendered.platform].parts is not None
-    fix = "shorten it" if has_own else f"shorten it, or give a shorter `{rendered.platform}:` text"
+    if len(rendered.parts) > 1:
+        other = "" if has_own else f", or give a `{rendered.platform}:` thread"
+        fix = f"shorten it or split it in two{other}"
+    else:
+        fix = "shorten it" if has_own else f"shorten it, or give a shorter `{rendered.platform}:` text"
     return f"{share}; {fix}"
 
 
@@ -299,7 +303,12 @@ def _part_problems(queue: Queue, post: Post, rendered: Rendered) -> list[Problem
             if rendered.spoiler_text:
                 what += " with the content warning"
             advice = _length_advice(queue, post, rendered, index)
-            text_line = post.text_lines.get(rendered.platform) or post.text_lines.get("") or post.line
+            own = rendered.platform if rendered.platform in post.text_lines else ""
+            text_line = (
+                (post.text_lines.get(f"{own}#{index}") if many else None)
+                or post.text_lines.get(own)
+                or post.line
+            )
             problems.append(
                 Problem(
                     str(queue.file),
