@@ -134,3 +134,30 @@ def test_retract_of_a_sent_post_not_found_cancels_it_so_no_worker_sends_it_later
         assert {r.state for r in ledger.deliveries_for_post("asks", "ask")} == {"retracted"}
     finally:
         ledger.close()
+
+
+def test_retract_while_a_dead_workers_call_may_still_land_says_to_retract_again(site: Site) -> None:
+    site.write_queue(
+        "asks",
+        'schedule: {every: 1d}\nplatforms: [mastodon]\nposts:\n  - {id: ask, text: "Drop the contract"}\n',
+    )
+    key = DeliveryKey("asks", "ask", 1, 0, "mastodon", "main")
+    just_now = datetime.now(UTC)
+    ledger = open_ledger(site.database)
+    try:
+        assert ledger.claim_delivery(
+            key, "gone-worker", just_now, timedelta(seconds=-1), lambda: "3lnonce2222a"
+        )
+        assert ledger.record_attempt(key, "gone-worker", "Drop the contract", just_now, timedelta(seconds=-1))
+    finally:
+        ledger.close()
+    retracted = bot(site, "retract", "asks", "ask")
+    assert retracted.returncode == 3, retracted.stdout + retracted.stderr
+    assert (
+        "its last call may still land until" in retracted.stdout and "retract again then" in retracted.stdout
+    )
+    ledger = open_ledger(site.database)
+    try:
+        assert {r.state for r in ledger.deliveries_for_post("asks", "ask")} == {"claimed"}  # not cancelled
+    finally:
+        ledger.close()

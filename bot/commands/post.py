@@ -14,6 +14,7 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import TextIO
 
@@ -32,7 +33,7 @@ from bot.delivery.jobs import (
     owed_targets,
 )
 from bot.errors import PlatformError, RateLimited, Transient
-from bot.ledger.deliveries import Delivery
+from bot.ledger.deliveries import CALL_IN_FLIGHT, Delivery
 from bot.ledger.workers import new_worker_id
 from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history, refuses_repeats
 from bot.platforms import Outgoing, Published
@@ -318,6 +319,10 @@ def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
         if row.state == "retracted":
             return None
         if published is None:
+            landing = row.attempted_at + CALL_IN_FLIGHT if row.attempted_at is not None else None
+            if landing is not None and rt.now() < landing:  # a dead worker's call may still land
+                when = landing.astimezone(UTC).strftime("%H:%M:%S UTC")
+                return f"{label} failed: its last call may still land until {when}; retract again then"
             # Never resumed after this: a worker that would send it again finds it retracted.
             if not rt.ledger.cancel_unfound(k, row.attempts, rt.now()):
                 return f"{label} failed: a worker is sending it now; run retract again in a minute"

@@ -78,7 +78,8 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                 "retracted": c.retracted,
                 "exhausted": choice.exhausted,
                 "expired": queue.expires is not None and now > queue.expires,
-                # Deliveries owed to accounts whose secrets are unset, sent once they are set;
+                # Deliveries owed to accounts whose secrets are unset or credentials refused, sent
+                # once they are set or the account is healthy again;
                 # and, when no target can post at all, why the next slot will wait.
                 "held": held.get(queue.name, []),
                 "waiting_for": missing_line(unreachable, refused) or None,

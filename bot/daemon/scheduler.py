@@ -250,8 +250,9 @@ class Daemon:
                 self._hold_slot(queue, slot, post, held, refused)
                 return []
             # Rendered before the slot is claimed: a post that cannot render leaves the slot free.
-            # A target whose secrets are unset is owed its delivery too: it waits, as a released
-            # claim, until the secrets are set (the tick that reloads them resumes it).
+            # A target whose secrets are unset or whose credentials were refused is owed its
+            # delivery too: it waits, as a released claim, until the secrets are set or a probe
+            # finds the account healthy (the tick after resumes it).
             jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts + held]
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
@@ -295,7 +296,8 @@ class Daemon:
     ) -> None:
         """No target can post: leave the slot undecided, so the post is not spent.
 
-        The slot fires when a secret is set within the grace; past it, it is recorded missed
+        The slot fires when a secret is set, or a probe finds a refused account healthy again,
+        within the grace; past it, it is recorded missed
         like any slot of a stopped daemon. Logged and alerted once per queue and post.
         """
         if self.held.get(queue.name) == post.id:
@@ -389,7 +391,7 @@ class Daemon:
                 len(earlier),
                 "s" * (len(earlier) != 1),
                 earlier[-1].name,
-                extra={"event": "slot_missed", "queue": queue.name, "count": len(earlier)},
+                extra={"event": "slot_not_owed", "queue": queue.name, "count": len(earlier)},
             )
 
     def _note_expiry(self, queue: Queue, now: datetime) -> None:
@@ -416,12 +418,10 @@ class Daemon:
 
     def _probe(self, platform: str, account: str) -> None:
         self.rt.clients.drop(platform, account)
-        try:
-            client = self.rt.clients(platform, account)
-        except KeyError:
+        if not any(a.name == account for a in self.rt.config.accounts(platform)):  # type: ignore[arg-type]
             return  # no longer in the config
         try:
-            handle = client.verify()
+            handle = self.rt.clients(platform, account).verify()  # opening may sign in, and fail
         except PlatformError as exc:
             self.rt.ledger.shared.set_account_health(
                 platform, account, healthy=False, error=str(exc), now=self.rt.now()

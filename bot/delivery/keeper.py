@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 Renew = Callable[[], bool]  # renews one claim; False: it is no longer ours, stop renewing it
 
@@ -64,7 +67,8 @@ class _Keeper:
                 self._renewing = token
             try:
                 kept = held.renew()
-            except Exception:  # a database hiccup: the next round tries again
+            except Exception as exc:  # a database hiccup: the next round tries again
+                log.warning("renewing a slow publish's claim failed (%s); trying again", type(exc).__name__)
                 kept = True
             with self._changed:
                 self._renewing = None

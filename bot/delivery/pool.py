@@ -111,8 +111,9 @@ class DeliveryPool:
     def _run_job(self, job: Job, owed: Delivery | None = None) -> Result:
         try:
             account = self.rt.clients.account(job.platform, job.account)
-        except KeyError:  # gone from config.yaml since the job was made: it waits, as held
-            result = Result(job, "deferred", error="held: the account is no longer in config.yaml")
+        except KeyError:  # gone from config.yaml since the job was made: its claim stays unsent
+            error = "the account is no longer in config.yaml: not sent (fails after a day unless it returns)"
+            result = Result(job, "deferred", error=error)
             self._report(result)
             return result
         limited = account.limits.posts_per_day is not None or account.limits.min_gap is not None

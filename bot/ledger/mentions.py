@@ -140,7 +140,8 @@ def _insert_returning_new(conn: Connection, batch: list[MentionRecord]) -> list[
     rows = _rows(conn, sorted(batch, key=lambda m: (m.platform, m.remote_id)))
     stored: set[tuple[str, str]] = set()
     driver = conn.connection.driver_connection
-    assert driver is not None
+    if driver is None:
+        raise RuntimeError("no psycopg connection under this SQLAlchemy connection")
     try:
         with driver.cursor() as cursor:
             cursor.executemany(_POSTGRES_INSERT, rows, returning=True)
