@@ -38,6 +38,7 @@ from bot.campaign.configshape import (
 from bot.campaign.envfile import literal_secrets
 from bot.campaign.findings import Findings, describe_path, display_path
 from bot.campaign.model import (
+    DEFAULT_DATABASE,
     Account,
     AccountLimits,
     AmplifyRule,
@@ -103,9 +104,6 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
     if findings.has_errors:
         raise InputError(_in_line_order([p for p in findings.problems if p.severity == "error"]))
     return config, _in_line_order([p for p in findings.problems if p.severity == "warning"])
-
-
-DEFAULT_DATABASE = "sqlite:///state/bot.sqlite3"
 
 
 def rescue_database_url(path: Path, environ: Mapping[str, str]) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from bot.campaign.durations import parse_duration
 from bot.campaign.findings import Findings, describe_path, did_you_mean
+from bot.campaign.model import DEFAULT_DATABASE
 from bot.campaign.yamlsource import YamlPath
 
 
@@ -221,7 +222,7 @@ class ConfigShape(_Shape):
     timezone: TimeZone = "UTC"
     hashtags: Annotated[list[Hashtag], Field(min_length=1)] = ["#NoTechForICE"]
     content: str = "content/"
-    database: Annotated[str, AfterValidator(valid_database)] = "sqlite:///state/bot.sqlite3"
+    database: Annotated[str, AfterValidator(valid_database)] = DEFAULT_DATABASE
     schedule_grace: Duration = timedelta(hours=1)
     logging: _LoggingIn = _LoggingIn()
     alerts: _AlertsIn = _AlertsIn()

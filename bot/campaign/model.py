@@ -19,6 +19,7 @@ from typing import Literal
 
 Platform = Literal["x", "bluesky", "mastodon", "facebook", "instagram"]
 PLATFORMS: tuple[Platform, ...] = ("x", "bluesky", "mastodon", "facebook", "instagram")
+DEFAULT_DATABASE = "sqlite:///state/bot.sqlite3"  # beside config.yaml
 
 
 # --- content --------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class Config:
     timezone: str = "UTC"
     hashtags: tuple[str, ...] = ("#NoTechForICE",)
     content_dir: Path = Path("content")
-    database_url: str = field(default="sqlite:///state/bot.sqlite3", repr=False)  # may embed a password
+    database_url: str = field(default=DEFAULT_DATABASE, repr=False)  # may embed a password
     schedule_grace: timedelta = timedelta(hours=1)
     logging: LoggingConfig = LoggingConfig()
     alerts_webhook: str | None = field(default=None, repr=False)  # webhook URLs embed tokens
