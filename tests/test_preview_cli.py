@@ -198,3 +198,12 @@ def test_check_summary_shows_the_next_three_slots() -> None:
     lines = [line for line in result.stdout.splitlines() if line.strip().startswith("next slots:")]
     assert len(lines) == 3
     assert all(line.count(",") == 2 for line in lines)
+
+
+def test_preview_for_one_platform_lists_only_the_queues_that_go_there() -> None:
+    result = run_bot("preview", "--days", "7", "--json", "--platform", "instagram")
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    # calls-to-action goes to X, Bluesky and Mastodon only: none of its slots is Instagram's.
+    assert records and "calls-to-action" not in {r["queue"] for r in records}
+    assert all(p["platform"] == "instagram" for r in records for p in r["payloads"])

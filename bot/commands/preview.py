@@ -78,6 +78,7 @@ def build_preview(
         )
         for entry in _apply_limits(config, entries, posted or {})
         if queue_name in (None, entry.queue.name)
+        and (platform is None or platform in targets_of(entry.queue, config))  # a queue that goes there
     ]
 
 
