@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -159,7 +158,9 @@ def test_a_post_killed_between_claim_and_confirm_is_reconciled_on_restart(site: 
             return any(r.attempts > 0 for r in rows)
 
         assert wait_for(attempted, timeout=20)
-        time.sleep(0.7)  # the call is under way (Bluesky logs in first); the write is 1.5 s out
+        # Killed once the request reached the server (Bluesky signs in and loads its SDK first):
+        # the server applies the write 1.5 s later all the same.
+        assert wait_for(lambda: not site.sandbox.servers[platform].faults, timeout=20)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         [row] = ledger.deliveries_for_post("calls", "first")
