@@ -161,3 +161,21 @@ def test_retract_while_a_dead_workers_call_may_still_land_says_to_retract_again(
         assert {r.state for r in ledger.deliveries_for_post("asks", "ask")} == {"claimed"}  # not cancelled
     finally:
         ledger.close()
+
+
+def test_a_second_post_with_the_same_x_text_is_never_taken_for_the_first(site: Site) -> None:
+    """X refuses the repeat as duplicate content; the look that follows finds the first post's
+    tweet, which is never this post's copy: it fails, and retracting it deletes nothing."""
+    site.write_queue(
+        "dup",
+        "schedule: {every: 1d}\nplatforms: [x]\nposts:\n"
+        '  - {id: d1, text: "Same text"}\n  - {id: d3, text: "Same text"}\n',
+    )
+    assert bot(site, "post", "dup", "d1").returncode == 0
+    second = bot(site, "post", "dup", "d3")
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert "the copy found is dup/d1's (the same text), not this post's" in second.stderr
+    assert "dup/d3 posted" not in second.stdout
+    retracted = bot(site, "retract", "dup", "d3")
+    assert retracted.returncode == 0, retracted.stdout + retracted.stderr
+    assert site.live_texts("x") == ["Same text #NoTechForICE"]  # d1's tweet is still up

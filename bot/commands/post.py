@@ -314,13 +314,19 @@ def _retract_one(rt: Runtime, gate: LiveGate, row: Delivery) -> str | None:
         if published is None and row.state in ("claimed", "failed") and row.attempts and row.text:
             # Claimed but never confirmed (a crash, a lost answer): it may be out there all the same.
             published = client.find_published(Outgoing(text=row.text, nonce=row.nonce), since=row.claimed_at)
+            owner = rt.ledger.owner_of(k.platform, k.account, published.id) if published else None
+            if owner not in (None, k):
+                published = None  # another post's copy (the same text): never this one's to delete
             if published is not None:
                 rt.ledger.confirm_delivery(k, published.id, published.url, rt.now(), cid=published.cid)
         if row.state == "retracted":
             return None
         if published is None:
-            landing = row.attempted_at + CALL_IN_FLIGHT if row.attempted_at is not None else None
-            if landing is not None and rt.now() < landing:  # a dead worker's call may still land
+            # A claim (not a failure, whose call was answered) attempted moments ago: the call of
+            # a worker that died may still land.
+            recent = row.state == "claimed" and row.attempted_at is not None
+            landing = row.attempted_at + CALL_IN_FLIGHT if recent and row.attempted_at else None
+            if landing is not None and rt.now() < landing:
                 when = landing.astimezone(UTC).strftime("%H:%M:%S UTC")
                 return f"{label} failed: its last call may still land until {when}; retract again then"
             # Never resumed after this: a worker that would send it again finds it retracted.

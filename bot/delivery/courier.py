@@ -292,7 +292,7 @@ class Courier:
     ) -> tuple[Published, bool] | Result | None:
         """Before sending again: the copy an earlier call left, a wait while a dead worker's call
         may still land, or None to send."""
-        found = client.find_published(part.attempted, since=part.claim.claimed_at)
+        found = self._own_copy(part.key, client.find_published(part.attempted, since=part.claim.claimed_at))
         if found is not None:
             return self._reconciled(part, found)
         # Until this worker sends, the dead worker's call is the only one that may land; a look
@@ -328,7 +328,7 @@ class Courier:
         if failures or part.claim.attempted or isinstance(exc, Duplicate):
             # An earlier call may have landed (X answers a repeat with a 403 "duplicate
             # content"): a rejection is a reason to look, not proof.
-            found = self._look_quietly(client, part.attempted, part.claim.claimed_at)
+            found = self._look_quietly(part.key, client, part.attempted, part.claim.claimed_at)
             if found is not None:
                 return self._reconciled(part, found)
         log.error("rejected %s: %s", part.label, exc, extra=_event("rejected", part.job, error=str(exc)))
@@ -341,7 +341,9 @@ class Courier:
     ) -> tuple[Published, bool] | Result:
         # The last call may have landed (a 503 after the write, a lost answer): one last look,
         # so the ledger does not call failed a post that is out there.
-        found = self._look_quietly(client, part.attempted, part.claim.claimed_at) if must_look else None
+        found = (
+            self._look_quietly(part.key, client, part.attempted, part.claim.claimed_at) if must_look else None
+        )
         if found is not None:
             return self._reconciled(part, found)
         error = f"gave up after {failures} attempts: {exc}"
@@ -421,12 +423,33 @@ class Courier:
             return Result(job, "failed", error=row.last_error or "failed earlier")
         return Result(job, "deferred", error="in progress in another worker")
 
-    def _look_quietly(self, client: PlatformClient, message: Outgoing, since: datetime) -> Published | None:
+    def _look_quietly(
+        self, key: DeliveryKey, client: PlatformClient, message: Outgoing, since: datetime
+    ) -> Published | None:
         try:
-            return client.find_published(message, since=since)
+            return self._own_copy(key, client.find_published(message, since=since))
         except PlatformError as exc:
             log.warning("lookup failed on %s/%s: %s", client.platform, client.account, exc)
             return None
+
+    def _own_copy(self, key: DeliveryKey, found: Published | None) -> Published | None:
+        """`found`, unless the ledger has it as another post's copy (the same text twice): adopting
+        it would report this post sent, and a retract of this one would delete the other."""
+        if found is None:
+            return None
+        owner = self.ledger.owner_of(key.platform, key.account, found.id)
+        if owner is None or owner == key:
+            return found
+        log.warning(
+            "%s/%s %s/%s: the copy found is %s/%s's (the same text), not this post's",
+            key.platform,
+            key.account,
+            key.queue,
+            key.post_id,
+            owner.queue,
+            owner.post_id,
+        )
+        return None
 
     def _confirm(self, key: DeliveryKey, published: Published) -> None:
         self.ledger.confirm_delivery(key, published.id, published.url, self.now(), cid=published.cid)

@@ -450,6 +450,17 @@ class Ledger:
             )
             return result.rowcount == 1
 
+    def owner_of(self, platform: str, account: str, remote_id: str) -> DeliveryKey | None:
+        """The delivery whose copy on (platform, account) has the id `remote_id`, if any."""
+        stmt = select(*(deliveries.c[name] for name in DELIVERY_KEY)).where(
+            deliveries.c.platform == platform,
+            deliveries.c.account == account,
+            deliveries.c.remote_id == remote_id,
+        )
+        with reading(self.engine) as conn:
+            row = conn.execute(stmt.limit(1)).first()
+        return DeliveryKey(**row._mapping) if row is not None else None
+
     def get_delivery(self, key: DeliveryKey) -> Delivery | None:
         with reading(self.engine) as conn:
             row = conn.execute(_GET, _key_params(key)).first()
