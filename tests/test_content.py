@@ -135,7 +135,7 @@ def test_defaults_and_other_schedule_kinds(campaign: Path) -> None:
     files = {
         "every.yaml": "queue: renamed\nschedule: {every: 4h, timezone: Europe/Berlin}\n"
         "posts: [{id: a, text: hi}]\n",
-        "at.yaml": "schedule:\n  at: [2026-12-10T12:00, '2026-12-11 08:30']\nposts: [{id: a, text: hi}]\n",
+        "at.yaml": "schedule:\n  at: [2026-12-10T12:00, '2026-12-11 08:30']\nposts: [{id: a, text: hello}]\n",
     }
     config, queues, problems = load(campaign, files)
     assert problems == []

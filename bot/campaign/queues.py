@@ -119,6 +119,7 @@ def load_queues(config: Config, *, measure: Measure) -> tuple[list[Queue], list[
         queues.append(queue)
     queues.sort(key=lambda q: q.file)
     problems.extend(warn_identical_x_text(queues, config))
+    problems.extend(warn_repeated_x_text(queues, config))
     problems.extend(warn_misspelt_hashtags(queues, config))
     return queues, problems
 
@@ -510,4 +511,27 @@ def warn_identical_x_text(queues: list[Queue], config: Config) -> list[Problem]:
                 "warning",
             )
         )
+    return problems
+
+
+def warn_repeated_x_text(queues: list[Queue], config: Config) -> list[Problem]:
+    """A warning per post whose text an earlier post already sends to the same X account: X
+    refuses a text the account has posted, so only the first of them goes out there."""
+    first: dict[tuple[str, str], tuple[str, str]] = {}  # (account, text) -> (queue, post id)
+    problems = []
+    for queue in queues:
+        for post in queue.posts:
+            this = (queue.name, post.id)
+            earlier = [first.setdefault((a, _x_text(post)), this) for a in x_accounts_of(queue, config)]
+            repeated = next((post_id for q, post_id in earlier if (q, post_id) != this), None)
+            if repeated is not None:
+                problems.append(
+                    Problem(
+                        display_path(queue.file),
+                        post.line,
+                        f"post {post.id!r} sends X the same text as post {repeated!r}: X refuses a "
+                        "text the account already posted, so it will not go out there; change a word",
+                        "warning",
+                    )
+                )
     return problems
