@@ -123,6 +123,9 @@ def test_new_queue_writes_a_commented_file_that_passes_check_once_its_post_is_wr
     assert again.returncode == 2 and "already exists" in again.stderr
     assert (campaign / "content" / "daily-asks.yaml").read_text() == written
     assert offline_bot(campaign, "new-queue", "no spaces").returncode == 2
+    # The file's name given for the queue's: the same queue, not daily.yaml.yaml.
+    named = offline_bot(campaign, "new-queue", "weekly.yaml")
+    assert named.returncode == 0 and (campaign / "content" / "weekly.yaml").is_file(), named.stderr
 
 
 def test_a_mistyped_queue_or_post_gets_a_did_you_mean(campaign: Path) -> None:

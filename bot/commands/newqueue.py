@@ -36,12 +36,13 @@ posts:
   # - id: second-post
   #   text: "Another post."
   #   x: "A shorter text for X."
-  #   images: [{{path: images/banner.png, alt: "What the image shows"}}]
+  #   images: [{{path: images/banner.jpg, alt: "What the image shows"}}]  # JPEG for Instagram
 """
 
 
 def new_queue(config: Config, name: str) -> tuple[Path | None, str]:
     """Write content/NAME.yaml; (the file, '') or (None, why not)."""
+    name = name.removesuffix(".yaml")  # `new-queue daily.yaml`: the file's name, meant as NAME
     if not _NAME.fullmatch(name):
         return None, f"{name!r} is not a queue name: letters, digits, '.', '_' or '-', such as daily-asks"
     path = config.content_dir / f"{name}.yaml"
