@@ -236,3 +236,18 @@ def test_an_unreachable_bluesky_service_is_named_with_advice(tmp_path: Path) -> 
     assert result.returncode == 3
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("bluesky main:"))
     assert "cannot reach http://127.0.0.1:9" in line and "is the address right?" in line
+
+
+# --- a SQLite ledger on Heroku's ephemeral disk ---------------------------------------------
+
+
+def test_a_sqlite_ledger_on_heroku_is_warned_of(campaign: Path) -> None:
+    on_heroku = bot(campaign, "check", MASTODON_ACCESS_TOKEN=TOKEN, DYNO="worker.1")
+    assert on_heroku.returncode == 0, on_heroku.stderr
+    assert (
+        "config.yaml:4: warning: database: a SQLite file on Heroku (DYNO is set) is lost" in on_heroku.stderr
+    )
+    assert "Heroku" not in bot(campaign, "check", MASTODON_ACCESS_TOKEN=TOKEN).stderr
+    postgres = "postgresql+psycopg://bot@db.example/campaign"
+    _config(campaign, "sqlite:///state/bot.sqlite3", postgres)
+    assert "Heroku" not in bot(campaign, "check", MASTODON_ACCESS_TOKEN=TOKEN, DYNO="worker.1").stderr

@@ -101,6 +101,12 @@ def load_config(path: Path, environ: Mapping[str, str]) -> tuple[Config, list[Pr
         raise InputError(_in_line_order([p for p in findings.problems if p.severity == "error"])) from None
 
     config = _Builder(path.absolute(), shape, findings, variables.missing).build()
+    if environ.get("DYNO") and config.database_url.startswith("sqlite"):
+        findings.warning(
+            ("database",),
+            "database: a SQLite file on Heroku (DYNO is set) is lost at every dyno restart, and with it "
+            "what was sent: posts would go out again; add Heroku Postgres (it sets DATABASE_URL)",
+        )
     if findings.has_errors:
         raise InputError(_in_line_order([p for p in findings.problems if p.severity == "error"]))
     return config, _in_line_order([p for p in findings.problems if p.severity == "warning"])
