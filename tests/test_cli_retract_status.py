@@ -181,3 +181,16 @@ def test_a_second_post_with_the_same_x_text_is_never_taken_for_the_first(site: S
     retracted = bot(site, "retract", "dup", "d3")
     assert retracted.returncode == 0, retracted.stdout + retracted.stderr
     assert site.live_texts("x") == ["Same text #NoTechForICE"]  # d1's tweet is still up
+
+
+def test_posting_to_one_platform_says_the_others_will_not_get_it_at_a_slot(site: Site) -> None:
+    site.write_queue("asks", 'schedule: {every: 1d}\nposts:\n  - {id: ask, text: "Drop the contract"}\n')
+    one = bot(site, "post", "asks", "--platform", "mastodon")
+    assert one.returncode == 0, one.stderr
+    assert (
+        "note: asks/ask now counts as sent this round, so no slot sends it to bluesky, x; "
+        "`post asks ask` sends it there" in one.stderr
+    )
+    rest = bot(site, "post", "asks", "ask")
+    assert rest.returncode == 0, rest.stderr
+    assert all(site.live_texts(p) == ["Drop the contract #NoTechForICE"] for p in PLATFORMS)

@@ -35,7 +35,13 @@ from bot.delivery.jobs import (
 from bot.errors import PlatformError, RateLimited, Transient
 from bot.ledger.deliveries import CALL_IN_FLIGHT, Delivery
 from bot.ledger.workers import new_worker_id
-from bot.planning.planner import PINNED_CYCLE, choose_post, progress_from_history, refuses_repeats
+from bot.planning.planner import (
+    PINNED_CYCLE,
+    choose_post,
+    progress_from_history,
+    refuses_repeats,
+    targets_of,
+)
 from bot.platforms import Outgoing, Published
 from bot.platforms.tid import make_tid
 from bot.render.textrules import render_post
@@ -169,6 +175,13 @@ def post_now(
         if not refuses_repeats(account.platform, cycle)
     ]
     if item_id is None or not already:
+        left_out = sorted(set(targets_of(queue, rt.config)) - set(platforms or targets_of(queue, rt.config)))
+        if left_out:  # the post counts as this cycle's, so its slot will not send it there
+            print(
+                f"note: {queue.name}/{post.id} now counts as sent this round, so no slot sends it to "
+                f"{', '.join(left_out)}; `post {queue.name} {post.id}` sends it there",
+                file=err,
+            )
         for job in held:
             print(
                 f"held {job.platform}/{job.account}: secrets not set; `run` sends it once they are", file=err
