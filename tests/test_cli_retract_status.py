@@ -194,3 +194,22 @@ def test_posting_to_one_platform_says_the_others_will_not_get_it_at_a_slot(site:
     rest = bot(site, "post", "asks", "ask")
     assert rest.returncode == 0, rest.stderr
     assert all(site.live_texts(p) == ["Drop the contract #NoTechForICE"] for p in PLATFORMS)
+
+
+def test_a_renamed_queue_file_never_sends_its_posts_again(site: Site) -> None:
+    body = "schedule: {every: 1m}\nstart: 2026-01-01\nplatforms: [mastodon]\nposts:\n"
+    body += '  - {id: f1, text: "First ask"}\n  - {id: f2, text: "Second ask"}\n'
+    first = site.write_queue("fast", body)
+    assert bot(site, "run", "--once").returncode == 0
+    assert site.live_texts("mastodon") == ["First ask #NoTechForICE"]
+    first.rename(first.with_name("faster.yaml"))  # staff tidy the file's name
+    renamed = bot(site, "run", "--once")
+    assert "holding queue faster: post f1 already went out as fast/f1" in renamed.stderr, renamed.stderr
+    assert "write `queue: fast` in faster.yaml" in renamed.stderr
+    assert site.live_texts("mastodon") == ["First ask #NoTechForICE"]
+    # As the message says: the file keeps the queue's name, and the queue goes on from there.
+    (first.with_name("faster.yaml")).write_text("queue: fast\n" + body)
+    again = bot(site, "run", "--once")
+    assert again.returncode == 0 and "holding" not in again.stderr, again.stderr
+    assert bot(site, "post", "fast").returncode == 0  # the queue's next post: f2, not f1 again
+    assert site.live_texts("mastodon") == ["First ask #NoTechForICE", "Second ask #NoTechForICE"]

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from bot.campaign.model import Account, Post, Queue
 from bot.daemon.runtime import Runtime
-from bot.delivery.courier import Courier, Gate, Result, expire_dead_workers
+from bot.delivery.courier import Courier, Gate, Job, Result, expire_dead_workers
 from bot.delivery.gate import LiveGate
 from bot.delivery.jobs import (
     build_job,
@@ -110,6 +110,7 @@ class Daemon:
         # with the post it holds; and the accounts already reported as holding deliveries.
         self.held: dict[str, str] = {}
         self._held_accounts: set[tuple[str, str]] = set()
+        self.renamed: dict[str, str] = {}  # queue -> the queue whose posts it would send again
         self._slot_pool: ThreadPoolExecutor | None = None
         self._refused: dict[tuple[str, str], str] | None = None  # during a tick: as read at its start
 
@@ -254,6 +255,8 @@ class Daemon:
             # delivery too: it waits, as a released claim, until the secrets are set or a probe
             # finds the account healthy (the tick after resumes it).
             jobs = [build_job(self.rt.config, queue, post, cycle, account) for account in accounts + held]
+            if slot.pinned is None and not sent and self._sent_before(queue, post, jobs):
+                return []
             # Every target's delivery is recorded with the slot, in one transaction, as a claim
             # given back: a pause, a stop or a crash from here on leaves each one to resume,
             # never a slot fired with targets nothing will ever send to.
@@ -290,6 +293,24 @@ class Daemon:
         for job in jobs[: len(accounts)]:
             self.deliveries.dispatch(job, owed.get(job.key(0)))
         return [fired]
+
+    def _sent_before(self, queue: Queue, post: Post, jobs: list[Job]) -> bool:
+        """A queue that never fired whose post already went out, word for word, under another
+        queue's name: a renamed file, whose history stays with the old name. Held, said once."""
+        copies = [(j.platform, j.account, post.id, j.parts[0].text) for j in jobs]
+        other = self.rt.ledger.sent_by_another_queue(queue.name, copies)
+        if other is None:
+            return False
+        if self.renamed.get(queue.name) != other:
+            self.renamed[queue.name] = other
+            why = (
+                f"queue {queue.name}: post {post.id} already went out as {other}/{post.id}; a renamed "
+                f"queue file starts afresh and would send its posts again: write `queue: {other}` in "
+                f"{queue.file.name} to go on from there, or give the posts new ids to send them again"
+            )
+            log.error("holding %s", why, extra={"event": "slot_held", "queue": queue.name, "post": post.id})
+            self.rt.alert("held", why)
+        return True
 
     def _hold_slot(
         self, queue: Queue, slot: Slot, post: Post, held: list[Account], refused: dict[tuple[str, str], str]

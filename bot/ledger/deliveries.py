@@ -450,6 +450,29 @@ class Ledger:
             )
             return result.rowcount == 1
 
+    def sent_by_another_queue(self, queue: str, copies: Sequence[tuple[str, str, str, str]]) -> str | None:
+        """The other queue that already posted one of `copies` (platform, account, post id, the
+        first part's exact text), if any: the same post under a new queue name (a renamed file)."""
+        stmt = (
+            select(deliveries.c.queue)
+            .where(
+                deliveries.c.platform == bindparam("p"),
+                deliveries.c.account == bindparam("a"),
+                deliveries.c.post_id == bindparam("i"),
+                deliveries.c.text == bindparam("t"),
+                deliveries.c.part == 0,
+                deliveries.c.state == "posted",
+                deliveries.c.queue != queue,
+            )
+            .limit(1)
+        )
+        with reading(self.engine) as conn:
+            for platform, account, post_id, text in copies:
+                found = conn.execute(stmt, {"p": platform, "a": account, "i": post_id, "t": text}).scalar()
+                if found is not None:
+                    return str(found)
+        return None
+
     def owner_of(self, platform: str, account: str, remote_id: str) -> DeliveryKey | None:
         """The delivery whose copy on (platform, account) has the id `remote_id`, if any."""
         stmt = select(*(deliveries.c[name] for name in DELIVERY_KEY)).where(
