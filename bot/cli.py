@@ -712,7 +712,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except ImportError as exc:
         # Run by an interpreter without the project's dependencies (not the venv).
-        print(f"campaign-bot: {exc}; install it with `pip install -e .`", file=sys.stderr)
+        print(
+            f"campaign-bot: {exc}: this Python ({sys.executable}) lacks the project's dependencies; "
+            "run the bot with the virtualenv's (.venv/bin/python -m bot ...), made as the README's "
+            "first command makes it, or `pip install -e .` into this one",
+            file=sys.stderr,
+        )
         return EXIT_RUNTIME
     except DatabaseUnavailable as exc:
         print(f"{_database_line(args)}database: {exc}", file=sys.stderr)

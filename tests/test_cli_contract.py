@@ -8,8 +8,10 @@ None of these cases reaches a network: the config points Mastodon at a closed lo
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from bot.ledger.deliveries import open_ledger
 from tests.cli import (
     OFFLINE_CONFIG,
     OFFLINE_ENV,
+    REPO,
     assert_input_error,
     bot_argv,
     bot_env,
@@ -203,3 +206,17 @@ def test_mentions_follow_ends_cleanly_on_sigterm(campaign: Path) -> None:
         process.kill()
         _, err = process.communicate()
     assert "Traceback" not in err
+
+
+def test_a_python_without_the_dependencies_is_told_which_python_to_use(tmp_path: Path) -> None:
+    # -S: no site-packages, as a system Python without the project installed.
+    bare = subprocess.run(
+        [sys.executable, "-S", "-m", "bot", "check"],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bare.returncode == 3 and "Traceback" not in bare.stderr, bare.stderr
+    assert "lacks the project's dependencies; run the bot with the virtualenv's" in bare.stderr
