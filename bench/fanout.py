@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign import SandboxProcess, write_config
+from overhead import post_text, sdk_poster
 from timing import REPO, drop_database, fresh_database, load_average
 
 sys.path.insert(0, str(REPO))
@@ -123,8 +124,6 @@ def sdk_round(
     """The floor: the same posts made straight with the client libraries, one thread per
     target, clients opened (Bluesky logged in) before the clock: (wall, CPU) seconds."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from overhead import post_text, sdk_poster  # here: overhead imports this module
 
     posters = []
     for platform in platforms:

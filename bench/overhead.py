@@ -40,8 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign import SandboxProcess, write_config
-from fanout import drop_database, fresh_database
-from timing import REPO, Timing, load_average
+from timing import REPO, Timing, drop_database, fresh_database, load_average
 
 sys.path.insert(0, str(REPO))
 
