@@ -413,40 +413,27 @@ class Ledger:
         """Record a delivery never attempted (held, pending, failed before a call) as retracted, so
         no worker sends it: a claim attempted since (even by a live worker) is left alone, and a
         worker holding an unattempted claim finds it gone at `record_attempt` and sends nothing."""
-        with writing(self.engine) as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(
-                    _is_key(key), deliveries.c.state.in_(["claimed", "failed"]), deliveries.c.attempts == 0
-                )
-                .values(
-                    state="retracted",
-                    lease_until=None,
-                    last_error="cancelled: retracted before sending",
-                    updated_at=now,
-                )
-            )
-            return result.rowcount == 1
+        return self._cancel(key, now, "cancelled: retracted before sending", deliveries.c.attempts == 0)
 
     def cancel_unfound(self, key: DeliveryKey, attempts: int, now: datetime) -> bool:
         """Record an attempted delivery that a look did not find as retracted, so that no worker
         resumes and sends it after the retraction; False while a worker's lease on it is live
         (it may be sending now) or if it was attempted again since the look."""
+        return self._cancel(
+            key,
+            now,
+            "cancelled: retracted, not found after an attempt",
+            deliveries.c.attempts == attempts,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= DatabaseClock()),
+        )
+
+    def _cancel(self, key: DeliveryKey, now: datetime, why: str, *conditions: ColumnElement[bool]) -> bool:
+        """A claimed or failed delivery recorded `retracted` unsent, if `conditions` all hold."""
         with writing(self.engine) as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(
-                    _is_key(key),
-                    deliveries.c.state.in_(["claimed", "failed"]),
-                    deliveries.c.attempts == attempts,
-                    or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= DatabaseClock()),
-                )
-                .values(
-                    state="retracted",
-                    lease_until=None,
-                    last_error="cancelled: retracted, not found after an attempt",
-                    updated_at=now,
-                )
+                .where(_is_key(key), deliveries.c.state.in_(["claimed", "failed"]), *conditions)
+                .values(state="retracted", lease_until=None, last_error=why, updated_at=now)
             )
             return result.rowcount == 1
 
