@@ -4,42 +4,25 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox import Sandbox
+from tests.cli import OFFLINE_CONFIG, run_bot
 from tests.test_check_online import _mastodon_token
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "secret-token-for-tests"
 
-CONFIG = """\
-campaign: Test
-hashtags: ["#NoTechForICE"]
-content: content/
-database: sqlite:///state/bot.sqlite3
-logging: {mentions_log: "-"}
-platforms:
-  mastodon:
-    accounts:
-      - {name: main, api_base_url: "http://127.0.0.1:9", access_token: "${MASTODON_ACCESS_TOKEN}"}
-"""
+# The offline campaign, with the campaign's hashtag (its misspellings are warned of).
+CONFIG = OFFLINE_CONFIG.replace("campaign: Test\n", 'campaign: Test\nhashtags: ["#NoTechForICE"]\n')
 QUEUE = 'schedule: {every: 4h}\nposts:\n  - {id: a, text: "Drop the contracts"}\n'
 
 
 def bot(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m bot ARGS` in `folder`, with only the environment given (no caller's secrets)."""
-    environ = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=folder,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_bot(*args, cwd=folder, env={"PATH": os.environ.get("PATH", ""), **env}, timeout=120)
 
 
 @pytest.fixture
