@@ -9,6 +9,8 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -83,48 +85,42 @@ def test_run_sandbox_on_taken_ports_names_them_and_says_how_to_pick_others(tmp_p
     assert too_high.returncode == 2 and "is not a port from 1 to 65531" in too_high.stderr
 
 
-def test_a_second_rehearsal_beside_the_same_config_is_refused_and_empties_nothing(tmp_path: Path) -> None:
-    copy_of_shipped_campaign(tmp_path)
+@contextmanager
+def rehearsal(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`run --sandbox --for 60s` on the shipped campaign in `folder`, once it has fired a slot;
+    its stderr goes to the log file yielded beside it. Stopped (SIGTERM) at the end."""
+    copy_of_shipped_campaign(folder)
     env = {
         **without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")),
         "BOT_SANDBOX_PORT": str(free_base_port()),
     }
-    log = tmp_path / "first.log"
+    log = folder / "run.log"
     with log.open("w") as err:
-        first = subprocess.Popen(
-            bot_argv("run", "--sandbox", "--for", "60s"), cwd=tmp_path, env=bot_env(env), stderr=err
+        run = subprocess.Popen(
+            bot_argv("run", "--sandbox", "--for", "60s"), cwd=folder, env=bot_env(env), stderr=err
         )
     try:
         assert wait_for(lambda: "slot fired" in log.read_text(), timeout=60), log.read_text()
+        yield run, log
+    finally:
+        if run.poll() is None:
+            run.terminate()
+        run.wait(timeout=30)
+
+
+def test_a_second_rehearsal_beside_the_same_config_is_refused_and_empties_nothing(tmp_path: Path) -> None:
+    with rehearsal(tmp_path):
         database = tmp_path / "state" / "sandbox.sqlite3"
         size = database.stat().st_size
         second = bot(tmp_path, "run", "--sandbox", "--for", "5s", BOT_SANDBOX_PORT=str(free_base_port()))
         assert second.returncode == 3, second.stderr
         assert "another rehearsal is running beside this config.yaml" in second.stderr
         assert database.stat().st_size >= size  # not emptied under the first
-    finally:
-        first.terminate()
-        first.wait(timeout=30)
 
 
 def test_signals_repeated_while_run_stops_still_end_it_with_0(tmp_path: Path) -> None:
-    copy_of_shipped_campaign(tmp_path)
-    env = {
-        **without(os.environ, prefixes=("X_", "BSKY_", "MASTODON_")),
-        "BOT_SANDBOX_PORT": str(free_base_port()),
-    }
-    log = tmp_path / "run.log"
-    with log.open("w") as err:
-        run = subprocess.Popen(
-            bot_argv("run", "--sandbox", "--for", "60s"), cwd=tmp_path, env=bot_env(env), stderr=err
-        )
-    try:
-        assert wait_for(lambda: "slot fired" in log.read_text(), timeout=60), log.read_text()
+    with rehearsal(tmp_path) as (run, log):
         while run.poll() is None:  # an impatient operator, or a supervisor, signalling again
             run.send_signal(signal.SIGTERM)
             time.sleep(0.02)
         assert run.returncode == 0, log.read_text()
-    finally:
-        if run.poll() is None:
-            run.kill()
-        run.wait(timeout=30)

@@ -12,7 +12,6 @@ from bot.sandbox import Sandbox
 from tests.cli import OFFLINE_CONFIG, run_bot
 from tests.test_check_online import _mastodon_token
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "secret-token-for-tests"
 
 # The offline campaign, with the campaign's hashtag (its misspellings are warned of).
