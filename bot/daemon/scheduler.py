@@ -318,8 +318,8 @@ class Daemon:
         """No target can post: leave the slot undecided, so the post is not spent.
 
         The slot fires when a secret is set, or a probe finds a refused account healthy again,
-        within the grace; past it, it is recorded missed
-        like any slot of a stopped daemon. Logged and alerted once per queue and post.
+        within the grace; past it, it is recorded missed like any slot of a stopped daemon.
+        Logged and alerted once per queue and post.
         """
         if self.held.get(queue.name) == post.id:
             return
@@ -439,7 +439,9 @@ class Daemon:
 
     def _probe(self, platform: str, account: str) -> None:
         self.rt.clients.drop(platform, account)
-        if not any(a.name == account for a in self.rt.config.accounts(platform)):  # type: ignore[arg-type]
+        try:
+            self.rt.clients.account(platform, account)
+        except KeyError:
             return  # no longer in the config
         try:
             handle = self.rt.clients(platform, account).verify()  # opening may sign in, and fail
